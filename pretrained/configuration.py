@@ -1,0 +1,272 @@
+"""Model configurations: ``config.json`` read and written like transformers does.
+
+Torch-free on purpose: ``AutoConfig`` must stay cheap to import. ``dtype`` is kept
+as its string name ("float32") and turned into a ``torch.dtype`` by the loader.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pretrained.utils.io import atomic_write_text
+
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = "5.24.0"
+_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder", "force_download",
+               "proxies", "resume_download", "trust_remote_code", "_from_auto", "_commit_hash")
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """``torch.float16`` / ``"torch.float16"`` / ``"float16"`` → ``"float16"``; ``None``/"auto" kept."""
+    if dtype is None:
+        return None
+    name = str(dtype)
+    return name.removeprefix("torch.")
+
+
+class PretrainedConfig:
+    """Base class of every model configuration.
+
+    Subclasses set ``model_type`` and, in ``__init__``, their own fields before calling
+    ``super().__init__(**kwargs)``. Keys this class does not know are kept as attributes and
+    written back by ``save_pretrained``.
+    """
+
+    model_type: ClassVar[str] = ""
+    attribute_map: ClassVar[dict[str, str]] = {}
+    # Fields stored under a sub-key (none for text models); kept for API familiarity.
+    sub_configs: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        return_dict: bool = True,
+        dtype: Any = None,
+        architectures: list[str] | None = None,
+        chunk_size_feed_forward: int = 0,
+        is_encoder_decoder: bool = False,
+        id2label: dict | None = None,
+        label2id: dict | None = None,
+        num_labels: int | None = None,
+        problem_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.return_dict = return_dict
+        self.output_hidden_states = output_hidden_states
+        self.output_attentions = output_attentions
+        self.dtype = dtype_name(kwargs.pop("torch_dtype", None) if dtype is None else dtype)
+        self.architectures = architectures
+        self.chunk_size_feed_forward = chunk_size_feed_forward
+        self.is_encoder_decoder = is_encoder_decoder
+        if problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
+            raise ValueError(
+                f"problem_type must be 'regression', 'single_label_classification' or "
+                f"'multi_label_classification', got {problem_type!r}."
+            )
+        self.problem_type = problem_type
+        if id2label is not None:
+            self.id2label = {int(k): v for k, v in id2label.items()}
+            if num_labels is not None and num_labels != len(self.id2label):
+                self.num_labels = num_labels  # an explicit count wins, as in transformers
+        else:
+            self.num_labels = 2 if num_labels is None else num_labels
+        if label2id is not None:
+            self.label2id = {k: int(v) for k, v in label2id.items()}
+        elif not hasattr(self, "label2id") or len(self.label2id) != len(self.id2label):
+            self.label2id = {v: k for k, v in self.id2label.items()}
+        self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
+        kwargs.pop("transformers_version", None)
+        kwargs.pop("model_type", None)
+        for key, value in kwargs.items():
+            try:
+                setattr(self, key, value)
+            except AttributeError as e:  # a read-only property of a subclass
+                raise AttributeError(f"Can't set {key} with value {value} for {self}") from e
+
+    # --- aliases -------------------------------------------------------------------------------------
+    def __setattr__(self, key: str, value: Any) -> None:
+        key = type(self).attribute_map.get(key, key)
+        super().__setattr__(key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        # Only called for missing attributes: resolve aliases such as ``hidden_size`` -> ``n_embd``.
+        target = type(self).attribute_map.get(key)
+        if target is not None:
+            return getattr(self, target)
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int) -> None:
+        if getattr(self, "id2label", None) is None or len(self.id2label) != n:
+            self.id2label = {i: f"LABEL_{i}" for i in range(n)}
+            self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def torch_dtype(self) -> str | None:
+        """Legacy name of ``dtype``."""
+        return self.dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: Any) -> None:
+        self.dtype = dtype_name(value)
+
+    @property
+    def name_or_path(self) -> str:
+        return self._name_or_path
+
+    @name_or_path.setter
+    def name_or_path(self, value: str) -> None:
+        self._name_or_path = str(value)
+
+    @property
+    def use_return_dict(self) -> bool:
+        return self.return_dict
+
+    # --- (de)serialisation ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> PretrainedConfig:
+        """Build a config from a dict; ``kwargs`` override its values.
+
+        ``return_unused_kwargs=True`` returns ``(config, unused)`` where ``unused`` holds the
+        kwargs that are not config attributes.
+        """
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        for key in _HUB_KWARGS:
+            kwargs.pop(key, None)
+        config = cls(**config_dict)
+        unused = {}
+        for key, value in kwargs.items():
+            if key in ("torch_dtype", "dtype"):
+                config.dtype = dtype_name(value)
+            elif hasattr(config, key):
+                setattr(config, key, value)
+            else:
+                unused[key] = value
+        return (config, unused) if return_unused else config
+
+    @classmethod
+    def get_config_dict(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any) -> dict[str, Any]:
+        """Read ``config.json`` of a folder or cached repo id into a dict."""
+        from pretrained.hub import cached_file
+
+        hub = {k: kwargs[k] for k in ("subfolder", "cache_dir", "revision", "local_files_only", "token")
+               if k in kwargs}
+        path = Path(path_or_repo_id)
+        if path.is_file():  # a config file given directly, as transformers allows
+            file = str(path)
+        else:
+            file = cached_file(path_or_repo_id, kwargs.get("config_file_name", CONFIG_NAME), **hub)
+        try:
+            with open(file, encoding="utf-8") as f:
+                data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise OSError(f"{file} is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise OSError(f"{file} must hold a JSON object, not {type(data).__name__}.")
+        return data
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:
+        """Load ``config.json`` from a folder, a JSON file or a repo id in the local HF cache.
+
+        Keyword arguments that are config attributes override the file's values.
+        """
+        data = cls.get_config_dict(path_or_repo_id, **kwargs)
+        if cls.model_type and data.get("model_type") not in (None, cls.model_type):
+            import warnings
+
+            warnings.warn(
+                f"Loading a {data.get('model_type')!r} config into {cls.__name__} "
+                f"(model_type {cls.model_type!r}); this may give wrong results.",
+                stacklevel=2,
+            )
+        data.setdefault("_name_or_path", str(path_or_repo_id))
+        return cls.from_dict(data, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All attributes as a JSON-ready dict (aliases resolved, ``transformers_version`` set)."""
+        out = {"transformers_version": _compat_version()}
+        for key, value in self.__dict__.items():
+            if key.startswith("__"):
+                continue
+            out[key] = copy.deepcopy(value.to_dict() if isinstance(value, PretrainedConfig) else value)
+        out["model_type"] = type(self).model_type or out.get("model_type", "")
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Only what differs from a bare ``PretrainedConfig``; model fields are always kept."""
+        base = PretrainedConfig().to_dict()
+        out = {}
+        for key, value in self.to_dict().items():
+            if key in ("transformers_version", "model_type") or key not in base or base[key] != value:
+                out[key] = value
+        out.pop("_name_or_path", None)
+        return out
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        return json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
+        atomic_write_text(path, self.to_json_string(use_diff))
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Write ``config.json`` (non-default values only) into ``save_directory``."""
+        if push_to_hub:
+            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
+        save_directory = Path(save_directory)
+        if save_directory.is_file():
+            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
+        save_directory.mkdir(parents=True, exist_ok=True)
+        self.to_json_file(save_directory / CONFIG_NAME)
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def get_text_config(self, *args: Any, **kwargs: Any) -> PretrainedConfig:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PretrainedConfig) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string(use_diff=False)}"
+
+    def __deepcopy__(self, memo: dict) -> PretrainedConfig:
+        new = type(self).__new__(type(self))
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new
+
+
+PreTrainedConfig = PretrainedConfig
+
+
+def _compat_version() -> str:
+    # Readers check this field; we write the transformers release whose file format we follow.
+    return FORMAT_VERSION
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    if type(value).__module__ == "torch":
+        return dtype_name(value)
+    return value

@@ -1,0 +1,191 @@
+"""Find a checkpoint's weight files and read tensors from them lazily.
+
+Precedence follows transformers: ``model.safetensors``, then the sharded
+``model.safetensors.index.json``, then ``pytorch_model.bin`` (+ index), read with
+``weights_only=True`` so no pickled code can run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pretrained.hub import cached_file
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+PT_WEIGHTS = "pytorch_model.bin"
+PT_INDEX = "pytorch_model.bin.index.json"
+
+
+def with_variant(name: str, variant: str | None) -> str:
+    """``model.safetensors`` + ``fp16`` → ``model.fp16.safetensors`` (index files too)."""
+    if not variant:
+        return name
+    stem, _, ext = name.partition(".")
+    return f"{stem}.{variant}.{ext}"
+
+
+@dataclass
+class Checkpoint:
+    """The weight files of one checkpoint."""
+
+    files: list[str]
+    safetensors: bool
+    index_file: str | None = None
+    weight_map: dict[str, str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def find_checkpoint(
+    path_or_repo_id: str | os.PathLike,
+    *,
+    variant: str | None = None,
+    use_safetensors: bool | None = None,
+    **hub: Any,
+) -> Checkpoint:
+    """Locate the weights of a checkpoint folder or cached repo id.
+
+    Raises:
+        OSError: no weight file (naming the candidates and where they were searched), a bad
+            index, or a shard listed in the index that is not there.
+    """
+    candidates = []
+    if use_safetensors is not False:
+        candidates += [(with_variant(SAFE_WEIGHTS, variant), True, False),
+                       (with_variant(SAFE_INDEX, variant), True, True)]
+    if not use_safetensors:
+        candidates += [(with_variant(PT_WEIGHTS, variant), False, False),
+                       (with_variant(PT_INDEX, variant), False, True)]
+    for name, safe, sharded in candidates:
+        path = cached_file(path_or_repo_id, name, raise_if_missing=False, **hub)
+        if path is None:
+            continue
+        if not sharded:
+            return Checkpoint([path], safe)
+        return _from_index(path_or_repo_id, path, safe, hub)
+    names = ", ".join(c[0] for c in candidates)
+    where = f"the folder {path_or_repo_id}" if Path(path_or_repo_id).is_dir() else (
+        f"{str(path_or_repo_id)!r} (local folder or Hugging Face cache)")
+    if hub.get("subfolder"):
+        where += f", subfolder {hub['subfolder']!r}"
+    hint = " (use_safetensors=True excludes pytorch_model.bin)" if use_safetensors else ""
+    raise OSError(f"No model weights found in {where}: looked for {names}{hint}.")
+
+
+def _from_index(path_or_repo_id: Any, index_path: str, safe: bool, hub: dict[str, Any]) -> Checkpoint:
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            index = json.load(f)
+        weight_map = dict(index["weight_map"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise OSError(f"{index_path} is not a valid checkpoint index ({type(e).__name__}: {e}).") from None
+    files = []
+    for shard in dict.fromkeys(weight_map.values()):  # ordered, unique
+        # Shards sit next to the index (same subfolder), wherever that is.
+        local = Path(index_path).parent / shard
+        if local.is_file():
+            files.append(str(local))
+            continue
+        found = cached_file(path_or_repo_id, shard, raise_if_missing=False, **hub)
+        if found is None:
+            raise OSError(f"Shard {shard!r} listed in {index_path} is missing; the checkpoint is incomplete.")
+        files.append(found)
+    return Checkpoint(files, safe, index_path, weight_map, index.get("metadata") or {})
+
+
+class LazyTensor:
+    """A tensor in a checkpoint file, read only when asked (whole or as a slice)."""
+
+    __slots__ = ("name", "file", "_handle", "_tensor")
+
+    def __init__(self, name: str, file: str, handle: Any = None, tensor: torch.Tensor | None = None):
+        self.name, self.file, self._handle, self._tensor = name, file, handle, tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self._tensor is not None:
+            return tuple(self._tensor.shape)
+        return tuple(self._handle.get_slice(self.name).get_shape())
+
+    def load(self) -> torch.Tensor:
+        if self._tensor is not None:
+            return self._tensor
+        try:
+            return self._handle.get_tensor(self.name)
+        except Exception as e:  # safetensors raises its own error type for bad data
+            raise OSError(f"Could not read tensor {self.name!r} from {self.file}: {e}") from None
+
+    def load_slice(self, dim: int, start: int, stop: int) -> torch.Tensor:
+        """Read only ``[start:stop]`` along ``dim`` (what a tensor-parallel shard needs)."""
+        if self._tensor is not None:
+            return self._tensor.narrow(dim, start, stop - start)
+        index = (slice(None),) * dim + (slice(start, stop),)
+        return self._handle.get_slice(self.name)[index]
+
+
+def iter_checkpoint(checkpoint: Checkpoint, *, weights_only: bool = True) -> Iterator[LazyTensor]:
+    """Yield every tensor of the checkpoint lazily, one file open at a time."""
+    for file in checkpoint.files:
+        if checkpoint.safetensors:
+            yield from _iter_safetensors(file)
+        else:
+            for name, tensor in load_torch_file(file, weights_only=weights_only).items():
+                yield LazyTensor(name, file, tensor=tensor)
+
+
+def _iter_safetensors(file: str) -> Iterator[LazyTensor]:
+    from safetensors import safe_open
+
+    size = os.path.getsize(file)
+    try:
+        handle = safe_open(file, framework="pt")
+    except Exception as e:
+        raise OSError(f"{file} is not a valid safetensors file (corrupt or truncated?): {e}") from None
+    with handle:
+        metadata = handle.metadata() or {}
+        if metadata.get("format", "pt") not in ("pt", "np", "flax", "tf", "mlx"):
+            raise OSError(f"{file} has unknown format {metadata.get('format')!r} in its metadata.")
+        _check_safetensors_size(file, size)
+        for name in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
+            yield LazyTensor(name, file, handle)
+
+
+def _check_safetensors_size(file: str, size: int) -> None:
+    # The header says where each tensor ends; a truncated file must fail here, not deep in a read.
+    with open(file, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_len + end > size:
+        raise OSError(f"{file} is truncated: its header expects {8 + header_len + end} bytes, it has {size}.")
+
+
+def load_torch_file(file: str, *, weights_only: bool = True) -> dict[str, torch.Tensor]:
+    """Read a ``pytorch_model.bin`` state dict; pickled code is refused unless ``weights_only=False``."""
+    import pickle
+
+    try:
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=weights_only, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            # Files from the legacy (pre-zip) serializer cannot be memory-mapped.
+            state = torch.load(file, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as e:
+        raise OSError(
+            f"{file} contains pickled objects that are not plain tensors, and loading it could run arbitrary "
+            f"code. It was refused. If you trust this file, pass weights_only=False. ({e})"
+        ) from None
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise OSError(f"{file} is not a valid PyTorch checkpoint (corrupt or truncated?): {e}") from None
+    if not isinstance(state, dict):
+        raise OSError(f"{file} does not hold a state dict (found {type(state).__name__}).")
+    return state

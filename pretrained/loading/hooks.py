@@ -1,0 +1,112 @@
+"""The per-tensor hook chain of the loading pass, and its extension points.
+
+Every checkpoint tensor goes: rename → dtype cast → quantizer → tensor-parallel shard →
+device placement. Rename happens on names (``rename_key``); the others are ``WeightHook``s.
+Quantization methods and tensor-parallel plans plug in by registering a factory below:
+the loader asks the registries, so neither is a second loader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from pretrained.modeling.base import PreTrainedModel
+
+# Legacy parameter names seen in old checkpoints (TF-era BERT LayerNorm).
+_LEGACY = [(re.compile(r"(^|\.)gamma$"), r"\1weight"), (re.compile(r"(^|\.)beta$"), r"\1bias")]
+
+
+def rename_key(name: str) -> str:
+    """Map a legacy checkpoint key to today's name (``LayerNorm.gamma`` → ``LayerNorm.weight``)."""
+    if name.endswith(("gamma", "beta")):
+        for pattern, repl in _LEGACY:
+            name = pattern.sub(repl, name)
+    return name
+
+
+class WeightHook:
+    """One step of the per-tensor chain.
+
+    ``before_load`` may change the model (e.g. swap ``nn.Linear`` for a quantized layer);
+    ``__call__`` gets the target name, the tensor and the model, and returns the tensor to pass on
+    (possibly replaced or sliced); ``after_load`` runs once every tensor is in place.
+    """
+
+    def before_load(self, model: PreTrainedModel) -> None:
+        pass
+
+    def __call__(self, name: str, tensor: torch.Tensor, model: PreTrainedModel) -> torch.Tensor:
+        return tensor
+
+    def after_load(self, model: PreTrainedModel) -> None:
+        pass
+
+    def target_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape the checkpoint tensor must have for a model parameter of ``shape`` (for checks)."""
+        return shape
+
+
+class DtypeHook(WeightHook):
+    """Cast floating-point tensors to the load dtype, except modules kept in fp32."""
+
+    def __init__(self, dtype: torch.dtype | None, keep_fp32: tuple[str, ...] = ()):
+        self.dtype = dtype
+        self.keep_fp32 = keep_fp32
+
+    def __call__(self, name: str, tensor: torch.Tensor, model: Any) -> torch.Tensor:
+        if self.dtype is None or not tensor.is_floating_point():
+            return tensor
+        dtype = torch.float32 if self.keep_fp32 and _in_modules(name, self.keep_fp32) else self.dtype
+        return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+
+class PlacementHook(WeightHook):
+    """Move each tensor to the device its module is mapped to."""
+
+    def __init__(self, device_for: Callable[[str], torch.device]):
+        self.device_for = device_for
+
+    def __call__(self, name: str, tensor: torch.Tensor, model: Any) -> torch.Tensor:
+        device = self.device_for(name)
+        return tensor if tensor.device == device else tensor.to(device)
+
+
+def _in_modules(name: str, modules: tuple[str, ...]) -> bool:
+    parts = name.split(".")
+    return any(m in parts for m in modules)
+
+
+# --- extension points ------------------------------------------------------------------------------
+# quant_method -> factory(quantization_config, model_config) -> WeightHook
+QUANTIZERS: dict[str, Callable[[Any, Any], WeightHook]] = {}
+# factory(model, tp_plan, device_mesh) -> WeightHook; set by the distributed package when available.
+TENSOR_PARALLEL: dict[str, Callable[..., WeightHook]] = {}
+
+
+def quantizer_hook(quantization_config: Any, model_config: Any) -> WeightHook | None:
+    """The registered quantizer for a ``quantization_config`` (dict or config object), or ``None``."""
+    if quantization_config is None:
+        return None
+    method = (quantization_config.get("quant_method") if isinstance(quantization_config, dict)
+              else getattr(quantization_config, "quant_method", None))
+    method = getattr(method, "value", method)
+    factory = QUANTIZERS.get(str(method))
+    if factory is None:
+        known = ", ".join(sorted(QUANTIZERS)) or "none yet"
+        raise ValueError(f"Quantization method {method!r} is not supported by pretrained (available: {known}).")
+    return factory(quantization_config, model_config)
+
+
+def tensor_parallel_hook(model: Any, tp_plan: Any, device_mesh: Any = None) -> WeightHook | None:
+    """The tensor-parallel sharding hook for ``tp_plan``, or ``None`` when no plan is asked for."""
+    if tp_plan is None:
+        return None
+    factory = TENSOR_PARALLEL.get("default")
+    if factory is None:
+        raise ValueError("Tensor parallelism (tp_plan) is not available in this version of pretrained.")
+    return factory(model, tp_plan, device_mesh)

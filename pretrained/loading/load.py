@@ -1,0 +1,115 @@
+"""Stream checkpoint tensors into a model built on the meta device.
+
+Each tensor is renamed, checked against the model's shape, passed through the hook chain
+(dtype → quantizer → tensor parallel → placement) and assigned in place of the meta tensor,
+so at most one copy of the weights exists at any time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from pretrained.loading.checkpoint import LazyTensor
+from pretrained.loading.hooks import WeightHook, rename_key
+
+if TYPE_CHECKING:
+    from pretrained.modeling.base import PreTrainedModel
+
+
+@dataclass
+class LoadingInfo:
+    """What did not line up between checkpoint and model (``output_loading_info=True``)."""
+
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    error_msgs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        return {"missing_keys": self.missing_keys, "unexpected_keys": self.unexpected_keys,
+                "mismatched_keys": self.mismatched_keys, "error_msgs": self.error_msgs}
+
+
+def _match_key(name: str, expected: dict[str, torch.Tensor], prefix: str) -> str | None:
+    """Model key for a checkpoint key, adding or removing the base-model prefix when needed."""
+    if name in expected:
+        return name
+    if prefix:
+        if name.startswith(prefix + ".") and name[len(prefix) + 1 :] in expected:
+            return name[len(prefix) + 1 :]  # head checkpoint -> base model
+        if f"{prefix}.{name}" in expected:
+            return f"{prefix}.{name}"  # base checkpoint -> head model
+    return None
+
+
+def set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Put ``tensor`` in place of the parameter or buffer called ``name`` (no copy)."""
+    module_name, _, leaf = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    old = module._parameters.get(leaf)
+    if leaf in module._parameters:
+        grad = old.requires_grad if old is not None else True
+        module._parameters[leaf] = nn.Parameter(tensor, requires_grad=grad and tensor.is_floating_point())
+    elif leaf in module._buffers:
+        module._buffers[leaf] = tensor
+    else:
+        setattr(module, leaf, tensor)
+
+
+def stream_weights(
+    model: PreTrainedModel,
+    tensors: Iterable[LazyTensor],
+    hooks: list[WeightHook],
+    *,
+    ignore_mismatched_sizes: bool = False,
+) -> LoadingInfo:
+    """Load every checkpoint tensor into ``model``; returns what was missing / unexpected / mismatched."""
+    expected = dict(model.state_dict(keep_vars=True))
+    non_persistent = {f"{m}.{b}" if m else b for m, mod in model.named_modules()
+                      for b in mod._non_persistent_buffers_set}
+    prefix = model.base_model_prefix
+    info = LoadingInfo()
+    loaded: set[str] = set()
+    for lazy in tensors:
+        name = _match_key(rename_key(lazy.name), expected, prefix)
+        if name is None:
+            plain = rename_key(lazy.name)
+            if plain not in non_persistent and plain.removeprefix(prefix + ".") not in non_persistent:
+                info.unexpected_keys.append(lazy.name)
+            continue
+        target = expected[name]
+        shape = lazy.shape
+        want = tuple(target.shape)
+        for hook in hooks:
+            want = hook.target_shape(name, want)
+        if shape != want:
+            if ignore_mismatched_sizes:
+                info.mismatched_keys.append((name, shape, want))
+                continue
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(model).__name__}: size mismatch for {name}: the "
+                f"checkpoint has shape {list(shape)}, the model expects {list(want)}. Pass "
+                f"ignore_mismatched_sizes=True to skip it and initialise it randomly."
+            )
+        tensor = lazy.load()
+        for hook in hooks:
+            tensor = hook(name, tensor, model)
+            if tensor is None:  # the hook stored it itself (e.g. a quantized layer)
+                break
+        if tensor is not None:
+            set_tensor(model, name, tensor)
+        loaded.add(name)
+    info.missing_keys = [k for k in expected if k not in loaded]
+    return info
+
+
+def filter_keys(keys: list[str], patterns: Iterable[str] | None) -> list[str]:
+    """Drop keys matching any of the class's ignore patterns (regexes)."""
+    compiled = [re.compile(p) for p in patterns or ()]
+    return [k for k in keys if not any(p.search(k) for p in compiled)]

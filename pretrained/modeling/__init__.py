@@ -1,0 +1,1 @@
+"""Building blocks shared by the model families: outputs, base class, layers, caches."""

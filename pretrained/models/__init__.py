@@ -1,0 +1,1 @@
+"""Model families, one file each; they register themselves with ``pretrained.models.auto``."""

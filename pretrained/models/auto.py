@@ -1,0 +1,163 @@
+"""The Auto classes: pick the config and model class from ``config.json``'s ``model_type``.
+
+The table below says which module defines each model type, so importing the Auto
+classes imports no family (and no torch); a family module registers its classes
+with :func:`register` when it is first imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from pretrained.configuration import PretrainedConfig
+
+_FAMILY_MODULES: dict[str, str] = {
+    "bert": "pretrained.models.bert",
+    "roberta": "pretrained.models.bert",
+    "distilbert": "pretrained.models.distilbert",
+    "gpt2": "pretrained.models.gpt2",
+    "llama": "pretrained.models.llama",
+    "mistral": "pretrained.models.llama",
+    "qwen2": "pretrained.models.llama",
+    "qwen3": "pretrained.models.llama",
+}
+
+TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
+         "causal_lm")
+_CONFIGS: dict[str, type[PretrainedConfig]] = {}
+_MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
+
+
+def register(model_type: str, config_class: type[PretrainedConfig], **models: type) -> None:
+    """Register a family's config class and its model classes by task (``base=..., causal_lm=...``)."""
+    unknown = set(models) - set(TASKS)
+    if unknown:
+        raise ValueError(f"Unknown task(s) {sorted(unknown)}; known: {list(TASKS)}")
+    _CONFIGS[model_type] = config_class
+    for task, cls in models.items():
+        _MODELS[task][model_type] = cls
+
+
+def _load_family(model_type: str) -> None:
+    if model_type in _CONFIGS:
+        return
+    module = _FAMILY_MODULES.get(model_type)
+    if module is None:
+        known = ", ".join(sorted(set(_FAMILY_MODULES) | set(_CONFIGS)))
+        raise ValueError(f"Unrecognized model_type {model_type!r}. pretrained supports: {known}.")
+    importlib.import_module(module)
+
+
+def config_class_for(model_type: str) -> type[PretrainedConfig]:
+    _load_family(model_type)
+    return _CONFIGS[model_type]
+
+
+class AutoConfig:
+    """Load the right config class for a checkpoint, dispatching on ``model_type``."""
+
+    def __init__(self) -> None:
+        raise OSError("AutoConfig is instantiated with AutoConfig.from_pretrained(path) or .for_model(type).")
+
+    @staticmethod
+    def for_model(model_type: str, *args: Any, **kwargs: Any) -> PretrainedConfig:
+        return config_class_for(model_type)(*args, **kwargs)
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:
+        """Read ``config.json`` and build the config class registered for its ``model_type``."""
+        data = PretrainedConfig.get_config_dict(path_or_repo_id, **kwargs)
+        model_type = data.get("model_type")
+        if not model_type:
+            raise ValueError(
+                f"The config.json of {str(path_or_repo_id)!r} has no 'model_type' key; "
+                f"known model types: {', '.join(sorted(_FAMILY_MODULES))}."
+            )
+        data.setdefault("_name_or_path", str(path_or_repo_id))
+        return config_class_for(model_type).from_dict(data, **kwargs)
+
+    @staticmethod
+    def register(model_type: str, config_class: type[PretrainedConfig], exist_ok: bool = False) -> None:
+        if model_type in _CONFIGS and not exist_ok:
+            raise ValueError(f"model_type {model_type!r} is already registered.")
+        _CONFIGS[model_type] = config_class
+
+
+_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
+# Arguments of PreTrainedModel.from_pretrained that must never be read as config overrides.
+_MODEL_KWARGS = ("dtype", "torch_dtype", "device_map", "max_memory", "output_loading_info",
+                 "ignore_mismatched_sizes", "use_safetensors", "variant", "state_dict", "low_cpu_mem_usage",
+                 "attn_implementation", "quantization_config", "tp_plan", "device_mesh", "weights_only",
+                 "key_mapping", "offload_folder", "trust_remote_code", "force_download")
+
+
+class _AutoModel:
+    _task = "base"
+
+    def __init__(self) -> None:
+        raise OSError(f"{type(self).__name__} is instantiated with .from_pretrained(path) or .from_config(config).")
+
+    @classmethod
+    def _model_class(cls, config: PretrainedConfig) -> type:
+        model_type = type(config).model_type or getattr(config, "model_type", "")
+        _load_family(model_type)
+        models = _MODELS[cls._task]
+        if model_type not in models:
+            supported = ", ".join(sorted(models)) or "none"
+            raise ValueError(
+                f"Unrecognized configuration class {type(config).__name__} for {cls.__name__}: model type "
+                f"{model_type!r} has no {cls._task.replace('_', ' ')} model. Supported types: {supported}."
+            )
+        return models[model_type]
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, **kwargs: Any) -> Any:
+        """A randomly initialised model for ``config``."""
+        return cls._model_class(config)._from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *model_args: Any, **kwargs: Any) -> Any:
+        """Load config and weights; keyword arguments that are config fields override the config."""
+        config = kwargs.pop("config", None)
+        if not isinstance(config, PretrainedConfig):
+            model_kwargs = {k: kwargs.pop(k) for k in _MODEL_KWARGS if k in kwargs}
+            hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+            source = path_or_repo_id if config is None else config
+            config, kwargs = AutoConfig.from_pretrained(source, return_unused_kwargs=True, **kwargs)
+            kwargs.update(hub)
+            kwargs.update(model_kwargs)
+        return cls._model_class(config).from_pretrained(path_or_repo_id, *model_args, config=config, **kwargs)
+
+    @classmethod
+    def register(cls, config_class: type[PretrainedConfig], model_class: type, exist_ok: bool = False) -> None:
+        models = _MODELS[cls._task]
+        if config_class.model_type in models and not exist_ok:
+            raise ValueError(f"{cls.__name__} already has a model for {config_class.model_type!r}.")
+        _CONFIGS.setdefault(config_class.model_type, config_class)
+        models[config_class.model_type] = model_class
+
+
+class AutoModel(_AutoModel):
+    _task = "base"
+
+
+class AutoModelForMaskedLM(_AutoModel):
+    _task = "masked_lm"
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    _task = "sequence_classification"
+
+
+class AutoModelForTokenClassification(_AutoModel):
+    _task = "token_classification"
+
+
+class AutoModelForQuestionAnswering(_AutoModel):
+    _task = "question_answering"
+
+
+class AutoModelForCausalLM(_AutoModel):
+    _task = "causal_lm"

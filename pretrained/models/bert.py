@@ -1,0 +1,517 @@
+"""BERT and RoBERTa: one encoder, two embedding rules, their task heads.
+
+Module names mirror the checkpoints (``bert.encoder.layer.0.attention.self.query.weight``), so
+weights load with no renaming. RoBERTa differs from BERT only in how position ids are made
+(counted from ``padding_idx + 1``, skipping padding) and in the shape of its heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.modeling.activations import get_activation
+from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
+from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
+from pretrained.modeling.outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from pretrained.models.auto import register
+
+
+class BertConfig(PretrainedConfig):
+    model_type = "bert"
+
+    def __init__(self, vocab_size: int = 30522, hidden_size: int = 768, num_hidden_layers: int = 12,
+                 num_attention_heads: int = 12, intermediate_size: int = 3072, hidden_act: str = "gelu",
+                 hidden_dropout_prob: float = 0.1, attention_probs_dropout_prob: float = 0.1,
+                 max_position_embeddings: int = 512, type_vocab_size: int = 2, initializer_range: float = 0.02,
+                 layer_norm_eps: float = 1e-12, pad_token_id: int | None = 0, use_cache: bool = True,
+                 classifier_dropout: float | None = None, is_decoder: bool = False,
+                 add_cross_attention: bool = False, bos_token_id: int | None = None,
+                 eos_token_id: int | None = None, tie_word_embeddings: bool = True, **kwargs: Any) -> None:
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.pad_token_id = pad_token_id
+        self.use_cache = use_cache
+        self.classifier_dropout = classifier_dropout
+        self.is_decoder = is_decoder
+        self.add_cross_attention = add_cross_attention
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.tie_word_embeddings = tie_word_embeddings
+        super().__init__(**kwargs)
+
+
+class RobertaConfig(BertConfig):
+    model_type = "roberta"
+
+    def __init__(self, vocab_size: int = 50265, pad_token_id: int | None = 1, bos_token_id: int | None = 0,
+                 eos_token_id: int | None = 2, **kwargs: Any) -> None:
+        super().__init__(vocab_size=vocab_size, pad_token_id=pad_token_id, bos_token_id=bos_token_id,
+                         eos_token_id=eos_token_id, **kwargs)
+
+
+# --- the encoder ---------------------------------------------------------------------------------------
+
+
+class BertEmbeddings(nn.Module):
+    """Word + position + token-type embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # RoBERTa counts positions from padding_idx + 1 and gives padding the padding position.
+        self.roberta_positions = config.model_type == "roberta"
+        self.padding_idx = config.pad_token_id
+        self._max_positions = config.max_position_embeddings
+        self._init_buffers(None)
+
+    def _init_buffers(self, device: torch.device | None) -> None:
+        positions = torch.arange(self._max_positions, device=device).expand((1, -1))
+        self.register_buffer("position_ids", positions, persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros_like(positions), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, seq = inputs_embeds.shape[:2]
+        if position_ids is None:
+            if not self.roberta_positions:
+                position_ids = self.position_ids[:, :seq]
+            elif input_ids is not None:
+                keep = input_ids.ne(self.padding_idx).int()
+                position_ids = torch.cumsum(keep, dim=1) * keep + self.padding_idx
+            else:
+                position_ids = self.position_ids[:, self.padding_idx + 1 : seq + self.padding_idx + 1]
+        if token_type_ids is None:
+            token_type_ids = self.token_type_ids[:, :seq].expand(batch, seq)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(f"hidden_size ({config.hidden_size}) is not a multiple of num_attention_heads "
+                             f"({config.num_attention_heads}).")
+        self.num_heads = config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = config.attention_probs_dropout_prob
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in (self.query, self.key, self.value))
+        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
+                                 output_attentions=output_attentions)
+        return merge_heads(out), weights
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, config: BertConfig, in_size: int | None = None):
+        super().__init__()
+        self.dense = nn.Linear(in_size or config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        out, weights = self.self(hidden, mask, output_attentions)
+        return self.output(out, hidden), weights
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = get_activation(config.hidden_act)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(hidden))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertSelfOutput(config, in_size=config.intermediate_size)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        attended, weights = self.attention(hidden, mask, output_attentions)
+        return self.output(self.intermediate(attended), attended), weights
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool,
+                output_hidden_states: bool):
+        all_hidden = (hidden,) if output_hidden_states else None
+        all_weights = () if output_attentions else None
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training:
+                hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
+            else:
+                hidden, weights = layer(hidden, mask, output_attentions)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_weights += (weights,)
+        return hidden, all_hidden, all_weights
+
+
+class BertPooler(nn.Module):
+    """``tanh(dense(hidden[:, 0]))``: the first token's state, as the sentence vector."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["BertEmbeddings", "BertLayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
+            module.bias.zero_()
+
+    def _outputs(self, output: Any, return_dict: bool | None) -> Any:
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if use_dict else output.to_tuple()
+
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder: ``last_hidden_state`` and, with the pooler, ``pooler_output``."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                **kwargs: Any) -> BaseModelOutputWithPooling:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (self.config.output_hidden_states if output_hidden_states is None
+                                else output_hidden_states)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        mask = padding_mask(attention_mask)
+        hidden, all_hidden, all_weights = self.encoder(hidden, mask, output_attentions, output_hidden_states)
+        pooled = self.pooler(hidden) if self.pooler is not None else None
+        out = BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled,
+                                         hidden_states=all_hidden, attentions=all_weights)
+        return self._outputs(out, return_dict)
+
+
+# --- heads -------------------------------------------------------------------------------------------------
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = get_activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias  # one bias under two names, as in the checkpoints
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.predictions(hidden)
+
+
+class RobertaLMHead(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(nn.functional.gelu(self.dense(hidden))))
+
+
+class RobertaClassificationHead(nn.Module):
+    """dense → tanh → out_proj on the first token, with dropout before each projection."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.dense(self.dropout(hidden[:, 0])))
+        return self.out_proj(self.dropout(x))
+
+
+_ENCODER_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
+                 "output_attentions", "output_hidden_states")
+
+
+class _EncoderHeads(BertPreTrainedModel):
+    """What every task head shares: build the encoder under the right prefix and run it."""
+
+    def _build_encoder(self, config: BertConfig, add_pooling_layer: bool) -> None:
+        setattr(self, self.base_model_prefix, BertModel(config, add_pooling_layer=add_pooling_layer))
+
+    def _encode(self, inputs: dict[str, Any]) -> BaseModelOutputWithPooling:
+        args = {k: inputs.get(k) for k in _ENCODER_ARGS}
+        return getattr(self, self.base_model_prefix)(**args, return_dict=True)
+
+    def _finish(self, output_cls: type, loss: torch.Tensor | None, encoded: BaseModelOutputWithPooling,
+                return_dict: bool | None, **fields: torch.Tensor) -> Any:
+        out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+        return self._outputs(out, return_dict)
+
+
+class BertForMaskedLM(_EncoderHeads):
+    _aliased_weights_keys = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"pooler", r"seq_relationship"]
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.cls.predictions.decoder = value
+        self.cls.predictions.bias = value.bias
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> MaskedLMOutput:
+        encoded = self._encode(locals())
+        logits = self.cls(encoded.last_hidden_state)
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+
+
+class BertForSequenceClassification(_EncoderHeads):
+    """Pooled first token → dropout → linear; loss by ``problem_type`` (regression / single / multi-label)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=True)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> SequenceClassifierOutput:
+        encoded = self._encode(locals())
+        logits = self.classifier(self.dropout(encoded.pooler_output))
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class BertForTokenClassification(_EncoderHeads):
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=False)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> TokenClassifierOutput:
+        encoded = self._encode(locals())
+        logits = self.classifier(self.dropout(encoded.last_hidden_state))
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._finish(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class BertForQuestionAnswering(_EncoderHeads):
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs: Any) -> QuestionAnsweringModelOutput:
+        encoded = self._encode(locals())
+        logits = self.qa_outputs(encoded.last_hidden_state)  # (batch, seq, 2)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        return self._finish(QuestionAnsweringModelOutput, loss, encoded, return_dict,
+                            start_logits=start_logits, end_logits=end_logits)
+
+
+# --- RoBERTa: the same encoder under the ``roberta`` prefix, with its own heads --------------------------
+
+
+class RobertaPreTrainedModel(BertPreTrainedModel):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+    _no_split_modules = ["BertEmbeddings", "BertLayer"]
+
+
+class RobertaModel(RobertaPreTrainedModel, BertModel):
+    pass
+
+
+class RobertaForMaskedLM(RobertaPreTrainedModel, _EncoderHeads):
+    _aliased_weights_keys = {"lm_head.decoder.bias": "lm_head.bias"}
+    _tied_weights_keys = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=False)
+        self.lm_head = RobertaLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head.decoder = value
+        self.lm_head.bias = value.bias
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> MaskedLMOutput:
+        encoded = self._encode(locals())
+        logits = self.lm_head(encoded.last_hidden_state)
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+
+
+class RobertaForSequenceClassification(RobertaPreTrainedModel, _EncoderHeads):
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__(config)
+        self._build_encoder(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> SequenceClassifierOutput:
+        encoded = self._encode(locals())
+        logits = self.classifier(encoded.last_hidden_state)
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
+    pass
+
+
+class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnswering):
+    pass
+
+
+register("bert", BertConfig, base=BertModel, masked_lm=BertForMaskedLM,
+         sequence_classification=BertForSequenceClassification,
+         token_classification=BertForTokenClassification, question_answering=BertForQuestionAnswering)
+register("roberta", RobertaConfig, base=RobertaModel, masked_lm=RobertaForMaskedLM,
+         sequence_classification=RobertaForSequenceClassification,
+         token_classification=RobertaForTokenClassification, question_answering=RobertaForQuestionAnswering)
