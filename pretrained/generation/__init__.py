@@ -1,0 +1,1 @@
+"""Text generation: GenerationConfig, logits processors, stopping criteria, streamers and ``generate``."""

@@ -1,0 +1,176 @@
+"""Pieces shared by the decoder-only families (GPT-2, Llama and relatives).
+
+* :func:`prepare_cache` turns the ``past_key_values`` argument (a cache, a legacy tuple, or nothing) into
+  a cache object.
+* :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
+* :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
+  when the trainer passes it (so gradient accumulation matches one big batch).
+* :class:`CausalLMGenerationMixin` marks a model as able to generate and prepares its decode inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pretrained.modeling.cache import Cache, DynamicCache
+from pretrained.modeling.masks import causal_mask
+
+
+def prepare_cache(past_key_values: Any, use_cache: bool, config: Any) -> Cache | None:
+    """Return the cache a forward pass should use (creating a :class:`DynamicCache` when asked).
+
+    Accepts a :class:`Cache`, the legacy ``((keys, values), ...)`` tuple, or ``None``.
+    """
+    if past_key_values is None:
+        return DynamicCache(config=config) if use_cache else None
+    if isinstance(past_key_values, Cache):
+        return past_key_values
+    if isinstance(past_key_values, (tuple, list)):
+        return DynamicCache.from_legacy_cache(past_key_values)
+    raise TypeError(
+        f"past_key_values must be a Cache or a tuple of (keys, values) pairs, got {type(past_key_values)}"
+    )
+
+
+def cache_positions(cache: Cache | None, seq_len: int, device: torch.device) -> torch.Tensor:
+    """``(seq_len,)`` cache indices of the new tokens: they follow what the cache already holds."""
+    past = cache.get_seq_length() if cache is not None else 0
+    return torch.arange(past, past + seq_len, device=device)
+
+
+def build_masks(
+    attention_mask: torch.Tensor | None,
+    cache: Cache | None,
+    cache_position: torch.Tensor,
+    windows: list[int | None],
+) -> dict[int | None, torch.Tensor | None]:
+    """One boolean SDPA mask (or ``None``) per distinct sliding window in ``windows`` (``None`` = full).
+
+    Sizes come from the first cache layer of each kind, so the mask matches what ``cache.update``
+    will return in that layer.
+    """
+    q_len = cache_position.shape[0]
+    masks: dict[int | None, torch.Tensor | None] = {}
+    for layer_idx, window in enumerate(windows):
+        if window in masks:
+            continue
+        if cache is None:
+            # Without a cache the keys are exactly the new tokens.
+            positions = torch.arange(q_len, device=cache_position.device)
+            masks[window] = causal_mask(attention_mask, positions, q_len, 0, window, True)
+            continue
+        kv_len, kv_offset = cache.get_mask_sizes(q_len, layer_idx)
+        written = not (layer_idx < len(cache.layers) and cache.layers[layer_idx].is_static)
+        masks[window] = causal_mask(attention_mask, cache_position, kv_len, kv_offset, window, written)
+    return masks
+
+
+def causal_lm_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    num_items_in_batch: int | torch.Tensor | None = None,
+    ignore_index: int = -100,
+    shift_labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Next-token cross-entropy: position ``t`` predicts ``labels[t + 1]``; ``ignore_index`` is skipped.
+
+    Args:
+        logits: ``(batch, seq, vocab)``.
+        labels: ``(batch, seq)`` token ids (usually the inputs), ``-100`` where no loss is wanted.
+        num_items_in_batch: Total number of target tokens over all gradient-accumulation micro-batches.
+            When given, the summed loss is divided by it instead of averaged per micro-batch.
+        ignore_index: Label value that contributes no loss.
+        shift_labels: Already shifted labels (then ``labels`` is not shifted).
+    """
+    logits = logits.float()
+    if shift_labels is None:
+        shift_labels = F.pad(labels, (0, 1), value=ignore_index)[..., 1:]
+    shift_labels = shift_labels.reshape(-1).to(logits.device)
+    flat = logits.reshape(-1, logits.shape[-1])
+    if num_items_in_batch is None:
+        return F.cross_entropy(flat, shift_labels, ignore_index=ignore_index)
+    loss = F.cross_entropy(flat, shift_labels, ignore_index=ignore_index, reduction="sum")
+    if isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch
+
+
+def last_token_pool(
+    logits: torch.Tensor, input_ids: torch.Tensor | None, pad_token_id: int | None
+) -> torch.Tensor:
+    """Pick, per row, the logits of the last token that is not padding (sequence classification).
+
+    Like transformers, the last non-pad token is the rightmost position whose id differs from
+    ``pad_token_id`` (works for left and right padding); without input ids the last position is used.
+    """
+    batch = logits.shape[0]
+    if input_ids is None:
+        if batch != 1 and pad_token_id is None:
+            raise ValueError("batches of inputs_embeds need a pad_token_id to find the last token")
+        last = torch.full((batch,), logits.shape[1] - 1, device=logits.device)
+    elif pad_token_id is None:
+        if batch != 1:
+            raise ValueError(
+                "sequence classification of a batch needs config.pad_token_id to find each last token"
+            )
+        last = torch.full((batch,), logits.shape[1] - 1, device=logits.device)
+    else:
+        not_pad = (input_ids != pad_token_id).to(logits.device, torch.int32)
+        positions = torch.arange(input_ids.shape[-1], device=logits.device, dtype=torch.int32)
+        last = (positions * not_pad).argmax(-1)
+    return logits[torch.arange(batch, device=logits.device), last]
+
+
+def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: Any) -> torch.Tensor:
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) loss, chosen like transformers."""
+    num_labels = config.num_labels
+    problem = config.problem_type
+    if problem is None:
+        if num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+        config.problem_type = problem
+    labels = labels.to(logits.device)
+    if problem == "regression":
+        if num_labels == 1:
+            return F.mse_loss(logits.squeeze().float(), labels.squeeze().float())
+        return F.mse_loss(logits.float(), labels.float())
+    if problem == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, num_labels).float(), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+class CausalLMGenerationMixin:
+    """Marks a causal LM as able to ``generate`` (the base class checks for this method)."""
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        past_key_values: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache_position: torch.LongTensor | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Inputs for the next forward: only the tokens the cache has not seen yet."""
+        past = past_key_values.get_seq_length() if isinstance(past_key_values, Cache) else 0
+        if past:
+            input_ids = input_ids[:, past:]
+        if position_ids is None and attention_mask is not None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        if position_ids is not None:
+            position_ids = position_ids[:, -input_ids.shape[1] :]
+        return {
+            "input_ids": input_ids,
+            "past_key_values": past_key_values,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "cache_position": cache_position,
+            "use_cache": kwargs.get("use_cache", True),
+        }

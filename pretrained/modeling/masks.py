@@ -1,0 +1,81 @@
+"""Attention masks for ``scaled_dot_product_attention``: causal, sliding-window and padding.
+
+Masks are boolean, ``True`` where a query may attend to a key, shaped ``(batch or 1, 1, q_len, kv_len)``.
+A builder returns ``None`` whenever SDPA needs no mask at all (a lone query that sees the whole cache, or
+a plain causal prefill that ``is_causal=True`` expresses), which is also the fast path.
+
+Positions here are *cache indices* (the slot a token occupies in the KV cache), not rotary positions:
+with left padding the two differ, and the padding mask is what hides the pad slots.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def padding_slice(attention_mask: torch.Tensor, kv_offset: int, kv_len: int) -> torch.Tensor:
+    """Return the 2D padding mask for cache slots ``[kv_offset, kv_offset + kv_len)`` as bool.
+
+    Slots past the end of ``attention_mask`` (not yet written in a static cache) count as padding.
+    """
+    pad = attention_mask[:, kv_offset : kv_offset + kv_len]
+    if pad.dtype != torch.bool:
+        pad = pad.bool()
+    if pad.shape[1] < kv_len:
+        pad = F.pad(pad, (0, kv_len - pad.shape[1]), value=False)
+    return pad
+
+
+def causal_mask(
+    attention_mask: torch.Tensor | None,
+    cache_position: torch.Tensor,
+    kv_len: int,
+    kv_offset: int = 0,
+    sliding_window: int | None = None,
+    all_slots_written: bool = True,
+) -> torch.Tensor | None:
+    """Build the boolean mask for causal self-attention.
+
+    Args:
+        attention_mask: 2D ``(batch, total_len)`` with 1 for real tokens, 0 for padding, or ``None`` when
+            there is no padding. A 4D mask is returned unchanged (already prepared by the caller).
+        cache_position: ``(q_len,)`` cache indices of the queries.
+        kv_len: Number of keys the attention will see.
+        kv_offset: Cache index of the first of those keys (non-zero once a sliding window dropped old keys).
+        sliding_window: Keys more than ``sliding_window - 1`` slots behind a query are hidden.
+        all_slots_written: False for a static cache, whose trailing slots are still empty and need the
+            causal constraint even for a single query.
+
+    Returns:
+        A bool tensor ``(batch or 1, 1, q_len, kv_len)``, or ``None`` when no mask is needed.
+    """
+    if attention_mask is not None and attention_mask.dim() == 4:
+        return attention_mask
+    q_len = cache_position.shape[0]
+    # With one query and every visible key valid, the causal and window constraints hold by construction
+    # (the cache only returns keys up to the query, and a sliding cache only the last window of them).
+    window_applies = sliding_window is not None and kv_len > sliding_window - 1 + q_len
+    simple_decode = q_len == 1 and all_slots_written and not window_applies
+    if attention_mask is None:
+        if simple_decode:
+            return None
+        plain_prefill = all_slots_written and kv_offset == 0 and kv_len == q_len and not window_applies
+        if plain_prefill:
+            return None  # SDPA's is_causal
+    if simple_decode:
+        return padding_slice(attention_mask, kv_offset, kv_len)[:, None, None, :]
+    kv_idx = torch.arange(kv_offset, kv_offset + kv_len, device=cache_position.device)
+    q_idx = cache_position[:, None]
+    allowed = kv_idx[None, :] <= q_idx  # (q_len, kv_len)
+    if sliding_window is not None:
+        allowed = allowed & (kv_idx[None, :] > q_idx - sliding_window)
+    allowed = allowed[None, None]
+    if attention_mask is not None:
+        allowed = allowed & padding_slice(attention_mask, kv_offset, kv_len)[:, None, None, :]
+    return allowed
+
+
+def sdpa_is_causal(mask: torch.Tensor | None, q_len: int) -> bool:
+    """Whether SDPA should apply its own causal mask: only for a mask-free multi-token prefill."""
+    return mask is None and q_len > 1
