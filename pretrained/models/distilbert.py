@@ -1,0 +1,321 @@
+"""DistilBERT: a 6-layer BERT without token types or pooler, and its task heads.
+
+Attention, losses and initialisation are the shared ones; only the module names
+(``q_lin``, ``sa_layer_norm``, ``ffn.lin1``...) and the heads differ from BERT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.modeling.activations import get_activation
+from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
+from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
+from pretrained.modeling.outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from pretrained.models.auto import register
+
+
+class DistilBertConfig(PretrainedConfig):
+    model_type = "distilbert"
+    attribute_map = {"hidden_size": "dim", "num_attention_heads": "n_heads", "num_hidden_layers": "n_layers"}
+
+    def __init__(self, vocab_size: int = 30522, max_position_embeddings: int = 512,
+                 sinusoidal_pos_embds: bool = False, n_layers: int = 6, n_heads: int = 12, dim: int = 768,
+                 hidden_dim: int = 4 * 768, dropout: float = 0.1, attention_dropout: float = 0.1,
+                 activation: str = "gelu", initializer_range: float = 0.02, qa_dropout: float = 0.1,
+                 seq_classif_dropout: float = 0.2, pad_token_id: int | None = 0,
+                 eos_token_id: int | None = None, bos_token_id: int | None = None,
+                 tie_word_embeddings: bool = True, **kwargs: Any) -> None:
+        self.vocab_size = vocab_size
+        self.max_position_embeddings = max_position_embeddings
+        self.sinusoidal_pos_embds = sinusoidal_pos_embds
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.dim = dim
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation = activation
+        self.initializer_range = initializer_range
+        self.qa_dropout = qa_dropout
+        self.seq_classif_dropout = seq_classif_dropout
+        self.pad_token_id = pad_token_id
+        self.eos_token_id = eos_token_id
+        self.bos_token_id = bos_token_id
+        self.tie_word_embeddings = tie_word_embeddings
+        super().__init__(**kwargs)
+
+
+def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
+    """Fixed sin/cos position table (``sinusoidal_pos_embds=True``)."""
+    pos = torch.arange(n_pos, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.empty(n_pos, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(angle[:, 0::2])
+    table[:, 1::2] = torch.cos(angle[:, 1::2])
+    return table.float()
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.dim, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.dim)
+        self.LayerNorm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.dropout = nn.Dropout(config.dropout)
+        self._max_positions = config.max_position_embeddings
+        self._init_buffers(None)
+
+    def _init_buffers(self, device: torch.device | None) -> None:
+        positions = torch.arange(self._max_positions, device=device).expand((1, -1))
+        self.register_buffer("position_ids", positions, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if input_ids is not None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if position_ids is None:
+            position_ids = self.position_ids[:, : inputs_embeds.size(1)]
+        return self.dropout(self.LayerNorm(inputs_embeds + self.position_embeddings(position_ids)))
+
+
+class DistilBertSelfAttention(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        if config.dim % config.n_heads:
+            raise ValueError(f"dim ({config.dim}) is not a multiple of n_heads ({config.n_heads}).")
+        self.n_heads = config.n_heads
+        self.q_lin = nn.Linear(config.dim, config.dim)
+        self.k_lin = nn.Linear(config.dim, config.dim)
+        self.v_lin = nn.Linear(config.dim, config.dim)
+        self.out_lin = nn.Linear(config.dim, config.dim)
+        self.dropout = config.attention_dropout
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        q, k, v = (split_heads(lin(hidden), self.n_heads) for lin in (self.q_lin, self.k_lin, self.v_lin))
+        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
+                                 output_attentions=output_attentions)
+        return self.out_lin(merge_heads(out)), weights
+
+
+class FFN(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.lin1 = nn.Linear(config.dim, config.hidden_dim)
+        self.lin2 = nn.Linear(config.hidden_dim, config.dim)
+        self.activation = get_activation(config.activation)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.lin2(self.activation(self.lin1(x))))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.attention = DistilBertSelfAttention(config)
+        self.sa_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.ffn = FFN(config)
+        self.output_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
+        attended, weights = self.attention(hidden, mask, output_attentions)
+        attended = self.sa_layer_norm(attended + hidden)
+        return self.output_layer_norm(self.ffn(attended) + attended), weights
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden, mask, output_attentions: bool, output_hidden_states: bool):
+        all_hidden = (hidden,) if output_hidden_states else None
+        all_weights = () if output_attentions else None
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training:
+                hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
+            else:
+                hidden, weights = layer(hidden, mask, output_attentions)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_weights += (weights,)
+        return hidden, all_hidden, all_weights
+
+
+class DistilBertPreTrainedModel(PreTrainedModel):
+    config_class = DistilBertConfig
+    base_model_prefix = "distilbert"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerBlock"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, Embeddings) and self.config.sinusoidal_pos_embds:
+            weight = module.position_embeddings.weight
+            if not weight.is_meta:
+                weight.copy_(sinusoidal_table(*weight.shape))
+
+    def _outputs(self, output: Any, return_dict: bool | None) -> Any:
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if use_dict else output.to_tuple()
+
+
+class DistilBertModel(DistilBertPreTrainedModel):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.embeddings = Embeddings(config)
+        self.transformer = Transformer(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs: Any) -> BaseModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (self.config.output_hidden_states if output_hidden_states is None
+                                else output_hidden_states)
+        hidden = self.embeddings(input_ids, inputs_embeds, position_ids)
+        hidden, all_hidden, all_weights = self.transformer(hidden, padding_mask(attention_mask),
+                                                           output_attentions, output_hidden_states)
+        out = BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_weights)
+        return self._outputs(out, return_dict)
+
+
+class _Heads(DistilBertPreTrainedModel):
+    def _encode(self, inputs: dict[str, Any]) -> BaseModelOutput:
+        keys = ("input_ids", "attention_mask", "inputs_embeds", "position_ids", "output_attentions",
+                "output_hidden_states")
+        return self.distilbert(**{k: inputs.get(k) for k in keys}, return_dict=True)
+
+    def _finish(self, output_cls: type, loss, encoded: BaseModelOutput, return_dict, **fields) -> Any:
+        out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+        return self._outputs(out, return_dict)
+
+
+class DistilBertForMaskedLM(_Heads):
+    _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.activation = get_activation(config.activation)
+        self.distilbert = DistilBertModel(config)
+        self.vocab_transform = nn.Linear(config.dim, config.dim)
+        self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
+        self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.vocab_projector
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.vocab_projector = value
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs) -> MaskedLMOutput:
+        encoded = self._encode(locals())
+        x = self.vocab_layer_norm(self.activation(self.vocab_transform(encoded.last_hidden_state)))
+        logits = self.vocab_projector(x)
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+
+
+class DistilBertForSequenceClassification(_Heads):
+    """First token → pre_classifier → ReLU → dropout → classifier."""
+
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.distilbert = DistilBertModel(config)
+        self.pre_classifier = nn.Linear(config.dim, config.dim)
+        self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.dropout = nn.Dropout(config.seq_classif_dropout)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None,
+                **kwargs) -> SequenceClassifierOutput:
+        encoded = self._encode(locals())
+        pooled = torch.relu(self.pre_classifier(encoded.last_hidden_state[:, 0]))
+        logits = self.classifier(self.dropout(pooled))
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class DistilBertForTokenClassification(_Heads):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.distilbert = DistilBertModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None,
+                **kwargs) -> TokenClassifierOutput:
+        encoded = self._encode(locals())
+        logits = self.classifier(self.dropout(encoded.last_hidden_state))
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._finish(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class DistilBertForQuestionAnswering(_Heads):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        if config.num_labels != 2:
+            raise ValueError(f"config.num_labels should be 2 for question answering, not {config.num_labels}.")
+        self.distilbert = DistilBertModel(config)
+        self.qa_outputs = nn.Linear(config.dim, config.num_labels)
+        self.dropout = nn.Dropout(config.qa_dropout)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, start_positions=None,
+                end_positions=None, position_ids=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs) -> QuestionAnsweringModelOutput:
+        encoded = self._encode(locals())
+        logits = self.qa_outputs(self.dropout(encoded.last_hidden_state))  # (batch, seq, 2)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        return self._finish(QuestionAnsweringModelOutput, loss, encoded, return_dict,
+                            start_logits=start_logits, end_logits=end_logits)
+
+
+
+register("distilbert", DistilBertConfig, base=DistilBertModel, masked_lm=DistilBertForMaskedLM,
+         sequence_classification=DistilBertForSequenceClassification,
+         token_classification=DistilBertForTokenClassification, question_answering=DistilBertForQuestionAnswering)
