@@ -66,6 +66,44 @@ _export(
 # --- pipelines ---
 
 # --- training ---
+_export("pretrained.training.arguments", "TrainingArguments")
+_export("pretrained.training.trainer", "Trainer")
+_export("pretrained.training.state", "TrainerState", "TrainerControl")
+_export(
+    "pretrained.training.callbacks",
+    "TrainerCallback",
+    "DefaultFlowCallback",
+    "ProgressCallback",
+    "PrinterCallback",
+    "EarlyStoppingCallback",
+    "TensorBoardCallback",
+)
+_export("pretrained.training.outputs", "EvalPrediction", "PredictionOutput", "TrainOutput")
+_export("pretrained.training.seeding", "set_seed")
+_export(
+    "pretrained.training.schedulers",
+    "get_scheduler",
+    "get_constant_schedule",
+    "get_constant_schedule_with_warmup",
+    "get_linear_schedule_with_warmup",
+    "get_cosine_schedule_with_warmup",
+    "get_cosine_with_hard_restarts_schedule_with_warmup",
+    "get_polynomial_decay_schedule_with_warmup",
+    "get_inverse_sqrt_schedule",
+    "get_cosine_with_min_lr_schedule_with_warmup",
+    "get_wsd_schedule",
+)
+_export(
+    "pretrained.training.collators",
+    "default_data_collator",
+    "DefaultDataCollator",
+    "DataCollatorWithPadding",
+    "DataCollatorForTokenClassification",
+    "DataCollatorForLanguageModeling",
+    "DataCollatorForSeq2Seq",
+    "DataCollatorWithFlattening",
+)
+_export("pretrained.training.checkpoints", "get_last_checkpoint")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,474 @@
+"""`TrainingArguments`: every knob of the training loop, validated when built.
+
+Names and defaults follow transformers (v5), and the v4 spellings people still
+write (`evaluation_strategy`, `warmup_ratio`, `no_cuda`, `group_by_length`,
+...) are accepted and mapped onto the current names. This module does not
+import torch: reading a config and validating it is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+INTERVAL_STRATEGIES = ("no", "steps", "epoch")
+SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
+OPTIMIZERS = (
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adamw_torch_foreach",
+    "sgd",
+    "adafactor",
+    "adagrad",
+    "rmsprop",
+)
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+)
+SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length")
+REPORTERS = ("tensorboard",)
+
+# v4 spelling -> current field. Values move over in __post_init__.
+_V4_ALIASES = {
+    "evaluation_strategy": "eval_strategy",
+    "no_cuda": "use_cpu",
+    "per_gpu_train_batch_size": "per_device_train_batch_size",
+    "per_gpu_eval_batch_size": "per_device_eval_batch_size",
+}
+
+
+def _alias(help_text: str) -> Any:
+    return field(default=None, repr=False, metadata={"alias": True, "help": help_text})
+
+
+@dataclass
+class TrainingArguments:
+    """Arguments of the training loop, with transformers' names and defaults.
+
+    Args:
+        output_dir: Where checkpoints (`checkpoint-N/`) and the final model are written.
+        per_device_train_batch_size: Examples per forward pass in training.
+        per_device_eval_batch_size: Examples per forward pass in evaluation.
+        gradient_accumulation_steps: Forward/backward passes summed into one optimizer step.
+            The loss is normalised by the number of label items of the whole accumulated batch,
+            so accumulation gives the gradient of one bigger batch.
+        num_train_epochs: Epochs to train when `max_steps` is not positive.
+        max_steps: Optimizer steps to train; overrides `num_train_epochs` when positive.
+        learning_rate: Peak learning rate.
+        lr_scheduler_type: One of `get_scheduler`'s types.
+        lr_scheduler_kwargs: Extra arguments of the scheduler (e.g. `{"num_cycles": 2}`).
+        warmup_steps: Warmup optimizer steps; a value in `[0, 1)` is a ratio of the total steps.
+        optim: `adamw_torch_fused` (default), `adamw_torch`, `adamw_torch_foreach`, `sgd`,
+            `adafactor` (torch's Adafactor), `adagrad` or `rmsprop`.
+        weight_decay: Decoupled weight decay, never applied to biases and normalisation weights.
+        max_grad_norm: Clip the global gradient norm to this value (0 disables clipping).
+        bf16 / fp16: Run forward passes under autocast in that dtype (fp16 adds a gradient scaler).
+        gradient_checkpointing: Recompute activations in the backward pass to save memory.
+        logging_strategy / logging_steps: When to log loss, learning rate, grad norm and epoch.
+        eval_strategy / eval_steps: When to evaluate (`eval_steps` defaults to `logging_steps`).
+        save_strategy / save_steps: When to write a checkpoint; `"best"` saves on a new best metric.
+        save_total_limit: Keep at most this many checkpoints (the best one is always kept).
+        load_best_model_at_end: Reload the best checkpoint's weights when training ends.
+        metric_for_best_model: Metric that ranks checkpoints (`"loss"` when not given and needed).
+        greater_is_better: Whether a bigger metric is better (default: not for names ending in "loss").
+        seed: Seed set before training (model init, dropout).
+        data_seed: Seed of the data order (defaults to `seed`).
+        train_sampling_strategy: `random`, `sequential` or `group_by_length`.
+        report_to: `"none"`, `"tensorboard"` or a list of them.
+
+    Every other field has the meaning and default of transformers' field of the same name.
+    """
+
+    output_dir: str | None = None
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    eval_accumulation_steps: int | None = None
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+
+    # optimizer and schedule
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    optim: str = "adamw_torch_fused"
+    optim_args: str | None = None
+    lr_scheduler_type: str = "linear"
+    lr_scheduler_kwargs: dict | str | None = None
+    warmup_steps: float = 0
+    max_grad_norm: float = 1.0
+    label_smoothing_factor: float = 0.0
+    average_tokens_across_devices: bool = True
+
+    # precision and speed
+    bf16: bool = False
+    fp16: bool = False
+    bf16_full_eval: bool = False
+    fp16_full_eval: bool = False
+    tf32: bool | None = None
+    gradient_checkpointing: bool = False
+    gradient_checkpointing_kwargs: dict | str | None = None
+    torch_compile: bool = False
+    torch_compile_backend: str | None = None
+    torch_compile_mode: str | None = None
+    use_cpu: bool = False
+
+    # logging
+    logging_strategy: str = "steps"
+    logging_steps: float = 500
+    logging_first_step: bool = False
+    logging_nan_inf_filter: bool = True
+    logging_dir: str | None = None
+    log_level: str = "passive"
+    disable_tqdm: bool | None = None
+    report_to: str | list[str] | None = "none"
+    run_name: str | None = None
+    include_num_input_tokens_seen: str | bool = "no"
+
+    # evaluation
+    eval_strategy: str = "no"
+    eval_steps: float | None = None
+    eval_delay: float = 0
+    eval_on_start: bool = False
+    prediction_loss_only: bool = False
+    include_for_metrics: list[str] = field(default_factory=list)
+    batch_eval_metrics: bool = False
+
+    # checkpoints
+    save_strategy: str = "steps"
+    save_steps: float = 500
+    save_total_limit: int | None = None
+    save_only_model: bool = False
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str | None = None
+    greater_is_better: bool | None = None
+    ignore_data_skip: bool = False
+    restore_callback_states_from_checkpoint: bool = False
+    resume_from_checkpoint: str | None = None
+    push_to_hub: bool = False
+
+    # data
+    seed: int = 42
+    data_seed: int | None = None
+    full_determinism: bool = False
+    dataloader_drop_last: bool = False
+    dataloader_num_workers: int = 0
+    dataloader_pin_memory: bool = True
+    dataloader_persistent_workers: bool = False
+    dataloader_prefetch_factor: int | None = None
+    remove_unused_columns: bool = True
+    label_names: list[str] | None = None
+    train_sampling_strategy: str = "random"
+    group_by_length: bool = False
+    length_column_name: str = "length"
+
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+
+    # v4 spellings (moved onto the fields above, then cleared)
+    evaluation_strategy: str | None = _alias("v4 name of eval_strategy")
+    warmup_ratio: float | None = _alias("v4: ratio of warmup steps; now warmup_steps < 1")
+    no_cuda: bool | None = _alias("v4 name of use_cpu")
+    per_gpu_train_batch_size: int | None = _alias("v4 name of per_device_train_batch_size")
+    per_gpu_eval_batch_size: int | None = _alias("v4 name of per_device_eval_batch_size")
+    overwrite_output_dir: bool | None = _alias("v4; ignored")
+    save_safetensors: bool | None = _alias("v4; ignored (checkpoints are always safetensors)")
+
+    def __post_init__(self) -> None:
+        self._apply_v4_spellings()
+        if self.output_dir is None:
+            self.output_dir = "trainer_output"
+        self.output_dir = os.path.expanduser(os.fspath(self.output_dir))
+        for name in ("lr_scheduler_kwargs", "gradient_checkpointing_kwargs"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    setattr(self, name, json.loads(value))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"`{name}` must be a dict or a JSON object string, got {value!r}") from e
+        if self.gradient_checkpointing is None:
+            self.gradient_checkpointing = False
+        if isinstance(self.include_num_input_tokens_seen, bool):
+            self.include_num_input_tokens_seen = "all" if self.include_num_input_tokens_seen else "no"
+        if self.group_by_length:
+            self.train_sampling_strategy = "group_by_length"
+        self.report_to = _normalise_report_to(self.report_to)
+        if self.eval_strategy != "no":
+            self.do_eval = True
+        if self.eval_strategy == "steps" and not self.eval_steps:
+            self.eval_steps = self.logging_steps
+        needs_metric = self.load_best_model_at_end or self.lr_scheduler_type == "reduce_lr_on_plateau"
+        if needs_metric and self.metric_for_best_model is None:
+            self.metric_for_best_model = "loss"
+        if self.greater_is_better is None and self.metric_for_best_model is not None:
+            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+        if self.torch_compile_mode is not None or self.torch_compile_backend is not None:
+            self.torch_compile = True
+        if self.torch_compile and self.torch_compile_backend is None:
+            self.torch_compile_backend = "inductor"
+        if self.use_cpu:
+            self.dataloader_pin_memory = False
+        self._validate()
+
+    def _apply_v4_spellings(self) -> None:
+        for old, new in _V4_ALIASES.items():
+            value = getattr(self, old)
+            if value is None:
+                continue
+            default = _FIELD_DEFAULTS[new]
+            current = getattr(self, new)
+            if current != default and current != value:
+                raise ValueError(f"`{old}` (v4 name) and `{new}` were both given, with different values")
+            setattr(self, new, value)
+            setattr(self, old, None)
+        if self.warmup_ratio is not None:
+            if self.warmup_steps:
+                raise ValueError("give either `warmup_steps` or the v4 `warmup_ratio`, not both")
+            if not 0 <= self.warmup_ratio < 1:
+                raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
+            self.warmup_steps = self.warmup_ratio
+            self.warmup_ratio = None
+        for name in ("overwrite_output_dir", "save_safetensors"):
+            setattr(self, name, None)
+
+    def _validate(self) -> None:
+        def check_choice(name: str, choices: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            value = getattr(value, "value", value)  # enums from other libraries
+            if value not in choices:
+                raise ValueError(f"`{name}`={value!r} is not one of {', '.join(choices)}")
+            setattr(self, name, value)
+
+        check_choice("eval_strategy", INTERVAL_STRATEGIES)
+        check_choice("logging_strategy", INTERVAL_STRATEGIES)
+        check_choice("save_strategy", SAVE_STRATEGIES)
+        check_choice("optim", OPTIMIZERS)
+        check_choice("lr_scheduler_type", SCHEDULERS)
+        check_choice("train_sampling_strategy", SAMPLING_STRATEGIES)
+
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if self.eval_accumulation_steps is not None and self.eval_accumulation_steps < 1:
+            raise ValueError(
+                f"`eval_accumulation_steps` must be positive, got {self.eval_accumulation_steps}"
+            )
+        if self.learning_rate < 0:
+            raise ValueError(f"`learning_rate` must not be negative, got {self.learning_rate}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"`warmup_steps` must not be negative, got {self.warmup_steps}")
+        if self.max_grad_norm is not None and self.max_grad_norm < 0:
+            raise ValueError(f"`max_grad_norm` must not be negative, got {self.max_grad_norm}")
+        if not 0 <= self.label_smoothing_factor < 1:
+            raise ValueError(f"`label_smoothing_factor` must be in [0, 1), got {self.label_smoothing_factor}")
+        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+            raise ValueError("nothing to train: set `num_train_epochs` > 0 or `max_steps` > 0")
+        if self.fp16 and self.bf16:
+            raise ValueError("`fp16` and `bf16` cannot both be set: pick one autocast dtype")
+        if self.fp16_full_eval and self.bf16_full_eval:
+            raise ValueError("`fp16_full_eval` and `bf16_full_eval` cannot both be set")
+        if self.dataloader_num_workers < 0:
+            raise ValueError(
+                f"`dataloader_num_workers` must not be negative, got {self.dataloader_num_workers}"
+            )
+        if self.dataloader_prefetch_factor is not None and self.dataloader_num_workers == 0:
+            raise ValueError("`dataloader_prefetch_factor` needs `dataloader_num_workers` > 0")
+        if self.dataloader_persistent_workers and self.dataloader_num_workers == 0:
+            raise ValueError("`dataloader_persistent_workers` needs `dataloader_num_workers` > 0")
+        if self.push_to_hub:
+            raise ValueError("`push_to_hub` is not supported: upload the output folder with huggingface_hub")
+        if self.include_num_input_tokens_seen not in ("no", "all", "non_padding"):
+            raise ValueError(
+                "`include_num_input_tokens_seen` must be a bool, 'all' or 'non_padding', "
+                f"got {self.include_num_input_tokens_seen!r}"
+            )
+
+        # steps: positive; fractions in (0, 1) are ratios of the total steps; others must be integers
+        for kind, strategy in (("logging", self.logging_strategy), ("eval", self.eval_strategy)):
+            if strategy == "steps":
+                self._check_steps(f"{kind}_steps")
+        if self.save_strategy == "steps":
+            self._check_steps("save_steps")
+
+        if self.save_strategy == "best" and self.metric_for_best_model is None:
+            raise ValueError('`save_strategy="best"` needs `metric_for_best_model`')
+        if self.save_strategy == "best" and self.eval_strategy == "no":
+            raise ValueError('`save_strategy="best"` needs an `eval_strategy` other than "no"')
+        if self.load_best_model_at_end and self.save_strategy != "best":
+            if self.eval_strategy != self.save_strategy:
+                raise ValueError(
+                    "`load_best_model_at_end` needs the save and eval strategies to match (or "
+                    f'save_strategy="best"), got eval_strategy={self.eval_strategy!r} and '
+                    f"save_strategy={self.save_strategy!r}"
+                )
+            if self.eval_strategy == "steps" and not _is_multiple(self.save_steps, self.eval_steps):
+                raise ValueError(
+                    "`load_best_model_at_end` needs `save_steps` to be a multiple of `eval_steps`, got "
+                    f"save_steps={self.save_steps} and eval_steps={self.eval_steps}"
+                )
+        if self.lr_scheduler_type == "reduce_lr_on_plateau" and self.eval_strategy == "no":
+            raise ValueError(
+                '`lr_scheduler_type="reduce_lr_on_plateau"` needs an `eval_strategy` other than "no"'
+            )
+        if self.save_total_limit is not None and self.save_total_limit < 0:
+            raise ValueError(f"`save_total_limit` must not be negative, got {self.save_total_limit}")
+
+    def _check_steps(self, name: str) -> None:
+        value = getattr(self, name)
+        if value is None or value <= 0:
+            raise ValueError(f"`{name}` must be positive with a 'steps' strategy, got {value!r}")
+        if value > 1:
+            if value != int(value):
+                raise ValueError(f"`{name}` must be an integer when bigger than 1, got {value}")
+            setattr(self, name, int(value))
+
+    # ---- derived values -------------------------------------------------------------------
+
+    @property
+    def train_batch_size(self) -> int:
+        """Examples per forward pass in training (one process, one device)."""
+        return self.per_device_train_batch_size
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Examples per forward pass in evaluation."""
+        return self.per_device_eval_batch_size
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def process_index(self) -> int:
+        return 0
+
+    @property
+    def n_gpu(self) -> int:
+        return 1 if self.device.type == "cuda" else 0
+
+    @property
+    def should_save(self) -> bool:
+        return True
+
+    @property
+    def should_log(self) -> bool:
+        return True
+
+    @property
+    def device(self) -> Any:
+        """The device training runs on: CUDA, then MPS, then the CPU (`use_cpu` forces the CPU)."""
+        import torch
+
+        if self.use_cpu:
+            return torch.device("cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+
+    def get_warmup_steps(self, num_training_steps: int) -> int:
+        """Warmup steps for a run of `num_training_steps` (a `warmup_steps` below 1 is a ratio)."""
+        if self.warmup_steps >= 1:
+            return int(self.warmup_steps)
+        return math.ceil(num_training_steps * self.warmup_steps)
+
+    def get_process_log_level(self) -> int:
+        import logging
+
+        levels = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+        return levels.get(self.log_level, logging.getLogger("pretrained").getEffectiveLevel())
+
+    # ---- serialisation --------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-safe data (v4 aliases left out)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("alias"):
+                continue
+            out[f.name] = _json_safe(getattr(self, f.name))
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def to_sanitized_dict(self) -> dict[str, Any]:
+        """Flat `{name: int | float | str | bool}` for hyper-parameter loggers such as TensorBoard."""
+        return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingArguments:
+        """Build from a dict such as `to_dict()` or a config file, rejecting unknown keys by name."""
+        unknown = sorted(set(data) - set(_FIELD_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown TrainingArguments field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def __str__(self) -> str:
+        body = ",\n".join(f"  {k}={v!r}" for k, v in sorted(self.to_dict().items()))
+        return f"{type(self).__name__}(\n{body}\n)"
+
+    __repr__ = __str__
+
+
+_FIELD_DEFAULTS = {
+    f.name: (f.default if f.default is not dataclasses.MISSING else None)
+    for f in dataclasses.fields(TrainingArguments)
+}
+
+
+def _is_multiple(a: float, b: float) -> bool:
+    # compare as integers so ratio steps like 0.2 / 0.1 work
+    big = 1_000_000
+    return round(a * big) % round(b * big) == 0
+
+
+def _normalise_report_to(value: str | list[str] | None) -> list[str]:
+    if value is None or value == "none" or value == ["none"]:
+        return []
+    if value == "all" or value == ["all"]:
+        return list(REPORTERS)
+    names = [value] if isinstance(value, str) else list(value)
+    for name in names:
+        if name not in REPORTERS:
+            raise ValueError(
+                f"`report_to` {name!r} is not supported; use one of: none, all, {', '.join(REPORTERS)}"
+            )
+    return names
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "value"):  # enums
+        return _json_safe(value.value)
+    warnings.warn(f"TrainingArguments: storing {type(value).__name__} value as its str()")
+    return str(value)

@@ -1,0 +1,184 @@
+"""Checkpoint folders: transformers' file names, written atomically, found and rotated.
+
+A checkpoint is built in `tmp-checkpoint-N/` and renamed to `checkpoint-N/` only
+once every file is written, so a run killed mid-write leaves a `tmp-` folder
+that resume never picks up (and the next save clears). A `checkpoint-N/` without
+`trainer_state.json` (a half-written one from another writer) is ignored too.
+Files are not fsync'ed: the rename protects against a killed process, not a
+power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+import torch
+from torch import nn
+
+PREFIX_CHECKPOINT_DIR = "checkpoint"
+TRAINING_ARGS_NAME = "training_args.bin"
+TRAINER_STATE_NAME = "trainer_state.json"
+OPTIMIZER_NAME = "optimizer.pt"
+SCHEDULER_NAME = "scheduler.pt"
+SCALER_NAME = "scaler.pt"
+RNG_STATE_NAME = "rng_state.pth"
+WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PT_WEIGHTS_NAME = "pytorch_model.bin"
+
+_CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_TMP_PREFIX = "tmp-"
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """A checkpoint folder that finished writing (it holds `trainer_state.json`)."""
+    return os.path.isfile(os.path.join(path, TRAINER_STATE_NAME))
+
+
+def sorted_checkpoints(output_dir: str, best_model_checkpoint: str | None = None) -> list[str]:
+    """Complete checkpoints by step, oldest first; the best one is moved next to last to protect it."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        m = _CHECKPOINT_RE.match(name)
+        path = os.path.join(output_dir, name)
+        if m and os.path.isdir(path) and is_complete_checkpoint(path):
+            found.append((int(m.group(1)), path))
+    paths = [p for _, p in sorted(found)]
+    if best_model_checkpoint is not None:
+        best = os.path.join(output_dir, os.path.basename(os.path.normpath(best_model_checkpoint)))
+        if best in paths and paths[-1] != best:
+            paths.remove(best)
+            paths.insert(len(paths) - 1, best)
+    return paths
+
+
+def get_last_checkpoint(folder: str) -> str | None:
+    """The complete checkpoint with the highest step in `folder`, or None."""
+    paths = sorted_checkpoints(folder)
+    return paths[-1] if paths else None
+
+
+def rotate_checkpoints(
+    output_dir: str, save_total_limit: int | None, best_model_checkpoint: str | None
+) -> None:
+    """Delete the oldest checkpoints beyond `save_total_limit`, never the newest or the best."""
+    if not save_total_limit:
+        return
+    paths = sorted_checkpoints(output_dir, best_model_checkpoint)
+    protected = {paths[-1]} if paths else set()
+    if best_model_checkpoint is not None:
+        protected.add(os.path.join(output_dir, os.path.basename(os.path.normpath(best_model_checkpoint))))
+    keep = max(save_total_limit, len(protected))
+    for path in paths:
+        if len(paths) <= keep:
+            break
+        if path not in protected:
+            shutil.rmtree(path, ignore_errors=True)
+            paths = [p for p in paths if p != path]
+
+
+def begin_checkpoint(output_dir: str, step: int) -> tuple[str, str]:
+    """Return `(tmp_dir, final_dir)` for step `step`, with an empty `tmp_dir` ready to fill."""
+    os.makedirs(output_dir, exist_ok=True)
+    clear_partial_checkpoints(output_dir)
+    final = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
+    tmp = os.path.join(output_dir, f"{_TMP_PREFIX}{PREFIX_CHECKPOINT_DIR}-{step}")
+    os.makedirs(tmp)
+    return tmp, final
+
+
+def publish_checkpoint(tmp: str, final: str) -> None:
+    """Rename the finished `tmp` folder to `final` (replacing an older folder of that name)."""
+    if os.path.exists(final):
+        trash = f"{final}.old-{os.getpid()}"
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def clear_partial_checkpoints(output_dir: str) -> None:
+    """Remove `tmp-checkpoint-*` folders left by a run killed while saving."""
+    if not os.path.isdir(output_dir):
+        return
+    for name in os.listdir(output_dir):
+        if name.startswith(_TMP_PREFIX + PREFIX_CHECKPOINT_DIR):
+            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """`torch.save` to a temp file, then rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def torch_load(path: str) -> Any:
+    """Load a `.pt`/`.pth`/`.bin` file with `weights_only=True` (no arbitrary pickles)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ---- model weights --------------------------------------------------------------------------
+
+
+def save_model_weights(model: nn.Module, output_dir: str) -> None:
+    """`model.save_pretrained` when the model has it, else its state dict as `model.safetensors`."""
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(output_dir)
+        return
+    from safetensors.torch import save_model
+
+    os.makedirs(output_dir, exist_ok=True)
+    tmp = os.path.join(output_dir, f"{WEIGHTS_NAME}.tmp-{os.getpid()}")
+    save_model(model, tmp, metadata={"format": "pt"})  # drops duplicates of tied tensors
+    os.replace(tmp, os.path.join(output_dir, WEIGHTS_NAME))
+
+
+def _read_state_dict(folder: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    single = os.path.join(folder, WEIGHTS_NAME)
+    index = os.path.join(folder, WEIGHTS_INDEX_NAME)
+    if os.path.isfile(single):
+        return load_file(single)
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        out: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            out.update(load_file(os.path.join(folder, shard)))
+        return out
+    pt = os.path.join(folder, PT_WEIGHTS_NAME)
+    if os.path.isfile(pt):
+        return torch_load(pt)
+    raise OSError(
+        f"no model weights in {folder}: looked for {WEIGHTS_NAME}, {WEIGHTS_INDEX_NAME}, {PT_WEIGHTS_NAME}"
+    )
+
+
+def load_model_weights(model: nn.Module, folder: str) -> None:
+    """Copy the weights saved in `folder` into `model` in place (the optimizer keeps its parameters)."""
+    state_dict = _read_state_dict(folder)
+    result = model.load_state_dict(state_dict, strict=False)
+    # keys missing because they are tied to a loaded tensor (e.g. lm_head and embeddings) are fine
+    shared: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        shared.setdefault(id(tensor), []).append(name)
+    loaded = set(state_dict)
+    missing = [
+        k
+        for k in result.missing_keys
+        if not any(n in loaded for ns in shared.values() if k in ns for n in ns)
+    ]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(
+            f"checkpoint {folder} does not match the model: missing {missing[:10]}, "
+            f"unexpected {result.unexpected_keys[:10]}"
+        )
