@@ -60,7 +60,7 @@ def cached_file(
     if os.path.isfile(repo_id):
         raise OSError(f"{repo_id!r} is a file; expected a folder or a repo id.")
     if repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
-        raise OSError(f"{repo_id!r} is neither an existing folder nor a valid repo id.")
+        raise OSError(f"Could not find {name!r}: {repo_id!r} is neither an existing folder nor a valid repo id.")
 
     import huggingface_hub as hf
     from huggingface_hub import constants, errors

@@ -7,6 +7,7 @@ tensors are being written leaves the previous save intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -73,8 +74,10 @@ def save_state_dict(
         stem, ext = single.rsplit(".", 1)
         names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.{ext}" for i in range(len(shards))]
 
-    for name, part in zip(names, shards):
-        with atomic_path(directory / name) as tmp:
+    # Stage every file first; only when all are written do they replace the old ones.
+    with contextlib.ExitStack() as stack:
+        for name, part in zip(names, shards):
+            tmp = stack.enter_context(atomic_path(directory / name))
             _write(part, tmp, safe_serialization, metadata)
     if len(shards) > 1:
         index = {

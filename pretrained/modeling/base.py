@@ -85,11 +85,14 @@ class PreTrainedModel(nn.Module):
     def post_init(self) -> None:
         """Initialise the weights (skipped when they will come from a checkpoint) and tie them."""
         if not _skip_init:
-            self.apply(self._init_weights)
-        self.tie_weights()
+            self.init_weights()
+        else:
+            self.tie_weights()
 
     def init_weights(self) -> None:
-        self.apply(self._init_weights)
+        """Initialise every module with ``_init_weights`` and tie the weights."""
+        with torch.no_grad():
+            self.apply(self._init_weights)
         self.tie_weights()
 
     # --- embeddings and tying -----------------------------------------------------------------------

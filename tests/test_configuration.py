@@ -1,0 +1,76 @@
+"""Configs read and write config.json like transformers does."""
+
+import json
+
+import pytest
+import transformers as T
+
+import pretrained as P
+
+
+def test_roundtrip_with_transformers(tmp_path):
+    T.BertConfig(hidden_size=48, num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"}).save_pretrained(tmp_path)
+    config = P.AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, P.BertConfig)
+    assert config.hidden_size == 48 and config.num_labels == 3
+    assert config.id2label == {0: "neg", 1: "neu", 2: "pos"} and config.label2id["pos"] == 2
+    config.save_pretrained(tmp_path / "out")
+    ours = json.loads((tmp_path / "out" / "config.json").read_text())
+    theirs = json.loads((tmp_path / "config.json").read_text())
+    # transformers 5 writes "label2id": null when only id2label was given; we write the derived mapping.
+    assert ours.pop("label2id") == {"neg": 0, "neu": 1, "pos": 2}
+    theirs.pop("label2id")
+    assert ours == theirs
+    reread = T.AutoConfig.from_pretrained(tmp_path / "out")
+    assert reread.id2label == {0: "neg", 1: "neu", 2: "pos"} and reread.hidden_size == 48
+
+
+def test_only_non_default_base_values_written(tmp_path):
+    P.BertConfig().save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert "output_hidden_states" not in data and "id2label" not in data and "return_dict" not in data
+    assert data["model_type"] == "bert" and data["hidden_size"] == 768
+    assert data == json.loads(T.BertConfig().to_json_string())
+
+
+def test_unknown_keys_kept_and_written_back(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "my_custom_field": [1, 2]}))
+    config = P.AutoConfig.from_pretrained(tmp_path)
+    assert config.my_custom_field == [1, 2]
+    config.save_pretrained(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["my_custom_field"] == [1, 2]
+
+
+def test_attribute_map_aliases():
+    config = P.DistilBertConfig(dim=64, n_heads=4)
+    assert config.hidden_size == 64 and config.num_attention_heads == 4
+    config.hidden_size = 128
+    assert config.dim == 128
+    assert "hidden_size" not in config.to_dict()
+    assert P.DistilBertConfig(hidden_size=96).dim == 96
+
+
+def test_num_labels_and_legacy_torch_dtype(tmp_path):
+    config = P.BertConfig()
+    assert config.num_labels == 2 and config.id2label == {0: "LABEL_0", 1: "LABEL_1"}
+    config.num_labels = 4
+    assert list(config.label2id) == ["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3"]
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "torch_dtype": "float16"}))
+    loaded = P.AutoConfig.from_pretrained(tmp_path)
+    assert loaded.dtype == "float16" and loaded.torch_dtype == "float16"
+
+
+def test_kwargs_override_and_unused():
+    config, unused = P.BertConfig.from_dict({"hidden_size": 8}, hidden_size=16, foo=1, return_unused_kwargs=True)
+    assert config.hidden_size == 16 and unused == {"foo": 1}
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "config.json").write_text("{oops")
+    with pytest.raises(OSError, match="not valid JSON"):
+        P.AutoConfig.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 3}))
+    with pytest.raises(ValueError, match="no 'model_type'"):
+        P.AutoConfig.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="problem_type"):
+        P.BertConfig(problem_type="nonsense")
