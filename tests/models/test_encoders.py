@@ -32,7 +32,7 @@ def _inputs(arch):
 
 
 def _compare(a, b, atol=1e-4):
-    for key in a.keys():
+    for key in a:
         if key in ("hidden_states", "attentions"):
             assert len(a[key]) == len(b[key])
             for x, y in zip(a[key], b[key]):
