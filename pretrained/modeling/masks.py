@@ -55,7 +55,8 @@ def causal_mask(
     q_len = cache_position.shape[0]
     # With one query and every visible key valid, the causal and window constraints hold by construction
     # (the cache only returns keys up to the query, and a sliding cache only the last window of them).
-    window_applies = sliding_window is not None and kv_len > sliding_window - 1 + q_len
+    # (keys end at the last query, so some query misses a key exactly when there are more than `window`)
+    window_applies = sliding_window is not None and kv_len > sliding_window
     simple_decode = q_len == 1 and all_slots_written and not window_applies
     if attention_mask is None:
         if simple_decode:

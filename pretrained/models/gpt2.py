@@ -1,0 +1,473 @@
+"""GPT-2: learned absolute positions, pre-LayerNorm blocks, fused ``c_attn`` projection.
+
+Weights use the checkpoint's ``Conv1D`` layout (``weight`` is ``(in_features, out_features)``), so
+OpenAI/HF checkpoints load without transposing. Cross-attention (``add_cross_attention``) is not
+supported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.decoder import (
+    CausalLMGenerationMixin,
+    build_masks,
+    cache_positions,
+    causal_lm_loss,
+    last_token_pool,
+    prepare_cache,
+    sequence_classification_loss,
+)
+from pretrained.modeling.masks import sdpa_is_causal
+from pretrained.modeling.mlp import gate_activation
+from pretrained.modeling.outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+from pretrained.models.auto import register
+
+
+class GPT2Config(PretrainedConfig):
+    """Configuration of a GPT-2 model (field names and defaults as in transformers)."""
+
+    model_type = "gpt2"
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+
+    def __init__(
+        self,
+        vocab_size: int = 50257,
+        n_positions: int = 1024,
+        n_embd: int = 768,
+        n_layer: int = 12,
+        n_head: int = 12,
+        n_inner: int | None = None,
+        activation_function: str = "gelu_new",
+        resid_pdrop: float = 0.1,
+        embd_pdrop: float = 0.1,
+        attn_pdrop: float = 0.1,
+        layer_norm_epsilon: float = 1e-5,
+        initializer_range: float = 0.02,
+        summary_type: str = "cls_index",
+        summary_use_proj: bool = True,
+        summary_activation: str | None = None,
+        summary_proj_to_labels: bool = True,
+        summary_first_dropout: float = 0.1,
+        scale_attn_weights: bool = True,
+        use_cache: bool = True,
+        bos_token_id: int | None = 50256,
+        eos_token_id: int | list[int] | None = 50256,
+        pad_token_id: int | None = None,
+        scale_attn_by_inverse_layer_idx: bool = False,
+        reorder_and_upcast_attn: bool = False,
+        add_cross_attention: bool = False,
+        tie_word_embeddings: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if add_cross_attention:
+            raise ValueError("pretrained's GPT-2 does not support add_cross_attention=True")
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        self.vocab_size = vocab_size
+        self.n_positions = n_positions
+        self.n_embd = n_embd
+        self.n_layer = n_layer
+        self.n_head = n_head
+        self.n_inner = n_inner
+        self.activation_function = activation_function
+        self.resid_pdrop = resid_pdrop
+        self.embd_pdrop = embd_pdrop
+        self.attn_pdrop = attn_pdrop
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_range = initializer_range
+        self.summary_type = summary_type
+        self.summary_use_proj = summary_use_proj
+        self.summary_activation = summary_activation
+        self.summary_proj_to_labels = summary_proj_to_labels
+        self.summary_first_dropout = summary_first_dropout
+        self.scale_attn_weights = scale_attn_weights
+        self.use_cache = use_cache
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
+        self.scale_attn_by_inverse_layer_idx = scale_attn_by_inverse_layer_idx
+        self.reorder_and_upcast_attn = reorder_and_upcast_attn
+        self.add_cross_attention = add_cross_attention
+        self.tie_word_embeddings = tie_word_embeddings
+        super().__init__(**kwargs)
+
+
+class Conv1D(nn.Module):
+    """A linear layer stored transposed, as in the GPT-2 checkpoints: ``y = x @ weight + bias``.
+
+    Args:
+        nf: Output features.
+        nx: Input features.
+    """
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf, self.nx = nf, nx
+        self.weight = nn.Parameter(torch.empty(nx, nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(self.bias, x.reshape(-1, self.nx), self.weight)
+        return out.view(*x.shape[:-1], self.nf)
+
+    def extra_repr(self) -> str:
+        return f"nf={self.nf}, nx={self.nx}"
+
+
+class GPT2Attention(nn.Module):
+    """Causal self-attention with one fused q/k/v projection (``c_attn``)."""
+
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.embed_dim = config.n_embd
+        self.num_heads = config.n_head
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= float(layer_idx + 1)
+        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
+        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+        self.attn_dropout = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: Any = None,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, seq, _ = hidden_states.shape
+        qkv = self.c_attn(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
+        dropout = self.attn_dropout if self.training else 0.0
+        weights = None
+        if output_attentions:
+            scores = (q @ k.transpose(-1, -2)) * self.scaling
+            q_len, kv_len = q.shape[2], k.shape[2]
+            full = mask
+            if full is None and q_len > 1:
+                full = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
+            if full is not None:
+                scores = scores.masked_fill(~full, torch.finfo(scores.dtype).min)
+            weights = F.dropout(scores.softmax(-1, dtype=torch.float32).to(q.dtype), dropout, self.training)
+            out = weights @ v
+        else:
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=dropout,
+                is_causal=sdpa_is_causal(mask, seq),
+                scale=self.scaling,
+            )
+        out = out.transpose(1, 2).reshape(batch, seq, self.embed_dim)
+        return self.resid_dropout(self.c_proj(out)), weights
+
+
+class GPT2MLP(nn.Module):
+    """``c_proj(act(c_fc(x)))`` with dropout."""
+
+    def __init__(self, intermediate_size: int, config: GPT2Config) -> None:
+        super().__init__()
+        self.c_fc = Conv1D(intermediate_size, config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, intermediate_size)
+        self.act = gate_activation(config.activation_function)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class GPT2Block(nn.Module):
+    """Pre-LayerNorm block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
+
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        inner = config.n_inner if config.n_inner is not None else 4 * config.n_embd
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = GPT2Attention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT2MLP(inner, config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: Any = None,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn, weights = self.attn(self.ln_1(hidden_states), mask, cache, cache_position, output_attentions)
+        hidden_states = hidden_states + attn
+        return hidden_states + self.mlp(self.ln_2(hidden_states)), weights
+
+
+class GPT2PreTrainedModel(PreTrainedModel):
+    """Shared settings and weight initialisation (scaled residual projections, as in the paper)."""
+
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GPT2Block"]
+    # Old checkpoints store the causal mask as a buffer; it is not needed.
+    _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"attn\.masked_bias$", r"crossattention\.bias$"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, Conv1D)):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        if isinstance(module, (GPT2Attention, GPT2MLP)):
+            # Residual projections scaled by 1/sqrt(2 * n_layer).
+            nn.init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+
+class GPT2Model(GPT2PreTrainedModel):
+    """The GPT-2 transformer without a head."""
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.embed_dim = config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, self.embed_dim)
+        self.wpe = nn.Embedding(config.n_positions, self.embed_dim)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.wte
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.wte = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.LongTensor | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutputWithPast | tuple:
+        """Run the transformer (arguments as in :meth:`LlamaModel.forward`, plus ``token_type_ids``)."""
+        if past_key_values is None:
+            past_key_values = kwargs.pop("cache", None)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids or inputs_embeds")
+        output_attentions = (
+            output_attentions if output_attentions is not None else self.config.output_attentions
+        )
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)
+        cache = prepare_cache(past_key_values, use_cache, self.config)
+        seq = inputs_embeds.shape[1]
+        if cache_position is None:
+            cache_position = cache_positions(cache, seq, inputs_embeds.device)
+        if position_ids is None:
+            position_ids = cache_position.unsqueeze(0)
+        hidden_states = inputs_embeds + self.wpe(position_ids)
+        if token_type_ids is not None:
+            hidden_states = hidden_states + self.wte(token_type_ids.view(-1, seq))
+        hidden_states = self.drop(hidden_states)
+        mask = build_masks(attention_mask, cache, cache_position, [None])[None]
+
+        all_hidden: list[torch.Tensor] = []
+        all_attn: list[torch.Tensor] = []
+        for block in self.h:
+            if output_hidden_states:
+                all_hidden.append(hidden_states)
+            args = (hidden_states, mask, cache, cache_position, output_attentions)
+            if self.gradient_checkpointing and self.training:
+                hidden_states, weights = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
+            else:
+                hidden_states, weights = block(*args)
+            if output_attentions:
+                all_attn.append(weights)
+        hidden_states = self.ln_f(hidden_states)
+        if output_hidden_states:
+            all_hidden.append(hidden_states)
+        out = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=cache if use_cache else None,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_attn) if output_attentions else None,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class GPT2LMHeadModel(CausalLMGenerationMixin, GPT2PreTrainedModel):
+    """GPT-2 with its language-modelling head (tied to ``wte`` by default)."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast | tuple:
+        """Next-token logits, and the shifted cross-entropy loss when ``labels`` are given
+        (divided by ``num_items_in_batch`` when the trainer passes it)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.transformer(
+            input_ids=input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            cache_position=cache_position,
+            cache=kwargs.pop("cache", None),
+        )
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            if logits_to_keep:
+                hidden_states = hidden_states[:, -logits_to_keep:]
+        else:
+            hidden_states = hidden_states[:, logits_to_keep]
+        logits = self.lm_head(hidden_states)
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=kwargs.get("shift_labels"))
+        out = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class GPT2ForSequenceClassification(GPT2PreTrainedModel):
+    """GPT-2 with a linear ``score`` head read at the last non-padding token."""
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = GPT2Model(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutputWithPast | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.transformer(
+            input_ids=input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = last_token_pool(self.score(outputs.last_hidden_state), input_ids, self.config.pad_token_id)
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        out = SequenceClassifierOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+register(
+    "gpt2",
+    GPT2Config,
+    base=GPT2Model,
+    causal_lm=GPT2LMHeadModel,
+    sequence_classification=GPT2ForSequenceClassification,
+)
