@@ -1,0 +1,32 @@
+"""Fixtures of the training tests."""
+
+import os
+import sys
+
+import pytest
+
+# the tests import their tiny models from training_helpers.py next to this file
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture
+def quiet_args(tmp_path):
+    """TrainingArguments factory with the progress bar off and output in tmp_path."""
+    from pretrained import TrainingArguments
+
+    def make(**kw):
+        kw.setdefault("output_dir", str(tmp_path / "out"))
+        kw.setdefault("disable_tqdm", True)
+        kw.setdefault("report_to", "none")
+        kw.setdefault("use_cpu", True)
+        return TrainingArguments(**kw)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _silence_printer(monkeypatch):
+    # PrinterCallback prints every log; keep test output readable
+    from pretrained.training import callbacks
+
+    monkeypatch.setattr(callbacks.PrinterCallback, "on_log", lambda self, *a, **k: None)
