@@ -60,6 +60,33 @@ _export(
 )
 
 # --- tokenization ---
+_export("pretrained.tokenization.auto", "AutoTokenizer")
+_export(
+    "pretrained.tokenization.batch_encoding",
+    "BatchEncoding",
+    "CharSpan",
+    "TokenSpan",
+    "PaddingStrategy",
+    "TruncationStrategy",
+    "TensorType",
+)
+_export("pretrained.tokenization.base", "PreTrainedTokenizerBase")
+_export("pretrained.tokenization.fast", "PreTrainedTokenizerFast", "PreTrainedTokenizer", "TokenizersBackend")
+_export(
+    "pretrained.tokenization.models",
+    "BertTokenizer",
+    "BertTokenizerFast",
+    "DistilBertTokenizer",
+    "DistilBertTokenizerFast",
+    "GPT2Tokenizer",
+    "GPT2TokenizerFast",
+    "RobertaTokenizer",
+    "RobertaTokenizerFast",
+    "LlamaTokenizer",
+    "LlamaTokenizerFast",
+    "T5Tokenizer",
+    "T5TokenizerFast",
+)
 
 # --- generation ---
 

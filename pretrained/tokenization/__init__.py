@@ -1,0 +1,1 @@
+"""Tokenization: `AutoTokenizer`, `PreTrainedTokenizerFast` over the Rust `tokenizers` library, `BatchEncoding`."""
