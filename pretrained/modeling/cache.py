@@ -211,7 +211,10 @@ class StaticLayer(CacheLayer):
             cache_position = torch.arange(self.length, self.length + new, device=self.keys.device)
         self.keys.index_copy_(2, cache_position, key_states.to(self.keys.dtype))
         self.values.index_copy_(2, cache_position, value_states.to(self.values.dtype))
-        self.length += new
+        # Inside a compiled graph a changing Python int would force a recompile per token; the caller
+        # advances the counter instead (see StaticCache.advance).
+        if not torch.compiler.is_compiling():
+            self.length += new
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -411,3 +414,8 @@ class StaticCache(Cache):
             head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
             for layer in self.layers:
                 layer.allocate(max_batch_size, heads, head_dim, dtype or torch.float32, device or "cpu")
+
+    def advance(self, tokens: int) -> None:
+        """Count ``tokens`` more written slots (after a compiled step, which cannot update the count)."""
+        for layer in self.layers:
+            layer.length += tokens

@@ -1,0 +1,713 @@
+"""``generate``: greedy decoding, sampling and beam search for decoder-only models.
+
+The loop is kept cheap in Python. Everything that does not change from one token to the next is built
+once before it starts: the logits processors, the output buffer (tokens are written in place, never
+concatenated), the attention-mask buffer (a view of it is passed each step; no mask at all when the
+batch has no padding), the next positions, and the KV cache (a static cache is preallocated and may be
+driven by a ``torch.compile``-d decode step). The only host-device synchronisation per token is the
+"is every sequence finished?" check, and only when an end-of-sequence token can stop generation.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pretrained.generation.configuration_utils import GenerationConfig
+from pretrained.generation.logits_process import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
+    ExponentialDecayLengthPenalty,
+    ForcedBOSTokenLogitsProcessor,
+    ForcedEOSTokenLogitsProcessor,
+    InfNanRemoveLogitsProcessor,
+    LogitNormalization,
+    LogitsProcessorList,
+    MinLengthLogitsProcessor,
+    MinNewTokensLengthLogitsProcessor,
+    MinPLogitsWarper,
+    NoBadWordsLogitsProcessor,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    SequenceBiasLogitsProcessor,
+    SuppressTokensAtBeginLogitsProcessor,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+    TypicalLogitsWarper,
+)
+from pretrained.generation.stopping_criteria import (
+    MaxTimeCriteria,
+    StoppingCriteriaList,
+    StopStringCriteria,
+)
+from pretrained.modeling.cache import Cache, DynamicCache, StaticCache
+from pretrained.modeling.outputs import ModelOutput
+
+# --------------------------------------------------------------------------------------------------------
+# outputs
+
+
+@dataclass
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """What ``generate`` returns with ``return_dict_in_generate=True`` (greedy and sampling).
+
+    Attributes:
+        sequences: ``(batch * num_return_sequences, length)`` prompt plus generated tokens.
+        scores: Per step, the processed scores ``(batch, vocab)`` (``output_scores``).
+        logits: Per step, the raw logits ``(batch, vocab)`` (``output_logits``).
+        attentions / hidden_states: Per step, the model's outputs (``output_attentions`` /
+            ``output_hidden_states``).
+        past_key_values: The cache after the last step.
+    """
+
+    sequences: torch.LongTensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[Any, ...] | None = None
+    hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        """The transformers 5 name of ``past_key_values``."""
+        return self.past_key_values
+
+
+@dataclass
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """What beam search returns with ``return_dict_in_generate=True``.
+
+    Attributes:
+        sequences: ``(batch * num_return_sequences, length)``.
+        sequences_scores: Final length-penalised score of each returned sequence (``output_scores``).
+        scores: Per step, the processed log-probabilities ``(batch * num_beams, vocab)``.
+        logits: Per step, the raw logits.
+        beam_indices: ``(batch * num_return_sequences, generated)`` the beam each token came from.
+        past_key_values: The cache after the last step.
+    """
+
+    sequences: torch.LongTensor | None = None
+    sequences_scores: torch.Tensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    beam_indices: torch.LongTensor | None = None
+    attentions: tuple[Any, ...] | None = None
+    hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        """The transformers 5 name of ``past_key_values``."""
+        return self.past_key_values
+
+
+# Older transformers names of the same outputs.
+GreedySearchDecoderOnlyOutput = SampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
+BeamSearchDecoderOnlyOutput = BeamSampleDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput
+
+_UNSUPPORTED = {
+    "assistant_model": "assisted generation",
+    "prefix_allowed_tokens_fn": "prefix-constrained decoding",
+    "negative_prompt_ids": "classifier-free guidance",
+    "negative_prompt_attention_mask": "classifier-free guidance",
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# configuration
+
+
+def _resolve_config(
+    model: Any, generation_config: GenerationConfig | None, kwargs: dict[str, Any]
+) -> tuple[GenerationConfig, dict[str, Any], bool]:
+    """Merge: explicit kwargs > the given config > the model's config > global defaults."""
+    model_config = getattr(model, "generation_config", None) or GenerationConfig()
+    config = copy.deepcopy(generation_config if generation_config is not None else model_config)
+    default_max = (
+        kwargs.get("max_length") is None and config.max_length is None and model_config.max_length is None
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flags inherited from a checkpoint's file should not warn
+        if generation_config is not None:
+            config.update(defaults_only=True, **model_config.to_dict())
+        config.update(defaults_only=True, **GenerationConfig.default_values())
+    model_kwargs = config.update(**kwargs)
+    config.validate()
+    return config, model_kwargs, default_max
+
+
+def _id_list(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]
+
+
+def build_logits_processor(
+    config: GenerationConfig,
+    prompt_length: int,
+    eos_token_id: list[int] | None,
+    attention_mask: torch.Tensor | None = None,
+    extra: list[Any] | None = None,
+) -> LogitsProcessorList:
+    """The processors ``config`` asks for, in transformers' order, then the user's, then the warpers."""
+    procs = LogitsProcessorList()
+    if config.sequence_bias is not None:
+        procs.append(SequenceBiasLogitsProcessor(config.sequence_bias))
+    if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
+        # Pad tokens on the left are not part of the text: skip them.
+        ignore = (attention_mask != 0).int().argmax(dim=1) if attention_mask is not None else None
+        procs.append(
+            RepetitionPenaltyLogitsProcessor(float(config.repetition_penalty), prompt_ignore_length=ignore)
+        )
+    if config.no_repeat_ngram_size:
+        procs.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if config.bad_words_ids is not None:
+        procs.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos_token_id))
+    if eos_token_id is not None and config.min_length:
+        procs.append(MinLengthLogitsProcessor(config.min_length, eos_token_id))
+    if eos_token_id is not None and config.min_new_tokens:
+        procs.append(MinNewTokensLengthLogitsProcessor(prompt_length, config.min_new_tokens, eos_token_id))
+    if config.forced_bos_token_id is not None:
+        procs.append(ForcedBOSTokenLogitsProcessor(config.forced_bos_token_id))
+    if config.forced_eos_token_id is not None:
+        procs.append(ForcedEOSTokenLogitsProcessor(config.max_length, config.forced_eos_token_id))
+    if config.remove_invalid_values:
+        procs.append(InfNanRemoveLogitsProcessor())
+    if config.exponential_decay_length_penalty is not None and eos_token_id is not None:
+        procs.append(
+            ExponentialDecayLengthPenalty(
+                config.exponential_decay_length_penalty, eos_token_id, prompt_length
+            )
+        )
+    if config.suppress_tokens is not None:
+        procs.append(SuppressTokensLogitsProcessor(config.suppress_tokens))
+    if config.begin_suppress_tokens is not None:
+        begin = (
+            prompt_length if prompt_length > 1 or config.forced_bos_token_id is None else prompt_length + 1
+        )
+        procs.append(SuppressTokensAtBeginLogitsProcessor(config.begin_suppress_tokens, begin))
+    for processor in extra or ():
+        if any(type(p) is type(processor) for p in procs):
+            raise ValueError(
+                f"a {type(processor).__name__} was passed in logits_processor but the generation config already "
+                "creates one; set it in one place only"
+            )
+        procs.append(processor)
+    if config.do_sample:
+        keep = (len(eos_token_id) + 1 if eos_token_id else 2) if (config.num_beams or 1) > 1 else 1
+        if config.temperature is not None and config.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(float(config.temperature)))
+        if config.top_k:
+            procs.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
+        if config.top_p is not None and config.top_p < 1.0:
+            procs.append(TopPLogitsWarper(config.top_p, min_tokens_to_keep=keep))
+        if config.min_p is not None:
+            procs.append(MinPLogitsWarper(config.min_p, min_tokens_to_keep=keep))
+        if config.typical_p is not None and config.typical_p < 1.0:
+            procs.append(TypicalLogitsWarper(config.typical_p, min_tokens_to_keep=keep))
+        if config.epsilon_cutoff and 0.0 < config.epsilon_cutoff < 1.0:
+            procs.append(EpsilonLogitsWarper(config.epsilon_cutoff, min_tokens_to_keep=keep))
+        if config.eta_cutoff and 0.0 < config.eta_cutoff < 1.0:
+            procs.append(EtaLogitsWarper(config.eta_cutoff, min_tokens_to_keep=keep))
+    if config.renormalize_logits:
+        procs.append(LogitNormalization())
+    return procs
+
+
+# --------------------------------------------------------------------------------------------------------
+# the model side of the loop
+
+
+class _Runner:
+    """Drives the model: prefill once, then one token per row per step, with everything preallocated."""
+
+    def __init__(
+        self,
+        model: Any,
+        config: GenerationConfig,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        has_padding: bool,
+        max_length: int,
+        cache: Cache,
+        model_kwargs: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.model_kwargs = model_kwargs
+        batch, length = input_ids.shape
+        device = input_ids.device
+        self.length = length
+        self.static = isinstance(cache, StaticCache)
+        # Bool mask for the whole run: prompt padding, then ones for every token still to come.
+        self.mask = None
+        if has_padding:
+            self.mask = torch.ones(batch, max_length, dtype=torch.bool, device=device)
+            self.mask[:, :length] = attention_mask.bool()
+        positions = model_kwargs.pop("position_ids", None)
+        if positions is None:
+            positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        self.prefill_positions = positions
+        self.next_position = positions[:, -1:] + 1
+        self.cache_positions = torch.arange(max_length, device=device)
+        self.step_fn = model.__call__
+        self.compiled = False
+        self.want_attn = bool(config.output_attentions)
+        self.want_hidden = bool(config.output_hidden_states)
+
+    def _call(self, fn: Any, input_ids: torch.Tensor, positions: torch.Tensor, start: int, end: int) -> Any:
+        extra = {}
+        if self.want_attn:
+            extra["output_attentions"] = True
+        if self.want_hidden:
+            extra["output_hidden_states"] = True
+        return fn(
+            input_ids=input_ids,
+            attention_mask=None if self.mask is None else self.mask[:, :end],
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            cache_position=self.cache_positions[start:end] if self.static else None,
+            logits_to_keep=1,
+            return_dict=True,
+            **self.model_kwargs,
+            **extra,
+        )
+
+    def prefill(self, input_ids: torch.Tensor, repeat: int = 1) -> Any:
+        """Run the prompt; with ``repeat > 1`` it runs once per row and the cache is then repeated
+        (beam search: all beams of a row start from the same prompt)."""
+        positions = self.prefill_positions
+        # A static cache is preallocated for every row, so it is filled row by row instead.
+        repeat = 1 if self.static else repeat
+        if repeat > 1:
+            rows = input_ids.shape[0]
+            input_ids, positions = input_ids[::repeat], positions[::repeat]
+            full_mask, self.mask = self.mask, None if self.mask is None else self.mask[::repeat]
+            self.model_kwargs = {
+                k: v[::repeat] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v
+                for k, v in self.model_kwargs.items()
+            }
+        out = self._call(self.model.__call__, input_ids, positions, 0, self.length)
+        if repeat > 1:
+            self.mask = full_mask
+            self.cache.batch_repeat_interleave(repeat)
+            out.logits = out.logits.repeat_interleave(repeat, dim=0)
+        # token_type_ids and the like describe the prompt only
+        self.model_kwargs = {}
+        return out
+
+    def step(self, tokens: torch.Tensor) -> Any:
+        """Feed one new token per row ``(batch, 1)``."""
+        start = self.length
+        out = self._call(self.step_fn, tokens, self.next_position, start, start + 1)
+        if self.compiled:
+            self.cache.advance(1)  # the compiled graph leaves the host-side length to us
+        self.next_position = self.next_position + 1
+        self.length += 1
+        return out
+
+
+def _make_cache(model: Any, config: GenerationConfig, batch: int, max_length: int, user_cache: Any) -> Cache:
+    if user_cache is not None:
+        if isinstance(user_cache, (tuple, list)):
+            return DynamicCache.from_legacy_cache(user_cache)
+        if user_cache.get_seq_length() != 0:
+            raise ValueError(
+                "generate() needs an empty cache: continuing from a filled cache is not supported"
+            )
+        return user_cache
+    if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
+        return DynamicCache(config=model.config)
+    size = max(config.max_cache_len or 0, max_length)
+    return StaticCache(
+        model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype
+    )
+
+
+def _compiled_step(model: Any, config: GenerationConfig) -> Any:
+    """``torch.compile`` the model's forward for decode steps (reused across calls)."""
+    options = config.compile_config or {}
+    if not isinstance(options, dict):
+        options = {
+            k: getattr(options, k) for k in ("fullgraph", "dynamic", "backend", "mode") if hasattr(options, k)
+        }
+    options = {"fullgraph": False, "dynamic": False, **options}
+    key = tuple(sorted(options.items()))
+    cached = getattr(model, "_pretrained_compiled_step", None)
+    if cached is None or cached[0] != key:
+        cached = (key, torch.compile(model.forward, **options))
+        model._pretrained_compiled_step = cached
+    return cached[1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# entry point
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    inputs: torch.Tensor | None = None,
+    generation_config: GenerationConfig | None = None,
+    logits_processor: list[Any] | None = None,
+    stopping_criteria: list[Any] | None = None,
+    prefix_allowed_tokens_fn: Any = None,
+    synced_gpus: bool | None = None,
+    assistant_model: Any = None,
+    streamer: Any = None,
+    negative_prompt_ids: torch.Tensor | None = None,
+    negative_prompt_attention_mask: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> torch.LongTensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
+    """Generate token ids with a causal language model, like ``transformers``' ``model.generate``.
+
+    Args:
+        model: A causal LM (``...ForCausalLM`` / ``GPT2LMHeadModel``).
+        inputs: ``(batch, prompt_len)`` token ids; left-pad batches and pass ``attention_mask``.
+        generation_config: Base settings (default: ``model.generation_config``).
+        logits_processor: Extra processors, applied after the configured ones and before sampling warpers.
+        stopping_criteria: Extra criteria (each returns a ``(batch,)`` bool tensor).
+        streamer: Receives the prompt, then each new token (``put``), then ``end()``; batch size 1.
+        **kwargs: Any ``GenerationConfig`` field (``max_new_tokens=..., do_sample=True, ...``), model inputs
+            (``attention_mask``, ``position_ids``, ``token_type_ids``, ``past_key_values``), and
+            ``tokenizer`` (needed for ``stop_strings``).
+
+    Returns:
+        The sequences ``(batch * num_return_sequences, length)``, or a ``Generate...Output`` when
+        ``return_dict_in_generate=True``.
+
+    ``cache_implementation="static"`` preallocates the cache; with a ``compile_config`` (a dict of
+    ``torch.compile`` options, e.g. ``{"mode": "reduce-overhead"}``) the decode step is compiled.
+    """
+    passed = {
+        "assistant_model": assistant_model,
+        "prefix_allowed_tokens_fn": prefix_allowed_tokens_fn,
+        "negative_prompt_ids": negative_prompt_ids,
+        "negative_prompt_attention_mask": negative_prompt_attention_mask,
+    }
+    for name, value in passed.items():
+        if value is not None:
+            raise NotImplementedError(
+                f"`{name}` ({_UNSUPPORTED[name]}) is not supported by pretrained's generate"
+            )
+    tokenizer = kwargs.pop("tokenizer", None)
+    config, model_kwargs, default_max = _resolve_config(model, generation_config, kwargs)
+    for name in ("guidance_scale",):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise NotImplementedError(f"`{name}` is not supported by pretrained's generate")
+    if model_kwargs.pop("inputs_embeds", None) is not None:
+        raise NotImplementedError("generate() from inputs_embeds is not supported; pass input_ids")
+
+    # --- inputs and special tokens
+    input_ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)
+    device = model.device
+    eos = _id_list(config.eos_token_id)
+    pad = config.pad_token_id
+    if pad is None and eos:
+        pad = eos[0]
+    if input_ids is None:
+        if config.bos_token_id is None:
+            raise ValueError("give input_ids, or set bos_token_id so generation can start from it")
+        input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=device)
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    input_ids = input_ids.to(device)
+    attention_mask = model_kwargs.pop("attention_mask", None)
+    if attention_mask is None:
+        can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
+        attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
+    elif attention_mask.dim() != 2:
+        raise ValueError("the attention_mask given to generate() must be 2D (batch, length)")
+    attention_mask = attention_mask.to(device)
+    if streamer is not None and input_ids.shape[0] > 1:
+        raise ValueError("streamers support batch size 1 only")
+
+    # --- lengths
+    prompt_len = input_ids.shape[1]
+    if config.max_new_tokens is not None:
+        config.max_length = config.max_new_tokens + prompt_len
+    elif default_max:
+        config.max_length = config.max_length + prompt_len
+        max_pos = getattr(model.config, "max_position_embeddings", None)
+        if max_pos is not None:
+            config.max_length = min(config.max_length, max_pos)
+    if config.min_new_tokens is not None:
+        config.min_length = config.min_new_tokens + prompt_len
+    if config.max_length <= prompt_len:
+        raise ValueError(
+            f"the prompt has {prompt_len} tokens and max_length is {config.max_length}: nothing to generate; "
+            "raise max_new_tokens"
+        )
+
+    # --- expand for several sequences per prompt
+    beams = config.num_beams or 1
+    expand = max(beams, config.num_return_sequences or 1)
+    if expand > 1:
+        input_ids = input_ids.repeat_interleave(expand, dim=0)
+        attention_mask = attention_mask.repeat_interleave(expand, dim=0)
+        for key, value in list(model_kwargs.items()):
+            if (
+                isinstance(value, torch.Tensor)
+                and value.dim() >= 1
+                and value.shape[0] * expand == input_ids.shape[0]
+            ):
+                model_kwargs[key] = value.repeat_interleave(expand, dim=0)
+
+    # --- loop machinery, built once
+    processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor)
+    criteria = StoppingCriteriaList(stopping_criteria or [])
+    if config.max_time is not None:
+        criteria.append(MaxTimeCriteria(config.max_time))
+    if config.stop_strings is not None:
+        criteria.append(StopStringCriteria(tokenizer, config.stop_strings))
+    # One host check at the start decides whether the loop needs a mask at all.
+    has_padding = not bool(attention_mask.all())
+    if not config.use_cache:
+        raise NotImplementedError("generate() always uses a KV cache; use_cache=False is not supported")
+    cache = _make_cache(
+        model, config, input_ids.shape[0], config.max_length, model_kwargs.pop("past_key_values", None)
+    )
+    runner = _Runner(
+        model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs
+    )
+    if isinstance(cache, StaticCache) and config.compile_config is not None and not config.disable_compile:
+        runner.step_fn = _compiled_step(model, config)
+        runner.compiled = True
+
+    if beams > 1:
+        return _beam_search(runner, config, input_ids, processors, criteria, eos, pad, beams)
+    return _sample(runner, config, input_ids, processors, criteria, eos, pad, streamer)
+
+
+def _sample(
+    runner: _Runner,
+    config: GenerationConfig,
+    input_ids: torch.Tensor,
+    processors: LogitsProcessorList,
+    criteria: StoppingCriteriaList,
+    eos: list[int] | None,
+    pad: int | None,
+    streamer: Any,
+) -> torch.Tensor | GenerateDecoderOnlyOutput:
+    """Greedy decoding or multinomial sampling (``config.do_sample``)."""
+    batch, prompt_len = input_ids.shape
+    max_length = config.max_length
+    device = input_ids.device
+    sequences = torch.empty(batch, max_length, dtype=torch.long, device=device)
+    sequences[:, :prompt_len] = input_ids
+    unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+    eos_tensor = torch.tensor(eos, device=device) if eos else None
+    want_dict = config.return_dict_in_generate
+    scores: list[torch.Tensor] | None = [] if want_dict and config.output_scores else None
+    raw: list[torch.Tensor] | None = [] if want_dict and config.output_logits else None
+    attns: list[Any] | None = [] if want_dict and config.output_attentions else None
+    hiddens: list[Any] | None = [] if want_dict and config.output_hidden_states else None
+    if streamer is not None:
+        streamer.put(input_ids.cpu())
+
+    out = runner.prefill(input_ids)
+    cur = prompt_len
+    while True:
+        logits = out.logits[:, -1, :].float()
+        if attns is not None:
+            attns.append(out.attentions)
+        if hiddens is not None:
+            hiddens.append(out.hidden_states)
+        seen = sequences[:, :cur]
+        next_scores = processors(seen, logits) if processors else logits
+        if raw is not None:
+            raw.append(logits)
+        if scores is not None:
+            scores.append(next_scores)
+        if config.do_sample:
+            tokens = torch.multinomial(next_scores.softmax(dim=-1), num_samples=1).squeeze(1)
+        else:
+            tokens = next_scores.argmax(dim=-1)
+        if eos_tensor is not None:
+            tokens = torch.where(unfinished, tokens, pad)
+        sequences[:, cur] = tokens
+        cur += 1
+        if streamer is not None:
+            streamer.put(tokens.cpu())
+        if eos_tensor is not None:
+            unfinished &= ~torch.isin(tokens, eos_tensor)
+        if criteria:
+            unfinished &= ~criteria(sequences[:, :cur], next_scores)
+        if cur >= max_length:
+            break
+        if (eos_tensor is not None or criteria) and not bool(unfinished.any()):
+            break  # the one host sync per token, and only when something can stop early
+        out = runner.step(tokens[:, None])
+    if streamer is not None:
+        streamer.end()
+    sequences = sequences[:, :cur]
+    if not want_dict:
+        return sequences
+    return GenerateDecoderOnlyOutput(
+        sequences=sequences,
+        scores=tuple(scores) if scores is not None else None,
+        logits=tuple(raw) if raw is not None else None,
+        attentions=tuple(attns) if attns is not None else None,
+        hidden_states=tuple(hiddens) if hiddens is not None else None,
+        past_key_values=runner.cache,
+    )
+
+
+def _beam_search(
+    runner: _Runner,
+    config: GenerationConfig,
+    input_ids: torch.Tensor,
+    processors: LogitsProcessorList,
+    criteria: StoppingCriteriaList,
+    eos: list[int] | None,
+    pad: int | None,
+    num_beams: int,
+) -> torch.Tensor | GenerateBeamDecoderOnlyOutput:
+    """Beam search (or beam sampling), with the same bookkeeping and tie-breaking as transformers.
+
+    Each step keeps the ``K = max(2, 1 + n_eos) * num_beams`` best continuations over all beams, so that
+    ``num_beams`` unfinished ones remain even if the best ones end. Finished hypotheses are scored with
+    ``logprob / generated_len ** length_penalty`` and the best ``num_beams`` kept per prompt.
+    """
+    flat, prompt_len = input_ids.shape
+    batch = flat // num_beams
+    max_length = config.max_length
+    device = input_ids.device
+    length_penalty = config.length_penalty
+    early_stopping = config.early_stopping
+    num_return = config.num_return_sequences or 1
+    keep = max(2, 1 + len(eos or ())) * num_beams
+    first_beams = torch.zeros(keep, dtype=torch.bool, device=device)
+    first_beams[:num_beams] = True
+    eos_tensor = torch.tensor(eos, device=device) if eos else None
+    # Same filler as transformers for positions after a hypothesis ended.
+    fill = (pad or eos[0]) if eos else -1
+
+    running = torch.full((batch, num_beams, max_length), fill, dtype=torch.long, device=device)
+    running[:, :, :prompt_len] = input_ids.view(batch, num_beams, prompt_len)
+    finished_seqs = running.clone()
+    running_scores = torch.zeros(batch, num_beams, device=device)
+    running_scores[:, 1:] = -1e9  # only the first beam expands at the first step (they are identical)
+    finished_scores = torch.full((batch, num_beams), -1e9, device=device)
+    is_finished = torch.zeros(batch, num_beams, dtype=torch.bool, device=device)
+    can_improve = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    running_beam_idx = torch.full(
+        (batch, num_beams, max_length - prompt_len), -1, dtype=torch.int32, device=device
+    )
+    finished_beam_idx = running_beam_idx.clone()
+    batch_offset = torch.arange(batch, device=device).view(-1, 1) * num_beams
+    want_dict = config.return_dict_in_generate
+    scores: list[torch.Tensor] | None = [] if want_dict and config.output_scores else None
+    raw: list[torch.Tensor] | None = [] if want_dict and config.output_logits else None
+
+    def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        while idx.dim() < t.dim():
+            idx = idx.unsqueeze(-1)
+        return torch.take_along_dim(t, idx, dim=1)
+
+    out = runner.prefill(input_ids, repeat=num_beams)
+    cur = prompt_len
+    while True:
+        logits = out.logits[:, -1, :].float()
+        del out
+        log_probs = F.log_softmax(logits, dim=-1)
+        log_probs = processors(running[:, :, :cur].reshape(flat, cur), log_probs) if processors else log_probs
+        if raw is not None:
+            raw.append(logits)
+        if scores is not None:
+            scores.append(log_probs)
+        vocab = log_probs.shape[-1]
+        total = (log_probs.view(batch, num_beams, vocab) + running_scores[:, :, None]).view(batch, -1)
+
+        # Best K continuations over all beams of each prompt.
+        if config.do_sample:
+            top_idx = torch.multinomial(total.softmax(dim=-1), num_samples=keep)
+            top_scores = total.gather(1, top_idx)
+            top_scores, order = top_scores.sort(dim=-1, descending=True)
+            top_idx = top_idx.gather(-1, order)
+        else:
+            top_scores, top_idx = torch.topk(total, k=keep)
+        src_beam = top_idx // vocab
+        top_tokens = top_idx % vocab
+        top_seqs = gather(running, src_beam)
+        top_seqs[:, :, cur] = top_tokens
+        top_beam_idx = gather(running_beam_idx, src_beam)
+        top_beam_idx[:, :, cur - prompt_len] = (src_beam + batch_offset).to(top_beam_idx.dtype)
+
+        # Which candidates end here (EOS, max length, user criteria).
+        if eos_tensor is not None:
+            ended = torch.isin(top_tokens, eos_tensor)
+        else:
+            ended = torch.zeros_like(top_tokens, dtype=torch.bool)
+        if cur + 1 >= max_length:
+            ended = torch.ones_like(ended)
+        if criteria:
+            ended = ended | criteria(top_seqs[:, :, : cur + 1].reshape(batch * keep, cur + 1), None).view(
+                batch, keep
+            )
+
+        # Continue with the best num_beams candidates that did not end.
+        alive_scores = top_scores + ended.float() * -1e9
+        next_idx = torch.topk(alive_scores, k=num_beams)[1]
+        running = gather(top_seqs, next_idx)
+        running_scores = gather(alive_scores, next_idx)
+        running_beam_idx = gather(top_beam_idx, next_idx)
+
+        # Candidates among the first num_beams that ended become finished hypotheses if good enough.
+        just_ended = ended & first_beams[None, :]
+        final_scores = top_scores / ((cur + 1 - prompt_len) ** length_penalty)
+        full = torch.all(is_finished, dim=-1, keepdim=True) & (early_stopping is True)
+        final_scores = final_scores + full.float() * -1e9
+        final_scores = final_scores + (~can_improve).float() * -1e9
+        final_scores = final_scores + (~just_ended) * -1e9
+        merged_scores = torch.cat((finished_scores, final_scores), dim=1)
+        best = torch.topk(merged_scores, k=num_beams)[1]
+        finished_seqs = gather(torch.cat((finished_seqs, top_seqs), dim=1), best)
+        finished_scores = gather(merged_scores, best)
+        finished_beam_idx = gather(torch.cat((finished_beam_idx, top_beam_idx), dim=1), best)
+        is_finished = gather(torch.cat((is_finished, just_ended), dim=1), best)
+
+        cur += 1
+        # Could a running beam still beat the worst finished hypothesis?
+        if early_stopping == "never" and length_penalty > 0.0:
+            best_len = max_length - prompt_len
+        else:
+            best_len = cur - prompt_len
+        best_running = running_scores[:, :1] / (best_len**length_penalty)
+        worst_done = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True)[0], -1.0e9)
+        can_improve = can_improve & torch.any(best_running > worst_done, dim=-1, keepdim=True)
+        open_beams = not (bool(is_finished.all()) and early_stopping is True)
+        if not (bool(can_improve.any()) and open_beams and not bool(ended.all())):
+            break
+        # The cache follows the beams that survived.
+        runner.cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
+        out = runner.step(running[:, :, cur - 1].reshape(flat, 1))
+
+    sequences = finished_seqs[:, :num_return].reshape(batch * num_return, max_length)
+    seq_scores = finished_scores[:, :num_return].reshape(-1)
+    beam_idx = finished_beam_idx[:, :num_return].reshape(batch * num_return, -1)
+    generated = int((beam_idx + 1).bool().sum(dim=1).max())
+    sequences = sequences[:, : prompt_len + generated]
+    beam_idx = beam_idx[:, :generated]
+    if not want_dict:
+        return sequences
+    return GenerateBeamDecoderOnlyOutput(
+        sequences=sequences,
+        sequences_scores=seq_scores if config.output_scores else None,
+        scores=tuple(scores) if scores is not None else None,
+        logits=tuple(raw) if raw is not None else None,
+        beam_indices=beam_idx,
+        past_key_values=runner.cache,
+    )
