@@ -89,6 +89,61 @@ _export(
 )
 
 # --- generation ---
+_export("pretrained.generation.configuration_utils", "GenerationConfig")
+_export("pretrained.generation.streamers", "TextStreamer", "TextIteratorStreamer")
+_export(
+    "pretrained.generation.logits_process",
+    "LogitsProcessor",
+    "LogitsProcessorList",
+    "TemperatureLogitsWarper",
+    "TopKLogitsWarper",
+    "TopPLogitsWarper",
+    "MinPLogitsWarper",
+    "TypicalLogitsWarper",
+    "RepetitionPenaltyLogitsProcessor",
+    "NoRepeatNGramLogitsProcessor",
+    "NoBadWordsLogitsProcessor",
+    "SequenceBiasLogitsProcessor",
+    "MinLengthLogitsProcessor",
+    "MinNewTokensLengthLogitsProcessor",
+    "ForcedBOSTokenLogitsProcessor",
+    "ForcedEOSTokenLogitsProcessor",
+)
+_export(
+    "pretrained.generation.stopping_criteria",
+    "StoppingCriteria",
+    "StoppingCriteriaList",
+    "MaxLengthCriteria",
+    "MaxTimeCriteria",
+    "EosTokenCriteria",
+    "StopStringCriteria",
+)
+_export(
+    "pretrained.generation.utils",
+    "GenerateDecoderOnlyOutput",
+    "GenerateBeamDecoderOnlyOutput",
+)
+_export("pretrained.modeling.cache", "Cache", "DynamicCache", "StaticCache")
+_export("pretrained.models.gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
+_export(
+    "pretrained.models.llama",
+    "LlamaConfig",
+    "LlamaModel",
+    "LlamaForCausalLM",
+    "LlamaForSequenceClassification",
+    "MistralConfig",
+    "MistralModel",
+    "MistralForCausalLM",
+    "MistralForSequenceClassification",
+    "Qwen2Config",
+    "Qwen2Model",
+    "Qwen2ForCausalLM",
+    "Qwen2ForSequenceClassification",
+    "Qwen3Config",
+    "Qwen3Model",
+    "Qwen3ForCausalLM",
+    "Qwen3ForSequenceClassification",
+)
 
 # --- pipelines ---
 
