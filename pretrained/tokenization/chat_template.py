@@ -93,37 +93,81 @@ def _type_schema(hint: Any) -> dict[str, Any]:
     raise TypeError(f"Cannot turn the type hint {hint!r} into a JSON schema for a tool.")
 
 
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str], str | None]:
+    # Google style: a description, then "Args:" (name: text, continuation lines indented), then "Returns:".
+    sections = re.split(r"^\s*(Args|Arguments|Returns|Raises):\s*$", doc, flags=re.M)
+    description = sections[0].strip()
+    args: dict[str, str] = {}
+    returns = None
+    for title, body in zip(sections[1::2], sections[2::2]):
+        if title in ("Args", "Arguments"):
+            for match in re.finditer(
+                r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*?)(?=^\s*\w+\s*(?:\([^)]*\))?\s*:|\Z)",
+                body,
+                re.S | re.M,
+            ):
+                args[match.group(1)] = " ".join(match.group(2).split())
+        elif title == "Returns":
+            returns = " ".join(body.split()) or None
+    return description, args, returns
+
+
 def get_json_schema(func: Callable) -> dict[str, Any]:
-    """JSON schema of a tool from its type hints and Google-style docstring (`Args:` section)."""
+    """JSON schema of a tool from its type hints and Google-style docstring (`Args:`, optional `Returns:`).
+
+    An argument description ending in `(choices: [...])` becomes an `enum`.
+    """
+    name = getattr(func, "__name__", "operation")
     doc = inspect.getdoc(func)
     if not doc:
-        raise ValueError(f"Cannot generate JSON schema for {func.__name__} because it has no docstring!")
-    description, _, rest = doc.partition("\nArgs:")
-    arg_docs: dict[str, str] = {}
-    args_block = re.split(r"\n(?:Returns|Raises):", rest)[0]
-    for match in re.finditer(
-        r"^\s*(\w+)\s*(?:\([^)]*\))?:\s*(.*?)(?=^\s*\w+\s*(?:\([^)]*\))?:|\Z)", args_block, re.S | re.M
-    ):
-        arg_docs[match.group(1)] = " ".join(match.group(2).split())
+        raise ValueError(f"Cannot generate JSON schema for {name} because it has no docstring!")
+    description, arg_docs, return_doc = _parse_docstring(doc.strip())
+    signature = inspect.signature(func)
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls") or p.annotation is not p.empty
+    ]
+    required = []
+    for param in params:
+        if param.annotation is param.empty:
+            raise TypeError(f"Argument {param.name} is missing a type hint in function {name}")
+        if param.default is param.empty:
+            required.append(param.name)
     hints = get_type_hints(func)
     properties: dict[str, Any] = {}
-    required = []
-    for name, param in inspect.signature(func).parameters.items():
-        if name not in hints:
-            raise TypeError(f"Argument {name} of {func.__name__} is missing a type hint.")
-        schema = _type_schema(hints[name])
-        if name in arg_docs:
-            schema["description"] = arg_docs[name]
-        properties[name] = schema
-        if param.default is inspect.Parameter.empty:
-            required.append(name)
+    returns = None
+    for key, hint in hints.items():
+        if key == "return":
+            try:
+                returns = _type_schema(hint)
+            except TypeError:
+                returns = None  # the model never writes the return value; leave it out
+            continue
+        if key not in {p.name for p in params}:
+            continue
+        schema = _type_schema(hint)
+        if key not in arg_docs:
+            raise ValueError(
+                f"Cannot generate JSON schema for {name} because the docstring has no description for the argument "
+                f"'{key}'"
+            )
+        text = arg_docs[key]
+        choices = re.search(r"\(choices:\s*(.*?)\)\s*$", text, flags=re.IGNORECASE)
+        if choices:
+            schema["enum"] = json.loads(choices.group(1))
+            text = text[: choices.start()].strip()
+        schema["description"] = text
+        properties[key] = schema
     parameters: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    return {
-        "type": "function",
-        "function": {"name": func.__name__, "description": description.strip(), "parameters": parameters},
-    }
+    function: dict[str, Any] = {"name": name, "description": description, "parameters": parameters}
+    if returns is not None:
+        if return_doc is not None:
+            returns["description"] = return_doc
+        function["return"] = returns
+    return {"type": "function", "function": function}
 
 
 @lru_cache(maxsize=32)

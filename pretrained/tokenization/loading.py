@@ -1,6 +1,6 @@
 """Find a tokenizer's files and turn them into constructor arguments, the way transformers reads them.
 
-Files: `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` (+ `chat_templates/*.jinja`),
+Files: `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja` (+ `additional_chat_templates/*.jinja`),
 the legacy `special_tokens_map.json` and `added_tokens.json`, and a class's legacy vocabulary files.
 """
 
@@ -20,7 +20,7 @@ ADDED_TOKENS_FILE = "added_tokens.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 TOKENIZER_FILE = "tokenizer.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
-CHAT_TEMPLATE_DIR = "chat_templates"
+CHAT_TEMPLATE_DIR = "additional_chat_templates"
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
 # Accepted for compatibility with transformers; they have no effect here.
