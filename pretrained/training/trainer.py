@@ -200,7 +200,14 @@ class Trainer:
 
         def collate_used_columns(features: list[Any]) -> Any:
             if features and isinstance(features[0], Mapping):
-                features = [{k: v for k, v in f.items() if k in keep} for f in features]
+                kept = [{k: v for k, v in f.items() if k in keep} for f in features]
+                if features[0] and not kept[0]:
+                    raise ValueError(
+                        f"none of the dataset's columns ({', '.join(features[0])}) is an argument of "
+                        f"{type(self.model).__name__}.forward ({', '.join(self._signature_columns)}); "
+                        "set remove_unused_columns=False to pass them all"
+                    )
+                features = kept
             return collate(features)
 
         return collate_used_columns
