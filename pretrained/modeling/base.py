@@ -29,13 +29,32 @@ from pretrained.models.auto import _HUB_KWARGS, _MODEL_KWARGS
 _skip_init = False  # set while from_pretrained builds a model whose weights come from a checkpoint
 
 
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+                   "sparse_")
+
+
+def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
+
+
 @contextlib.contextmanager
 def _no_init() -> Iterator[None]:
+    """Skip all weight initialisation while a model whose weights come from a checkpoint is built.
+
+    Besides saving time, this matters on the meta device: torch's reference ``normal_`` imports
+    ``torch._dynamo`` on first use, which costs about 2 s.
+    """
     global _skip_init
     previous, _skip_init = _skip_init, True
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS if hasattr(nn.init, name)}
+    for name in saved:
+        setattr(nn.init, name, _keep)
     try:
         yield
     finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
         _skip_init = previous
 
 
@@ -318,8 +337,8 @@ class PreTrainedModel(nn.Module):
             config.dtype = str(target_dtype).removeprefix("torch.")
         quantization_config = quantization_config or getattr(config, "quantization_config", None)
 
-        # 4. instantiate on the meta device: no memory, no random init
-        with _no_init(), torch.device("meta"), _default_dtype(target_dtype):
+        # 4. instantiate with parameters on the meta device: no memory, no random init
+        with _no_init(), _params_on_meta(), _default_dtype(target_dtype):
             model = cls(config, *model_args)
 
         # 5. stream the tensors through the hook chain
@@ -393,7 +412,12 @@ class PreTrainedModel(nn.Module):
             self.tie_weights()
 
     def _fill_buffers(self, device_for: Any) -> None:
+        """Compute buffers left on the meta device; move the others to their module's device."""
         for module_name, module in self.named_modules():
+            for leaf, tensor in module._buffers.items():
+                full = f"{module_name}.{leaf}" if module_name else leaf
+                if tensor is not None and not tensor.is_meta and tensor.device != device_for(full):
+                    module._buffers[leaf] = tensor.to(device_for(full))
             meta = [b for b, t in module._buffers.items() if t is not None and t.is_meta]
             if not meta:
                 continue
@@ -455,6 +479,29 @@ def _default_generation_config(config: PretrainedConfig) -> Any:
     from pretrained.generation.configuration_utils import GenerationConfig
 
     return GenerationConfig.from_model_config(config)
+
+
+@contextlib.contextmanager
+def _params_on_meta() -> Iterator[None]:
+    """Put every parameter registered while active on the meta device; buffers stay real.
+
+    Parameters are first allocated (uninitialised, untouched, so no resident memory) and
+    replaced by meta tensors at registration. Buffers keep their computed values, so model
+    code needs nothing special (``torch.arange`` on meta would also import sympy, ~0.6 s).
+    """
+    register = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None and not param.is_meta:
+            meta = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+            module._parameters[name] = meta
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
 
 
 @contextlib.contextmanager

@@ -88,9 +88,9 @@ class BertEmbeddings(nn.Module):
         self.roberta_positions = config.model_type == "roberta"
         self.padding_idx = config.pad_token_id
         self._max_positions = config.max_position_embeddings
-        self._init_buffers(None)
+        self._init_buffers("cpu")
 
-    def _init_buffers(self, device: torch.device | None) -> None:
+    def _init_buffers(self, device: torch.device | str) -> None:
         positions = torch.arange(self._max_positions, device=device).expand((1, -1))
         self.register_buffer("position_ids", positions, persistent=False)
         self.register_buffer("token_type_ids", torch.zeros_like(positions), persistent=False)

@@ -77,9 +77,9 @@ class Embeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.dim, eps=1e-12)
         self.dropout = nn.Dropout(config.dropout)
         self._max_positions = config.max_position_embeddings
-        self._init_buffers(None)
+        self._init_buffers("cpu")
 
-    def _init_buffers(self, device: torch.device | None) -> None:
+    def _init_buffers(self, device: torch.device | str) -> None:
         positions = torch.arange(self._max_positions, device=device).expand((1, -1))
         self.register_buffer("position_ids", positions, persistent=False)
 
