@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, Unigram, WordPiece
 
-from .sentencepiece_model import read_sentencepiece_model
+from .sentencepiece_model import CONTROL, USER_DEFINED, read_sentencepiece_model
 
 
 def read_wordpiece_vocab(path: str) -> str:
@@ -103,78 +103,72 @@ def byte_level_bpe_tokenizer(
     return tokenizer
 
 
-def _merges_from_vocab(vocab: dict[str, int]) -> list[tuple[str, str]]:
-    # SentencePiece BPE stores no merges: every split of a piece into two pieces is a merge, ranked by
-    # the merged piece's id, then by the ids of its parts.
+def merges_from_vocab(vocab: dict[str, int]) -> list[tuple[str, str]]:
+    """Merges of a SentencePiece BPE vocabulary (which stores none), in transformers' order.
+
+    Every split of a piece into two pieces of the vocabulary is a merge; merges are ranked by the id of
+    the merged piece, then by the lengths of the left and right parts, then by the parts' ids.
+    """
     merges = []
     for piece, piece_id in vocab.items():
-        for i in range(1, len(piece)):
-            left, right = piece[:i], piece[i:]
-            if left in vocab and right in vocab:
-                merges.append((left, right, piece_id, vocab[left], vocab[right]))
-    merges.sort(key=lambda m: (m[2], m[3], m[4]))
-    return [(left, right) for left, right, *_ in merges]
+        splits = [
+            (piece[:i], piece[i:]) for i in range(1, len(piece)) if piece[:i] in vocab and piece[i:] in vocab
+        ]
+        splits.sort(key=lambda lr: (vocab[lr[0]], vocab[lr[1]]))
+        merges.extend((left, right, piece_id) for left, right in splits)
+    merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])))
+    return [(left, right) for left, right, _ in merges]
 
 
-def sentencepiece_tokenizer(path: str, kwargs: dict[str, Any], style: str) -> Tokenizer:
-    """Build from a SentencePiece `.model`; `style` is `"llama"` (BPE) or `"t5"` (Unigram).
+def sentencepiece_added_tokens(path: str) -> list[AddedToken]:
+    """Control pieces (special) and user-defined pieces (not special) of a `.model`, as added tokens."""
+    pieces = read_sentencepiece_model(path).pieces
+    return [
+        AddedToken(p.piece, normalized=False, special=p.type == CONTROL)
+        for p in pieces
+        if p.type in (CONTROL, USER_DEFINED)
+    ]
 
-    Sets the family's default special tokens and `add_bos_token` / `extra_special_tokens` in `kwargs`
-    where the model file defines them.
-    """
+
+def llama_sentencepiece_tokenizer(
+    path: str, *, add_prefix_space: bool | None = None, legacy: bool = False
+) -> Tokenizer:
+    """Llama style: BPE with byte fallback over the `.model`'s pieces, Metaspace, no normalizer."""
     model = read_sentencepiece_model(path)
-    pieces = model.pieces
-    if style == "llama":
-        vocab = {piece.piece: i for i, piece in enumerate(pieces)}
-        tokenizer = Tokenizer(
-            BPE(
-                vocab=vocab,
-                merges=_merges_from_vocab(vocab),
-                fuse_unk=True,
-                byte_fallback=True,
-                dropout=None,
-                unk_token=pieces[model.unk_id].piece if model.unk_id >= 0 else None,
-            )
-        )
-        add_prefix_space = kwargs.get("add_prefix_space")
-        add_prefix_space = True if add_prefix_space is None else add_prefix_space
-        tokenizer.normalizer = None
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement="▁", prepend_scheme="first" if add_prefix_space else "never", split=False
-        )
-        steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-        if add_prefix_space:
-            steps.append(decoders.Strip(content=" ", left=1))
-        tokenizer.decoder = decoders.Sequence(steps)
-    elif style == "t5":
-        tokenizer = Tokenizer(
-            Unigram(
-                [(p.piece, p.score) for p in pieces],
-                unk_id=model.unk_id if model.unk_id >= 0 else None,
-                byte_fallback=False,
-            )
-        )
-        steps = []
-        if model.precompiled_charsmap:
-            steps.append(normalizers.Precompiled(model.precompiled_charsmap))
-        steps.append(normalizers.Replace(Regex(" {2,}"), " "))
-        tokenizer.normalizer = normalizers.Sequence(steps)
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement="▁", prepend_scheme="always", split=True
-        )
-        tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-        eos = str(kwargs.get("eos_token") or "</s>")
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single=["$A", eos],
-            pair=["$A", eos, "$B", eos],
-            special_tokens=[(eos, tokenizer.token_to_id(eos) or 0)],
-        )
-    else:
-        raise ValueError(f"Unknown SentencePiece style {style!r}; expected 'llama' or 't5'.")
-    # Control pieces (<s>, </s>, ...) are special; user-defined pieces are plain added tokens.
-    from tokenizers import AddedToken
+    vocab = {piece.piece: i for i, piece in enumerate(model.pieces)}
+    tokenizer = Tokenizer(
+        BPE(vocab=vocab, merges=merges_from_vocab(vocab), fuse_unk=True, byte_fallback=True, dropout=None)
+    )
+    add_prefix_space = True if add_prefix_space is None else add_prefix_space
+    scheme = ("always" if legacy else "first") if add_prefix_space else "never"
+    tokenizer.normalizer = None
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=False)
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if add_prefix_space:
+        steps.append(decoders.Strip(content=" ", left=1))
+    tokenizer.decoder = decoders.Sequence(steps)
+    return tokenizer
 
-    added = [AddedToken(p.piece, normalized=False, special=p.type == 3) for p in pieces if p.type in (3, 4)]
-    if added:
-        tokenizer.add_tokens(added)
+
+def t5_sentencepiece_tokenizer(path: str, *, eos_token: str = "</s>") -> Tokenizer:
+    """T5 style: Unigram over the `.model`'s pieces and scores, its precompiled normaliser, `A </s>`."""
+    model = read_sentencepiece_model(path)
+    tokenizer = Tokenizer(
+        Unigram([(p.piece, p.score) for p in model.pieces], unk_id=max(model.unk_id, 0), byte_fallback=False)
+    )
+    if model.precompiled_charsmap:
+        tokenizer.normalizer = normalizers.Precompiled(model.precompiled_charsmap)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
+    )
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    eos_id = tokenizer.token_to_id(eos_token)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=["$A", eos_token],
+        pair=["$A", eos_token, "$B", eos_token],
+        special_tokens=[(eos_token, 0 if eos_id is None else eos_id)],
+    )
     return tokenizer

@@ -124,26 +124,59 @@ class LlamaTokenizer(PreTrainedTokenizerFast):
     saved_class_name = "LlamaTokenizer"
     default_special_tokens = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        _add_sentencepiece_specials(kwargs, extra_ids=0)
+        super().__init__(*args, **kwargs)
+
     @classmethod
     def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
         if not kwargs.get("vocab_file"):
             return None
-        return legacy.sentencepiece_tokenizer(kwargs["vocab_file"], kwargs, style="llama")
+        return legacy.llama_sentencepiece_tokenizer(
+            kwargs["vocab_file"],
+            add_prefix_space=kwargs.get("add_prefix_space"),
+            legacy=kwargs.get("legacy", False),
+        )
 
 
 class T5Tokenizer(PreTrainedTokenizerFast):
-    """T5 SentencePiece-Unigram tokenizer (`A </s>`, `<extra_id_*>` sentinels); builds from `tokenizer.model`."""
+    """T5 SentencePiece-Unigram tokenizer (`A </s>`, `<extra_id_*>` sentinels); builds from `tokenizer.model`.
+
+    Args:
+        extra_ids: Number of `<extra_id_N>` sentinel tokens added when the files list none.
+    """
 
     vocab_files_names = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
     model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "T5Tokenizer"
     default_special_tokens = {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
 
+    def __init__(self, *args: Any, extra_ids: int = 100, **kwargs: Any):
+        _add_sentencepiece_specials(kwargs, extra_ids=extra_ids)
+        super().__init__(*args, extra_ids=extra_ids, **kwargs)
+
     @classmethod
     def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
         if not kwargs.get("vocab_file"):
             return None
-        return legacy.sentencepiece_tokenizer(kwargs["vocab_file"], kwargs, style="t5")
+        return legacy.t5_sentencepiece_tokenizer(
+            kwargs["vocab_file"], eos_token=str(kwargs.get("eos_token") or "</s>")
+        )
+
+
+def _add_sentencepiece_specials(kwargs: dict[str, Any], extra_ids: int) -> None:
+    # As in transformers: with no extra special tokens configured, a `.model`'s control and user-defined
+    # pieces become them, followed by `extra_ids` `<extra_id_N>` sentinels (T5).
+    if kwargs.get("extra_special_tokens") is not None or kwargs.get("additional_special_tokens") is not None:
+        return
+    extra: list[Any] = []
+    vocab_file = kwargs.get("vocab_file")
+    if not kwargs.get("tokenizer_file") and kwargs.get("tokenizer_object") is None and vocab_file:
+        extra = legacy.sentencepiece_added_tokens(vocab_file)
+    if extra_ids and not any("<extra_id_" in str(t) for t in extra):
+        extra += [f"<extra_id_{i}>" for i in range(extra_ids)]
+    if extra:
+        kwargs["extra_special_tokens"] = extra
 
 
 # transformers 5 names: the plain names are the tokenizers-backed classes, "...Fast" are aliases.
