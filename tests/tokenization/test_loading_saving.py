@@ -166,3 +166,29 @@ def test_batch_encoding_helpers(load_pair):
     lazy = ours(["short", "a much longer sentence here"], padding=True, return_tensors="np")
     assert [len(e.ids) for e in lazy.encodings] == [lazy["input_ids"].shape[1]] * 2
     assert lazy.encodings[0].ids == lazy["input_ids"][0].tolist()
+
+
+def test_load_repo_id_from_hf_cache(tokenizer_dirs, tmp_path, monkeypatch):
+    import shutil
+
+    import transformers
+
+    from pretrained import AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-tokenizer"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    src = tokenizer_dirs("bytelevel_chatml")
+    for name in os.listdir(src):
+        shutil.copy(os.path.join(src, name), snapshot / name)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "gpt2"}))  # transformers needs one
+    ours = AutoTokenizer.from_pretrained("tiny-org/tiny-tokenizer", cache_dir=tmp_path)
+    theirs = transformers.AutoTokenizer.from_pretrained("tiny-org/tiny-tokenizer", cache_dir=tmp_path)
+    assert ours(CORPUS) == theirs(CORPUS)
+    assert ours.chat_template == theirs.chat_template is not None
+    with pytest.raises(OSError, match="tiny-org/missing"):
+        AutoTokenizer.from_pretrained("tiny-org/missing", cache_dir=tmp_path)
