@@ -167,6 +167,8 @@ def load_tokenizer(
             added_decoder[int(index)] = token
     else:
         if special_map_file is not None:
+            # Unlike transformers, `additional_special_tokens` here counts as special for added_tokens.json
+            # below too, so those tokens are skipped by `decode(skip_special_tokens=True)`.
             for key, value in _read_json(special_map_file).items():
                 if kwargs.get(key):
                     continue  # the caller's value wins
