@@ -114,3 +114,45 @@ def test_exports():
         assert hasattr(transformers, name), name
     assert pretrained.BertTokenizerFast is pretrained.BertTokenizer
     assert issubclass(pretrained.BertTokenizer, pretrained.PreTrainedTokenizerBase)
+
+
+def test_config_options_from_kwargs_and_files(tokenizer_dirs, tmp_path):
+    import json
+    import shutil
+
+    import transformers
+
+    from pretrained import AutoTokenizer
+
+    options = {
+        "truncation_side": "left",
+        "clean_up_tokenization_spaces": True,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "padding_side": "left",
+        "model_max_length": 16,
+    }
+    src = tokenizer_dirs("minilm")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, name), tmp_path / name)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, **options}))
+    pairs = [
+        (
+            AutoTokenizer.from_pretrained(src, **options),
+            transformers.AutoTokenizer.from_pretrained(src, **options),
+        )
+    ]
+    pairs.append(
+        (AutoTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path))
+    )
+    text = ["Hello , world ! It 's a test , isn't it ?"] + CORPUS
+    for ours, theirs in pairs:
+        for key, value in options.items():
+            assert getattr(ours, key) == getattr(theirs, key) == value, key
+        for tensors in (None, "pt"):
+            assert_same_encoding(
+                ours(text, padding=True, truncation=True, return_tensors=tensors),
+                theirs(text, padding=True, truncation=True, return_tensors=tensors),
+            )
+        ids = theirs(text[0])["input_ids"]
+        assert ours.decode(ids) == theirs.decode(ids)
