@@ -92,4 +92,16 @@ class AutoTokenizer:
         tokenizer_class = TOKENIZER_CLASSES.get(name.removesuffix("Fast")) if name else None
         if tokenizer_class is None and not name:
             tokenizer_class = MODEL_TYPE_TO_TOKENIZER.get(model_config.get("model_type", ""))
+        if tokenizer_class is models.LlamaTokenizer and _is_byte_level(path, hub):
+            # Llama-3 style checkpoints declare LlamaTokenizer but ship byte-level BPE; like transformers,
+            # load them with the generic class (no Llama defaults such as <unk> or left padding).
+            tokenizer_class = PreTrainedTokenizerFast
         return (tokenizer_class or PreTrainedTokenizerFast).from_pretrained(path, *inputs, **kwargs)
+
+
+def _is_byte_level(path: str, hub: dict[str, Any]) -> bool:
+    file = path if os.path.isfile(path) else cached_file(path, "tokenizer.json", raise_if_missing=False, **hub)
+    if file is None or not file.endswith(".json"):
+        return False
+    with open(file, encoding="utf-8") as f:
+        return '"ByteLevel"' in f.read()

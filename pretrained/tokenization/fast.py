@@ -102,6 +102,8 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     saved_class_name: str = "TokenizersBackend"
     # Special tokens a model family has even when its files do not name them.
     default_special_tokens: dict[str, str] = {}
+    # Model type ("WordPiece", "BPE", "Unigram") a family class rebuilds from a tokenizer.json's vocabulary.
+    rebuild_model_type: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         for key, value in self.default_special_tokens.items():
@@ -116,7 +118,7 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if tokenizer_object is not None:
             backend = copy.deepcopy(tokenizer_object)
         elif tokenizer_file is not None and os.path.isfile(tokenizer_file):
-            backend = Tokenizer.from_file(tokenizer_file)
+            backend = self._backend_from_tokenizer_json(tokenizer_file, kwargs)
         else:
             backend = self._build_backend(kwargs)
         if backend is None:
@@ -175,11 +177,40 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
 
         if explicit_bos_eos or self._tokenizer.post_processor is None:
             self.update_post_processor()
+        self._set_family_post_processor()
 
     @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        """Build the Rust tokenizer from legacy vocabulary files in `kwargs` (subclasses); may edit `kwargs`."""
+    def _backend_from_tokenizer_json(cls, path: str, kwargs: dict[str, Any]) -> Tokenizer:
+        """The Rust tokenizer for a `tokenizer.json`: as written, or rebuilt by a family class."""
+        if cls.rebuild_model_type is None:
+            return Tokenizer.from_file(path)
+        from .builders import tokenizer_json_parts
+
+        parts = tokenizer_json_parts(path)
+        if parts["model_type"] != cls.rebuild_model_type:
+            return Tokenizer.from_file(path)
+        return cls._rebuilt(path, parts, kwargs)
+
+    @classmethod
+    def _rebuilt(cls, path: str, parts: dict[str, Any], kwargs: dict[str, Any]) -> Tokenizer:
+        # The family's tokenizer over the file's vocabulary, with the file's post-processor and settings.
+        backend = cls._build_backend(kwargs, parts)
+        if backend is None:
+            return Tokenizer.from_file(path)
+        backend.post_processor = parts["post_processor"]
+        if parts["truncation"] is not None:
+            backend.enable_truncation(**parts["truncation"])
+        if parts["padding"] is not None:
+            backend.enable_padding(**parts["padding"])
+        return backend
+
+    @classmethod
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        """Build the family's Rust tokenizer from `parts` of a tokenizer.json or legacy files named in `kwargs`."""
         return None
+
+    def _set_family_post_processor(self) -> None:
+        """Families with a fixed special-token layout (BERT, RoBERTa, T5) set their post-processor here."""
 
     # -- backend access ------------------------------------------------------------------------------
 

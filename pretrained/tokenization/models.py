@@ -1,27 +1,41 @@
-"""Per-family tokenizer classes: their defaults, and how each builds from legacy vocabulary files.
+"""Per-family tokenizer classes: defaults, how each builds its Rust tokenizer, and its post-processor.
 
-With a `tokenizer.json` they all behave like `PreTrainedTokenizerFast` (the file is used as written);
-the class only adds the family's default special tokens, input names and padding side. As in
-transformers 5, the plain names (`BertTokenizer`) and the `...Fast` names are the same class.
+As in transformers 5, a family class rebuilds its tokenizer from the vocabulary (of a `tokenizer.json`
+or of legacy files) with the family's normaliser, pre-tokenizer and decoder, and keeps the
+`tokenizer.json`'s post-processor, padding and truncation unless the family sets its own
+post-processor (BERT, RoBERTa, T5). A `tokenizer.json` whose model is not the family's (or a
+byte-level file declared as Llama) is used as written. The plain names (`BertTokenizer`) and the
+`...Fast` names are the same class.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, processors
 
-from . import legacy
+from . import builders
 from .fast import PreTrainedTokenizerFast
 
 
+def _special(kwargs: dict[str, Any], defaults: dict[str, str], name: str) -> str:
+    value = kwargs.get(name)
+    return str(value if value is not None else defaults[name])
+
+
 class BertTokenizer(PreTrainedTokenizerFast):
-    """BERT WordPiece tokenizer; builds from `vocab.txt` with `do_lower_case`, `strip_accents`,
-    `tokenize_chinese_chars` when there is no `tokenizer.json`."""
+    """BERT WordPiece tokenizer (`[CLS] A [SEP] B [SEP]`).
+
+    Args:
+        do_lower_case: Lowercase the input.
+        strip_accents: Strip accents (default: same as `do_lower_case`).
+        tokenize_chinese_chars: Split CJK characters into separate words.
+    """
 
     vocab_files_names = {"vocab_file": "vocab.txt", "tokenizer_file": "tokenizer.json"}
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
     saved_class_name = "BertTokenizer"
+    rebuild_model_type = "WordPiece"
     default_special_tokens = {
         "unk_token": "[UNK]",
         "sep_token": "[SEP]",
@@ -31,21 +45,26 @@ class BertTokenizer(PreTrainedTokenizerFast):
     }
 
     @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        vocab = kwargs.get("vocab")
-        if vocab is None and kwargs.get("vocab_file"):
-            vocab = legacy.read_wordpiece_vocab(kwargs["vocab_file"])
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        vocab = parts["vocab"] if parts else kwargs.get("vocab_file")
         if vocab is None:
             return None
-        specials = {**cls.default_special_tokens, **{k: v for k, v in kwargs.items() if k.endswith("_token")}}
-        return legacy.wordpiece_tokenizer(
+        return builders.wordpiece_tokenizer(
             vocab,
-            unk_token=str(specials["unk_token"]),
-            cls_token=str(specials["cls_token"]),
-            sep_token=str(specials["sep_token"]),
+            unk_token=_special(kwargs, cls.default_special_tokens, "unk_token"),
             do_lower_case=kwargs.get("do_lower_case", True),
             strip_accents=kwargs.get("strip_accents"),
             tokenize_chinese_chars=kwargs.get("tokenize_chinese_chars", True),
+        )
+
+    def _set_family_post_processor(self) -> None:
+        cls_token, sep_token = str(self.cls_token), str(self.sep_token)
+        cls_id = self.cls_token_id if self.cls_token_id is not None else 2
+        sep_id = self.sep_token_id if self.sep_token_id is not None else 3
+        self._tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls_token}:0 $A:0 {sep_token}:0",
+            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+            special_tokens=[(cls_token, cls_id), (sep_token, sep_id)],
         )
 
 
@@ -57,7 +76,11 @@ class DistilBertTokenizer(BertTokenizer):
 
 
 class GPT2Tokenizer(PreTrainedTokenizerFast):
-    """GPT-2 byte-level BPE tokenizer; builds from `vocab.json` + `merges.txt`."""
+    """GPT-2 byte-level BPE tokenizer; builds from `vocab.json` + `merges.txt` too.
+
+    Args:
+        add_prefix_space: Add a space before the first word, so it is tokenized like any other.
+    """
 
     vocab_files_names = {
         "vocab_file": "vocab.json",
@@ -66,6 +89,7 @@ class GPT2Tokenizer(PreTrainedTokenizerFast):
     }
     model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "GPT2Tokenizer"
+    rebuild_model_type = "BPE"
     default_special_tokens = {
         "unk_token": "<|endoftext|>",
         "bos_token": "<|endoftext|>",
@@ -73,20 +97,28 @@ class GPT2Tokenizer(PreTrainedTokenizerFast):
     }
 
     @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        vocab_merges = legacy.read_bpe_files(kwargs)
-        if vocab_merges is None:
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        if parts:
+            vocab, merges = parts["vocab"], parts["merges"] or []
+        elif kwargs.get("vocab_file") or kwargs.get("merges_file"):
+            vocab, merges = builders.read_bpe_files(
+                kwargs.get("vocab_file") or "", kwargs.get("merges_file") or ""
+            )
+        else:
             return None
-        return legacy.byte_level_bpe_tokenizer(
-            *vocab_merges, add_prefix_space=kwargs.get("add_prefix_space", False)
+        return builders.byte_level_bpe_tokenizer(
+            vocab, merges, add_prefix_space=kwargs.get("add_prefix_space", False)
         )
 
 
-class RobertaTokenizer(PreTrainedTokenizerFast):
-    """RoBERTa byte-level BPE tokenizer (`<s> A </s></s> B </s>`); builds from `vocab.json` + `merges.txt`."""
+class RobertaTokenizer(GPT2Tokenizer):
+    """RoBERTa byte-level BPE tokenizer (`<s> A </s></s> B </s>`).
 
-    vocab_files_names = GPT2Tokenizer.vocab_files_names
-    model_input_names = ["input_ids", "attention_mask"]
+    Args:
+        add_prefix_space: Add a space before the first word.
+        trim_offsets: Leave the leading space out of the offsets.
+    """
+
     saved_class_name = "RobertaTokenizer"
     default_special_tokens = {
         "bos_token": "<s>",
@@ -98,30 +130,28 @@ class RobertaTokenizer(PreTrainedTokenizerFast):
         "mask_token": "<mask>",
     }
 
-    @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        vocab_merges = legacy.read_bpe_files(kwargs)
-        if vocab_merges is None:
-            return None
-        specials = {**cls.default_special_tokens, **{k: v for k, v in kwargs.items() if k.endswith("_token")}}
-        return legacy.byte_level_bpe_tokenizer(
-            *vocab_merges,
-            add_prefix_space=kwargs.get("add_prefix_space", False),
-            roberta=(
-                str(specials["cls_token"]),
-                str(specials["sep_token"]),
-                kwargs.get("trim_offsets", True),
-            ),
+    def _set_family_post_processor(self) -> None:
+        self._tokenizer.post_processor = processors.RobertaProcessing(
+            (str(self.sep_token), self.sep_token_id),
+            (str(self.cls_token), self.cls_token_id),
+            trim_offsets=self.init_kwargs.get("trim_offsets", True),
+            add_prefix_space=self.init_kwargs.get("add_prefix_space", False),
         )
 
 
 class LlamaTokenizer(PreTrainedTokenizerFast):
-    """Llama SentencePiece-BPE tokenizer (byte fallback); builds from a SentencePiece `tokenizer.model`."""
+    """Llama SentencePiece-BPE tokenizer (byte fallback); builds from a SentencePiece `tokenizer.model` too.
+
+    Args:
+        add_prefix_space: Prefix the text with "▁" (default True).
+        legacy: Also prefix the text that follows special tokens (the old SentencePiece behaviour).
+    """
 
     vocab_files_names = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
     model_input_names = ["input_ids", "attention_mask"]
     padding_side = "left"
     saved_class_name = "LlamaTokenizer"
+    rebuild_model_type = "BPE"
     default_special_tokens = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -129,18 +159,28 @@ class LlamaTokenizer(PreTrainedTokenizerFast):
         super().__init__(*args, **kwargs)
 
     @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        if not kwargs.get("vocab_file"):
+    def _backend_from_tokenizer_json(cls, path: str, kwargs: dict[str, Any]) -> Tokenizer:
+        parts = builders.tokenizer_json_parts(path)
+        if parts["byte_level"]:  # Llama-3 style files are byte-level BPE: transformers keeps them as written
+            return Tokenizer.from_file(path)
+        return cls._rebuilt(path, parts, kwargs)
+
+    @classmethod
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        if parts:
+            vocab, merges = parts["vocab"], parts["merges"] or []
+        elif kwargs.get("vocab_file"):
+            vocab = builders.sentencepiece_parts(kwargs["vocab_file"])["vocab"]
+            merges = builders.merges_from_vocab(vocab)
+        else:
             return None
-        return legacy.llama_sentencepiece_tokenizer(
-            kwargs["vocab_file"],
-            add_prefix_space=kwargs.get("add_prefix_space"),
-            legacy=kwargs.get("legacy", False),
+        return builders.llama_tokenizer(
+            vocab, merges, add_prefix_space=kwargs.get("add_prefix_space"), legacy=kwargs.get("legacy", False)
         )
 
 
 class T5Tokenizer(PreTrainedTokenizerFast):
-    """T5 SentencePiece-Unigram tokenizer (`A </s>`, `<extra_id_*>` sentinels); builds from `tokenizer.model`.
+    """T5 SentencePiece-Unigram tokenizer (`A </s>`, `<extra_id_*>` sentinels); builds from `tokenizer.model` too.
 
     Args:
         extra_ids: Number of `<extra_id_N>` sentinel tokens added when the files list none.
@@ -149,6 +189,7 @@ class T5Tokenizer(PreTrainedTokenizerFast):
     vocab_files_names = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
     model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "T5Tokenizer"
+    rebuild_model_type = "Unigram"
     default_special_tokens = {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
 
     def __init__(self, *args: Any, extra_ids: int = 100, **kwargs: Any):
@@ -156,11 +197,19 @@ class T5Tokenizer(PreTrainedTokenizerFast):
         super().__init__(*args, extra_ids=extra_ids, **kwargs)
 
     @classmethod
-    def _build_backend(cls, kwargs: dict[str, Any]) -> Tokenizer | None:
-        if not kwargs.get("vocab_file"):
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        if not parts and kwargs.get("vocab_file"):
+            parts = builders.sentencepiece_parts(kwargs["vocab_file"])
+            parts["vocab"] = parts["scores"]
+        if not parts:
             return None
-        return legacy.t5_sentencepiece_tokenizer(
-            kwargs["vocab_file"], eos_token=str(kwargs.get("eos_token") or "</s>")
+        return builders.t5_tokenizer(parts["vocab"], precompiled_charsmap=parts["precompiled_charsmap"])
+
+    def _set_family_post_processor(self) -> None:
+        self._tokenizer.post_processor = processors.TemplateProcessing(
+            single=["$A", "</s>"],
+            pair=["$A", "</s>", "$B", "</s>"],
+            special_tokens=[("</s>", self.eos_token_id)],
         )
 
 
@@ -172,7 +221,7 @@ def _add_sentencepiece_specials(kwargs: dict[str, Any], extra_ids: int) -> None:
     extra: list[Any] = []
     vocab_file = kwargs.get("vocab_file")
     if not kwargs.get("tokenizer_file") and kwargs.get("tokenizer_object") is None and vocab_file:
-        extra = legacy.sentencepiece_added_tokens(vocab_file)
+        extra = builders.sentencepiece_parts(vocab_file)["added_tokens"]
     if extra_ids and not any("<extra_id_" in str(t) for t in extra):
         extra += [f"<extra_id_{i}>" for i in range(extra_ids)]
     if extra:
