@@ -100,7 +100,9 @@ class AutoTokenizer:
 
 
 def _is_byte_level(path: str, hub: dict[str, Any]) -> bool:
-    file = path if os.path.isfile(path) else cached_file(path, "tokenizer.json", raise_if_missing=False, **hub)
+    file = (
+        path if os.path.isfile(path) else cached_file(path, "tokenizer.json", raise_if_missing=False, **hub)
+    )
     if file is None or not file.endswith(".json"):
         return False
     with open(file, encoding="utf-8") as f:

@@ -477,14 +477,17 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         if numpy_padding:
             if side not in ("right", "left"):
                 raise ValueError(f"Invalid padding strategy:{side}")
-            if padding_strategy == PaddingStrategy.LONGEST:
-                length = max((len(e) for e in encodings), default=0)
-            else:
+            if padding_strategy != PaddingStrategy.LONGEST:
                 length = max_length
-            if pad_to_multiple_of and length % pad_to_multiple_of:
-                length += pad_to_multiple_of - length % pad_to_multiple_of
-            output = self._padded_arrays(rows, length, side, text_pair is None, fields, return_length)
-            if output is None:  # some rows are longer than the padded length: ragged, pad as Rust would
+            elif counts is None:
+                length = None  # the longest row: known once the ids are fetched
+            else:  # as in Rust, the longest *first* window of each text sets the length
+                length = max((len(e) for e in encodings), default=0)
+            output = self._padded_arrays(
+                rows, length, pad_to_multiple_of, side, text_pair is None, fields, return_length
+            )
+            if isinstance(output, int):  # rows longer than the padded length: ragged, pad as Rust would
+                length = output
                 for row in rows:
                     row.pad(
                         length,
@@ -528,17 +531,25 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
     def _padded_arrays(
         self,
         rows: list[Any],
-        length: int,
+        length: int | None,
+        pad_to_multiple_of: int | None,
         side: str,
         single: bool,
         fields: tuple[bool, bool, bool, bool],
         return_length: bool,
-    ) -> tuple[dict[str, Any], _PendingPad | None] | None:
+    ) -> tuple[dict[str, Any], _PendingPad | None] | int:
+        # Returns the arrays and the padding still owed to the Rust encodings, or, when some row is
+        # longer than the target, just the target length (the caller then pads row by row).
         type_ids, attention, special, offsets = fields
         ids = [e.ids for e in rows]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        if len(ids) and int(lengths.max()) > length:
-            return None
+        longest = int(lengths.max()) if len(ids) else 0
+        if length is None:
+            length = longest
+        if pad_to_multiple_of and length % pad_to_multiple_of:
+            length += pad_to_multiple_of - length % pad_to_multiple_of
+        if longest > length:
+            return length
         positions = np.arange(length)
         if side == "right":
             mask = positions[None, :] < lengths[:, None]
