@@ -22,6 +22,9 @@ def test_import_and_load_without_torch(tokenizer_dirs):
         "enc = tok(['hello world', 'a'], padding=True, return_tensors='np')\n"
         "tok.decode(enc['input_ids'][0])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+        "tok.apply_chat_template([{'role': 'user', 'content': 'hi'}], chat_template='{{ messages[0].content }}')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported by chat templates'\n"
         "tok(['x'], return_tensors='pt')\n"
         "assert 'torch' in sys.modules\n"
     )
