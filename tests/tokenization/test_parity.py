@@ -28,6 +28,7 @@ PAIR_OPTIONS = [
     ("longest", "only_first", 24, 2, True, "left", None),
     (False, "do_not_truncate", None, 0, False, None, None),
     (True, True, 18, 0, False, None, 6),
+    ("max_length", "longest_first", 16, 3, True, "left", None),
 ]
 
 
