@@ -278,7 +278,7 @@ class _Runner:
             position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,
-            cache_position=self.cache_positions[start:end] if self.static else None,
+            cache_position=self.cache_positions[start:end],
             logits_to_keep=1,
             return_dict=True,
             **self.model_kwargs,

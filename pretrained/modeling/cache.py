@@ -84,10 +84,10 @@ class DynamicLayer(CacheLayer):
         end = self.length + new
         if self._keys is None or end > self._keys.shape[2]:
             self._grow(end, key_states, value_states)
-        self._keys[:, :, self.length : end] = key_states
-        self._values[:, :, self.length : end] = value_states
+        self._keys.narrow(2, self.length, new).copy_(key_states)
+        self._values.narrow(2, self.length, new).copy_(value_states)
         self.length = end
-        return self._keys[:, :, :end], self._values[:, :, :end]
+        return self._keys.narrow(2, 0, end), self._values.narrow(2, 0, end)
 
     def get_seq_length(self) -> int:
         return self.length

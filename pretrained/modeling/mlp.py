@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrained.modeling.fusion import FusedLinears
+
 # Activation names used by decoder configs (``hidden_act``). Kept here so the MLP does not depend on
 # a larger activation table; unknown names raise a clear error.
 _GATE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -48,6 +50,9 @@ class GatedMLP(nn.Module):
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
         self.act_fn = gate_activation(hidden_act)
+        self._gate_up = FusedLinears("gate_proj", "up_proj")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        fused = self._gate_up(self, x)
+        gate, up = fused if fused is not None else (self.gate_proj(x), self.up_proj(x))
+        return self.down_proj(self.act_fn(gate) * up)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,10 +24,12 @@ class RMSNorm(nn.Module):
         self.variance_epsilon = eps
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        dtype = hidden_states.dtype
-        x = hidden_states.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
-        return self.weight * x.to(dtype)
+        shape = (hidden_states.shape[-1],)
+        if hidden_states.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            # One fused kernel instead of six small ones (this runs twice per layer per token).
+            return F.rms_norm(hidden_states, shape, self.weight, self.variance_epsilon)
+        x = F.rms_norm(hidden_states.float(), shape, None, self.variance_epsilon)
+        return self.weight * x.to(hidden_states.dtype)
 
     def extra_repr(self) -> str:
         return f"{tuple(self.weight.shape)}, eps={self.variance_epsilon}"

@@ -158,6 +158,7 @@ class RotaryEmbedding(nn.Module):
         )
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
+        self._doubled: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _init_buffers(self, device: Any = None) -> None:
         """Recompute the (non-persistent) frequency buffers, e.g. after building on the meta device."""
@@ -187,8 +188,11 @@ class RotaryEmbedding(nn.Module):
         """Return ``(cos, sin)``, each ``(batch, seq, head_dim)``, for ``position_ids`` ``(batch, seq)``."""
         if self.rope_type == "dynamic":
             self._dynamic_update(position_ids)
-        freqs = position_ids[..., None].float() * self.inv_freq.float()  # (batch, seq, dim/2)
-        emb = torch.cat((freqs, freqs), dim=-1)
+        inv_freq = self.inv_freq.float()
+        if self._doubled is None or self._doubled[0] is not inv_freq:
+            # cat(f, f) of the frequencies once, instead of cat(x*f, x*f) every call: same products.
+            self._doubled = (inv_freq, torch.cat((inv_freq, inv_freq)))
+        emb = position_ids[..., None].float() * self._doubled[1]  # (batch, seq, dim)
         cos, sin = emb.cos(), emb.sin()
         if self.attention_scaling != 1.0:
             cos, sin = cos * self.attention_scaling, sin * self.attention_scaling
@@ -217,3 +221,33 @@ def apply_rotary(
     q_rot = q_rot * cos + rotate_half(q_rot) * sin
     k_rot = k_rot * cos + rotate_half(k_rot) * sin
     return torch.cat((q_rot, q_pass), dim=-1), torch.cat((k_rot, k_pass), dim=-1)
+
+
+def rotary_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepare ``(cos, sin)`` once per forward for :func:`apply_rotary_tables` (all layers reuse them).
+
+    Adds the head axis and folds the sign of :func:`rotate_half` into ``sin``, so that rotating is
+    ``x * cos + x.roll(half) * sin``: fewer kernels per layer, same numbers.
+    """
+    key = (sin.shape[-1], sin.dtype, sin.device)
+    sign = _SIGNS.get(key)
+    if sign is None:
+        sign = torch.ones(sin.shape[-1], dtype=sin.dtype, device=sin.device)
+        sign[: sin.shape[-1] // 2] = -1
+        _SIGNS[key] = sign
+    return cos.unsqueeze(1), (sin * sign).unsqueeze(1)
+
+
+_SIGNS: dict[tuple, torch.Tensor] = {}  # the [-1.., +1..] vectors, one per size / dtype / device
+
+
+def apply_rotary_tables(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate ``(batch, heads, seq, head_dim)`` queries and keys with tables from :func:`rotary_tables`."""
+    rot = cos.shape[-1]
+    if rot != q.shape[-1]:  # partial rotary: rotate the leading channels only
+        q_rot, k_rot = apply_rotary_tables(q[..., :rot], k[..., :rot], cos, signed_sin)
+        return torch.cat((q_rot, q[..., rot:]), dim=-1), torch.cat((k_rot, k[..., rot:]), dim=-1)
+    half = rot // 2
+    return q * cos + q.roll(half, -1) * signed_sin, k * cos + k.roll(half, -1) * signed_sin

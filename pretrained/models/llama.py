@@ -34,6 +34,7 @@ from pretrained.modeling.decoder import (
     prepare_cache,
     sequence_classification_loss,
 )
+from pretrained.modeling.fusion import FusedLinears
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
@@ -42,7 +43,12 @@ from pretrained.modeling.outputs import (
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
 )
-from pretrained.modeling.rotary import RotaryEmbedding, apply_rotary, standardize_rope_parameters
+from pretrained.modeling.rotary import (
+    RotaryEmbedding,
+    apply_rotary_tables,
+    rotary_tables,
+    standardize_rope_parameters,
+)
 from pretrained.models.auto import register
 
 # --------------------------------------------------------------------------------------------------------
@@ -244,6 +250,7 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(
             self.num_heads * self.head_dim, config.hidden_size, bias=config.attention_bias
         )
+        self._qkv = FusedLinears("q_proj", "k_proj", "v_proj")
         if config.qk_norm:
             self.q_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
             self.k_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
@@ -260,13 +267,15 @@ class LlamaAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
-        q = self.q_proj(hidden_states).view(batch, seq, -1, self.head_dim)
-        k = self.k_proj(hidden_states).view(batch, seq, -1, self.head_dim)
-        v = self.v_proj(hidden_states).view(batch, seq, -1, self.head_dim).transpose(1, 2)
+        fused = self._qkv(self, hidden_states)
+        if fused is None:
+            fused = [self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)]
+        q, k, v = (t.view(batch, seq, -1, self.head_dim) for t in fused)
+        v = v.transpose(1, 2)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (batch, heads, seq, head_dim)
-        q, k = apply_rotary(q, k, *position_embeddings)
+        q, k = apply_rotary_tables(q, k, *position_embeddings)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
         dropout = self.attention_dropout if self.training else 0.0
@@ -440,7 +449,7 @@ class LlamaModel(LlamaPreTrainedModel):
         if position_ids is None:
             position_ids = cache_position.unsqueeze(0)
         masks = build_masks(attention_mask, cache, cache_position, self.windows)
-        position_embeddings = self.rotary_emb(position_ids, inputs_embeds.dtype)
+        position_embeddings = rotary_tables(*self.rotary_emb(position_ids, inputs_embeds.dtype))
 
         hidden_states = inputs_embeds
         all_hidden: list[torch.Tensor] = []

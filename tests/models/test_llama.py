@@ -242,3 +242,37 @@ def test_outputs_hidden_states_and_attentions(checkpoint):
     torch.testing.assert_close(got.hidden_states[-1][real], want.hidden_states[-1][real], atol=1e-4, rtol=0)
     as_tuple = model(ids, return_dict=False, use_cache=False)
     assert isinstance(as_tuple, tuple)
+
+
+def test_fused_projections_stay_invisible(tmp_path):
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY)).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    ids, _ = _batch()
+    with torch.no_grad():
+        model(ids)  # an inference call fuses q/k/v and gate/up
+    attn = model.model.layers[0].self_attn
+    assert attn._qkv.weight is not None
+    assert attn.k_proj.weight.data_ptr() == attn._qkv.weight[attn.q_proj.weight.shape[0] :].data_ptr()
+    # Saving is unaffected: transformers reads the same weights back.
+    model.save_pretrained(tmp_path / "ours")
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, back(ids).logits, atol=1e-5, rtol=0)
+    # Training after fusion: the optimizer's updates are what the fused path computes with.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    model(ids, labels=ids).loss.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        fused = model(ids).logits
+    unfused = model(ids).logits.detach()  # grad enabled: the separate projections run
+    torch.testing.assert_close(fused, unfused, atol=1e-5, rtol=0)
+    assert not torch.allclose(fused, back(ids).logits.detach(), atol=1e-3)
+    # Converting the model breaks the aliasing; the fused weights are rebuilt, not reused stale.
+    model.to(torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, unfused.double(), atol=1e-4, rtol=0)
+    assert attn._qkv.weight.dtype == torch.float64

@@ -1,0 +1,169 @@
+"""Greedy and beam-search decoding speed: pretrained vs transformers, and the memory-bandwidth bound.
+
+Run: ``python benchmarks/generation.py [--quick] [--repeats 3]``.
+
+Two Llama-style models with random weights are saved to disk and loaded by both libraries (fp32):
+a ~100M-parameter one (where reading the weights dominates) and a ~10M one (where Python overhead per
+token dominates). For each: greedy decoding of 128 new tokens from a 32-token prompt at batch 1 and
+batch 8, and 4-beam search at batch 1. Both libraries must produce identical tokens (checked).
+
+The bound: at batch 1 every decode step reads every weight once (the embedding table excepted: one
+row), so ``tokens/s <= read bandwidth / weight bytes``. The read bandwidth is measured in the same run
+by summing a large tensor with all threads. Prints a table, the ratios, and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+
+MODELS = {
+    # ~100M parameters: 12 layers of width 768, untied 16k vocabulary.
+    "llama-100M": dict(
+        vocab_size=16000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+        num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=512,
+    ),
+    # ~10M parameters: 6 layers of width 256.
+    "llama-10M": dict(
+        vocab_size=16000, hidden_size=256, intermediate_size=688, num_hidden_layers=6,
+        num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
+    ),
+}  # fmt: skip
+PROMPT, NEW = 32, 128
+SCENARIOS = {"greedy b1": (1, 1), "greedy b8": (8, 1), "beam4 b1": (1, 4)}
+
+
+def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+    """Bytes per second that ``sum`` streams from memory (best of ``repeats``)."""
+    x = torch.ones(int(gib * 2**30) // 4)
+    x.sum()
+    best = min(_timed(lambda: x.sum()) for _ in range(repeats))
+    return x.numel() * 4 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def weight_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of parameters one batch-1 decode step reads (the embedding table counts as one row)."""
+    total = 0
+    embed = model.get_input_embeddings().weight
+    seen = set()
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.element_size() * (p.shape[1] if p is embed else p.numel())
+    return total
+
+
+def build(folder: str, spec: dict) -> None:
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(**spec, eos_token_id=None, bos_token_id=None, pad_token_id=0)
+    model = transformers.LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(folder)
+
+
+def run(model, ids: torch.Tensor, beams: int) -> torch.Tensor:
+    kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams)
+    if beams > 1:
+        kwargs["early_stopping"] = False
+    return model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
+    parser.add_argument("--quick", action="store_true", help="only the 10M model, one repeat")
+    parser.add_argument("--models", nargs="*", default=None, help="subset of: " + ", ".join(MODELS))
+    args = parser.parse_args()
+    import transformers
+
+    import pretrained
+
+    names = args.models or (["llama-10M"] if args.quick else list(MODELS))
+    repeats = 1 if args.quick else args.repeats
+    bandwidth = read_bandwidth()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            folder = os.path.join(tmp, name)
+            build(folder, MODELS[name])
+            libs = {
+                "pretrained": pretrained.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
+                "transformers": transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
+            }
+            params = sum(p.numel() for p in libs["pretrained"].parameters())
+            per_token = weight_bytes_per_token(libs["pretrained"])
+            bound = bandwidth / per_token
+            for scenario, (batch, beams) in SCENARIOS.items():
+                ids = torch.randint(1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0))
+                outputs, speed = {}, {}
+                for lib, model in libs.items():
+                    with torch.inference_mode():
+                        run(model, ids[:, :8], beams)  # warm up (allocator, kernels)
+                        times = []
+                        for _ in range(repeats):
+                            start = time.perf_counter()
+                            outputs[lib] = run(model, ids, beams)
+                            times.append(time.perf_counter() - start)
+                    speed[lib] = batch * NEW / statistics.median(times)
+                same = torch.equal(outputs["pretrained"], outputs["transformers"])
+                row = {
+                    "model": name, "params_M": round(params / 1e6, 1), "scenario": scenario,
+                    "pretrained_tok_s": round(speed["pretrained"], 1),
+                    "transformers_tok_s": round(speed["transformers"], 1),
+                    "ratio": round(speed["pretrained"] / speed["transformers"], 2),
+                    "identical_tokens": same,
+                }  # fmt: skip
+                if scenario == "greedy b1":
+                    row["bound_tok_s"] = round(bound, 1)
+                    row["pretrained_pct_of_bound"] = round(100 * speed["pretrained"] / bound, 1)
+                    row["transformers_pct_of_bound"] = round(100 * speed["transformers"] / bound, 1)
+                results.append(row)
+                extra = (
+                    f"  bound {row['bound_tok_s']:.1f} tok/s: pretrained {row['pretrained_pct_of_bound']}%, "
+                    f"transformers {row['transformers_pct_of_bound']}%"
+                    if "bound_tok_s" in row
+                    else ""
+                )
+                print(
+                    f"{name:11s} {scenario:10s} pretrained {speed['pretrained']:8.1f} tok/s  transformers "
+                    f"{speed['transformers']:8.1f} tok/s  ratio {row['ratio']:.2f}x  identical={same}{extra}",
+                    flush=True,
+                )
+            del libs
+    setup = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": sys.version.split()[0],
+        "dtype": "float32",
+        "prompt_tokens": PROMPT,
+        "new_tokens": NEW,
+        "read_bandwidth_GBps": round(bandwidth / 1e9, 2),
+    }
+    print(f"setup: {setup}")
+    print(json.dumps({"benchmark": "generation", "setup": setup, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
