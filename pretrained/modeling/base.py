@@ -34,6 +34,23 @@ _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
                    "sparse_")
 
 
+def init_standard_(module: nn.Module, std: float) -> None:
+    """The usual initialisation: Linear/Embedding ~ N(0, std) (bias and padding row zero), norms 1/0."""
+    if isinstance(module, nn.Linear):
+        module.weight.normal_(0.0, std)
+        if module.bias is not None:
+            module.bias.zero_()
+    elif isinstance(module, nn.Embedding):
+        module.weight.normal_(0.0, std)
+        if module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        if module.weight is not None:
+            module.weight.fill_(1.0)
+        if module.bias is not None:
+            module.bias.zero_()
+
+
 def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     return tensor
 
@@ -202,6 +219,11 @@ class PreTrainedModel(nn.Module):
         if return_buffers:
             total += sum(b.numel() * b.element_size() for b in self.buffers())
         return total
+
+    def _outputs(self, output: Any, return_dict: bool | None) -> Any:
+        """``output`` as is, or as a tuple when ``return_dict`` (or ``config.return_dict``) is false."""
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if use_dict else output.to_tuple()
 
     # --- gradient checkpointing ---------------------------------------------------------------------
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:

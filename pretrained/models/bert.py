@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
-from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPooling,
@@ -218,24 +218,9 @@ class BertPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["BertEmbeddings", "BertLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            module.weight.normal_(0.0, std)
-            if module.bias is not None:
-                module.bias.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.normal_(0.0, std)
-            if module.padding_idx is not None:
-                module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            module.weight.fill_(1.0)
+        init_standard_(module, self.config.initializer_range)
+        if isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
             module.bias.zero_()
-        elif isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
-            module.bias.zero_()
-
-    def _outputs(self, output: Any, return_dict: bool | None) -> Any:
-        use_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if use_dict else output.to_tuple()
 
 
 class BertModel(BertPreTrainedModel):

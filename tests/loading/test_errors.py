@@ -11,17 +11,6 @@ from safetensors.torch import load_file, save_file
 
 import pretrained as P
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64)
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bert")
-    torch.manual_seed(0)
-    T.BertForMaskedLM(T.BertConfig(**TINY)).save_pretrained(path)
-    return path
-
 
 def _copy(saved, tmp_path):
     dst = tmp_path / "ckpt"

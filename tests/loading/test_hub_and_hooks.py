@@ -5,20 +5,15 @@ import shutil
 import pytest
 import torch
 import transformers as T
+from tiny_models import save_tiny
 
 import pretrained as P
 from pretrained.loading import hooks
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64)
-
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bert")
-    torch.manual_seed(0)
-    T.BertForSequenceClassification(T.BertConfig(**TINY)).save_pretrained(path)
-    return path
+    return save_tiny(tmp_path_factory.mktemp("bert"), "BertForSequenceClassification")
 
 
 def _fake_cache(saved, cache, repo="acme/tiny-bert", revision="0123456789abcdef0123456789abcdef01234567"):

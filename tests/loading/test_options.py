@@ -6,20 +6,10 @@ import pytest
 import torch
 import transformers as T
 from safetensors import safe_open
+from tiny_models import TINY
 
 import pretrained as P
 from pretrained.loading import save as save_mod
-
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64)
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bert")
-    torch.manual_seed(0)
-    T.BertForMaskedLM(T.BertConfig(**TINY)).save_pretrained(path)
-    return path
 
 
 def test_dtype_auto_and_explicit(saved, tmp_path):
