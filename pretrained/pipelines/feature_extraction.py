@@ -1,0 +1,61 @@
+"""``feature-extraction``: the last hidden states of a base model, one vector per token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Pipeline
+from .text_classification import check_text
+
+
+class FeatureExtractionPipeline(Pipeline):
+    """Token features from any base model (``AutoModel``).
+
+    ``pipe("text")`` returns a nested list of shape ``[1, tokens, hidden]`` (a tensor with
+    ``return_tensors=True``). With no model, :func:`pretrained.pipeline` uses the embedded
+    all-MiniLM-L6-v2; mean-pool and normalise the features to get its sentence embeddings.
+
+    Deliberate difference from transformers: with ``batch_size > 1``, transformers returns each text's
+    features padded to the longest text of its batch; pretrained drops the padded positions, so the
+    output for a text does not depend on the batch it was run in.
+
+    Call parameters: ``truncation``, ``tokenize_kwargs`` (tokenizer arguments), ``return_tensors``.
+    """
+
+    # Any model works (transformers does not check either): the first output is taken as the features.
+    _model_tasks = ()
+
+    def _sanitize_parameters(self, truncation: Any = None, tokenize_kwargs: dict | None = None,
+                             return_tensors: Any = None, **kwargs: Any):
+        if kwargs:
+            raise TypeError(f"feature-extraction got unexpected parameter(s) {sorted(kwargs)}; tokenizer arguments "
+                            "go in tokenize_kwargs={...}.")
+        tokenize_kwargs = dict(tokenize_kwargs or {})
+        if truncation is not None:
+            if "truncation" in tokenize_kwargs:
+                raise ValueError("truncation parameter defined twice (given as keyword argument as well as in "
+                                 "tokenize_kwargs)")
+            tokenize_kwargs["truncation"] = truncation
+        post = {} if return_tensors is None else {"return_tensors": return_tensors}
+        return tokenize_kwargs, {}, post
+
+    def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
+        """Features of one text, a list of texts, or a stream of texts."""
+        if isinstance(inputs, list) and not inputs:
+            raise ValueError("The feature-extraction pipeline received an empty list; pass at least one text.")
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, inputs: Any, **tokenize_kwargs: Any) -> dict[str, Any]:
+        check_text(inputs, "feature-extraction")
+        return self.tokenizer(inputs, return_tensors="pt", **tokenize_kwargs)
+
+    def _forward(self, model_inputs: dict[str, Any]) -> Any:
+        hidden = self.model(**model_inputs)[0]
+        return {"hidden": hidden, "attention_mask": model_inputs.get("attention_mask")}
+
+    def postprocess(self, model_outputs: Any, return_tensors: bool = False) -> Any:
+        hidden = model_outputs["hidden"]
+        mask = model_outputs.get("attention_mask")
+        if mask is not None and hidden.ndim == 3 and not bool(mask.all()):
+            hidden = hidden[:, mask[0].bool()]  # drop the positions added by batch padding
+        return hidden if return_tensors else hidden.tolist()

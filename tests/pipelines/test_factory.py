@@ -1,0 +1,92 @@
+"""pipeline(): task registry, aliases, inference from config, defaults, model objects, argument conflicts."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pretrained as P
+from pretrained.pipelines import check_task, get_supported_tasks
+
+
+def test_import_is_cheap_and_lazy():
+    code = ("import sys; from pretrained import pipeline; "
+            "print('torch' in sys.modules, any(m.startswith('pretrained.pipelines.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_registry_and_aliases():
+    tasks = get_supported_tasks()
+    for task in ("text-classification", "token-classification", "question-answering", "fill-mask",
+                 "feature-extraction", "zero-shot-classification", "text-generation", "sentiment-analysis", "ner"):
+        assert task in tasks
+    assert check_task("sentiment-analysis")[0] == "text-classification"
+    assert check_task("ner")[0] == "token-classification"
+    with pytest.raises(KeyError, match="Unknown task foo, available tasks are"):
+        check_task("foo")
+    with pytest.raises(KeyError, match=r"translation_en_to_fr \(languages 'en' -> 'fr'\).*text-generation"):
+        P.pipeline("translation_en_to_fr")
+    with pytest.raises(KeyError, match="summarization"):
+        P.pipeline("summarization", model="x")
+
+
+def test_task_inferred_from_architectures(model_dirs):
+    for name, cls in [("sequence", "TextClassificationPipeline"),
+                      ("mlm", "FillMaskPipeline"), ("base", "FeatureExtractionPipeline")]:
+        assert type(P.pipeline(model=model_dirs[name])).__name__ == cls
+
+
+def test_model_object_and_tokenizer_object(model_dirs):
+    model = P.AutoModelForSequenceClassification.from_pretrained(model_dirs["sequence"])
+    tokenizer = P.AutoTokenizer.from_pretrained(model_dirs["sequence"])
+    by_object = P.pipeline("text-classification", model=model, tokenizer=tokenizer)
+    by_path = P.pipeline("text-classification", model=model_dirs["sequence"])
+    assert by_object("I love it") == by_path("I love it")
+    # a model object whose config names another folder still gets its tokenizer when given one
+    assert P.pipeline("text-classification", model=model, tokenizer=model_dirs["sequence"])("x")
+
+
+def test_missing_default_model_names_it():
+    with pytest.raises(OSError, match="distilbert/distilbert-base-uncased-finetuned-sst-2-english"):
+        P.pipeline("sentiment-analysis")
+    with pytest.raises(OSError, match="dbmdz/bert-large-cased-finetuned-conll03-english"):
+        P.pipeline("ner")
+
+
+def test_errors():
+    with pytest.raises(RuntimeError, match="without either a task or a model"):
+        P.pipeline()
+    with pytest.raises(RuntimeError, match="tokenizer specified but not the model"):
+        P.pipeline("text-classification", tokenizer="x")
+    with pytest.raises(ValueError, match="never executes"):
+        P.pipeline("text-classification", model="x", trust_remote_code=True)
+    with pytest.raises(OSError, match="config.json"):
+        P.pipeline("text-classification", model="/no/such/folder")
+    with pytest.raises(TypeError, match="model must be"):
+        P.pipeline("text-classification", model=3)
+
+
+def test_dtype_and_device_map_conflicts(model_dirs):
+    path = model_dirs["sequence"]
+    with pytest.raises(ValueError, match="dtype"):
+        P.pipeline("text-classification", model=path, dtype="float16", model_kwargs={"dtype": "float32"})
+    with pytest.raises(ValueError, match="device_map"):
+        P.pipeline("text-classification", model=path, device_map="cpu", model_kwargs={"device_map": "cpu"})
+    with pytest.raises(ValueError, match="device"):
+        P.pipeline("text-classification", model=path, device_map="cpu", device="cpu")
+    pipe = P.pipeline("text-classification", model=path, dtype="bfloat16", device=-1)
+    assert pipe.model.dtype == torch.bfloat16 and pipe.device == torch.device("cpu")
+    assert pipe("I love it")[0]["label"] in {"NEGATIVE", "NEUTRAL", "POSITIVE"}
+    pipe = P.pipeline("text-classification", model=path, torch_dtype=torch.float64)
+    assert pipe.model.dtype == torch.float64
+
+
+def test_model_without_the_needed_head(model_dirs):
+    base = P.AutoModel.from_pretrained(model_dirs["base"])
+    with pytest.raises(ValueError, match="not supported for text-classification.*BertForSequenceClassification"):
+        P.pipeline("text-classification", model=base, tokenizer=model_dirs["base"])
+    gpt2 = P.AutoModelForCausalLM.from_pretrained(model_dirs["causal"])
+    with pytest.raises(ValueError, match="not supported for fill-mask"):
+        P.pipeline("fill-mask", model=gpt2, tokenizer=model_dirs["causal"])
