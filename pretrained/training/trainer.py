@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from itertools import islice
@@ -764,7 +765,9 @@ class Trainer:
     def _save_checkpoint(self) -> None:
         args = self.args
         tmp, final = ckpt.begin_checkpoint(args.output_dir, self.state.global_step)
-        self.save_model(tmp, _internal_call=True)
+        # a second thread writes the model while this one writes the optimizer: both serialisers
+        # release the GIL, so the two biggest files are written at the same time
+        writer = _Thread(self.save_model, tmp, _internal_call=True)
         if self.state.best_global_step:
             best = os.path.join(
                 args.output_dir, f"{ckpt.PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}"
@@ -777,6 +780,7 @@ class Trainer:
             if self.scaler is not None:
                 ckpt.atomic_torch_save(self.scaler.state_dict(), os.path.join(tmp, ckpt.SCALER_NAME))
             ckpt.atomic_torch_save(get_rng_state(), os.path.join(tmp, ckpt.RNG_STATE_NAME))
+        writer.join()
         stateful = [
             cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)
         ]
@@ -1051,3 +1055,25 @@ def _concat_all(parts: list[Any]) -> Any:
         out[:, : p.shape[1]] = p
         padded.append(out)
     return np.concatenate(padded, axis=0)
+
+
+class _Thread(threading.Thread):
+    """Runs `fn(*args, **kwargs)` at once; `join()` re-raises its exception in the caller."""
+
+    def __init__(self, fn: Callable, *args: Any, **kwargs: Any):
+        super().__init__(daemon=True)
+        self._call = (fn, args, kwargs)
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        fn, args, kwargs = self._call
+        try:
+            fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller by join()
+            self._error = e
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self._error is not None:
+            raise self._error
