@@ -324,7 +324,10 @@ class PreTrainedModel(nn.Module):
         if force_download:
             warnings.warn("force_download is ignored: pretrained reads the local cache or downloads once.",
                           stacklevel=2)
-        for key in ("low_cpu_mem_usage", "attn_implementation", "trust_remote_code", "offload_folder",
+        if kwargs.pop("trust_remote_code", False):
+            warnings.warn("trust_remote_code is ignored: pretrained never runs code shipped with a checkpoint.",
+                          stacklevel=2)
+        for key in ("low_cpu_mem_usage", "attn_implementation", "offload_folder",
                     "key_mapping", "_from_auto", "_commit_hash"):
             kwargs.pop(key, None)
         hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only,

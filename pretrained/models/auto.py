@@ -70,6 +70,12 @@ class AutoConfig:
         """Read ``config.json`` and build the config class registered for its ``model_type``."""
         data = PretrainedConfig.get_config_dict(path_or_repo_id, **kwargs)
         model_type = data.get("model_type")
+        if model_type not in _FAMILY_MODULES and model_type not in _CONFIGS and "auto_map" in data:
+            raise ValueError(
+                f"{str(path_or_repo_id)!r} needs custom code from its repository (auto_map) for model_type "
+                f"{model_type!r}; pretrained never executes code shipped with a checkpoint. "
+                f"Known model types: {', '.join(sorted(_FAMILY_MODULES))}."
+            )
         if not model_type:
             raise ValueError(
                 f"The config.json of {str(path_or_repo_id)!r} has no 'model_type' key; "

@@ -141,3 +141,13 @@ def test_legacy_gamma_beta_names(saved, tmp_path):
     save_file(renamed, path / "model.safetensors", metadata={"format": "pt"})
     _, info = P.BertForMaskedLM.from_pretrained(path, output_loading_info=True)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+
+
+def test_remote_code_is_never_run(saved, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "custom-thing", "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}))
+    (tmp_path / "modeling_custom.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(ValueError, match="never executes code"):
+        P.AutoModel.from_pretrained(tmp_path, trust_remote_code=True)
+    with pytest.warns(UserWarning, match="trust_remote_code is ignored"):
+        P.BertModel.from_pretrained(saved, trust_remote_code=True)
