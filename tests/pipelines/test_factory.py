@@ -33,7 +33,7 @@ def test_registry_and_aliases():
 
 
 def test_task_inferred_from_architectures(model_dirs):
-    for name, cls in [("sequence", "TextClassificationPipeline"),
+    for name, cls in [("sequence", "TextClassificationPipeline"), ("token", "TokenClassificationPipeline"),
                       ("mlm", "FillMaskPipeline"), ("base", "FeatureExtractionPipeline")]:
         assert type(P.pipeline(model=model_dirs[name])).__name__ == cls
 
