@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import os
 import sys
 
@@ -58,7 +59,12 @@ def _call(tok, texts, pairs, options, **extra):
 
 def _compare(ours, theirs, context):
     if isinstance(theirs, BaseException) or isinstance(ours, BaseException):
-        assert type(ours) is type(theirs) and str(ours) == str(theirs), (context, ours, theirs)
+        # Numbers are masked: which row of a parallel Rust batch panics first (and so the length it
+        # reports) is not deterministic.
+        same = type(ours) is type(theirs) and re.sub(r"\d+", "N", str(ours)) == re.sub(
+            r"\d+", "N", str(theirs)
+        )
+        assert same, (context, ours, theirs)
         return
     assert_same_encoding(ours, theirs, context)
     for i in range(len(theirs.encodings or [])):
