@@ -483,8 +483,14 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                 length = None  # the longest row: known once the ids are fetched
             else:  # as in Rust, the longest *first* window of each text sets the length
                 length = max((len(e) for e in encodings), default=0)
+            # Pairs can also come inside `text` as [first, second] items: only plain texts are single.
+            single = text_pair is None and all(
+                isinstance(x, str)
+                or (is_split_into_words and isinstance(x, (list, tuple)) and (not x or isinstance(x[0], str)))
+                for x in batch
+            )
             output = self._padded_arrays(
-                rows, length, pad_to_multiple_of, side, text_pair is None, fields, return_length
+                rows, length, pad_to_multiple_of, side, single, fields, return_length
             )
             if isinstance(output, int):  # rows longer than the padded length: ragged, pad as Rust would
                 length = output

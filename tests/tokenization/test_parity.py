@@ -100,6 +100,13 @@ def test_pairs(load_pair, name):
             _call(theirs, texts, PAIRS, options, return_tensors=tensors),
             context,
         )
+    inline = [[a, b] for a, b in zip(texts, PAIRS)]  # pairs given inside `text`, as lists or tuples
+    for rows, tensors in itertools.product([inline, [tuple(x) for x in inline]], [None, "pt"]):
+        _compare(
+            _call(ours, rows, None, PAIR_OPTIONS[0], return_tensors=tensors),
+            _call(theirs, rows, None, PAIR_OPTIONS[0], return_tensors=tensors),
+            (name, "inline pairs", tensors),
+        )
     _compare(
         _call(ours, "a question", "its context", PAIR_OPTIONS[1]),
         _call(theirs, "a question", "its context", PAIR_OPTIONS[1]),
