@@ -83,6 +83,9 @@ class TrainingArguments:
         eval_strategy / eval_steps: When to evaluate (`eval_steps` defaults to `logging_steps`).
         save_strategy / save_steps: When to write a checkpoint; `"best"` saves on a new best metric.
         save_total_limit: Keep at most this many checkpoints (the best one is always kept).
+        save_in_background: (pretrained only) Copy the state to host memory and write the checkpoint
+            in a background thread while training goes on; training stops only for the copy. The
+            folder appears (atomically) once written; `on_save` fires when the copy is taken.
         load_best_model_at_end: Reload the best checkpoint's weights when training ends.
         metric_for_best_model: Metric that ranks checkpoints (`"loss"` when not given and needed).
         greater_is_better: Whether a bigger metric is better (default: not for names ending in "loss").
@@ -156,6 +159,7 @@ class TrainingArguments:
     save_steps: float = 500
     save_total_limit: int | None = None
     save_only_model: bool = False
+    save_in_background: bool = False
     load_best_model_at_end: bool = False
     metric_for_best_model: str | None = None
     greater_is_better: bool | None = None

@@ -12,6 +12,7 @@ the time a save blocks training.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -143,17 +144,49 @@ def torch_load(path: str) -> Any:
 # ---- model weights --------------------------------------------------------------------------
 
 
-def save_model_weights(model: nn.Module, output_dir: str) -> None:
-    """`model.save_pretrained` when the model has it, else its state dict as `model.safetensors`."""
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(output_dir)
-        return
-    from safetensors.torch import save_model
+def save_model_weights(
+    model: nn.Module, output_dir: str, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
+    """`model.save_pretrained` when the model has it, else its state dict as `model.safetensors`.
 
+    `state_dict` (e.g. a host copy taken earlier) is written instead of the model's live tensors.
+    """
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(output_dir, state_dict=state_dict)
+        return
+    from safetensors.torch import save_file
+
+    state_dict = model.state_dict() if state_dict is None else state_dict
+    unique: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for name, tensor in state_dict.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if key in seen:  # a tied weight: stored once, restored by load_model_weights
+            continue
+        seen.add(key)
+        unique[name] = tensor.detach().contiguous()
     os.makedirs(output_dir, exist_ok=True)
-    tmp = os.path.join(output_dir, f"{WEIGHTS_NAME}.tmp-{os.getpid()}")
-    save_model(model, tmp, metadata={"format": "pt"})  # drops duplicates of tied tensors
+    tmp = os.path.join(output_dir, f"{WEIGHTS_NAME}.tmp-{os.getpid()}-{threading.get_ident()}")
+    save_file(unique, tmp, metadata={"format": "pt"})
     os.replace(tmp, os.path.join(output_dir, WEIGHTS_NAME))
+
+
+def clone_to_host(obj: Any, _memo: dict | None = None) -> Any:
+    """A copy of nested dicts/lists/tuples of tensors with every tensor copied to the CPU.
+
+    Tensors sharing storage (tied weights) stay shared in the copy.
+    """
+    memo = {} if _memo is None else _memo
+    if isinstance(obj, torch.Tensor):
+        key = (obj.untyped_storage().data_ptr(), obj.storage_offset(), tuple(obj.shape), obj.dtype)
+        if key not in memo:
+            memo[key] = obj.detach().to("cpu", copy=True)
+        return memo[key]
+    if isinstance(obj, dict):
+        return type(obj)((k, clone_to_host(v, memo)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(clone_to_host(v, memo) for v in obj)
+    return copy.deepcopy(obj)
 
 
 def _read_state_dict(folder: str) -> dict[str, torch.Tensor]:

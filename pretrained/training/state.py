@@ -68,9 +68,12 @@ class TrainerState:
         elif isinstance(self.stateful_callbacks, list):
             self.stateful_callbacks = _export_states(self.stateful_callbacks)
 
-    def save_to_json(self, json_path: str) -> None:
-        """Write the state as JSON (atomically: temp file, then rename)."""
-        text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+    def to_json_string(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save_to_json(self, json_path: str, text: str | None = None) -> None:
+        """Write the state (or `text`, a `to_json_string()` taken earlier) atomically: temp file, then rename."""
+        text = self.to_json_string() if text is None else text
         tmp = f"{json_path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)

@@ -369,6 +369,10 @@ class Trainer:
         self.is_in_train = True
         try:
             return self._train_loop(resume_from_checkpoint, trial, ignore_keys_for_eval)
+        except BaseException:
+            with contextlib.suppress(Exception):  # still finish writing the last checkpoint
+                self._finish_pending_save()
+            raise
         finally:
             self.is_in_train = False
 
@@ -524,6 +528,7 @@ class Trainer:
 
     def _finish_training(self, start_time: float, max_steps: int) -> TrainOutput:
         args = self.args
+        self._finish_pending_save()
         self._total_loss += self._tr_loss.item()
         steps = self.state.global_step - self._initial_global_step
         train_loss = self._total_loss / max(steps, 0.001)
@@ -764,36 +769,64 @@ class Trainer:
 
     def _save_checkpoint(self) -> None:
         args = self.args
-        tmp, final = ckpt.begin_checkpoint(args.output_dir, self.state.global_step)
-        # a second thread writes the model while this one writes the optimizer: both serialisers
-        # release the GIL, so the two biggest files are written at the same time
-        writer = _Thread(self.save_model, tmp, _internal_call=True)
+        self._finish_pending_save()  # one checkpoint in flight at a time
+        step = self.state.global_step
+        final = os.path.join(args.output_dir, f"{ckpt.PREFIX_CHECKPOINT_DIR}-{step}")
         if self.state.best_global_step:
             best = os.path.join(
                 args.output_dir, f"{ckpt.PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}"
             )
             if best == final or os.path.isdir(best):
                 self.state.best_model_checkpoint = best
-        if not args.save_only_model:
-            ckpt.atomic_torch_save(self.optimizer.state_dict(), os.path.join(tmp, ckpt.OPTIMIZER_NAME))
-            ckpt.atomic_torch_save(self.lr_scheduler.state_dict(), os.path.join(tmp, ckpt.SCHEDULER_NAME))
-            if self.scaler is not None:
-                ckpt.atomic_torch_save(self.scaler.state_dict(), os.path.join(tmp, ckpt.SCALER_NAME))
-            ckpt.atomic_torch_save(get_rng_state(), os.path.join(tmp, ckpt.RNG_STATE_NAME))
-        writer.join()
         stateful = [
             cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)
         ]
         self.state.stateful_callbacks = TrainerState(stateful_callbacks=stateful).stateful_callbacks
-        self.state.save_to_json(os.path.join(tmp, ckpt.TRAINER_STATE_NAME))  # written last: marks completion
+        files: dict[str, Any] = {}
+        if not args.save_only_model:
+            files[ckpt.OPTIMIZER_NAME] = self.optimizer.state_dict()
+            files[ckpt.SCHEDULER_NAME] = self.lr_scheduler.state_dict()
+            if self.scaler is not None:
+                files[ckpt.SCALER_NAME] = self.scaler.state_dict()
+            files[ckpt.RNG_STATE_NAME] = get_rng_state()
+        state_json = self.state.to_json_string()
+        if args.save_in_background:
+            # training may change every live tensor from now on: write from a host copy
+            model_state = ckpt.clone_to_host(self.model.state_dict())
+            files = ckpt.clone_to_host(files)
+            self._pending_save = _Thread(self._write_checkpoint, step, model_state, files, state_json)
+        else:
+            self._write_checkpoint(step, None, files, state_json)
+
+    def _write_checkpoint(self, step: int, model_state: Any, files: dict[str, Any], state_json: str) -> None:
+        """Fill `tmp-checkpoint-N/`, write `trainer_state.json` last, rename it to `checkpoint-N/`, rotate."""
+        args = self.args
+        tmp, final = ckpt.begin_checkpoint(args.output_dir, step)
+        # a second thread writes the model while this one writes the optimizer: both serialisers
+        # release the GIL, so the two biggest files are written at the same time
+        writer = _Thread(self._save_model_files, tmp, model_state)
+        for name, obj in files.items():
+            ckpt.atomic_torch_save(obj, os.path.join(tmp, name))
+        writer.join()
+        self.state.save_to_json(
+            os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state_json
+        )  # last: marks completion
         ckpt.publish_checkpoint(tmp, final)
         ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
 
+    def _finish_pending_save(self) -> None:
+        """Wait for a checkpoint being written in the background (re-raising its error)."""
+        pending, self._pending_save = getattr(self, "_pending_save", None), None
+        if pending is not None:
+            pending.join()
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Write the model (safetensors), the processing class and `training_args.bin` to `output_dir`."""
-        output_dir = output_dir or self.args.output_dir
+        self._save_model_files(output_dir or self.args.output_dir, None)
+
+    def _save_model_files(self, output_dir: str, model_state: dict[str, torch.Tensor] | None) -> None:
         os.makedirs(output_dir, exist_ok=True)
-        ckpt.save_model_weights(self.model, output_dir)
+        ckpt.save_model_weights(self.model, output_dir, model_state)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(output_dir)
         # JSON-safe data (not a pickled TrainingArguments): loads with weights_only=True
