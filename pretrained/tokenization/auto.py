@@ -39,7 +39,10 @@ _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
 def _read_json(path_or_id: str, name: str, hub: dict[str, Any]) -> dict[str, Any]:
     if os.path.isfile(path_or_id):
         return {}
-    path = cached_file(path_or_id, name, raise_if_missing=False, **hub)
+    try:
+        path = cached_file(path_or_id, name, raise_if_missing=False, **hub)
+    except OSError:
+        return {}  # the tokenizer loader reports the unusable path with a tokenizer-specific message
     if path is None:
         return {}
     with open(path, encoding="utf-8") as f:

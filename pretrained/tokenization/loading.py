@@ -75,7 +75,10 @@ def resolve_tokenizer_files(
         return {vocab_keys[0]: path}, True
 
     def find(name: str) -> str | None:
-        return cached_file(path, name, raise_if_missing=False, **hub_kwargs)
+        try:
+            return cached_file(path, name, raise_if_missing=False, **hub_kwargs)
+        except OSError as error:
+            raise OSError(f"Can't load tokenizer for {path!r}: {error}") from None
 
     files: dict[str, str | None] = {
         "tokenizer_config_file": find(TOKENIZER_CONFIG_FILE),

@@ -127,6 +127,8 @@ def test_missing_files_error(tmp_path):
         AutoTokenizer.from_pretrained(tmp_path)
     with pytest.raises(OSError):
         PreTrainedTokenizerFast.from_pretrained("no-such-org/no-such-model-xyz", local_files_only=True)
+    with pytest.raises(OSError, match="Can't load tokenizer for '/no/such/dir'"):
+        AutoTokenizer.from_pretrained("/no/such/dir")
 
 
 def test_batch_encoding_helpers(load_pair):
