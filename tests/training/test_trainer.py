@@ -348,3 +348,32 @@ def test_eval_needs_dataset_and_loss_error(quiet_args):
 
     with pytest.raises(ValueError, match="no loss"):
         Trainer(NoLoss(), quiet_args(max_steps=1), train_dataset=VectorDataset(8)).train()
+
+
+def test_strategies_epoch_first_step_and_tokens(quiet_args, tmp_path):
+    args = quiet_args(
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        logging_strategy="epoch",
+        logging_first_step=True,
+        eval_strategy="epoch",
+        eval_on_start=True,
+        save_strategy="epoch",
+        include_num_input_tokens_seen=True,
+        train_sampling_strategy="sequential",
+    )
+    data = TokenDataset(32)
+    trainer = Trainer(
+        TinyForCausalLM(),
+        args,
+        train_dataset=data,
+        eval_dataset=TokenDataset(8, seed=1),
+        data_collator=pad_collate,
+    )
+    trainer.train()
+    history = trainer.state.log_history
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 4]
+    assert [h["step"] for h in history if "eval_loss" in h] == [0, 2, 4]
+    assert sorted(os.listdir(tmp_path / "out")) == ["checkpoint-2", "checkpoint-4"]
+    padded = sum(pad_collate([data[i] for i in range(k, k + 16)])["input_ids"].numel() for k in (0, 16))
+    assert trainer.state.num_input_tokens_seen == 2 * padded
