@@ -8,7 +8,8 @@ batch 16, fused AdamW, linear schedule, gradient clipping at 1.0, no DataLoader 
 Measured, all in this one run:
 - steps/s: optimizer steps per second between step 10 and step 10 + N (best of 3 rounds);
 - start-up: wall time from process start (a fresh subprocess) to the end of the first optimizer step;
-- save: wall time of one checkpoint (model, optimizer, scheduler, RNG, state);
+- save: wall time of one checkpoint (model, optimizer, scheduler, RNG, state), and for pretrained
+  also the time `save_in_background=True` blocks training (the host copy; the write overlaps training);
 - resume: wall time from building a new trainer to the end of the first new step, resuming from a
   checkpoint 200 steps (3200 examples) into the first epoch.
 
@@ -257,6 +258,19 @@ def trainer_save_and_resume(name, data, Net, out):
     return save_s, resume_s
 
 
+def pretrained_background_save_seconds(data, Net, out):
+    """Blocking time of a `save_in_background=True` checkpoint (the host copy), best of 3 saves."""
+    import torch
+
+    import pretrained
+
+    torch.manual_seed(0)
+    clock = _Clock(pretrained)
+    args = _args(pretrained, out, max_steps=6, save_strategy="steps", save_steps=2, save_in_background=True)
+    pretrained.Trainer(Net(), args, train_dataset=data, callbacks=[clock.callback]).train()
+    return min(clock.saves)
+
+
 def torch_save_seconds(Net, out):
     """The hand-written loop's checkpoint: safetensors model + torch.save optimizer/scheduler/RNG."""
     import torch
@@ -327,6 +341,8 @@ def main() -> None:
             shutil.rmtree(out)
             results[name]["save_s"] = save_s
             results[name]["resume_s"] = resume_s
+        out = os.path.join(tmp, "background")
+        results["pretrained"]["save_background_s"] = pretrained_background_save_seconds(data, Net, out)
 
     print(
         f"\nsetup: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
@@ -350,7 +366,9 @@ def main() -> None:
             startup_speedup_vs_transformers=x["startup_s"] / p["startup_s"],
             save_speedup_vs_transformers=x["save_s"] / p["save_s"],
             resume_speedup_vs_transformers=x["resume_s"] / p["resume_s"],
+            background_save_speedup_vs_transformers=x["save_s"] / p["save_background_s"],
         )
+    print(f"pretrained with save_in_background=True: save blocks training for {p['save_background_s']:.3f} s")
     for k, v in ratios.items():
         print(f"{k}: {v:.3f}")
     print(json.dumps({"benchmark": "training", "results": results, "ratios": ratios}))
