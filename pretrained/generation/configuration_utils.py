@@ -260,7 +260,9 @@ class GenerationConfig:
             raise OSError(f"{file} is not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise OSError(f"{file} must hold a JSON object")
-        return cls.from_dict(data, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a checkpoint's unused flags are its author's business
+            return cls.from_dict(data, **kwargs)
 
     @classmethod
     def from_model_config(cls, model_config: Any) -> GenerationConfig:

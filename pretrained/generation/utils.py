@@ -139,7 +139,10 @@ def _resolve_config(
             config.update(defaults_only=True, **model_config.to_dict())
         config.update(defaults_only=True, **GenerationConfig.default_values())
     model_kwargs = config.update(**kwargs)
-    config.validate()
+    with warnings.catch_warnings():
+        # Hard errors still raise; flags that only go unused are not worth a warning on every call.
+        warnings.simplefilter("ignore")
+        config.validate()
     return config, model_kwargs, default_max
 
 
@@ -431,8 +434,8 @@ def generate(
     elif attention_mask.dim() != 2:
         raise ValueError("the attention_mask given to generate() must be 2D (batch, length)")
     attention_mask = attention_mask.to(device)
-    if streamer is not None and input_ids.shape[0] > 1:
-        raise ValueError("streamers support batch size 1 only")
+    if streamer is not None and (input_ids.shape[0] > 1 or (config.num_beams or 1) > 1):
+        raise ValueError("streamers support batch size 1 only, without beam search")
 
     # --- lengths
     prompt_len = input_ids.shape[1]
