@@ -146,6 +146,15 @@ _export(
 )
 
 # --- pipelines ---
+_export("pretrained.pipelines", "pipeline", "get_supported_tasks")
+_export("pretrained.pipelines.base", "Pipeline", "ChunkPipeline", "PipelineException")
+_export("pretrained.pipelines.text_classification", "TextClassificationPipeline")
+_export("pretrained.pipelines.token_classification", "TokenClassificationPipeline", "NerPipeline")
+_export("pretrained.pipelines.question_answering", "QuestionAnsweringPipeline")
+_export("pretrained.pipelines.fill_mask", "FillMaskPipeline")
+_export("pretrained.pipelines.feature_extraction", "FeatureExtractionPipeline")
+_export("pretrained.pipelines.zero_shot_classification", "ZeroShotClassificationPipeline")
+_export("pretrained.pipelines.text_generation", "TextGenerationPipeline")
 
 # --- training ---
 _export("pretrained.training.arguments", "TrainingArguments")

@@ -110,7 +110,7 @@ class ModelDirs:
         tok.save_pretrained(path)
         torch.manual_seed(sorted(SPECS).index(name))
         if name == "causal":
-            config = T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128,
+            config = T.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128, initializer_range=0.3,
                                   bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
                                   pad_token_id=tok.pad_token_id)
             model = T.GPT2LMHeadModel(config)

@@ -90,3 +90,12 @@ def test_model_without_the_needed_head(model_dirs):
     gpt2 = P.AutoModelForCausalLM.from_pretrained(model_dirs["causal"])
     with pytest.raises(ValueError, match="not supported for fill-mask"):
         P.pipeline("fill-mask", model=gpt2, tokenizer=model_dirs["causal"])
+
+
+def test_exports_resolve():
+    import pretrained.pipelines as pipelines
+
+    for name in ("pipeline", "Pipeline", "TextClassificationPipeline", "TokenClassificationPipeline", "NerPipeline",
+                 "QuestionAnsweringPipeline", "FillMaskPipeline", "FeatureExtractionPipeline",
+                 "ZeroShotClassificationPipeline", "TextGenerationPipeline", "PipelineException"):
+        assert getattr(P, name) is getattr(pipelines, name)
