@@ -294,6 +294,9 @@ class _Runner:
         positions = self.prefill_positions
         # A static cache is preallocated for every row, so it is filled row by row instead.
         repeat = 1 if self.static else repeat
+        # New tokens continue the last segment, as in transformers; other extra inputs describe the prompt.
+        token_types = self.model_kwargs.get("token_type_ids")
+        step_kwargs = {} if token_types is None else {"token_type_ids": token_types[:, -1:]}
         if repeat > 1:
             rows = input_ids.shape[0]
             input_ids, positions = input_ids[::repeat], positions[::repeat]
@@ -307,8 +310,7 @@ class _Runner:
             self.mask = full_mask
             self.cache.batch_repeat_interleave(repeat)
             out.logits = out.logits.repeat_interleave(repeat, dim=0)
-        # token_type_ids and the like describe the prompt only
-        self.model_kwargs = {}
+        self.model_kwargs = step_kwargs
         return out
 
     def step(self, tokens: torch.Tensor) -> Any:

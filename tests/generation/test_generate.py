@@ -297,3 +297,13 @@ def test_generate_rejects_unsupported_arguments(llama):
         model.generate(ids, assistant_model=model)
     with pytest.raises(ValueError, match="nothing to generate"):
         model.generate(ids, max_length=3)
+
+
+def test_gpt2_token_type_ids_follow_transformers(tmp_path):
+    hf, model = _pair("gpt2", tmp_path)
+    ids, mask = _prompts()
+    types = torch.zeros_like(ids)
+    types[:, -3:] = 1
+    for kwargs in (dict(max_new_tokens=6), dict(max_new_tokens=6, num_beams=2)):
+        want = hf.generate(ids, attention_mask=mask, token_type_ids=types, **kwargs)
+        assert torch.equal(model.generate(ids, attention_mask=mask, token_type_ids=types, **kwargs), want)
