@@ -466,7 +466,10 @@ class Trainer:
         self._last_logged_step = self.state.global_step
         grad_norm: torch.Tensor | None = None
         learning_rate: float | None = None
+        params = list(self.model.parameters())
+        self._clip_params = [p for p in params if p.requires_grad]
         model.zero_grad(set_to_none=True)
+        model.train()
 
         self.control = handler.on_train_begin(args, self.state, self.control)
         if args.eval_on_start and resume is None:
@@ -493,12 +496,16 @@ class Trainer:
                 micro_batches = list(islice(batches, wanted))
                 if not micro_batches:
                     break  # an iterable dataset ran out
-                num_items = self._count_items(micro_batches)
+                items = self._count_items(micro_batches)
+                num_items = (sum(items) or None) if items is not None else None
                 self.control = handler.on_step_begin(args, self.state, self.control)
                 for i, inputs in enumerate(micro_batches):
                     batch_index += 1
                     self._track_tokens(inputs)
+                    # counted on the host above: compute_loss need not count again on the device
+                    self._batch_items = items[i] if items is not None else None
                     loss = self.training_step(model, inputs, num_items, len(micro_batches))
+                    self._batch_items = None
                     self._add_loss(loss)
                     if i < len(micro_batches) - 1:
                         self.control = handler.on_substep_end(args, self.state, self.control)
@@ -510,7 +517,8 @@ class Trainer:
                 learning_rate = self._get_learning_rate()  # the rate this step used
                 if not isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     self.lr_scheduler.step()
-                model.zero_grad(set_to_none=True)
+                for p in params:  # model.zero_grad(), without walking the module tree each step
+                    p.grad = None
                 self.state.global_step += 1
                 self.state.epoch = epoch + batch_index / total_batches
                 self.control = handler.on_step_end(args, self.state, self.control)
@@ -545,9 +553,9 @@ class Trainer:
         self.control = self.callback_handler.on_train_end(args, self.state, self.control)
         return TrainOutput(self.state.global_step, train_loss, metrics)
 
-    def _count_items(self, micro_batches: list[Any]) -> int | None:
-        """Label items (tokens, or examples) over the accumulated batches; None if not countable."""
-        total = 0
+    def _count_items(self, micro_batches: list[Any]) -> list[int] | None:
+        """Label items (tokens, or examples) of each accumulated batch; None if not countable."""
+        counts = []
         for batch in micro_batches:
             labels = batch.get("shift_labels") if isinstance(batch, Mapping) else None
             shifted = labels is not None
@@ -557,8 +565,10 @@ class Trainer:
                 return None
             if self._loss_shifts_labels and not shifted:
                 labels = labels[..., 1:]
-            total += labels.numel() if labels.is_floating_point() else int(labels.ne(IGNORE_INDEX).sum())
-        return total or None
+            counts.append(
+                labels.numel() if labels.is_floating_point() else int(labels.ne(IGNORE_INDEX).sum())
+            )
+        return counts
 
     def _track_tokens(self, inputs: Any) -> None:
         mode = self.args.include_num_input_tokens_seen
@@ -581,7 +591,8 @@ class Trainer:
             return None
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        return torch.nn.utils.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        params = getattr(self, "_clip_params", None) or [p for p in model.parameters() if p.requires_grad]
+        return torch.nn.utils.clip_grad_norm_(params, self.args.max_grad_norm)
 
     def _optimizer_step(self) -> None:
         if self.scaler is not None:
@@ -610,7 +621,8 @@ class Trainer:
         num_micro_batches: int = 1,
     ) -> torch.Tensor:
         """Forward and backward on one micro-batch; returns its (detached) share of the step's loss."""
-        model.train()
+        if not model.training:  # (evaluation switched it off); a submodule frozen in eval mode stays so
+            model.train()
         inputs = self._prepare_inputs(inputs)
         with self.autocast_smart_context_manager():
             loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
@@ -646,7 +658,9 @@ class Trainer:
             if self._model_takes_num_items:
                 inputs = {**inputs, "num_items_in_batch": num_items_in_batch}
             else:
-                local_items = self._local_items(inputs)
+                local_items = getattr(self, "_batch_items", None)
+                if local_items is None:
+                    local_items = self._local_items(inputs)
         outputs = model(**inputs)
         if self.compute_loss_func is not None:
             loss = self.compute_loss_func(outputs, labels, num_items_in_batch=num_items_in_batch)
