@@ -1,7 +1,7 @@
 """Training benchmark: pretrained's Trainer vs transformers' Trainer vs a hand-written torch loop.
 
 All three train the same small torch model (embedding + 2 transformer encoder layers + classifier,
-defined here so the model code is identical) on the same data: 4096 synthetic sentences tokenized on
+defined here so the model code is identical) on the same data: 2048 synthetic sentences tokenized on
 the fly in `__getitem__` with the all-MiniLM-L6-v2 tokenizer (`tokenizers`), padded to 64 tokens,
 batch 16, fused AdamW, linear schedule, gradient clipping at 1.0, no DataLoader workers.
 
@@ -11,7 +11,7 @@ Measured, all in this one run:
 - save: wall time of one checkpoint (model, optimizer, scheduler, RNG, state), and for pretrained
   also the time `save_in_background=True` blocks training (the host copy; the write overlaps training);
 - resume: wall time from building a new trainer to the end of the first new step, resuming from a
-  checkpoint 200 steps (3200 examples) into the first epoch.
+  checkpoint 100 steps (1600 of 2048 examples) into the first epoch.
 
 Usage: python benchmarks/training.py [--steps 60]
 Prints a table, ratios, and one JSON line.
@@ -32,8 +32,8 @@ import time
 
 BATCH = 16
 SEQ = 64
-N_EXAMPLES = 4096
-RESUME_STEP = 200
+N_EXAMPLES = 2048
+RESUME_STEP = 100
 WORDS = str.split(
     "the of and to in is was for on that with as by at from his her they have had were are this which be or "
     "an not but all new one first two after also who their its has more time she been year would other into "
