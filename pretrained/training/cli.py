@@ -57,8 +57,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="train or fine-tune a model from a JSON/YAML config",
-        description=__doc__.split("\n\n")[0],
-        epilog="See pretrained/training/cli.py for the config keys.",
+        description=__doc__.split("\n\n")[0].strip("`"),
+        epilog=__doc__.split("\n\n", 1)[1].replace("```yaml\n", "").replace("```\n", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="config file (.json, or .yaml/.yml with PyYAML installed)")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", help="overrides args.output_dir")
@@ -274,6 +275,8 @@ def run_train(cli_args: argparse.Namespace) -> int:
         compute_metrics=_accuracy if classify else None,
     )
     resume = cli_args.resume if cli_args.resume is not None else config.get("resume_from_checkpoint")
+    if isinstance(resume, str) and resume.lower() in ("true", "last"):
+        resume = True
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     metrics = dict(result.metrics)

@@ -101,3 +101,35 @@ def test_errors_name_the_problem(tmp_path, tiny_bert, capsys, change, message):
     path.write_text(json.dumps({**_config(tmp_path, tiny_bert), **change}))
     assert main(["train", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["token-classification", "masked-lm", "causal-lm"])
+def test_other_tasks(tmp_path, tiny_bert, capsys, task):
+    model = tiny_bert
+    if task == "token-classification":
+        rows = [{"tokens": ["the", "cat", f"n{i}"], "tags": ["O", "B", "O"]} for i in range(8)]
+        extra = {"text_column": "tokens", "label_column": "tags"}
+    else:
+        rows = [{"text": f"the cat sat on mat number {i}"} for i in range(8)]
+        extra = {}
+    if task == "causal-lm":
+        from pretrained.models.llama import LlamaConfig
+
+        model = tmp_path / "llama"
+        LlamaConfig(
+            vocab_size=30522, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        ).save_pretrained(model)
+        for name in TOKENIZER_FILES:
+            shutil.copy(tiny_bert / name, model / name)
+        extra["from_scratch"] = True
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = {**_config(tmp_path, model, task=task, **extra), "eval_file": str(tmp_path / "train.jsonl")}
+    config["args"]["max_steps"] = 2
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["train", str(path)]) == 0, capsys.readouterr().err
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["eval_loss"] > 0
+    if task == "token-classification":
+        assert 0 <= metrics["eval_accuracy"] <= 1
+    assert (tmp_path / "out" / "checkpoint-2" / "trainer_state.json").is_file()
