@@ -377,3 +377,24 @@ def test_strategies_epoch_first_step_and_tokens(quiet_args, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["checkpoint-2", "checkpoint-4"]
     padded = sum(pad_collate([data[i] for i in range(k, k + 16)])["input_ids"].numel() for k in (0, 16))
     assert trainer.state.num_input_tokens_seen == 2 * padded
+
+
+def test_fp16_scaler_and_torch_compile_flags(quiet_args, tmp_path):
+    args = quiet_args(max_steps=2, fp16=True, save_steps=2, per_device_train_batch_size=8)
+    trainer = Trainer(TinyClassifier(), args, train_dataset=VectorDataset(32))
+    trainer.train()
+    assert trainer.scaler is not None
+    assert (tmp_path / "out" / "checkpoint-2" / "scaler.pt").is_file()
+    torch.load(tmp_path / "out" / "checkpoint-2" / "scaler.pt", weights_only=True)
+
+    # the eager backend checks the wiring without compiling kernels
+    args = quiet_args(
+        output_dir=str(tmp_path / "c"), max_steps=2, torch_compile_backend="eager", save_strategy="no"
+    )
+    assert args.torch_compile
+    trainer = Trainer(TinyClassifier(), args, train_dataset=VectorDataset(32))
+    trainer.train()
+    assert (
+        type(trainer.model_wrapped).__name__ == "OptimizedModule"
+        and trainer.model_wrapped is not trainer.model
+    )
