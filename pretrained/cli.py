@@ -99,6 +99,9 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--pool", choices=["none", "mean", "cls"], default="none",
                      help="feature-extraction: pool token features into one vector per text")
     run.add_argument("--normalize", action="store_true", help="feature-extraction: L2-normalise pooled vectors")
+    run.add_argument("--similarity", action="store_true",
+                     help="feature-extraction: print each input's cosine similarity to every input (mean pooling "
+                          "unless --pool says otherwise)")
     run.add_argument("--with-input", action="store_true", help="print {\"input\": ..., \"output\": ...} objects")
     run.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                      help="progress bar on stderr (auto: for more than 20 inputs on a terminal)")
@@ -183,8 +186,11 @@ def _run(args: argparse.Namespace) -> int:
     params = _params(args)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
-    if args.pool != "none" and task != "feature-extraction":
-        raise ValueError("--pool applies to feature-extraction only.")
+    if (args.pool != "none" or args.similarity) and task != "feature-extraction":
+        raise ValueError("--pool and --similarity apply to feature-extraction only.")
+    if args.similarity:
+        args.pool = "mean" if args.pool == "none" else args.pool
+        args.normalize = True
     question = params.pop("question", None)
     if task == "question-answering" and question is None and not args.json_input:
         raise ValueError("question-answering needs --question (inputs are contexts) or --json-input with "
@@ -202,13 +208,15 @@ def _run(args: argparse.Namespace) -> int:
             originals.append(x)
             yield x
 
-    stream = remember(inputs) if args.with_input else inputs
+    stream = remember(inputs) if args.with_input or args.similarity else inputs
     outputs = pipe(stream, batch_size=args.batch_size, **params)
     if show:
         from tqdm.auto import tqdm
 
         outputs = tqdm(outputs, total=total, unit="input", file=sys.stderr, desc=task)
     out = sys.stdout
+    if args.similarity:
+        return _print_similarity(out, outputs, originals, args.pool)
     for result in outputs:
         if args.pool != "none":
             result = _pool(result, args.pool, args.normalize)
@@ -217,6 +225,18 @@ def _run(args: argparse.Namespace) -> int:
             record = {"input": _to_jsonable(originals.pop(0)), "output": record}
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
+    return 0
+
+
+def _print_similarity(out: Any, outputs: Any, texts: list[Any], pool: str) -> int:
+    """One line per input: ``{"input": text, "similarity": [cosine to input 0, 1, ...]}``."""
+    import torch
+
+    vectors = torch.tensor([_pool(result, pool, normalize=True) for result in outputs])
+    matrix = (vectors @ vectors.T).tolist() if len(vectors) else []
+    for text, row in zip(texts, matrix):
+        record = {"input": text, "similarity": [round(x, 6) for x in row]}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -84,3 +84,17 @@ def test_env_and_module_entry_point():
                          check=True).stdout
     info = json.loads(out)
     assert info["pretrained"] and info["torch"] and "embedded model" in info
+
+
+def test_run_similarity_matches_the_main_job(capsys):
+    from pretrained.embed import embed
+
+    sentences = ["The cat sits on the mat.", "A feline is resting on a rug.", "Stock markets fell sharply today."]
+    code, lines, _ = _run(capsys, "run", "feature-extraction", "--similarity", *sentences)
+    assert code == 0 and [line["input"] for line in lines] == sentences
+    emb = embed(sentences)
+    expected = (emb @ emb.T).tolist()
+    for line, row in zip(lines, expected):
+        assert max(abs(a - b) for a, b in zip(line["similarity"], row)) < 1e-5
+    code, _, err = _run(capsys, "run", "text-classification", "--similarity", "x")
+    assert code == 1 and "feature-extraction only" in err

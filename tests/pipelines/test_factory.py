@@ -99,3 +99,15 @@ def test_exports_resolve():
                  "QuestionAnsweringPipeline", "FillMaskPipeline", "FeatureExtractionPipeline",
                  "ZeroShotClassificationPipeline", "TextGenerationPipeline", "PipelineException"):
         assert getattr(P, name) is getattr(pipelines, name)
+
+
+def test_checkpoint_without_the_needed_head(model_dirs):
+    with pytest.raises(ValueError, match="question answering"):
+        P.pipeline("question-answering", model=model_dirs["causal"])
+    with pytest.raises(ValueError, match="causal lm"):
+        P.pipeline("text-generation", model=model_dirs["sequence"])
+
+
+def test_device_map_places_the_model(model_dirs):
+    pipe = P.pipeline("text-classification", model=model_dirs["sequence"], device_map="cpu")
+    assert pipe.device == torch.device("cpu") and pipe("I love it")[0]["label"]
