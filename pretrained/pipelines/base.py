@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import inspect
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -283,9 +284,31 @@ class Pipeline:
         if group:
             yield (self.collate(group) if len(group) > 1 else group[0]), len(group)
 
+    def preprocess_batch(self, inputs: list[Any], **preprocess_parameters: Any) -> dict[str, Any] | None:
+        """Optionally preprocess a whole batch at once (one tokenizer call); ``None`` falls back to
+        ``preprocess`` per input and :func:`pad_collate`. The result must equal that fallback."""
+        return None
+
+    def _grouped(self, inputs: Iterable[Any], batch_size: int, pre: dict) -> Iterator[tuple[dict[str, Any], int]]:
+        group: list[Any] = []
+        for x in itertools.chain(inputs, (_END,)):
+            if x is not _END:
+                group.append(x)
+            if group and (len(group) == batch_size or x is _END):
+                batch = self.preprocess_batch(group, **pre) if len(group) > 1 else None
+                if batch is None:
+                    yield from self._batches((self.preprocess(y, **pre) for y in group), batch_size)
+                else:
+                    yield batch, len(group)
+                group = []
+
     def _iterate(self, inputs: Iterable[Any], batch_size: int, num_workers: int, pre: dict, fwd: dict,
                  post: dict) -> Iterator[Any]:
-        for batch, size in self._batches(self._model_inputs(inputs, pre, num_workers), batch_size):
+        if batch_size > 1 and num_workers == 0 and type(self).preprocess_batch is not Pipeline.preprocess_batch:
+            batches = self._grouped(inputs, batch_size, pre)
+        else:
+            batches = self._batches(self._model_inputs(inputs, pre, num_workers), batch_size)
+        for batch, size in batches:
             outputs = self.forward(batch, **fwd)
             for item in (_unbatch(outputs, size) if size > 1 else (outputs,)):
                 yield self.postprocess(item, **post)
@@ -345,6 +368,7 @@ class _Preprocessed(torch.utils.data.Dataset):
 
 
 _CPU = torch.device("cpu")
+_END = object()  # marks the end of the inputs in Pipeline._grouped
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

@@ -49,6 +49,11 @@ class FeatureExtractionPipeline(Pipeline):
         check_text(inputs, "feature-extraction")
         return self.tokenizer(inputs, return_tensors="pt", **tokenize_kwargs)
 
+    def preprocess_batch(self, inputs: list[Any], **tokenize_kwargs: Any) -> dict[str, Any] | None:
+        if not all(isinstance(x, str) for x in inputs):
+            return None  # preprocess raises the error for the bad input
+        return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenize_kwargs}))
+
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
         hidden = self.model(**model_inputs)[0]
         return {"hidden": hidden, "attention_mask": model_inputs.get("attention_mask")}

@@ -87,6 +87,12 @@ class TextClassificationPipeline(Pipeline):
         check_text(inputs, "text-classification")
         return self.tokenizer(inputs, return_tensors="pt", **tokenizer_kwargs)
 
+    def preprocess_batch(self, inputs: list[Any], **tokenizer_kwargs: Any) -> dict[str, Any] | None:
+        # Plain texts: one tokenizer call for the batch (pairs go through preprocess one by one).
+        if not all(isinstance(x, str) for x in inputs):
+            return None
+        return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenizer_kwargs}))
+
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
         return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
 
