@@ -74,3 +74,20 @@ def test_bad_parameters(pipes):
         ours("x", top_k=0)
     with pytest.raises(ValueError, match="batch_size"):
         ours(["x"], batch_size=0)
+
+
+def test_dataset_input_streams(pipes):
+    import torch
+
+    class Texts(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(TEXTS)
+
+        def __getitem__(self, i):
+            return TEXTS[i]
+
+    ours, _ = pipes["sequence"]
+    stream = ours(Texts(), batch_size=4)
+    assert not isinstance(stream, list)
+    assert_close(list(stream), ours(TEXTS))
+    assert_close(list(ours(Texts(), batch_size=3, num_workers=1)), ours(TEXTS))
