@@ -98,3 +98,19 @@ def test_run_similarity_matches_the_main_job(capsys):
         assert max(abs(a - b) for a, b in zip(line["similarity"], row)) < 1e-5
     code, _, err = _run(capsys, "run", "text-classification", "--similarity", "x")
     assert code == 1 and "feature-extraction only" in err
+
+
+def test_run_question_answering_and_text_generation(dirs, capsys, monkeypatch):
+    import pretrained as P
+
+    context = "Paris is the capital of France."
+    code, lines, _ = _run(capsys, "run", "question-answering", "-m", dirs["qa"], "--question", "What is Paris?",
+                          context)
+    assert code == 0 and lines == [P.pipeline("question-answering", model=dirs["qa"])(
+        question="What is Paris?", context=context)]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("I love this\nParis\n"))
+    code, lines, _ = _run(capsys, "run", "text-generation", "-m", dirs["causal"], "--max-new-tokens", "3",
+                          "-p", "do_sample=false", "--batch-size", "2")
+    expected = P.pipeline("text-generation", model=dirs["causal"])(["I love this", "Paris"], max_new_tokens=3,
+                                                                   do_sample=False)
+    assert code == 0 and lines == expected
