@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import re
@@ -184,6 +185,8 @@ def test_decode_and_vocab(load_pair, name):
 def test_pad_method(load_pair, name):
     ours, theirs = load_pair(name)
     if theirs.pad_token is None:
+        # Fresh copies: the session-cached pair is shared with other tests and must stay unchanged.
+        ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
         ours.pad_token, theirs.pad_token = "<|endoftext|>", "<|endoftext|>"
     features = [dict(theirs(text, return_special_tokens_mask=True)) for text in CORPUS[:5]]
     for kwargs in (
