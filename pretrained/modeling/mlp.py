@@ -51,11 +51,8 @@ class GatedMLP(nn.Module):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
         self.act_fn = gate_activation(hidden_act)
         self._gate_up = FusedLinears("gate_proj", "up_proj")
-        self._down = FusedLinears("down_proj")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self._gate_up(self, x)
         gate, up = fused if fused is not None else (self.gate_proj(x), self.up_proj(x))
-        hidden = self.act_fn(gate) * up
-        down = self._down(self, hidden)
-        return down[0] if down is not None else self.down_proj(hidden)
+        return self.down_proj(self.act_fn(gate) * up)

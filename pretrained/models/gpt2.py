@@ -26,7 +26,6 @@ from pretrained.modeling.decoder import (
     prepare_cache,
     sequence_classification_loss,
 )
-from pretrained.modeling.fusion import FusedLinears
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import gate_activation
 from pretrained.modeling.outputs import (
@@ -351,7 +350,6 @@ class GPT2LMHeadModel(CausalLMGenerationMixin, GPT2PreTrainedModel):
         super().__init__(config)
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self._head = FusedLinears("lm_head")  # the blocks' Conv1D weights are already (in, out)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Module:
@@ -401,8 +399,7 @@ class GPT2LMHeadModel(CausalLMGenerationMixin, GPT2PreTrainedModel):
                 hidden_states = hidden_states[:, -logits_to_keep:]
         else:
             hidden_states = hidden_states[:, logits_to_keep]
-        packed = self._head(self, hidden_states)
-        logits = packed[0] if packed is not None else self.lm_head(hidden_states)
+        logits = self.lm_head(hidden_states)
         loss = None
         if labels is not None:
             loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=kwargs.get("shift_labels"))

@@ -251,7 +251,6 @@ class LlamaAttention(nn.Module):
             self.num_heads * self.head_dim, config.hidden_size, bias=config.attention_bias
         )
         self._qkv = FusedLinears("q_proj", "k_proj", "v_proj")
-        self._o = FusedLinears("o_proj")
         if config.qk_norm:
             self.q_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
             self.k_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
@@ -294,8 +293,7 @@ class LlamaAttention(nn.Module):
             )
             weights = None
         out = out.transpose(1, 2).reshape(batch, seq, -1)
-        packed = self._o(self, out)
-        return (packed[0] if packed is not None else self.o_proj(out)), weights
+        return self.o_proj(out), weights
 
 
 def eager_attention(
@@ -489,7 +487,6 @@ class LlamaForCausalLM(CausalLMGenerationMixin, LlamaPreTrainedModel):
         self.model = LlamaModel(config)
         self.vocab_size = config.vocab_size
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self._head = FusedLinears("lm_head")
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Module:
@@ -540,8 +537,7 @@ class LlamaForCausalLM(CausalLMGenerationMixin, LlamaPreTrainedModel):
                 hidden_states = hidden_states[:, -logits_to_keep:]
         else:
             hidden_states = hidden_states[:, logits_to_keep]
-        packed = self._head(self, hidden_states)
-        logits = packed[0] if packed is not None else self.lm_head(hidden_states)
+        logits = self.lm_head(hidden_states)
         loss = None
         if labels is not None:
             loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=kwargs.get("shift_labels"))
