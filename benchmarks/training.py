@@ -13,7 +13,8 @@ Measured, all in this one run:
 - resume: wall time from building a new trainer to the end of the first new step, resuming from a
   checkpoint 100 steps (1600 of 2048 examples) into the first epoch.
 
-Usage: python benchmarks/training.py [--steps 60]
+Usage: python benchmarks/training.py [--steps 60] [--rounds 3] [--threads 1]
+(one torch thread by default: with more, timings on a shared machine swing by 5x)
 Prints a table, ratios, and one JSON line.
 """
 
@@ -294,13 +295,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=60, help="timed optimizer steps per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable timings on a shared machine)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("WHAT", "LIB"), help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    # set before torch is imported, so the start-up children get the same thread count
+    os.environ["OMP_NUM_THREADS"] = str(opts.threads)
     if opts.child:
         child_startup(opts.child[1])
         return
 
     import torch
+
+    torch.set_num_threads(opts.threads)
 
     try:
         import accelerate  # noqa: F401
@@ -309,7 +317,6 @@ def main() -> None:
     except ImportError:
         print("accelerate is not installed: transformers' Trainer cannot run, measuring pretrained only")
         libs = ["pretrained"]
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     data, Net = _setup()
 
     results: dict[str, dict[str, float]] = {name: {} for name in ["torch"] + libs}
@@ -326,7 +333,15 @@ def main() -> None:
     for name in ["torch"] + libs:
         times = []
         for _ in range(2):
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", "startup", name]
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                "startup",
+                name,
+                "--threads",
+                str(opts.threads),
+            ]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             times.append(float(res.stdout.strip().splitlines()[-1]))
         results[name]["startup_s"] = min(times)
