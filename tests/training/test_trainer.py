@@ -398,3 +398,34 @@ def test_fp16_scaler_and_torch_compile_flags(quiet_args, tmp_path):
         type(trainer.model_wrapped).__name__ == "OptimizedModule"
         and trainer.model_wrapped is not trainer.model
     )
+
+
+def test_progress_bar_eval_dict_and_plateau_schedule(quiet_args, capsys):
+    args = quiet_args(
+        max_steps=6,
+        disable_tqdm=False,
+        eval_strategy="steps",
+        eval_steps=2,
+        logging_steps=2,
+        save_strategy="no",
+        learning_rate=0.1,
+        lr_scheduler_type="reduce_lr_on_plateau",
+        lr_scheduler_kwargs={"patience": 0, "factor": 0.5},
+        metric_for_best_model="a_score",  # with a dict of eval sets, metrics are named eval_<set>_<metric>
+    )
+    evals = {"a": VectorDataset(8, seed=1), "b": VectorDataset(8, seed=2)}
+    trainer = Trainer(
+        TinyClassifier(),
+        args,
+        train_dataset=VectorDataset(32),
+        eval_dataset=evals,
+        compute_metrics=Scripted([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+    )
+    trainer.train()
+    err = capsys.readouterr().err
+    assert "6/6" in err  # the tqdm bar reached the end
+    keys = set().union(*(h.keys() for h in trainer.state.log_history))
+    assert {"eval_a_loss", "eval_b_loss", "eval_a_score", "eval_b_score"} <= keys
+    # eval_a_score rises: not an improvement in ReduceLROnPlateau's default "min" mode, so the lr drops
+    lrs = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    assert lrs[0] == 0.1 and lrs[-1] < lrs[0]
