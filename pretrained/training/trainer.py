@@ -334,8 +334,15 @@ class Trainer:
         ignore_keys_for_eval: list[str] | None = None,
         **kwargs: Any,
     ) -> TrainOutput:
-        """Train; `resume_from_checkpoint=True` resumes from the last complete checkpoint in
-        `output_dir`, a path from that checkpoint.
+        """Train the model.
+
+        Args:
+            resume_from_checkpoint: `True` resumes from the last complete checkpoint in `output_dir`;
+                a path resumes from that checkpoint folder. Model, optimizer, schedule, RNG states and
+                the position in the data are restored; the batches already trained are skipped by
+                index, without being loaded.
+            trial: Passed to `model_init` when it takes an argument.
+            ignore_keys_for_eval: Output keys left out of the evaluation predictions.
 
         Returns:
             `TrainOutput(global_step, training_loss, metrics)`.
@@ -423,6 +430,13 @@ class Trainer:
                 self.state.best_model_checkpoint = None
             if args.restore_callback_states_from_checkpoint:
                 self._restore_callback_states()
+            if self.state.train_batch_size not in (None, args.train_batch_size):
+                logger.warning(
+                    "resuming with batch size %d, but the checkpoint was trained with %d: the position in "
+                    "the epoch will not match",
+                    args.train_batch_size,
+                    self.state.train_batch_size,
+                )
             epochs_done = self.state.global_step // steps_per_epoch
             if not args.ignore_data_skip:
                 batches_to_skip = (self.state.global_step % steps_per_epoch) * ga
