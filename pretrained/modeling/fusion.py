@@ -75,8 +75,8 @@ class FusedLinears:
         self._ptrs = tuple(layer.weight.data_ptr() for layer in layers)
         return True
 
-    def __call__(self, owner: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
-        """The layers' outputs from one matmul, or ``None`` when the fused path cannot be used."""
+    def output(self, owner: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+        """The layers' outputs concatenated on the last axis, or ``None`` when fusing is not possible."""
         if torch.compiler.is_compiling():
             if self.weight is None:
                 return None
@@ -86,8 +86,12 @@ class FusedLinears:
                 return None
             if not self._valid(layers) and not self._pack(layers):
                 return None
-        out = F.linear(x, self.weight, self.bias)
-        return (out,) if len(self.sizes) == 1 else out.split_with_sizes(self.sizes, dim=-1)
+        return F.linear(x, self.weight, self.bias)
+
+    def __call__(self, owner: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """The layers' outputs from one matmul, or ``None`` when the fused path cannot be used."""
+        out = self.output(owner, x)
+        return None if out is None else out.split_with_sizes(self.sizes, dim=-1)
 
 
 def unpack(model: nn.Module) -> None:

@@ -267,15 +267,26 @@ class LlamaAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
-        fused = self._qkv(self, hidden_states)
-        if fused is None:
-            fused = [self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)]
-        q, k, v = (t.view(batch, seq, -1, self.head_dim) for t in fused)
-        v = v.transpose(1, 2)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (batch, heads, seq, head_dim)
-        q, k = apply_rotary_tables(q, k, *position_embeddings)
+        hd, nq, nkv = self.head_dim, self.num_heads, self.num_kv_heads
+        qkv = self._qkv.output(self, hidden_states)
+        cos, signed_sin = position_embeddings  # (batch, 1, seq, rot_dim)
+        if qkv is not None and self.q_norm is None and cos.shape[-1] == hd:
+            # Queries and keys sit side by side in the fused output: rotate them in one go.
+            qk = qkv[..., : (nq + nkv) * hd].view(batch, seq, nq + nkv, hd)
+            qk = qk * cos.transpose(1, 2) + qk.roll(hd // 2, -1) * signed_sin.transpose(1, 2)
+            q, k = qk[:, :, :nq].transpose(1, 2), qk[:, :, nq:].transpose(1, 2)  # (batch, heads, seq, hd)
+            v = qkv[..., (nq + nkv) * hd :].view(batch, seq, nkv, hd).transpose(1, 2)
+        else:
+            if qkv is not None:
+                parts = qkv.split_with_sizes(self._qkv.sizes, dim=-1)
+            else:
+                parts = (self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states))
+            q, k, v = (t.view(batch, seq, -1, hd) for t in parts)
+            v = v.transpose(1, 2)
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = q.transpose(1, 2), k.transpose(1, 2)  # (batch, heads, seq, head_dim)
+            q, k = apply_rotary_tables(q, k, cos, signed_sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
         dropout = self.attention_dropout if self.training else 0.0
