@@ -191,3 +191,43 @@ def test_resume_from_explicit_path_and_errors(quiet_args, tmp_path):
     (tmp_path / "checkpoint-99").mkdir()
     with pytest.raises(ValueError, match="not a complete checkpoint"):
         _run(quiet_args, tmp_path, resume=str(tmp_path / "checkpoint-99"))
+
+
+CHILD = """
+import os, sys
+sys.path.insert(0, {helpers!r})
+from training_helpers import TinyClassifier, VectorDataset
+import torch
+from pretrained import Trainer, TrainingArguments
+from pretrained.training import checkpoints as ckpt
+
+torch.set_num_threads(1)
+real_save = ckpt.atomic_torch_save
+
+def dying_save(obj, path):
+    real_save(obj, path)
+    if "checkpoint-30" in path and path.endswith(ckpt.OPTIMIZER_NAME):
+        os._exit(9)  # the process dies at once: no cleanup, no exception handlers
+
+ckpt.atomic_torch_save = dying_save
+args = TrainingArguments({out!r}, per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=40,
+                         learning_rate=1e-2, warmup_steps=5, lr_scheduler_type="cosine", logging_steps=1,
+                         save_steps=10, seed=7, disable_tqdm=True, use_cpu=True)
+Trainer(TinyClassifier(dropout=0.3), args, train_dataset=VectorDataset(n=100)).train()
+"""
+
+
+def test_process_killed_while_saving(quiet_args, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "b"
+    code = CHILD.format(helpers=os.path.dirname(__file__), out=str(out))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 9, result.stderr
+    assert (out / "tmp-checkpoint-30" / ckpt.OPTIMIZER_NAME).is_file()  # half written
+    assert not (out / "checkpoint-30").exists()
+    resumed, _ = _run(quiet_args, out, resume=True)
+    ref, _ = _run(quiet_args, tmp_path / "a")
+    for p, q in zip(ref.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
