@@ -454,8 +454,10 @@ def _is_multiple(a: float, b: float) -> bool:
 def _normalise_report_to(value: str | list[str] | None) -> list[str]:
     if value is None or value == "none" or value == ["none"]:
         return []
-    if value == "all" or value == ["all"]:
-        return list(REPORTERS)
+    if value == "all" or value == ["all"]:  # every installed reporter
+        import importlib.util
+
+        return [name for name in REPORTERS if importlib.util.find_spec(name) is not None]
     names = [value] if isinstance(value, str) else list(value)
     for name in names:
         if name not in REPORTERS:

@@ -55,6 +55,10 @@ def test_derived_defaults():
         "num_cycles": 2
     }
     assert TrainingArguments("out", warmup_steps=12).get_warmup_steps(100) == 12
+    import importlib.util
+
+    installed = importlib.util.find_spec("tensorboard") is not None
+    assert TrainingArguments("out", report_to="all").report_to == (["tensorboard"] if installed else [])
 
 
 @pytest.mark.parametrize(
