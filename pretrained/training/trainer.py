@@ -830,12 +830,9 @@ class Trainer:
         """Fill `tmp-checkpoint-N/`, write `trainer_state.json` last, rename it to `checkpoint-N/`, rotate."""
         args = self.args
         tmp, final = ckpt.begin_checkpoint(args.output_dir, step)
-        # a second thread writes the model while this one writes the optimizer: both serialisers
-        # release the GIL, so the two biggest files are written at the same time
-        writer = _Thread(self._save_model_files, tmp, model_state)
+        self._save_model_files(tmp, model_state)
         for name, obj in files.items():
             ckpt.atomic_torch_save(obj, os.path.join(tmp, name))
-        writer.join()
         self.state.save_to_json(
             os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state_json
         )  # last: marks completion
