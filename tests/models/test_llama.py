@@ -280,3 +280,38 @@ def test_fused_projections_stay_invisible(tmp_path):
     unpack(model)
     assert attn.k_proj.weight.untyped_storage().data_ptr() != attn.q_proj.weight.untyped_storage().data_ptr()
     torch.testing.assert_close(model(ids).logits.detach(), unfused.double(), atol=1e-4, rtol=0)
+
+
+def test_checkpoint_with_old_rope_spelling_matches(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        **TINY, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}
+    )
+    hf = transformers.LlamaForCausalLM(config).eval()
+    hf.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data.pop("rope_parameters")
+    data.update(rope_theta=500.0, rope_scaling={"type": "linear", "factor": 2.0})  # as older files have it
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert model.config.rope_parameters["rope_type"] == "linear"
+    ids, _ = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, hf(ids).logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("rot", [16, 8])
+def test_rotary_helpers_agree(rot):
+    from pretrained.modeling.rotary import apply_rotary, apply_rotary_tables, rotary_tables
+
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 4, 5, 16, generator=gen), torch.randn(2, 2, 5, 16, generator=gen)
+    angles = torch.randn(2, 5, rot // 2, generator=gen)
+    cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
+    want = apply_rotary(q, k, cos, sin)
+    got = apply_rotary_tables(q, k, *rotary_tables(cos, sin))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert torch.equal(want[0][..., rot:], q[..., rot:])  # partial rotary leaves the tail alone
