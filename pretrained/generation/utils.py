@@ -277,7 +277,9 @@ class _Runner:
             extra["output_hidden_states"] = True
         return fn(
             input_ids=input_ids,
-            attention_mask=None if self.mask is None else self.mask[:, :end],
+            # A static cache sees the whole buffer (fixed shapes for compiled steps; the causal part of
+            # the mask hides the slots not written yet).
+            attention_mask=None if self.mask is None else self.mask if self.static else self.mask[:, :end],
             position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,

@@ -25,8 +25,17 @@ def test_compiled_static_decode_matches_eager(tmp_path):
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
     ids = torch.randint(1, 64, (2, 5), generator=torch.Generator().manual_seed(0))
-    eager = model.generate(ids, max_new_tokens=12)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0  # left padding: the mask keeps a fixed shape in compiled steps
+    eager = model.generate(ids, attention_mask=mask, max_new_tokens=12)
     compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
-    assert torch.equal(model.generate(ids, max_new_tokens=12, **compiled), eager)
-    # A second call reuses the compiled step (no recompilation per call or per token).
-    assert torch.equal(model.generate(ids, max_new_tokens=12, **compiled), eager)
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)
+    # One graph for all 11 decode steps (no recompilation per token) ...
+    assert counters["stats"]["unique_graphs"] == 1
+    # ... and later calls reuse it.
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)
