@@ -302,6 +302,14 @@ class TrainingArguments:
             raise ValueError("`dataloader_prefetch_factor` needs `dataloader_num_workers` > 0")
         if self.dataloader_persistent_workers and self.dataloader_num_workers == 0:
             raise ValueError("`dataloader_persistent_workers` needs `dataloader_num_workers` > 0")
+        if self.batch_eval_metrics:
+            raise ValueError(
+                "`batch_eval_metrics` is not supported: compute_metrics runs once on the gathered predictions"
+            )
+        if self.log_level not in ("passive", "debug", "info", "warning", "error", "critical"):
+            raise ValueError(
+                f"`log_level`={self.log_level!r} is not one of passive, debug, info, warning, error, critical"
+            )
         if self.push_to_hub:
             raise ValueError("`push_to_hub` is not supported: upload the output folder with huggingface_hub")
         if self.include_num_input_tokens_seen not in ("no", "all", "non_padding"):

@@ -100,6 +100,11 @@ class Trainer:
             raise TypeError(f"`args` must be a TrainingArguments, got {type(args).__name__}")
         self.args = args
         set_seed(args.seed, deterministic=args.full_determinism)
+        if args.log_level != "passive":
+            logging.getLogger("pretrained").setLevel(args.get_process_log_level())
+        if args.tf32 is not None and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32
+            torch.backends.cudnn.allow_tf32 = args.tf32
 
         if processing_class is None and tokenizer is not None:  # v4 name
             processing_class = tokenizer

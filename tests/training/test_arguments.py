@@ -84,6 +84,8 @@ def test_derived_defaults():
         ({"dataloader_prefetch_factor": 2}, "dataloader_num_workers"),
         ({"report_to": "wandb"}, "report_to"),
         ({"push_to_hub": True}, "push_to_hub"),
+        ({"batch_eval_metrics": True}, "batch_eval_metrics"),
+        ({"log_level": "loud"}, "log_level"),
         ({"warmup_steps": -1}, "warmup_steps"),
         ({"lr_scheduler_kwargs": "{not json"}, "lr_scheduler_kwargs"),
         ({"evaluation_strategy": "steps", "eval_strategy": "epoch"}, "both given"),
