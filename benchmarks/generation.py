@@ -1,6 +1,6 @@
 """Greedy and beam-search decoding speed: pretrained vs transformers, and the memory-bandwidth bound.
 
-Run: ``python benchmarks/generation.py [--quick] [--repeats 3]``.
+Run: ``python benchmarks/generation.py [--quick] [--repeats 3] [--compile]``.
 
 Two Llama-style models with random weights are saved to disk and loaded by both libraries (fp32):
 a ~100M-parameter one (where reading the weights dominates) and a ~10M one (where Python overhead per
@@ -97,6 +97,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="only the 10M model, one repeat")
     parser.add_argument("--models", nargs="*", default=None, help="subset of: " + ", ".join(MODELS))
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time pretrained with a static cache + torch.compile (greedy)",
+    )
     args = parser.parse_args()
     import transformers
 
@@ -114,14 +119,18 @@ def main() -> None:
             build(folder, MODELS[name])
             libs = {
                 "pretrained": pretrained.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
-                "transformers": transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
+                "transformers": transformers.AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=torch.float32
+                ).eval(),
             }
             bandwidth = max(bandwidth, read_bandwidth())  # best seen: the machine is shared
             params = sum(p.numel() for p in libs["pretrained"].parameters())
             per_token = weight_bytes_per_token(libs["pretrained"])
             bound = bandwidth / per_token
             for scenario, (batch, beams) in SCENARIOS.items():
-                ids = torch.randint(1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0))
+                ids = torch.randint(
+                    1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0)
+                )
                 outputs, times = {}, {lib: [] for lib in libs}
                 with torch.inference_mode():
                     for model in libs.values():
@@ -133,6 +142,14 @@ def main() -> None:
                             outputs[lib] = run(model, ids, beams)
                             times[lib].append(time.perf_counter() - start)
                 speed = {lib: batch * NEW / statistics.median(t) for lib, t in times.items()}
+                if args.compile and beams == 1:
+                    compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
+                    with torch.inference_mode():
+                        libs["pretrained"].generate(ids, max_new_tokens=NEW, **compiled)  # compile, not timed
+                        start = time.perf_counter()
+                        for _ in range(repeats):
+                            libs["pretrained"].generate(ids, max_new_tokens=NEW, **compiled)
+                    speed["compiled"] = batch * NEW * repeats / (time.perf_counter() - start)
                 same = torch.equal(outputs["pretrained"], outputs["transformers"])
                 row = {
                     "model": name, "params_M": round(params / 1e6, 1), "scenario": scenario,
@@ -141,6 +158,8 @@ def main() -> None:
                     "ratio": round(speed["pretrained"] / speed["transformers"], 2),
                     "identical_tokens": same,
                 }  # fmt: skip
+                if "compiled" in speed:
+                    row["pretrained_compiled_tok_s"] = round(speed["compiled"], 1)
                 if scenario == "greedy b1":
                     row["bound_tok_s"] = round(bound, 1)
                     row["pretrained_pct_of_bound"] = round(100 * speed["pretrained"] / bound, 1)
@@ -152,6 +171,8 @@ def main() -> None:
                     if "bound_tok_s" in row
                     else ""
                 )
+                if "compiled" in speed:
+                    extra += f"  compiled {speed['compiled']:.1f} tok/s"
                 print(
                     f"{name:11s} {scenario:10s} pretrained {speed['pretrained']:8.1f} tok/s  transformers "
                     f"{speed['transformers']:8.1f} tok/s  ratio {row['ratio']:.2f}x  identical={same}{extra}",

@@ -337,7 +337,9 @@ def _make_cache(model: Any, config: GenerationConfig, batch: int, max_length: in
         return user_cache
     if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
         return DynamicCache(config=model.config)
-    size = max(config.max_cache_len or 0, max_length)
+    # Never shrink below an earlier call's size: a compiled step would otherwise recompile for each length.
+    size = max(config.max_cache_len or 0, max_length, getattr(model, "_pretrained_static_len", 0))
+    model._pretrained_static_len = size
     return StaticCache(
         model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype
     )
