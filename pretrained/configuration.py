@@ -190,7 +190,7 @@ class PretrainedConfig:
                 f"(model_type {cls.model_type!r}); this may give wrong results.",
                 stacklevel=2,
             )
-        data.setdefault("_name_or_path", str(path_or_repo_id))
+        data["_name_or_path"] = str(path_or_repo_id)
         return cls.from_dict(data, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:

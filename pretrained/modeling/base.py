@@ -338,7 +338,6 @@ class PreTrainedModel(nn.Module):
         if not isinstance(config, PretrainedConfig):
             source = path if config is None else config
             config, unused = cls.config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **kwargs)
-            config.name_or_path = str(path)
         else:
             import copy
 
@@ -354,6 +353,7 @@ class PreTrainedModel(nn.Module):
             raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword argument(s) {bad}: "
                             f"they are neither loading options nor attributes of {type(config).__name__}.")
 
+        config.name_or_path = str(path)
         # 3. discover
         checkpoint = None if state_dict is not None else find_checkpoint(
             path, variant=variant, use_safetensors=use_safetensors, **hub)

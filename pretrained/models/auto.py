@@ -81,7 +81,7 @@ class AutoConfig:
                 f"The config.json of {str(path_or_repo_id)!r} has no 'model_type' key; "
                 f"known model types: {', '.join(sorted(_FAMILY_MODULES))}."
             )
-        data.setdefault("_name_or_path", str(path_or_repo_id))
+        data["_name_or_path"] = str(path_or_repo_id)  # where it was loaded from, not what the file says
         return config_class_for(model_type).from_dict(data, **kwargs)
 
     @staticmethod

@@ -45,3 +45,11 @@ def test_sentence_similarity_makes_sense(batch):
     emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
     sim = emb @ emb.T
     assert sim[0, 1] > 0.5 > sim[0, 2]
+
+
+def test_name_or_path_is_where_it_was_loaded_from():
+    # config.json says "nreimers/MiniLM-L6-H384-uncased"; transformers reports the path it loaded.
+    for cls in (P.AutoModel, P.BertModel):
+        model = cls.from_pretrained(PATH)
+        assert model.name_or_path == model.config.name_or_path == str(PATH)
+    assert P.AutoConfig.from_pretrained(PATH).name_or_path == str(PATH)
