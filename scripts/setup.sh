@@ -10,6 +10,12 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 . .venv/bin/activate
+# Skip the installs when this venv was set up from the same pyproject.toml already.
+stamp=.venv/.pretrained-setup
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && python -c "import pretrained, torch" 2>/dev/null; then
+    exit 0
+fi
 pip install -q --upgrade pip >/dev/null 2>&1 || true
 pip install -q torch==2.13.0
 pip install -q -e ".[test]"
@@ -20,3 +26,4 @@ python - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"unexpected torch {torch.__version__}"
 PY
+echo "$want" > "$stamp"
