@@ -25,9 +25,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-# On cores shared with other processes, OpenMP threads that spin while waiting stall each other
-# (10x slower decode seen on the 2-core CI box); passive waiting costs little when the box is idle.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# On cores busy with other processes, OpenMP threads that spin while waiting stall each other (10x
+# slower decode seen on the shared 2-core box), but on an idle box passive waiting halves small-model
+# speed. So: passive only when the machine is already loaded (and OMP_WAIT_POLICY is not set).
+if os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
