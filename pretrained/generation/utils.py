@@ -697,8 +697,10 @@ def _beam_search(
         best_running = running_scores[:, :1] / (best_len**length_penalty)
         worst_done = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True)[0], -1.0e9)
         can_improve = can_improve & torch.any(best_running > worst_done, dim=-1, keepdim=True)
-        open_beams = not (bool(is_finished.all()) and early_stopping is True)
-        if not (bool(can_improve.any()) and open_beams and not bool(ended.all())):
+        going = can_improve.any() & ~ended.all()
+        if early_stopping is True:
+            going = going & ~is_finished.all()
+        if not bool(going):  # one host sync per step
             break
         # The cache follows the beams that survived.
         runner.cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
