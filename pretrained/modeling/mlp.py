@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from pretrained.modeling.activations import get_activation
 from pretrained.modeling.fusion import FusedLinears
-
-# Activation names used by decoder configs (``hidden_act``). Kept here so the MLP does not depend on
-# a larger activation table; unknown names raise a clear error.
-_GATE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "silu": F.silu,
-    "swish": F.silu,
-    "gelu": F.gelu,
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-}
-
-
-def gate_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return the activation function called ``name`` (as spelled in ``config.hidden_act``)."""
-    try:
-        return _GATE_ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unsupported hidden_act {name!r}; expected one of {sorted(_GATE_ACTIVATIONS)}"
-        ) from None
 
 
 class GatedMLP(nn.Module):
@@ -49,7 +26,7 @@ class GatedMLP(nn.Module):
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
-        self.act_fn = gate_activation(hidden_act)
+        self.act_fn = get_activation(hidden_act)
         self._gate_up = FusedLinears("gate_proj", "up_proj")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

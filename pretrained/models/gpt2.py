@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
+from pretrained.modeling.activations import get_activation
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
     CausalLMGenerationMixin,
@@ -27,7 +28,6 @@ from pretrained.modeling.decoder import (
     sequence_classification_loss,
 )
 from pretrained.modeling.masks import sdpa_is_causal
-from pretrained.modeling.mlp import gate_activation
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -195,7 +195,7 @@ class GPT2MLP(nn.Module):
         super().__init__()
         self.c_fc = Conv1D(intermediate_size, config.n_embd)
         self.c_proj = Conv1D(config.n_embd, intermediate_size)
-        self.act = gate_activation(config.activation_function)
+        self.act = get_activation(config.activation_function)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
