@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pretrained.modeling.cache import Cache, DynamicCache
 from pretrained.modeling.masks import causal_mask
+from pretrained.modeling.outputs import CausalLMOutputWithPast
 
 
 def prepare_cache(past_key_values: Any, use_cache: bool, config: Any) -> Cache | None:
@@ -124,26 +125,29 @@ def last_token_pool(
     return logits[torch.arange(batch, device=logits.device), last]
 
 
-def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: Any) -> torch.Tensor:
-    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) loss, chosen like transformers."""
-    num_labels = config.num_labels
-    problem = config.problem_type
-    if problem is None:
-        if num_labels == 1:
-            problem = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            problem = "single_label_classification"
-        else:
-            problem = "multi_label_classification"
-        config.problem_type = problem
-    labels = labels.to(logits.device)
-    if problem == "regression":
-        if num_labels == 1:
-            return F.mse_loss(logits.squeeze().float(), labels.squeeze().float())
-        return F.mse_loss(logits.float(), labels.float())
-    if problem == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, num_labels).float(), labels.view(-1))
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+def lm_head_output(
+    lm_head: torch.nn.Module,
+    outputs: Any,
+    labels: torch.Tensor | None,
+    logits_to_keep: int | torch.Tensor,
+    num_items_in_batch: int | torch.Tensor | None,
+    shift_labels: torch.Tensor | None,
+    return_dict: bool,
+) -> Any:
+    """The shared tail of every ``ForCausalLM.forward``: logits for the kept positions, loss, output."""
+    hidden_states = outputs.last_hidden_state
+    if isinstance(logits_to_keep, int):
+        if logits_to_keep:
+            hidden_states = hidden_states[:, -logits_to_keep:]
+    else:
+        hidden_states = hidden_states[:, logits_to_keep]
+    logits = lm_head(hidden_states)
+    loss = None
+    if labels is not None:
+        loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)
+    out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
+                                 hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    return out if return_dict else out.to_tuple()
 
 
 class CausalLMGenerationMixin:

@@ -7,7 +7,10 @@ from torch.nn import functional as F
 
 
 def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
-    """Regression, single-label or multi-label loss, inferring ``config.problem_type`` when unset."""
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) loss, in fp32.
+
+    ``config.problem_type`` is inferred and stored when unset, as transformers does.
+    """
     num_labels = config.num_labels
     if config.problem_type is None:
         if num_labels == 1:
@@ -16,13 +19,14 @@ def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, con
             config.problem_type = "single_label_classification"
         else:
             config.problem_type = "multi_label_classification"
+    labels = labels.to(logits.device)
     if config.problem_type == "regression":
         if num_labels == 1:
-            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-        return F.mse_loss(logits, labels.to(logits.dtype))
+            return F.mse_loss(logits.squeeze().float(), labels.squeeze().float())
+        return F.mse_loss(logits.float(), labels.float())
     if config.problem_type == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return F.cross_entropy(logits.view(-1, num_labels).float(), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
 def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

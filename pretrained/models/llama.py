@@ -29,12 +29,12 @@ from pretrained.modeling.decoder import (
     CausalLMGenerationMixin,
     build_masks,
     cache_positions,
-    causal_lm_loss,
     last_token_pool,
+    lm_head_output,
     prepare_cache,
-    sequence_classification_loss,
 )
 from pretrained.modeling.fusion import FusedLinears
+from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
@@ -542,24 +542,8 @@ class LlamaForCausalLM(CausalLMGenerationMixin, LlamaPreTrainedModel):
             cache_position=cache_position,
             cache=kwargs.pop("cache", None),
         )
-        hidden_states = outputs.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            if logits_to_keep:
-                hidden_states = hidden_states[:, -logits_to_keep:]
-        else:
-            hidden_states = hidden_states[:, logits_to_keep]
-        logits = self.lm_head(hidden_states)
-        loss = None
-        if labels is not None:
-            loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=kwargs.get("shift_labels"))
-        out = CausalLMOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        return lm_head_output(self.lm_head, outputs, labels, logits_to_keep, num_items_in_batch,
+                              kwargs.get("shift_labels"), return_dict)
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
