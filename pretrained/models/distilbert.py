@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
+from pretrained.modeling.encoder import LayerStack
 from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
 from pretrained.modeling.outputs import (
     BaseModelOutput,
@@ -137,25 +137,9 @@ class TransformerBlock(nn.Module):
         return self.output_layer_norm(self.ffn(attended) + attended), weights
 
 
-class Transformer(nn.Module):
+class Transformer(LayerStack):
     def __init__(self, config: DistilBertConfig):
-        super().__init__()
-        self.layer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
-        self.gradient_checkpointing = False
-
-    def forward(self, hidden, mask, output_attentions: bool, output_hidden_states: bool):
-        all_hidden = (hidden,) if output_hidden_states else None
-        all_weights = () if output_attentions else None
-        for layer in self.layer:
-            if self.gradient_checkpointing and self.training:
-                hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
-            else:
-                hidden, weights = layer(hidden, mask, output_attentions)
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            if output_attentions:
-                all_weights += (weights,)
-        return hidden, all_hidden, all_weights
+        super().__init__([TransformerBlock(config) for _ in range(config.n_layers)])
 
 
 class DistilBertPreTrainedModel(PreTrainedModel):
