@@ -143,7 +143,6 @@ def iter_checkpoint(checkpoint: Checkpoint, *, weights_only: bool = True) -> Ite
 def _iter_safetensors(file: str) -> Iterator[LazyTensor]:
     from safetensors import safe_open
 
-    size = os.path.getsize(file)
     try:
         handle = safe_open(file, framework="pt")
     except Exception as e:
@@ -152,19 +151,8 @@ def _iter_safetensors(file: str) -> Iterator[LazyTensor]:
         metadata = handle.metadata() or {}
         if metadata.get("format", "pt") not in ("pt", "np", "flax", "tf", "mlx"):
             raise OSError(f"{file} has unknown format {metadata.get('format')!r} in its metadata.")
-        _check_safetensors_size(file, size)
         for name in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
             yield LazyTensor(name, file, handle)
-
-
-def _check_safetensors_size(file: str, size: int) -> None:
-    # The header says where each tensor ends; a truncated file must fail here, not deep in a read.
-    with open(file, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + header_len + end > size:
-        raise OSError(f"{file} is truncated: its header expects {8 + header_len + end} bytes, it has {size}.")
 
 
 def load_torch_file(file: str, *, weights_only: bool = True) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ def dedupe_shared(state_dict: dict[str, torch.Tensor], prefer_drop: set[str]) ->
         by_storage.setdefault(key, []).append(name)
     keep = {}
     for names in by_storage.values():
-        names = sorted(names, key=lambda n: (n in prefer_drop, list(state_dict).index(n)))
+        names = sorted(names, key=lambda n: n in prefer_drop)  # stable: otherwise the state-dict order
         keep[names[0]] = state_dict[names[0]]
     return {n: keep[n] for n in state_dict if n in keep}
 

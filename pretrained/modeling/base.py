@@ -8,7 +8,6 @@ stream through hooks → finish) and ``save_pretrained``; the mechanics live in
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import warnings
 from collections.abc import Iterator
@@ -453,13 +452,14 @@ class PreTrainedModel(nn.Module):
             init(device_for(f"{module_name}.{meta[0]}" if module_name else meta[0]))
 
     def _load_generation_config(self, path: Any, hub: dict[str, Any]) -> None:
-        if not self.can_generate() or importlib.util.find_spec("pretrained.generation.configuration_utils") is None:
+        if not self.can_generate():
             return
         from pretrained.generation.configuration_utils import GenerationConfig
         from pretrained.hub import cached_file
 
-        if cached_file(path, "generation_config.json", raise_if_missing=False, **hub) is not None:
-            self.generation_config = GenerationConfig.from_pretrained(path, **hub)
+        file = cached_file(path, "generation_config.json", raise_if_missing=False, **hub)
+        if file is not None:
+            self.generation_config = GenerationConfig.from_pretrained(file)
 
     # --- saving -------------------------------------------------------------------------------------------
     def save_pretrained(
@@ -499,8 +499,6 @@ class PreTrainedModel(nn.Module):
 
 
 def _default_generation_config(config: PretrainedConfig) -> Any:
-    if importlib.util.find_spec("pretrained.generation.configuration_utils") is None:
-        return None
     from pretrained.generation.configuration_utils import GenerationConfig
 
     return GenerationConfig.from_model_config(config)
