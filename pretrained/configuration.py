@@ -195,7 +195,8 @@ class PretrainedConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """All attributes as a JSON-ready dict (aliases resolved, ``transformers_version`` set)."""
-        out = {"transformers_version": _compat_version()}
+        # Readers check this field; we write the transformers release whose file format we follow.
+        out = {"transformers_version": FORMAT_VERSION}
         for key, value in self.__dict__.items():
             if key.startswith("__"):
                 continue
@@ -254,10 +255,6 @@ class PretrainedConfig:
 
 PreTrainedConfig = PretrainedConfig
 
-
-def _compat_version() -> str:
-    # Readers check this field; we write the transformers release whose file format we follow.
-    return FORMAT_VERSION
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,15 +6,14 @@ import torch
 from torch.nn import functional as F
 
 
-def padding_mask(attention_mask: torch.Tensor | None, query_length: int | None = None) -> torch.Tensor | None:
+def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` for SDPA (``True`` = attend).
 
-    Returns ``None`` when nothing is masked, which lets SDPA take its fastest kernel.
+    A 4-d mask is taken as already expanded and passed through. Returns ``None`` when nothing is
+    masked, which lets SDPA take its fastest kernel.
     """
-    if attention_mask is None:
-        return None
-    if attention_mask.dim() == 4:  # already expanded by the caller
-        return attention_mask if attention_mask.dtype == torch.bool else attention_mask
+    if attention_mask is None or attention_mask.dim() == 4:
+        return attention_mask
     mask = attention_mask.bool()
     if bool(mask.all()):
         return None

@@ -287,14 +287,18 @@ class RobertaLMHead(nn.Module):
         return self.decoder(self.layer_norm(nn.functional.gelu(self.dense(hidden))))
 
 
+def _classifier_dropout(config: BertConfig) -> float:
+    """Dropout before a classifier: ``classifier_dropout``, or else the hidden dropout."""
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
 class RobertaClassificationHead(nn.Module):
     """dense → tanh → out_proj on the first token, with dropout before each projection."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -355,8 +359,7 @@ class BertForSequenceClassification(_EncoderHeads):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self._build_encoder(config, add_pooling_layer=True)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -375,8 +378,7 @@ class BertForTokenClassification(_EncoderHeads):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self._build_encoder(config, add_pooling_layer=False)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 

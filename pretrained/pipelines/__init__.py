@@ -254,7 +254,6 @@ def pipeline(
     if dtype is not None:
         model_kwargs["dtype"] = dtype
 
-    model_name = model if isinstance(model, str) else None
     if isinstance(model, str):
         model_class = getattr(auto, spec["auto"])
         model = model_class.from_pretrained(model, config=config, **hub, **model_kwargs)
@@ -264,7 +263,7 @@ def pipeline(
         model = model.to(resolve_dtype(dtype))
 
     if pipeline_class._load_tokenizer:
-        tokenizer = _load_tokenizer(tokenizer, model_name or model, hub)
+        tokenizer = _load_tokenizer(tokenizer, model, hub)
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, **kwargs)
 
 
@@ -275,8 +274,8 @@ def _load_tokenizer(tokenizer: Any, model: Any, hub: dict[str, Any]) -> Any:
 
     if isinstance(tokenizer, tuple):  # (path, kwargs), as transformers accepts
         return AutoTokenizer.from_pretrained(tokenizer[0], **{**hub, **tokenizer[1]})
-    # A model given by path loads the tokenizer from that path (a config's _name_or_path may name another repo).
-    source = tokenizer if tokenizer is not None else model if isinstance(model, str) else (
+    # The tokenizer sits next to the model: its name_or_path is the folder or repo id it was loaded from.
+    source = tokenizer if tokenizer is not None else (
         getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
     if not source:
         raise ValueError("The model has no name_or_path to load a tokenizer from; pass tokenizer=... to pipeline().")
