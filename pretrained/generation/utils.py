@@ -529,7 +529,8 @@ def _sample(
     out = runner.prefill(input_ids)
     cur = prompt_len
     while True:
-        logits = out.logits[:, -1, :].float()
+        # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
+        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
         if attns is not None:
             attns.append(out.attentions)
         if hiddens is not None:
@@ -629,7 +630,8 @@ def _beam_search(
     out = runner.prefill(input_ids, repeat=num_beams)
     cur = prompt_len
     while True:
-        logits = out.logits[:, -1, :].float()
+        # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
+        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
         del out
         log_probs = F.log_softmax(logits, dim=-1)
         log_probs = processors(running[:, :, :cur].reshape(flat, cur), log_probs) if processors else log_probs

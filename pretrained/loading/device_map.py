@@ -161,7 +161,28 @@ def infer_device_map(
                              f"(offloading to disk is not supported).")
     if own:
         mapping.setdefault("", budget[0][0])
+    _keep_tied_together(model, mapping)
     return _collapse(mapping)
+
+
+def _keep_tied_together(model: nn.Module, mapping: dict[str, torch.device]) -> None:
+    """A tied weight is one tensor: the module using it as a tied target (``lm_head``) runs on its
+    source's device (the input embeddings'), and an aliased parameter follows its target's module."""
+    if len(set(mapping.values())) <= 1 or not hasattr(model, "_tie_pairs"):
+        return
+    aliased = getattr(model, "_aliased_weights_keys", {})
+    for target, source in model._tie_pairs().items():
+        device = _lookup(mapping, source)
+        module = target.rpartition(".")[0]
+        if target in aliased or device is None or not module:
+            continue
+        for key in [k for k in mapping if k.startswith(module + ".")]:
+            del mapping[key]
+        mapping[module] = device
+    for target, source in aliased.items():
+        device = _lookup(mapping, target)
+        if device is not None:
+            mapping[source] = device
 
 
 def _collapse(mapping: dict[str, torch.device]) -> dict[str, torch.device]:

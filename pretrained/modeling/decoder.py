@@ -54,6 +54,9 @@ def build_masks(
     will return in that layer.
     """
     q_len = cache_position.shape[0]
+    if attention_mask is not None and attention_mask.device != cache_position.device:
+        # (with a device_map the inputs may start on another device than the first layers)
+        attention_mask = attention_mask.to(cache_position.device)
     masks: dict[int | None, torch.Tensor | None] = {}
     for layer_idx, window in enumerate(windows):
         if window in masks:

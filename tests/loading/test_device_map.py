@@ -47,3 +47,23 @@ def test_everything_on_one_device_collapses(monkeypatch):
     model = _meta_model()
     monkeypatch.setattr(dm, "_available_memory", lambda max_memory: [(torch.device("cpu"), 10**9)])
     assert dm.infer_device_map(model, dtype=None, max_memory=None, no_split=set()) == {"": torch.device("cpu")}
+
+
+def test_auto_map_keeps_tied_head_with_its_embeddings(monkeypatch):
+    """A tied lm_head is the embedding tensor: it must run where the embeddings live, even when the
+    budget would put the end of the model on another device (the aliased MLM bias follows too)."""
+    config = P.BertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                          intermediate_size=128, max_position_embeddings=64)
+    with torch.device("meta"):
+        model = P.BertForMaskedLM(config)
+    layer = dm._size(model.bert.encoder.layer[0], torch.float32)
+    embeddings = dm._size(model.bert.embeddings, torch.float32)
+    gpu, cpu = torch.device("cuda", 0), torch.device("cpu")
+    monkeypatch.setattr(dm, "_available_memory", lambda max_memory: [(gpu, embeddings + layer + 10),
+                                                                      (cpu, 10**9)])
+    lookup = dm.device_lookup(dm.infer_device_map(model, dtype=torch.float32, max_memory=None,
+                                                  no_split={"BertLayer"}))
+    assert lookup("bert.embeddings.word_embeddings.weight") == gpu
+    assert lookup("bert.encoder.layer.3.output.dense.weight") == cpu
+    assert lookup("cls.predictions.decoder.weight") == gpu
+    assert lookup("cls.predictions.decoder.bias") == lookup("cls.predictions.bias") == gpu
