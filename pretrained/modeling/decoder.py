@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.modeling.cache import Cache, DynamicCache
+from pretrained.modeling.fusion import apply_linear
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.outputs import CausalLMOutputWithPast
 
@@ -144,7 +145,7 @@ def lm_head_output(
             hidden_states = hidden_states[:, -logits_to_keep:]
     else:
         hidden_states = hidden_states[:, logits_to_keep]
-    logits = lm_head(hidden_states)
+    logits = apply_linear(lm_head, hidden_states)
     loss = None
     if labels is not None:
         loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.fusion import FusedLinears
+from pretrained.modeling.fusion import FusedLinears, apply_linear
 
 
 class GatedMLP(nn.Module):
@@ -32,4 +32,4 @@ class GatedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self._gate_up(self, x)
         gate, up = fused if fused is not None else (self.gate_proj(x), self.up_proj(x))
-        return self.down_proj(self.act_fn(gate) * up)
+        return apply_linear(self.down_proj, self.act_fn(gate) * up)

@@ -33,7 +33,7 @@ from pretrained.modeling.decoder import (
     lm_head_output,
     prepare_cache,
 )
-from pretrained.modeling.fusion import FusedLinears
+from pretrained.modeling.fusion import FusedLinears, apply_linear
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
@@ -304,7 +304,7 @@ class LlamaAttention(nn.Module):
             )
             weights = None
         out = out.transpose(1, 2).reshape(batch, seq, -1)
-        return self.o_proj(out), weights
+        return apply_linear(self.o_proj, out), weights
 
 
 def eager_attention(

@@ -16,7 +16,8 @@ from pretrained import AutoModelForCausalLM  # noqa: E402
 @pytest.mark.skipif(
     os.environ.get("PRETRAINED_TEST_COMPILE") != "1", reason="set PRETRAINED_TEST_COMPILE=1 to run"
 )
-def test_compiled_static_decode_matches_eager(tmp_path):
+@pytest.mark.parametrize("rows", [2, 4])  # 4 rows go through the oneDNN custom op in the graph
+def test_compiled_static_decode_matches_eager(tmp_path, rows):
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
         vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -24,7 +25,7 @@ def test_compiled_static_decode_matches_eager(tmp_path):
     )  # fmt: skip
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
-    ids = torch.randint(1, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(1, 64, (rows, 5), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[0, :2] = 0  # left padding: the mask keeps a fixed shape in compiled steps
     eager = model.generate(ids, attention_mask=mask, max_new_tokens=12)

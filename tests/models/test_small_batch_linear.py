@@ -1,0 +1,51 @@
+"""`modeling.fusion.linear`: oneDNN for 4-32 fp32 rows at inference, F.linear otherwise, same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrained.modeling import fusion
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 8, 32, 33])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_matches_f_linear(rows, bias):
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 1, 96, generator=g)
+    w = torch.randn(200, 96, generator=g)
+    b = torch.randn(200, generator=g) if bias else None
+    with torch.no_grad():
+        got = fusion.linear(x, w, b)
+    assert got.shape == (rows, 1, 200)
+    torch.testing.assert_close(got, F.linear(x, w, b), atol=1e-4, rtol=1e-5)
+
+
+def test_linear_keeps_autograd_and_other_dtypes():
+    x = torch.randn(8, 16, requires_grad=True)
+    w = torch.randn(4, 16, requires_grad=True)
+    fusion.linear(x, w).sum().backward()  # the grad-enabled path is F.linear
+    assert x.grad is not None and w.grad is not None
+    with torch.no_grad():
+        out = fusion.linear(x.double(), w.double())
+    assert out.dtype == torch.float64
+
+
+def test_apply_linear_respects_hooks_and_subclasses():
+    layer = nn.Linear(16, 4)
+    seen = []
+    layer.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    with torch.no_grad():
+        fusion.apply_linear(layer, torch.randn(8, 16))
+    assert seen == [torch.Size([8, 4])]  # a hooked layer is called as a module
+
+    class Scaled(nn.Linear):  # e.g. a LoRA or quantized replacement: its own forward must run
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    scaled = Scaled(16, 4)
+    x = torch.randn(8, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion.apply_linear(scaled, x), 2 * F.linear(x, scaled.weight, scaled.bias))
