@@ -1,6 +1,6 @@
 """Greedy and beam-search decoding speed: pretrained vs transformers, and the memory-bandwidth bound.
 
-Run: ``python benchmarks/generation.py [--quick] [--repeats 3] [--compile]``.
+Run: ``python benchmarks/generation.py [--quick] [--repeats 3] [--no-compile]``.
 
 Two Llama-style models with random weights are saved to disk and loaded by both libraries (fp32):
 a ~100M-parameter one (where reading the weights dominates) and a ~10M one (where Python overhead per
@@ -10,6 +10,11 @@ batch 8, and 4-beam search at batch 1. Both libraries must produce identical tok
 The bound: at batch 1 every decode step reads every weight once (the embedding table excepted: one
 row), so ``tokens/s <= read bandwidth / weight bytes``. The read bandwidth is measured in the same run
 by summing a large tensor with all threads. Prints a table, the ratios, and one JSON line.
+
+Each case runs eagerly (the default ``generate``) and compiled: a static cache with the decode step
+compiled by ``torch.compile`` (``compile_config={"fullgraph": True}``; compile time not counted). For
+transformers the compiled run uses its own ``CompileConfig`` (forced on for the CPU); its beam search
+is not compiled here. Every run must give the eager tokens (checked).
 """
 
 from __future__ import annotations
@@ -93,6 +98,31 @@ def run(model, ids: torch.Tensor, beams: int) -> torch.Tensor:
     return model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
 
 
+def timed_compiled(
+    model, lib: str, ids: torch.Tensor, beams: int, repeats: int
+) -> tuple[float, torch.Tensor]:
+    """Tokens/s of ``repeats`` compiled runs (after one untimed run that compiles), and the tokens."""
+    if lib == "pretrained":
+        options = dict(cache_implementation="static", compile_config={"fullgraph": True})
+    else:
+        from transformers import CompileConfig
+
+        config = CompileConfig(fullgraph=True)
+        config._compile_all_devices = True  # transformers compiles on CUDA only unless told
+        options = dict(cache_implementation="static", compile_config=config)
+    kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams, **options)
+    if beams > 1:
+        kwargs["early_stopping"] = False
+    with torch.inference_mode():
+        model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)  # compiles (not timed)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tokens = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+            times.append(time.perf_counter() - start)
+    return ids.shape[0] * NEW / statistics.median(times), tokens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
@@ -100,9 +130,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the 10M model, one repeat")
     parser.add_argument("--models", nargs="*", default=None, help="subset of: " + ", ".join(MODELS))
     parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="also time pretrained with a static cache + torch.compile (greedy)",
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        help="skip the compiled (static cache + torch.compile) runs",
     )
     args = parser.parse_args()
     import transformers
@@ -144,15 +175,14 @@ def main() -> None:
                             outputs[lib] = run(model, ids, beams)
                             times[lib].append(time.perf_counter() - start)
                 speed = {lib: batch * NEW / statistics.median(t) for lib, t in times.items()}
-                if args.compile and beams == 1:
-                    compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
-                    with torch.inference_mode():
-                        libs["pretrained"].generate(ids, max_new_tokens=NEW, **compiled)  # compile, not timed
-                        start = time.perf_counter()
-                        for _ in range(repeats):
-                            libs["pretrained"].generate(ids, max_new_tokens=NEW, **compiled)
-                    speed["compiled"] = batch * NEW * repeats / (time.perf_counter() - start)
                 same = torch.equal(outputs["pretrained"], outputs["transformers"])
+                if args.compile:
+                    for lib, model in libs.items():
+                        if lib == "transformers" and beams > 1:
+                            continue
+                        tok_s, tokens = timed_compiled(model, lib, ids, beams, repeats)
+                        speed[f"{lib}_compiled"] = tok_s
+                        same = same and torch.equal(tokens, outputs["pretrained"])
                 row = {
                     "model": name, "params_M": round(params / 1e6, 1), "scenario": scenario,
                     "pretrained_tok_s": round(speed["pretrained"], 1),
@@ -160,21 +190,41 @@ def main() -> None:
                     "ratio": round(speed["pretrained"] / speed["transformers"], 2),
                     "identical_tokens": same,
                 }  # fmt: skip
-                if "compiled" in speed:
-                    row["pretrained_compiled_tok_s"] = round(speed["compiled"], 1)
+                for key in ("pretrained_compiled", "transformers_compiled"):
+                    if key in speed:
+                        row[f"{key}_tok_s"] = round(speed[key], 1)
+                if "pretrained_compiled" in speed:
+                    row["compiled_ratio_vs_transformers_eager"] = round(
+                        speed["pretrained_compiled"] / speed["transformers"], 2
+                    )
+                if "transformers_compiled" in speed:
+                    row["compiled_ratio_vs_transformers_compiled"] = round(
+                        speed["pretrained_compiled"] / speed["transformers_compiled"], 2
+                    )
                 if scenario == "greedy b1":
                     row["bound_tok_s"] = round(bound, 1)
-                    row["pretrained_pct_of_bound"] = round(100 * speed["pretrained"] / bound, 1)
-                    row["transformers_pct_of_bound"] = round(100 * speed["transformers"] / bound, 1)
+                    for key in ("pretrained", "transformers", "pretrained_compiled", "transformers_compiled"):
+                        if key in speed:
+                            row[f"{key}_pct_of_bound"] = round(100 * speed[key] / bound, 1)
                 results.append(row)
-                extra = (
-                    f"  bound {row['bound_tok_s']:.1f} tok/s: pretrained {row['pretrained_pct_of_bound']}%, "
-                    f"transformers {row['transformers_pct_of_bound']}%"
-                    if "bound_tok_s" in row
-                    else ""
-                )
-                if "compiled" in speed:
-                    extra += f"  compiled {speed['compiled']:.1f} tok/s"
+                extra = ""
+                if "bound_tok_s" in row:
+                    extra = (
+                        f"  bound {row['bound_tok_s']:.1f} tok/s: pretrained {row['pretrained_pct_of_bound']}%, "
+                        f"transformers {row['transformers_pct_of_bound']}%"
+                    )
+                if "pretrained_compiled" in speed:
+                    extra += (
+                        f"\n{'':22s}compiled: pretrained {speed['pretrained_compiled']:8.1f} tok/s "
+                        f"({row['compiled_ratio_vs_transformers_eager']:.2f}x transformers eager)"
+                    )
+                    if "transformers_compiled" in speed:
+                        extra += (
+                            f"  transformers {speed['transformers_compiled']:8.1f} tok/s "
+                            f"({row['compiled_ratio_vs_transformers_compiled']:.2f}x)"
+                        )
+                    if "bound_tok_s" in row:
+                        extra += f"  pretrained at {row['pretrained_compiled_pct_of_bound']}% of the bound"
                 print(
                     f"{name:11s} {scenario:10s} pretrained {speed['pretrained']:8.1f} tok/s  transformers "
                     f"{speed['transformers']:8.1f} tok/s  ratio {row['ratio']:.2f}x  identical={same}{extra}",

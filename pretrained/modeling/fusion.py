@@ -96,10 +96,12 @@ class FusedLinears:
         return None if out is None else out.split_with_sizes(self.sizes, dim=-1)
 
 
-# oneDNN's fp32 matmul reads a plain (unpacked) weight 1.1-1.3x faster than MKL's when 4-32 rows go
-# through it (MKL switches from its matrix-vector kernel to a packing GEMM there). Same fp32 math, the
-# sums are only taken in another order. Measured in benchmarks/generation.py.
+# For 4-32 rows and a weight too big for the caches, oneDNN's fp32 matmul reads the plain (unpacked)
+# weight 1.1-1.3x faster than MKL, which switches from its matrix-vector kernel to a packing GEMM
+# there. oneDNN costs ~40 us more per call, so weights under 4 MB stay with MKL. Same fp32 math, the sums
+# only taken in another order. Measured in benchmarks/generation.py (batch 8 and beam search).
 _ONEDNN_ROWS = range(4, 33)
+_ONEDNN_MIN_WEIGHT = 1 << 20  # elements (4 MB in fp32)
 _onednn_op = None
 
 
@@ -128,6 +130,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
+        and weight.numel() >= _ONEDNN_MIN_WEIGHT
         and (x.numel() // x.shape[-1]) in _ONEDNN_ROWS
         and not torch.is_grad_enabled()
     ):
