@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _module
 
 
 class FusedLinears:
@@ -143,8 +144,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 def apply_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)``, with a plain ``nn.Linear`` (no hooks) going through :func:`linear`."""
-    if type(layer) is nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks):
+    """``layer(x)``, with a plain ``nn.Linear`` (no hooks, its own or global) going through :func:`linear`."""
+    if (
+        type(layer) is nn.Linear
+        and not (layer._forward_hooks or layer._forward_pre_hooks)
+        and not (_module._global_forward_hooks or _module._global_forward_pre_hooks)
+    ):
         return linear(x, layer.weight, layer.bias)
     return layer(x)
 

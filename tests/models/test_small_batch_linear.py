@@ -40,6 +40,13 @@ def test_apply_linear_respects_hooks_and_subclasses():
     with torch.no_grad():
         fusion.apply_linear(layer, torch.randn(8, 16))
     assert seen == [torch.Size([8, 4])]  # a hooked layer is called as a module
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, a, out: seen.append("global"))
+    try:
+        with torch.no_grad():
+            fusion.apply_linear(nn.Linear(16, 4), torch.randn(8, 16))
+    finally:
+        handle.remove()
+    assert seen[-1] == "global"
 
     class Scaled(nn.Linear):  # e.g. a LoRA or quantized replacement: its own forward must run
         def forward(self, x):
