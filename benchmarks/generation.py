@@ -54,17 +54,27 @@ PROMPT, NEW = 32, 128
 SCENARIOS = {"greedy b1": (1, 1), "greedy b8": (8, 1), "beam4 b1": (1, 4)}
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     """Bytes per second that ``sum`` streams from memory (best of ``repeats``)."""
-    x = torch.ones(int(gib * 2**30) // 4)
+    x = torch.ones(int(gib * 2**30) // 4, device=DEVICE)
     x.sum()
     best = min(_timed(lambda: x.sum()) for _ in range(repeats))
     return x.numel() * 4 / best
 
 
 def _timed(fn) -> float:
+    _sync()
     start = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - start
 
 
@@ -95,7 +105,9 @@ def run(model, ids: torch.Tensor, beams: int) -> torch.Tensor:
     kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams)
     if beams > 1:
         kwargs["early_stopping"] = False
-    return model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+    _sync()
+    return out
 
 
 def timed_compiled(
@@ -117,8 +129,10 @@ def timed_compiled(
         model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)  # compiles (not timed)
         times = []
         for _ in range(repeats):
+            _sync()
             start = time.perf_counter()
             tokens = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
+            _sync()
             times.append(time.perf_counter() - start)
     return ids.shape[0] * NEW / statistics.median(times), tokens
 
@@ -135,7 +149,12 @@ def main() -> None:
         action="store_false",
         help="skip the compiled (static cache + torch.compile) runs",
     )
+    parser.add_argument("--scenarios", nargs="*", default=None, help="subset of: " + ", ".join(SCENARIOS))
+    parser.add_argument("--device", default="cpu", help="cpu (the goals) or cuda (for information)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on both sides: identical tokens
     import transformers
 
     import pretrained
@@ -151,19 +170,23 @@ def main() -> None:
             folder = os.path.join(tmp, name)
             build(folder, MODELS[name])
             libs = {
-                "pretrained": pretrained.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
-                "transformers": transformers.AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=torch.float32
-                ).eval(),
+                "pretrained": pretrained.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(
+                    DEVICE
+                ),
+                "transformers": transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+                .to(DEVICE)
+                .eval(),
             }
             bandwidth = max(bandwidth, read_bandwidth())  # best seen: the machine is shared
             params = sum(p.numel() for p in libs["pretrained"].parameters())
             per_token = weight_bytes_per_token(libs["pretrained"])
             bound = bandwidth / per_token
             for scenario, (batch, beams) in SCENARIOS.items():
+                if args.scenarios and scenario not in args.scenarios:
+                    continue
                 ids = torch.randint(
                     1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0)
-                )
+                ).to(DEVICE)
                 outputs, times = {}, {lib: [] for lib in libs}
                 with torch.inference_mode():
                     for model in libs.values():
@@ -233,6 +256,7 @@ def main() -> None:
             del libs
     setup = {
         "machine": platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_1min": round(os.getloadavg()[0], 2),
