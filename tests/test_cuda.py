@@ -327,6 +327,20 @@ def test_compiled_static_decode_matches_eager_on_device(folders):
     assert counters["stats"]["unique_graphs"] == 1  # one graph for every decode step
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(_generate(model, **compiled), eager)
+        # Scores and logits kept from every step stay right (a CUDA graph reuses its output memory).
+        extra = dict(return_dict_in_generate=True, output_scores=True, output_logits=True)
+        want = _generate(model, max_new_tokens=12, **extra)
+        got = _generate(model, **compiled, **extra)
+        assert torch.equal(got.sequences, want.sequences)
+        for a, b in zip(got.logits, want.logits, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+        for a, b in zip(got.scores, want.scores, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    beams = dict(max_new_tokens=12, num_beams=3, do_sample=False)
+    assert torch.equal(
+        _generate(model, **beams, cache_implementation="static", compile_config={"fullgraph": True}),
+        _generate(model, **beams),
+    )
     torch._dynamo.reset()
 
 

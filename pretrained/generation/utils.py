@@ -266,6 +266,7 @@ class _Runner:
         self.cache_positions = torch.arange(max_length, device=device)
         self.step_fn = model.__call__
         self.compiled = False
+        self.replayed = False  # outputs are overwritten by the next step (CUDA graphs)
         self.want_attn = bool(config.output_attentions)
         self.want_hidden = bool(config.output_hidden_states)
 
@@ -315,6 +316,15 @@ class _Runner:
         self.model_kwargs = step_kwargs
         return out
 
+    @staticmethod
+    def detach(out: Any) -> Any:
+        """Copies of the attentions / hidden states a step returned (when the next step overwrites them)."""
+        for name in ("attentions", "hidden_states"):
+            value = getattr(out, name, None)
+            if value is not None:
+                setattr(out, name, tuple(t.clone() for t in value))
+        return out
+
     def step(self, tokens: torch.Tensor) -> Any:
         """Feed one new token per row ``(batch, 1)``."""
         start = self.length
@@ -353,6 +363,9 @@ def _compiled_step(model: Any, config: GenerationConfig) -> Any:
             k: getattr(options, k) for k in ("fullgraph", "dynamic", "backend", "mode") if hasattr(options, k)
         }
     options = {"fullgraph": False, "dynamic": False, **options}
+    if model.device.type == "cuda" and "mode" not in options and "options" not in options:
+        # Replay the decode step as one CUDA graph: a small model's step is all kernel launches.
+        options["mode"] = "reduce-overhead"
     if model.device.type == "cpu" and "mode" not in options:
         # On the CPU the Python wrapper that launches the compiled kernels costs as much as the
         # elementwise work it saved; inductor's C++ wrapper removes it (1.1-1.2x more tokens/s).
@@ -498,6 +511,8 @@ def generate(
     if isinstance(cache, StaticCache) and config.compile_config is not None and not config.disable_compile:
         runner.step_fn = _compiled_step(model, config)
         runner.compiled = True
+        # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
+        runner.replayed = model.device.type == "cuda"
 
     if beams > 1:
         return _beam_search(runner, config, input_ids, processors, criteria, eos, pad, beams)
@@ -535,6 +550,9 @@ def _sample(
     while True:
         # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
         logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
+        if runner.replayed:
+            out = runner.detach(out)
+            logits = logits.clone()
         if attns is not None:
             attns.append(out.attentions)
         if hiddens is not None:
@@ -636,6 +654,8 @@ def _beam_search(
     while True:
         # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
         logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
+        if runner.replayed:
+            logits = logits.clone()
         del out
         log_probs = F.log_softmax(logits, dim=-1)
         log_probs = processors(running[:, :, :cur].reshape(flat, cur), log_probs) if processors else log_probs
