@@ -224,6 +224,14 @@ class PreTrainedModel(nn.Module):
         use_dict = self.config.return_dict if return_dict is None else return_dict
         return output if use_dict else output.to_tuple()
 
+    def _head_output(
+        self, output_cls: type, loss: Any, encoded: Any, return_dict: bool | None, **fields: Any
+    ) -> Any:
+        """A task head's output: its own ``fields`` and ``loss`` plus the base model's hidden states and
+        attentions (``encoded``), as a dict-like output or a tuple (see :meth:`_outputs`)."""
+        out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
+        return self._outputs(out, return_dict)
+
     # --- gradient checkpointing ---------------------------------------------------------------------
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         """Recompute each layer's activations in backward instead of storing them."""

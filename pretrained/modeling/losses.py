@@ -41,3 +41,15 @@ def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positi
     start = start_positions.reshape(-1).clamp(0, n)
     end = end_positions.reshape(-1).clamp(0, n)
     return (F.cross_entropy(start_logits, start, ignore_index=n) + F.cross_entropy(end_logits, end, ignore_index=n)) / 2
+
+
+def span_logits_and_loss(
+    logits: torch.Tensor, start_positions: torch.Tensor | None, end_positions: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Split a question-answering head's ``(batch, seq, 2)`` logits into start and end logits, with
+    :func:`span_loss` when both positions are given."""
+    start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+    loss = None
+    if start_positions is not None and end_positions is not None:
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+    return start_logits, end_logits, loss

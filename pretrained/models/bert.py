@@ -17,7 +17,11 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.encoder import LayerStack
-from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
+from pretrained.modeling.losses import (
+    sequence_classification_loss,
+    span_logits_and_loss,
+    token_classification_loss,
+)
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
@@ -320,11 +324,6 @@ class _EncoderHeads(BertPreTrainedModel):
         args = {k: inputs.get(k) for k in _ENCODER_ARGS}
         return getattr(self, self.base_model_prefix)(**args, return_dict=True)
 
-    def _finish(self, output_cls: type, loss: torch.Tensor | None, encoded: BaseModelOutputWithPooling,
-                return_dict: bool | None, **fields: torch.Tensor) -> Any:
-        out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
-        return self._outputs(out, return_dict)
-
 
 class BertForMaskedLM(_EncoderHeads):
     _aliased_weights_keys = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
@@ -350,7 +349,7 @@ class BertForMaskedLM(_EncoderHeads):
         encoded = self._encode(locals())
         logits = self.cls(encoded.last_hidden_state)
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
 
 
 class BertForSequenceClassification(_EncoderHeads):
@@ -369,7 +368,7 @@ class BertForSequenceClassification(_EncoderHeads):
         encoded = self._encode(locals())
         logits = self.classifier(self.dropout(encoded.pooler_output))
         loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
 class BertForTokenClassification(_EncoderHeads):
@@ -388,7 +387,7 @@ class BertForTokenClassification(_EncoderHeads):
         encoded = self._encode(locals())
         logits = self.classifier(self.dropout(encoded.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._finish(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
 class BertForQuestionAnswering(_EncoderHeads):
@@ -405,11 +404,8 @@ class BertForQuestionAnswering(_EncoderHeads):
                 output_hidden_states=None, return_dict=None, **kwargs: Any) -> QuestionAnsweringModelOutput:
         encoded = self._encode(locals())
         logits = self.qa_outputs(encoded.last_hidden_state)  # (batch, seq, 2)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return self._finish(QuestionAnsweringModelOutput, loss, encoded, return_dict,
+        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
+        return self._head_output(QuestionAnsweringModelOutput, loss, encoded, return_dict,
                             start_logits=start_logits, end_logits=end_logits)
 
 
@@ -450,7 +446,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel, _EncoderHeads):
         encoded = self._encode(locals())
         logits = self.lm_head(encoded.last_hidden_state)
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
 
 
 class RobertaForSequenceClassification(RobertaPreTrainedModel, _EncoderHeads):
@@ -468,7 +464,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel, _EncoderHeads):
         encoded = self._encode(locals())
         logits = self.classifier(encoded.last_hidden_state)
         loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
 class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):

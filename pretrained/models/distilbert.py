@@ -16,7 +16,11 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.encoder import LayerStack
-from pretrained.modeling.losses import sequence_classification_loss, span_loss, token_classification_loss
+from pretrained.modeling.losses import (
+    sequence_classification_loss,
+    span_logits_and_loss,
+    token_classification_loss,
+)
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     MaskedLMOutput,
@@ -191,10 +195,6 @@ class _Heads(DistilBertPreTrainedModel):
                 "output_hidden_states")
         return self.distilbert(**{k: inputs.get(k) for k in keys}, return_dict=True)
 
-    def _finish(self, output_cls: type, loss, encoded: BaseModelOutput, return_dict, **fields) -> Any:
-        out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
-        return self._outputs(out, return_dict)
-
 
 class DistilBertForMaskedLM(_Heads):
     _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
@@ -220,7 +220,7 @@ class DistilBertForMaskedLM(_Heads):
         x = self.vocab_layer_norm(self.activation(self.vocab_transform(encoded.last_hidden_state)))
         logits = self.vocab_projector(x)
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._finish(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
 
 
 class DistilBertForSequenceClassification(_Heads):
@@ -241,7 +241,7 @@ class DistilBertForSequenceClassification(_Heads):
         pooled = torch.relu(self.pre_classifier(encoded.last_hidden_state[:, 0]))
         logits = self.classifier(self.dropout(pooled))
         loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._finish(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
 class DistilBertForTokenClassification(_Heads):
@@ -258,7 +258,7 @@ class DistilBertForTokenClassification(_Heads):
         encoded = self._encode(locals())
         logits = self.classifier(self.dropout(encoded.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._finish(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
 class DistilBertForQuestionAnswering(_Heads):
@@ -276,11 +276,8 @@ class DistilBertForQuestionAnswering(_Heads):
                 return_dict=None, **kwargs) -> QuestionAnsweringModelOutput:
         encoded = self._encode(locals())
         logits = self.qa_outputs(self.dropout(encoded.last_hidden_state))  # (batch, seq, 2)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return self._finish(QuestionAnsweringModelOutput, loss, encoded, return_dict,
+        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
+        return self._head_output(QuestionAnsweringModelOutput, loss, encoded, return_dict,
                             start_logits=start_logits, end_logits=end_logits)
 
 
