@@ -85,7 +85,8 @@ class TrainingArguments:
         save_total_limit: Keep at most this many checkpoints (the best one is always kept).
         save_in_background: (pretrained only) Copy the state to host memory and write the checkpoint
             in a background thread while training goes on; training stops only for the copy. The
-            folder appears (atomically) once written; `on_save` fires when the copy is taken.
+            folder appears (atomically) once written, and `on_save` fires then (at the next step end, or
+            at the next save or the end of training), with the state as saved.
         load_best_model_at_end: Reload the best checkpoint's weights when training ends.
         metric_for_best_model: Metric that ranks checkpoints (`"loss"` when not given and needed).
         greater_is_better: Whether a bigger metric is better (default: not for names ending in "loss").

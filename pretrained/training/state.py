@@ -82,7 +82,11 @@ class TrainerState:
     @classmethod
     def load_from_json(cls, json_path: str) -> TrainerState:
         with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
+            return cls.from_json_string(f.read())
+
+    @classmethod
+    def from_json_string(cls, text: str) -> TrainerState:
+        data = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

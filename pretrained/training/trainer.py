@@ -156,6 +156,8 @@ class Trainer:
         self.state = TrainerState()
         self.control = TrainerControl()
         self.is_in_train = False
+        self._pending_save: _Thread | None = None  # a checkpoint being written in the background
+        self._pending_state: TrainerState | None = None  # its state, for `on_save`
         self.control = self.callback_handler.on_init_end(args, self.state, self.control)
 
     # ---- model helpers --------------------------------------------------------------------------
@@ -383,7 +385,7 @@ class Trainer:
             return self._train_loop(resume_from_checkpoint, trial, ignore_keys_for_eval)
         except BaseException:
             with contextlib.suppress(Exception):  # still finish writing the last checkpoint
-                self._finish_pending_save()
+                self._finish_pending_save(notify=False)
             raise
         finally:
             self.is_in_train = False
@@ -544,6 +546,9 @@ class Trainer:
                 self._maybe_log_save_evaluate(
                     grad_norm, learning_rate, trial, ignore_keys_for_eval, start_time
                 )
+                pending = self._pending_save
+                if pending is not None and not pending.is_alive():
+                    self._finish_pending_save()  # written in the background: `on_save` now
                 if self.control.should_epoch_stop or self.control.should_training_stop:
                     break
             self.control = handler.on_epoch_end(args, self.state, self.control)
@@ -757,7 +762,10 @@ class Trainer:
                 self.control.should_save = is_best
         if self.control.should_save:
             self._save_checkpoint()
-            self.control = self.callback_handler.on_save(self.args, self.state, self.control)
+            if self._pending_save is None:
+                self.control = self.callback_handler.on_save(self.args, self.state, self.control)
+            else:  # `on_save` comes once the folder is written (see _finish_pending_save)
+                self.control.should_save = False
 
     def _evaluate(self, trial: Any, ignore_keys: list[str] | None) -> dict[str, float]:
         metrics = self.evaluate(ignore_keys=ignore_keys)
@@ -828,6 +836,7 @@ class Trainer:
             model_state = ckpt.clone_to_host(self.model.state_dict())
             files = ckpt.clone_to_host(files)
             self._pending_save = _Thread(self._write_checkpoint, step, model_state, files, state_json)
+            self._pending_state = TrainerState.from_json_string(state_json)  # what on_save will see
         else:
             self._write_checkpoint(step, None, files, state_json)
 
@@ -844,11 +853,15 @@ class Trainer:
         ckpt.publish_checkpoint(tmp, final)
         ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
 
-    def _finish_pending_save(self) -> None:
-        """Wait for a checkpoint being written in the background (re-raising its error)."""
-        pending, self._pending_save = getattr(self, "_pending_save", None), None
+    def _finish_pending_save(self, notify: bool = True) -> None:
+        """Wait for a checkpoint being written in the background (re-raising its error), then fire
+        `on_save` with the state as it was saved, as transformers does after a synchronous save."""
+        pending, self._pending_save = self._pending_save, None
         if pending is not None:
             pending.join()
+            if notify:
+                self.control = self.callback_handler.on_save(self.args, self._pending_state, self.control)
+            self._pending_state = None
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Write the model (safetensors), the processing class and `training_args.bin` to `output_dir`."""

@@ -231,3 +231,23 @@ def test_process_killed_while_saving(quiet_args, tmp_path):
     ref, _ = _run(quiet_args, tmp_path / "a")
     for p, q in zip(ref.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
+
+
+class SeesCheckpoints(TrainerCallback):
+    """Records, at each `on_save`, the step it reports and whether that checkpoint is complete on disk."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        self.seen.append((state.global_step, ckpt.is_complete_checkpoint(folder)))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_on_save_fires_once_per_checkpoint_after_it_is_written(quiet_args, tmp_path, background):
+    """transformers' contract: `on_save` follows a written checkpoint, with its step (also in the background)."""
+    seer = SeesCheckpoints()
+    trainer, _ = _run(quiet_args, tmp_path, callbacks=[seer], save_in_background=background, max_steps=30)
+    assert seer.seen == [(10, True), (20, True), (30, True)]
+    assert trainer.state.global_step == 30 and not trainer.control.should_save
