@@ -258,6 +258,8 @@ def test_auto_device_map_split_between_gpu_and_cpu(folders, cpu_models, kind):
         # processors read the logits together with the tokens so far (on the first device)
         penalised = dict(GREEDY, repetition_penalty=1.3, no_repeat_ngram_size=2)
         assert torch.equal(_generate(model, **penalised).cpu(), _generate(cpu, **penalised))
+        static = dict(GREEDY, cache_implementation="static")  # each layer's cache on its own device
+        assert torch.equal(_generate(model, **static).cpu(), _generate(cpu, **GREEDY))
 
 
 # ---------------------------------------------------------------------------------------------------

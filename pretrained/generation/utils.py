@@ -350,6 +350,10 @@ def _make_cache(model: Any, config: GenerationConfig, batch: int, max_length: in
     # Never shrink below an earlier call's size: a compiled step would otherwise recompile for each length.
     size = max(config.max_cache_len or 0, max_length, getattr(model, "_pretrained_static_len", 0))
     model._pretrained_static_len = size
+    if len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1:
+        # Layers on several devices: each layer's buffers are allocated by its first update, where its
+        # keys are (and with their dtype).
+        return StaticCache(model.config, max_cache_len=size)
     return StaticCache(
         model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype
     )

@@ -185,6 +185,13 @@ def test_static_and_dynamic_caches_give_identical_tokens(pair):
     )
     assert torch.equal(dynamic, static)
     assert torch.equal(dynamic, hf.generate(ids, max_new_tokens=40 if arch == "mistral" else 12))
+    # A model split across devices gets a cache whose layers allocate where their keys are.
+    model.hf_device_map = {"model.embed_tokens": "cpu", "model.layers": "cpu:0"}  # (two names, one CPU)
+    try:
+        split = model.generate(ids, max_new_tokens=40 if arch == "mistral" else 12, cache_implementation="static")
+    finally:
+        del model.hf_device_map
+    assert torch.equal(dynamic, split)
     # A user-provided static cache works too.
     cache = StaticCache(model.config, max_cache_len=ids.shape[1] + 12)
     assert torch.equal(model.generate(ids, max_new_tokens=12, past_key_values=cache)[:, :19], dynamic[:, :19])
