@@ -370,6 +370,10 @@ def _compiled_step(model: Any, config: GenerationConfig) -> Any:
     if model.device.type == "cuda" and "mode" not in options and "options" not in options:
         # Replay the decode step as one CUDA graph: a small model's step is all kernel launches.
         options["mode"] = "reduce-overhead"
+    if model.device.type == "cpu":
+        from pretrained.modeling.kernels import prepare_compiled_linear
+
+        prepare_compiled_linear()  # small batches: the small-rows kernel inside the graph
     if model.device.type == "cpu" and "mode" not in options:
         # On the CPU the Python wrapper that launches the compiled kernels costs as much as the
         # elementwise work it saved; inductor's C++ wrapper removes it (1.1-1.2x more tokens/s).

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.modeling.cache import Cache, DynamicCache
-from pretrained.modeling.fusion import apply_linear
+from pretrained.modeling.kernels import apply_linear
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.outputs import CausalLMOutputWithPast
 

@@ -16,12 +16,10 @@ or the plain layers are used. :func:`unpack` gives every parameter its own memor
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as _module
+
+from pretrained.modeling.kernels import linear
 
 
 class FusedLinears:
@@ -95,63 +93,6 @@ class FusedLinears:
         """The layers' outputs from one matmul, or ``None`` when the fused path cannot be used."""
         out = self.output(owner, x)
         return None if out is None else out.split_with_sizes(self.sizes, dim=-1)
-
-
-# For 4-32 rows and a weight too big for the caches, oneDNN's fp32 matmul reads the plain (unpacked)
-# weight 1.1-1.3x faster than MKL, which switches from its matrix-vector kernel to a packing GEMM
-# there. oneDNN costs ~40 us more per call, so weights under 4 MB stay with MKL. Same fp32 math, the sums
-# only taken in another order. Measured in benchmarks/generation.py (batch 8 and beam search).
-_ONEDNN_ROWS = range(4, 33)
-_ONEDNN_MIN_WEIGHT = 1 << 20  # elements (4 MB in fp32)
-_onednn_op = None
-
-
-def _onednn() -> Any:
-    """The oneDNN linear op, wrapped as an opaque custom op so compiled graphs call it too."""
-    global _onednn_op
-    if _onednn_op is None:
-        _onednn_op = False
-        if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-
-            @torch.library.custom_op("pretrained::onednn_linear", mutates_args=())
-            def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-                return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
-            @onednn_linear.register_fake
-            def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-                return x.new_empty((*x.shape[:-1], weight.shape[0]))
-
-            _onednn_op = torch.ops.pretrained.onednn_linear
-    return _onednn_op
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``, through oneDNN for small fp32 batches on the CPU outside autograd."""
-    if (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and weight.dtype == torch.float32
-        and weight.numel() >= _ONEDNN_MIN_WEIGHT
-        and (x.numel() // x.shape[-1]) in _ONEDNN_ROWS
-        and not torch.is_grad_enabled()
-    ):
-        op = _onednn_op if _onednn_op is not None else _onednn()
-        if op:
-            if torch.compiler.is_compiling():
-                return op(x, weight, bias)  # (inductor cannot lower the raw op on a plain weight)
-            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
-
-
-def apply_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)``, with a plain ``nn.Linear`` (no hooks, its own or global) going through :func:`linear`."""
-    if (
-        type(layer) is nn.Linear
-        and not (layer._forward_hooks or layer._forward_pre_hooks)
-        and not (_module._global_forward_hooks or _module._global_forward_pre_hooks)
-    ):
-        return linear(x, layer.weight, layer.bias)
-    return layer(x)
 
 
 def unpack(model: nn.Module) -> None:

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.fusion import FusedLinears, apply_linear
+from pretrained.modeling.fusion import FusedLinears
+from pretrained.modeling.kernels import apply_linear
 
 
 class GatedMLP(nn.Module):

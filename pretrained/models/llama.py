@@ -33,7 +33,8 @@ from pretrained.modeling.decoder import (
     lm_head_output,
     prepare_cache,
 )
-from pretrained.modeling.fusion import FusedLinears, apply_linear
+from pretrained.modeling.fusion import FusedLinears
+from pretrained.modeling.kernels import apply_linear
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
