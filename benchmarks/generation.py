@@ -101,8 +101,8 @@ def build(folder: str, spec: dict) -> None:
     model.save_pretrained(folder)
 
 
-def run(model, ids: torch.Tensor, beams: int) -> torch.Tensor:
-    kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams)
+def run(model, ids: torch.Tensor, beams: int, **options) -> torch.Tensor:
+    kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams, **options)
     if beams > 1:
         kwargs["early_stopping"] = False
     out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
@@ -110,31 +110,15 @@ def run(model, ids: torch.Tensor, beams: int) -> torch.Tensor:
     return out
 
 
-def timed_compiled(
-    model, lib: str, ids: torch.Tensor, beams: int, repeats: int
-) -> tuple[float, torch.Tensor]:
-    """Tokens/s of ``repeats`` compiled runs (after one untimed run that compiles), and the tokens."""
+def compiled_options(lib: str) -> dict:
+    """``generate`` options for a static cache and a compiled decode step."""
     if lib == "pretrained":
-        options = dict(cache_implementation="static", compile_config={"fullgraph": True})
-    else:
-        from transformers import CompileConfig
+        return dict(cache_implementation="static", compile_config={"fullgraph": True})
+    from transformers import CompileConfig
 
-        config = CompileConfig(fullgraph=True)
-        config._compile_all_devices = True  # transformers compiles on CUDA only unless told
-        options = dict(cache_implementation="static", compile_config=config)
-    kwargs = dict(max_new_tokens=NEW, min_new_tokens=None, do_sample=False, num_beams=beams, **options)
-    if beams > 1:
-        kwargs["early_stopping"] = False
-    with torch.inference_mode():
-        model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)  # compiles (not timed)
-        times = []
-        for _ in range(repeats):
-            _sync()
-            start = time.perf_counter()
-            tokens = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
-            _sync()
-            times.append(time.perf_counter() - start)
-    return ids.shape[0] * NEW / statistics.median(times), tokens
+    config = CompileConfig(fullgraph=True)
+    config._compile_all_devices = True  # transformers compiles on CUDA only unless told
+    return dict(cache_implementation="static", compile_config=config)
 
 
 def main() -> None:
@@ -187,25 +171,24 @@ def main() -> None:
                 ids = torch.randint(
                     1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0)
                 ).to(DEVICE)
-                outputs, times = {}, {lib: [] for lib in libs}
-                with torch.inference_mode():
-                    for model in libs.values():
-                        run(model, ids[:, :8], beams)  # warm up (allocator, kernels, fused weights)
-                    # Alternate the libraries so load from other processes hits both alike.
-                    for _ in range(repeats):
-                        for lib, model in libs.items():
-                            start = time.perf_counter()
-                            outputs[lib] = run(model, ids, beams)
-                            times[lib].append(time.perf_counter() - start)
-                speed = {lib: batch * NEW / statistics.median(t) for lib, t in times.items()}
-                same = torch.equal(outputs["pretrained"], outputs["transformers"])
+                variants = {lib: (model, {}) for lib, model in libs.items()}
                 if args.compile:
                     for lib, model in libs.items():
-                        if lib == "transformers" and beams > 1:
-                            continue
-                        tok_s, tokens = timed_compiled(model, lib, ids, beams, repeats)
-                        speed[f"{lib}_compiled"] = tok_s
-                        same = same and torch.equal(tokens, outputs["pretrained"])
+                        if lib == "pretrained" or beams == 1:  # (transformers' beam search: not compiled)
+                            variants[f"{lib}_compiled"] = (model, compiled_options(lib))
+                outputs, times = {}, {variant: [] for variant in variants}
+                with torch.inference_mode():
+                    for model, options in variants.values():
+                        # warm up (allocator, kernels, fused weights); compiles the compiled variants
+                        run(model, ids if options else ids[:, :8], beams, **options)
+                    # All variants alternate, so load from other processes hits each alike.
+                    for _ in range(repeats):
+                        for variant, (model, options) in variants.items():
+                            start = time.perf_counter()
+                            outputs[variant] = run(model, ids, beams, **options)
+                            times[variant].append(time.perf_counter() - start)
+                speed = {variant: batch * NEW / statistics.median(t) for variant, t in times.items()}
+                same = all(torch.equal(out, outputs["pretrained"]) for out in outputs.values())
                 row = {
                     "model": name, "params_M": round(params / 1e6, 1), "scenario": scenario,
                     "pretrained_tok_s": round(speed["pretrained"], 1),
