@@ -374,10 +374,10 @@ def _compiled_step(model: Any, config: GenerationConfig) -> Any:
         from pretrained.modeling.kernels import prepare_compiled_linear
 
         prepare_compiled_linear()  # small batches: the small-rows kernel inside the graph
-    if model.device.type == "cpu" and "mode" not in options:
-        # On the CPU the Python wrapper that launches the compiled kernels costs as much as the
-        # elementwise work it saved; inductor's C++ wrapper removes it (1.1-1.2x more tokens/s).
-        options["options"] = {"cpp_wrapper": True, **(options.get("options") or {})}
+        if "mode" not in options:
+            # The Python wrapper that launches the compiled kernels costs as much as the elementwise
+            # work it saved; inductor's C++ wrapper removes it (1.1-1.2x more tokens/s).
+            options["options"] = {"cpp_wrapper": True, **(options.get("options") or {})}
     key = tuple(sorted(options.items()))
     cached = getattr(model, "_pretrained_compiled_step", None)
     if cached is None or cached[0] != key:
