@@ -47,6 +47,7 @@ from pretrained.generation.stopping_criteria import (
     StoppingCriteriaList,
     StopStringCriteria,
 )
+from pretrained.loading.device_map import spans_devices
 from pretrained.modeling.cache import Cache, DynamicCache, StaticCache
 from pretrained.modeling.outputs import ModelOutput
 
@@ -316,14 +317,18 @@ class _Runner:
         self.model_kwargs = step_kwargs
         return out
 
-    @staticmethod
-    def detach(out: Any) -> Any:
-        """Copies of the attentions / hidden states a step returned (when the next step overwrites them)."""
+    def last_logits(self, out: Any, device: torch.device) -> torch.Tensor:
+        """The last position's logits of a step in fp32 on ``device`` (with a device_map the head may sit
+        elsewhere). When the next step overwrites this one's outputs (a replayed CUDA graph), they are
+        copies, and so are the attentions / hidden states kept in ``out``."""
+        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
+        if not self.replayed:
+            return logits
         for name in ("attentions", "hidden_states"):
             value = getattr(out, name, None)
             if value is not None:
                 setattr(out, name, tuple(t.clone() for t in value))
-        return out
+        return logits.clone()
 
     def step(self, tokens: torch.Tensor) -> Any:
         """Feed one new token per row ``(batch, 1)``."""
@@ -350,7 +355,7 @@ def _make_cache(model: Any, config: GenerationConfig, batch: int, max_length: in
     # Never shrink below an earlier call's size: a compiled step would otherwise recompile for each length.
     size = max(config.max_cache_len or 0, max_length, getattr(model, "_pretrained_static_len", 0))
     model._pretrained_static_len = size
-    if len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1:
+    if spans_devices(model):
         # Layers on several devices: each layer's buffers are allocated by its first update, where its
         # keys are (and with their dtype).
         return StaticCache(model.config, max_cache_len=size)
@@ -556,11 +561,7 @@ def _sample(
     out = runner.prefill(input_ids)
     cur = prompt_len
     while True:
-        # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
-        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
-        if runner.replayed:
-            out = runner.detach(out)
-            logits = logits.clone()
+        logits = runner.last_logits(out, device)
         if attns is not None:
             attns.append(out.attentions)
         if hiddens is not None:
@@ -660,10 +661,7 @@ def _beam_search(
     out = runner.prefill(input_ids, repeat=num_beams)
     cur = prompt_len
     while True:
-        # (to the inputs' device: with a device_map the head may sit elsewhere, e.g. on the CPU)
-        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
-        if runner.replayed:
-            logits = logits.clone()
+        logits = runner.last_logits(out, device)
         del out
         log_probs = F.log_softmax(logits, dim=-1)
         log_probs = processors(running[:, :, :cur].reshape(flat, cur), log_probs) if processors else log_probs

@@ -185,6 +185,11 @@ def _keep_tied_together(model: nn.Module, mapping: dict[str, torch.device]) -> N
             mapping[source] = device
 
 
+def spans_devices(model: nn.Module) -> bool:
+    """Whether ``model`` was loaded with a ``device_map`` that put its weights on several devices."""
+    return len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1
+
+
 def _collapse(mapping: dict[str, torch.device]) -> dict[str, torch.device]:
     devices = set(mapping.values())
     return {"": devices.pop()} if len(devices) == 1 else mapping

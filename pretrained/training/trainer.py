@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from pretrained.loading.device_map import spans_devices
+
 from . import checkpoints as ckpt
 from .arguments import TrainingArguments
 from .callbacks import (
@@ -172,7 +174,7 @@ class Trainer:
 
     def _place(self, model: nn.Module) -> nn.Module:
         # models dispatched over several devices (device_map) stay where they are
-        if getattr(model, "hf_device_map", None) and len(set(model.hf_device_map.values())) > 1:
+        if spans_devices(model):
             return model
         return model.to(self.args.device)
 
