@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pretrained.utils.io import atomic_write_text
+from pretrained.utils.io import atomic_write_text, read_json_object
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = "5.24.0"
@@ -166,14 +166,7 @@ class PretrainedConfig:
             file = str(path)
         else:
             file = cached_file(path_or_repo_id, kwargs.get("config_file_name", CONFIG_NAME), **hub)
-        try:
-            with open(file, encoding="utf-8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise OSError(f"{file} is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise OSError(f"{file} must hold a JSON object, not {type(data).__name__}.")
-        return data
+        return read_json_object(file)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs: Any) -> PretrainedConfig:

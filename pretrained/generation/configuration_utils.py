@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pretrained.utils.io import atomic_write_text
+from pretrained.utils.io import atomic_write_text, read_json_object
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 FORMAT_VERSION = "5.24.0"
@@ -253,13 +253,7 @@ class GenerationConfig:
             hub = {k: kwargs.pop(k) for k in ("subfolder", "cache_dir", "revision", "local_files_only", "token")
                    if k in kwargs}  # fmt: skip
             file = cached_file(pretrained_model_name, name, **hub)
-        try:
-            with open(file, encoding="utf-8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise OSError(f"{file} is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise OSError(f"{file} must hold a JSON object")
+        data = read_json_object(file)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a checkpoint's unused flags are its author's business
             return cls.from_dict(data, **kwargs)

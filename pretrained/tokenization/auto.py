@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from ..hub import cached_file
+from ..utils.io import read_json_object
 from . import models
 from .fast import PreTrainedTokenizerFast
 
@@ -45,8 +45,7 @@ def _read_json(path_or_id: str, name: str, hub: dict[str, Any]) -> dict[str, Any
         return {}  # the tokenizer loader reports the unusable path with a tokenizer-specific message
     if path is None:
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json_object(path)
 
 
 class AutoTokenizer:

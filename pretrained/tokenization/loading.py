@@ -6,7 +6,6 @@ the legacy `special_tokens_map.json` and `added_tokens.json`, and a class's lega
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from tokenizers import AddedToken
 
 from ..hub import cached_file
+from ..utils.io import read_json_object
 
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
@@ -35,14 +35,6 @@ _IGNORED_KEYS = (
     "resume_download",
     "user_agent",
 )
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise OSError(f"{path} is not valid JSON: {error}") from None
 
 
 def to_added_tokens(obj: Any) -> Any:
@@ -123,7 +115,7 @@ def load_tokenizer(
         )
 
     config_file = files.pop("tokenizer_config_file", None)
-    init_kwargs: dict[str, Any] = _read_json(config_file) if config_file else {}
+    init_kwargs: dict[str, Any] = read_json_object(config_file) if config_file else {}
     init_kwargs.pop("tokenizer_class", None)
     init_kwargs.pop("auto_map", None)  # remote code is never run
     saved_inputs = init_kwargs.pop("init_inputs", ())
@@ -172,7 +164,7 @@ def load_tokenizer(
         if special_map_file is not None:
             # Unlike transformers, `additional_special_tokens` here counts as special for added_tokens.json
             # below too, so those tokens are skipped by `decode(skip_special_tokens=True)`.
-            for key, value in _read_json(special_map_file).items():
+            for key, value in read_json_object(special_map_file).items():
                 if kwargs.get(key):
                     continue  # the caller's value wins
                 if isinstance(value, dict) and key != "extra_special_tokens":
@@ -196,13 +188,13 @@ def load_tokenizer(
             specials = {str(init_kwargs[k]) for k in cls.SPECIAL_TOKENS_ATTRIBUTES if init_kwargs.get(k)}
             extra = init_kwargs.get("extra_special_tokens") or []
             specials.update(str(t) for t in (extra.values() if isinstance(extra, dict) else extra))
-            for content, index in _read_json(added_tokens_file).items():
+            for content, index in read_json_object(added_tokens_file).items():
                 special = content in specials
                 added_decoder[int(index)] = AddedToken(
                     content, rstrip=False, lstrip=False, normalized=not special, special=special
                 )
         if tokenizer_file is not None:
-            for token in _read_json(tokenizer_file).get("added_tokens", []):
+            for token in read_json_object(tokenizer_file).get("added_tokens", []):
                 token = dict(token)
                 index = token.pop("id")
                 added_decoder[int(index)] = AddedToken(**token)

@@ -1,12 +1,15 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Reading JSON files with clear errors, and atomic file writes: a crash leaves either the old file or
+the new one, never half of one."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -29,3 +32,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in ``path``; ``OSError`` naming the file when it is not valid JSON or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise OSError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise OSError(f"{path} must hold a JSON object, not {type(data).__name__}.")
+    return data
