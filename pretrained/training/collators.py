@@ -74,6 +74,26 @@ def _pad(tokenizer: Any, features: list[dict], **kwargs: Any) -> dict[str, Any]:
     return dict(batch.items()) if hasattr(batch, "items") else batch
 
 
+def _pad_inputs_split_labels(collator: Any, features: list[dict]) -> tuple[dict[str, Any], str, list[Any] | None]:
+    """The features without their labels padded as :func:`_pad_as` does, the labels' key (``label`` or
+    ``labels``), and the labels as given (``None`` without)."""
+    label_name = "label" if "label" in features[0] else "labels"
+    labels = [f[label_name] for f in features] if label_name in features[0] else None
+    inputs = [{k: v for k, v in f.items() if k != label_name} for f in features]
+    return _pad_as(collator, inputs), label_name, labels
+
+
+def _pad_as(collator: Any, features: list[dict]) -> dict[str, Any]:
+    """``features`` padded by ``collator.tokenizer`` with the collator's padding settings."""
+    return _pad(
+        collator.tokenizer,
+        features,
+        padding=collator.padding,
+        max_length=collator.max_length,
+        pad_to_multiple_of=collator.pad_to_multiple_of,
+    )
+
+
 def _padded_length(length: int, multiple: int | None) -> int:
     if multiple and length % multiple:
         length = (length // multiple + 1) * multiple
@@ -107,13 +127,7 @@ class DataCollatorWithPadding:
     return_tensors: str = "pt"
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = _pad(
-            self.tokenizer,
-            features,
-            padding=self.padding,
-            max_length=self.max_length,
-            pad_to_multiple_of=self.pad_to_multiple_of,
-        )
+        batch = _pad_as(self, features)
         if "label" in batch:
             batch["labels"] = batch.pop("label")
         if "label_ids" in batch:
@@ -133,16 +147,7 @@ class DataCollatorForTokenClassification:
     return_tensors: str = "pt"
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        label_name = "label" if "label" in features[0] else "labels"
-        labels = [f[label_name] for f in features] if label_name in features[0] else None
-        inputs = [{k: v for k, v in f.items() if k != label_name} for f in features]
-        batch = _pad(
-            self.tokenizer,
-            inputs,
-            padding=self.padding,
-            max_length=self.max_length,
-            pad_to_multiple_of=self.pad_to_multiple_of,
-        )
+        batch, label_name, labels = _pad_inputs_split_labels(self, features)
         if labels is None:
             return batch
         length = batch["input_ids"].shape[1]
@@ -262,18 +267,9 @@ class DataCollatorForSeq2Seq:
     return_tensors: str = "pt"
 
     def __call__(self, features: list[dict[str, Any]], return_tensors: str | None = None) -> dict[str, Any]:
-        label_name = "label" if "label" in features[0] else "labels"
-        labels = [f[label_name] for f in features] if label_name in features[0] else None
+        batch, _, labels = _pad_inputs_split_labels(self, features)
         if labels is not None and all(label is None for label in labels):
             labels = None
-        inputs = [{k: v for k, v in f.items() if k != label_name} for f in features]
-        batch = _pad(
-            self.tokenizer,
-            inputs,
-            padding=self.padding,
-            max_length=self.max_length,
-            pad_to_multiple_of=self.pad_to_multiple_of,
-        )
         if labels is None:
             batch["labels"] = None
             return batch
