@@ -16,6 +16,8 @@ or the plain layers are used. :func:`unpack` gives every parameter its own memor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -45,7 +47,7 @@ class FusedLinears:
                 return False
         return True
 
-    def _pack(self, layers: list[nn.Module]) -> bool:
+    def _pack(self, layers: list[nn.Module], empty: Callable[..., torch.Tensor] | None = None) -> bool:
         ids = tuple(id(layer) for layer in layers)
         if ids == self._refused:
             return False
@@ -64,7 +66,10 @@ class FusedLinears:
         sizes = [w.shape[0] for w in weights]
         # Plain tensors even when called under inference_mode, so training later still works.
         with torch.inference_mode(False), torch.no_grad():
-            weight = torch.cat([w.detach() for w in weights])
+            if empty is None or weights[0].device.type != "cpu":
+                weight = torch.cat([w.detach() for w in weights])
+            else:
+                weight = torch.cat([w.detach() for w in weights], out=empty((sum(sizes), *weights[0].shape[1:]), weights[0].dtype))
             bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
             start = 0
             for layer, n in zip(layers, sizes):
@@ -93,6 +98,19 @@ class FusedLinears:
         """The layers' outputs from one matmul, or ``None`` when the fused path cannot be used."""
         out = self.output(owner, x)
         return None if out is None else out.split_with_sizes(self.sizes, dim=-1)
+
+
+def pack(
+    model: nn.Module, empty: Callable[..., torch.Tensor], keep: Callable[[torch.Tensor], bool] | None = None
+) -> None:
+    """Pack every fused group of ``model`` now, its CPU weight allocated by ``empty(shape, dtype)``
+    (e.g. :func:`pretrained.utils.hugepages.empty`). Packed groups whose weight ``keep`` accepts stay."""
+    for module in model.modules():
+        for value in list(vars(module).values()):
+            if isinstance(value, FusedLinears):
+                layers = [getattr(module, n) for n in value.names]
+                if not (value._valid(layers) and keep is not None and keep(value.weight)):
+                    value._pack(layers, empty)
 
 
 def unpack(model: nn.Module) -> None:

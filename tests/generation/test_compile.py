@@ -10,13 +10,15 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from pretrained import AutoModelForCausalLM  # noqa: E402
+from pretrained.utils import hugepages  # noqa: E402
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("PRETRAINED_TEST_COMPILE") != "1", reason="set PRETRAINED_TEST_COMPILE=1 to run"
 )
-@pytest.mark.parametrize("rows", [2, 4])  # 4 rows go through the oneDNN custom op in the graph
+# 1 row: the multiply + sum reduction; 4 rows: the small-rows custom op in the graph
+@pytest.mark.parametrize("rows", [1, 2, 4])
 def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
@@ -31,6 +33,7 @@ def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     ids = torch.randint(1, 64, (rows, 5), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[0, :2] = 0  # left padding: the mask keeps a fixed shape in compiled steps
+    monkeypatch.setattr(hugepages, "HUGE_PAGE", 1024)  # tiny weights go to huge-page regions too
     eager = model.generate(ids, attention_mask=mask, max_new_tokens=12)
     compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
     from torch._dynamo.utils import counters
@@ -41,5 +44,7 @@ def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     # One graph for all 11 decode steps (no recompilation per token) ...
     assert counters["stats"]["unique_graphs"] == 1
     # ... and later calls reuse it.
+    assert all(hugepages.in_huge_pages(p) for p in model.parameters() if p.numel() * 4 >= 1024)
+    # ... and later calls reuse it (the steps after the first skip dynamo's guard checks).
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)

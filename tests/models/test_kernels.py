@@ -74,3 +74,31 @@ def test_small_rows_kernel_matches_f_linear(rows):
     # K not a multiple of 16, or too many rows: oneDNN instead, same numbers
     x = torch.randn(rows + 8, 40, generator=g)
     torch.testing.assert_close(kernels._small_rows_linear(x, w[:, :40], None), F.linear(x, w[:, :40]), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_row_reduction_in_graphs_matches_f_linear(bias, monkeypatch):
+    """Inside graphs compiled by inductor, one row is a multiply + sum over the input features (traced
+    here with the eager backend, which runs the same traced ops)."""
+    monkeypatch.setitem(kernels._ops, "reduce_one_row", True)
+    import torch._inductor.inductor_prims  # noqa: F401  (what prepare_compiled_linear imports)
+
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 1, 48, generator=g), torch.randn(40, 48, generator=g)
+    b = torch.randn(40, generator=g) if bias else None
+    torch._dynamo.reset()
+    fn = torch.compile(lambda x: kernels.linear(torch.relu(x), w, b), backend="eager", fullgraph=True)
+    with torch.no_grad():
+        got = fn(x)
+    assert got.shape == (1, 1, 40)
+    torch.testing.assert_close(got, F.linear(torch.relu(x), w, b), atol=1e-5, rtol=1e-5)
+
+
+def test_prepare_compiled_linear_reduces_for_inductor_only():
+    try:
+        kernels.prepare_compiled_linear("aot_eager")  # another backend would materialise x * weight
+        assert not kernels._ops["reduce_one_row"]
+        kernels.prepare_compiled_linear()
+        assert kernels._ops["reduce_one_row"]
+    finally:
+        kernels._ops.pop("reduce_one_row", None)

@@ -1,0 +1,80 @@
+"""`utils.hugepages`: weights copied into 2 MB-aligned, huge-page-advised memory for compiled decoding."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from torch import nn
+
+from pretrained.modeling import fusion
+from pretrained.utils import hugepages
+
+pytestmark = pytest.mark.skipif(not hugepages.SUPPORTED, reason="no MADV_HUGEPAGE on this OS")
+
+
+def test_empty_is_aligned_tracked_and_released():
+    t = hugepages.empty((1024, 1024), torch.float32)  # 4 MB
+    assert t.shape == (1024, 1024) and t.dtype == torch.float32 and t.is_contiguous()
+    assert t.data_ptr() % hugepages.HUGE_PAGE == 0 and hugepages.in_huge_pages(t)
+    t.fill_(2.0)
+    assert hugepages.in_huge_pages(t[512:]) and hugepages.placed(t)
+    start = t.data_ptr()
+    view = t[3:5].clone()
+    del t
+    gc.collect()
+    assert start not in hugepages._ends  # the region was unmapped and forgotten
+    assert torch.equal(view, torch.full((2, 1024), 2.0))
+    small = hugepages.empty((10,), torch.float32)  # under 2 MB: ordinary memory
+    assert not hugepages.in_huge_pages(small) and hugepages.placed(small)
+
+
+def test_move_weights_keeps_values_ties_and_training(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(2048, 512), nn.LayerNorm(512), nn.Linear(512, 2048, bias=False))
+    model[2].weight = model[0].weight  # tied (4 MB)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "2.weight"}, tmp_path / "w.st")
+    loaded = load_file(tmp_path / "w.st")  # memory-mapped from the file, as from_pretrained leaves them
+    model.load_state_dict({**loaded, "2.weight": loaded["0.weight"]}, assign=True)
+    model[2].weight = model[0].weight
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    files = hugepages._file_mappings()
+    assert hugepages._in(files, model[1].weight.data_ptr())
+
+    with torch.inference_mode():
+        moved = hugepages.move_weights(model)
+    assert moved == 2048 * 512 * 4 + 2 * 512 * 4  # the table once (tied), and LayerNorm's small tensors
+    assert model[2].weight is model[0].weight and hugepages.in_huge_pages(model[0].weight)
+    files = hugepages._file_mappings()
+    assert not any(hugepages._in(files, p.data_ptr()) for p in model.parameters())  # file released
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    assert hugepages.move_weights(model) == 0  # nothing left to do
+    # still trainable (not inference tensors), gradients flow
+    model(torch.tensor([[1, 2]])).sum().backward()
+    assert model[0].weight.grad is not None and model[0].weight.requires_grad
+
+
+def test_pack_puts_fused_weights_in_huge_pages_once():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(256, 2048), nn.Linear(256, 512)
+            self._ab = fusion.FusedLinears("a", "b")
+
+    block = Block()
+    x = torch.randn(1, 256)
+    with torch.no_grad():
+        expected = (block.a(x), block.b(x))
+        fusion.pack(block, hugepages.empty, keep=hugepages.placed)
+        weight = block._ab.weight
+        assert hugepages.in_huge_pages(weight) and weight.shape == (2560, 256)
+        assert block.a.weight.data_ptr() == weight.data_ptr()
+        got = block._ab(block, x)
+        fusion.pack(block, hugepages.empty, keep=hugepages.placed)
+    assert block._ab.weight is weight  # kept, not packed again
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
