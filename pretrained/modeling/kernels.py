@@ -152,12 +152,25 @@ def prepare_compiled_linear(backend: Any = "inductor") -> None:
         _ops["op"] = torch.ops.pretrained.small_rows_linear
 
 
+def fuse_as_reductions(x: torch.Tensor) -> bool:
+    """Whether ops on ``x`` are being traced for inductor on the CPU, in fp32, outside autograd, after
+    :func:`prepare_compiled_linear`: there, products written as a multiply and a sum become loops of
+    the compiled step instead of calls to library kernels."""
+    return (
+        bool(_ops.get("reduce_one_row"))
+        and torch.compiler.is_compiling()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.is_grad_enabled()
+    )
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``, with small fp32 batches on the CPU outside autograd sent to a faster kernel."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32 or torch.is_grad_enabled():
         return F.linear(x, weight, bias)
     rows = x.numel() // x.shape[-1]
-    if rows == 1 and _ops.get("reduce_one_row") and torch.compiler.is_compiling():
+    if rows == 1 and fuse_as_reductions(x):
         x = torch.ops.prims.inductor_force_stride_order(x, x.stride())
         out = (x.unsqueeze(-2) * weight).sum(-1)
         return out if bias is None else out + bias

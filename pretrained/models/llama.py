@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
+from pretrained.modeling.attention import decode_attention
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
@@ -34,7 +35,7 @@ from pretrained.modeling.decoder import (
     prepare_cache,
 )
 from pretrained.modeling.fusion import FusedLinears
-from pretrained.modeling.kernels import apply_linear
+from pretrained.modeling.kernels import apply_linear, fuse_as_reductions
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
@@ -293,6 +294,8 @@ class LlamaAttention(nn.Module):
         dropout = self.attention_dropout if self.training else 0.0
         if output_attentions:
             out, weights = eager_attention(q, k, v, mask, dropout, self.training)
+        elif seq == 1 and not dropout and fuse_as_reductions(q):
+            out, weights = decode_attention(q, k, v, mask), None
         else:
             out = F.scaled_dot_product_attention(
                 q,

@@ -48,3 +48,30 @@ def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     # ... and later calls reuse it (the steps after the first skip dynamo's guard checks).
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("PRETRAINED_TEST_COMPILE") != "1", reason="set PRETRAINED_TEST_COMPILE=1 to run"
+)
+@pytest.mark.parametrize("family", ["mistral", "qwen2", "qwen3"])
+def test_compiled_one_row_decode_matches_eager_across_the_family(tmp_path, family):
+    """One row: linears and attention as fused reductions (sliding window, qkv bias, q/k norm)."""
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=None,
+    )  # fmt: skip
+    if family == "mistral":
+        model = transformers.MistralForCausalLM(transformers.MistralConfig(**common, sliding_window=4))
+    elif family == "qwen2":
+        model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common))
+    else:
+        model = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**common, head_dim=8))
+    model.save_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.randint(1, 64, (1, 6), generator=torch.Generator().manual_seed(0))
+    eager = model.generate(ids, max_new_tokens=12)  # beyond the sliding window
+    compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
+    torch._dynamo.reset()
+    assert torch.equal(model.generate(ids, max_new_tokens=12, **compiled), eager)
