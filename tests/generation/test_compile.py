@@ -75,3 +75,25 @@ def test_compiled_one_row_decode_matches_eager_across_the_family(tmp_path, famil
     compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
     torch._dynamo.reset()
     assert torch.equal(model.generate(ids, max_new_tokens=12, **compiled), eager)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("PRETRAINED_TEST_COMPILE") != "1", reason="set PRETRAINED_TEST_COMPILE=1 to run"
+)
+def test_compiled_runs_of_other_shapes_pick_their_own_graph(tmp_path):
+    """Steps after a run's first skip dynamo's guard checks, except those telling graphs apart: runs
+    alternating batch sizes and lengths must each use the graph compiled for their shapes."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=64, eos_token_id=None,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
+    torch._dynamo.reset()
+    for rows, new in [(1, 6), (2, 6), (1, 9), (2, 20), (1, 6)]:
+        ids = torch.randint(1, 64, (rows, 4), generator=torch.Generator().manual_seed(rows * new))
+        eager = model.generate(ids, max_new_tokens=new)
+        assert torch.equal(model.generate(ids, max_new_tokens=new, **compiled), eager), (rows, new)
