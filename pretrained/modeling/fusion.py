@@ -66,10 +66,11 @@ class FusedLinears:
         sizes = [w.shape[0] for w in weights]
         # Plain tensors even when called under inference_mode, so training later still works.
         with torch.inference_mode(False), torch.no_grad():
+            parts = [w.detach() for w in weights]
             if empty is None or weights[0].device.type != "cpu":
-                weight = torch.cat([w.detach() for w in weights])
+                weight = torch.cat(parts)
             else:
-                weight = torch.cat([w.detach() for w in weights], out=empty((sum(sizes), *weights[0].shape[1:]), weights[0].dtype))
+                weight = torch.cat(parts, out=empty((sum(sizes), *weights[0].shape[1:]), weights[0].dtype))
             bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
             start = 0
             for layer, n in zip(layers, sizes):
