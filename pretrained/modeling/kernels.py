@@ -134,7 +134,9 @@ def prepare_compiled_linear(backend: Any = "inductor") -> None:
     compiled from now on call it (inductor cannot lower oneDNN's op on a plain weight, nor our kernel).
     Called before compiling (``generate`` does): tracing cannot run the build. ``backend`` is the one
     ``torch.compile`` will use: only inductor fuses the one-row multiply and sum (any other would
-    materialise a weight-sized product)."""
+    materialise a weight-sized product). The choice holds for the process until the next call: a graph
+    traced later with another backend, without calling this again, still gets the multiply-and-sum
+    forms (correct, but slower and larger there)."""
     _ops["reduce_one_row"] = backend == "inductor"
     if backend == "inductor":
         importlib.import_module("torch._inductor.inductor_prims")  # registers the op linear() uses
