@@ -10,6 +10,7 @@ driven by a ``torch.compile``-d decode step). The only host-device synchronisati
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from dataclasses import dataclass
@@ -336,14 +337,12 @@ class _Runner:
     def step(self, tokens: torch.Tensor) -> Any:
         """Feed one new token per row ``(batch, 1)``."""
         start = self.length
-        if self.compiled and self.guarded:
-            # Every step of a run has the inputs of the first (shapes, dtypes, cache, model): that one
-            # checked all of dynamo's guards; the rest only tell apart the graphs compiled so far.
-            with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
-                out = self._call(self.step_fn, tokens, self.next_position, start, start + 1)
-        else:
+        # Every step of a run has the inputs of the first (shapes, dtypes, cache, model): that one
+        # checked all of dynamo's guards; the rest only tell apart the graphs compiled so far.
+        skip_guards = self.compiled and self.guarded
+        with torch.compiler.set_stance(skip_guard_eval_unsafe=True) if skip_guards else contextlib.nullcontext():
             out = self._call(self.step_fn, tokens, self.next_position, start, start + 1)
-            self.guarded = self.compiled
+        self.guarded = self.compiled
         if self.compiled:
             self.cache.advance(1)  # the compiled graph leaves the host-side length to us
         self.next_position = self.next_position + 1

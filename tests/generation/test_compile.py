@@ -24,18 +24,23 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
-@pytest.mark.slow
-@needs_compiler
-# 1 row: the multiply + sum reduction; 4 rows: the small-rows custom op in the graph
-@pytest.mark.parametrize("rows", [1, 2, 4])
-def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
+def _tiny_llama(folder):
+    """A one-layer Llama saved by transformers, loaded by pretrained."""
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
         vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=1, max_position_embeddings=64, eos_token_id=None,
     )  # fmt: skip
-    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
-    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+@pytest.mark.slow
+@needs_compiler
+# 1 row: the multiply + sum reduction; 4 rows: the small-rows custom op in the graph
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
+    model = _tiny_llama(tmp_path)
     from pretrained.modeling import kernels
 
     monkeypatch.setattr(kernels, "MIN_WEIGHT", 0)  # tiny weights take the small-rows path too
@@ -89,13 +94,7 @@ def test_compiled_one_row_decode_matches_eager_across_the_family(tmp_path, famil
 def test_compiled_runs_of_other_shapes_pick_their_own_graph(tmp_path):
     """Steps after a run's first skip dynamo's guard checks, except those telling graphs apart: runs
     alternating batch sizes and lengths must each use the graph compiled for their shapes."""
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=64, eos_token_id=None,
-    )  # fmt: skip
-    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
-    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    model = _tiny_llama(tmp_path)
     compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
     torch._dynamo.reset()
     for rows, new in [(1, 6), (2, 6), (1, 9), (2, 20), (1, 6)]:
