@@ -110,7 +110,7 @@ class PreTrainedModel(nn.Module):
             raise TypeError(f"{type(self).__name__} expects a PretrainedConfig, got {type(config).__name__}.")
         self.config = config
         self.name_or_path = config.name_or_path
-        self.generation_config = _default_generation_config(config) if self.can_generate() else None
+        self.generation_config = self._default_generation_config()
         self.gradient_checkpointing = False
 
     # --- initialisation -------------------------------------------------------------------------------
@@ -252,17 +252,20 @@ class PreTrainedModel(nn.Module):
     def is_gradient_checkpointing(self) -> bool:
         return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
 
-    # --- generation (lives in pretrained.generation; imported only when used) ------------------------
+    # --- generation: overridden by pretrained.generation.GenerationMixin -----------------------------
     @classmethod
     def can_generate(cls) -> bool:
         return "prepare_inputs_for_generation" in {n for c in cls.__mro__ for n in vars(c)}
 
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.can_generate():
-            raise TypeError(f"{type(self).__name__} cannot generate text; use a ...ForCausalLM / LMHead model.")
-        from pretrained.generation.utils import generate
+    def _default_generation_config(self) -> Any:
+        """The generation settings a new model starts with (``None``: this model does not generate)."""
+        return None
 
-        return generate(self, *args, **kwargs)
+    def _load_generation_config(self, path: Any, hub: dict[str, Any]) -> None:
+        """Read ``generation_config.json`` next to the weights (only models that generate have one)."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} cannot generate text; use a ...ForCausalLM / LMHead model.")
 
     # --- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -459,16 +462,6 @@ class PreTrainedModel(nn.Module):
                                    f"checkpoint does not hold and no _init_buffers(device) to compute them.")
             init(device_for(f"{module_name}.{meta[0]}" if module_name else meta[0]))
 
-    def _load_generation_config(self, path: Any, hub: dict[str, Any]) -> None:
-        if not self.can_generate():
-            return
-        from pretrained.generation.configuration_utils import GenerationConfig
-        from pretrained.hub import cached_file
-
-        file = cached_file(path, "generation_config.json", raise_if_missing=False, **hub)
-        if file is not None:
-            self.generation_config = GenerationConfig.from_pretrained(file)
-
     # --- saving -------------------------------------------------------------------------------------------
     def save_pretrained(
         self,
@@ -504,12 +497,6 @@ class PreTrainedModel(nn.Module):
         self.config.save_pretrained(directory)
         if self.generation_config is not None and hasattr(self.generation_config, "save_pretrained"):
             self.generation_config.save_pretrained(directory)
-
-
-def _default_generation_config(config: PretrainedConfig) -> Any:
-    from pretrained.generation.configuration_utils import GenerationConfig
-
-    return GenerationConfig.from_model_config(config)
 
 
 @contextlib.contextmanager

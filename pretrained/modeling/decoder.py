@@ -5,7 +5,6 @@
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
-* :class:`CausalLMGenerationMixin` marks a model as able to generate and prepares its decode inputs.
 """
 
 from __future__ import annotations
@@ -152,33 +151,3 @@ def lm_head_output(
     out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
     return out if return_dict else out.to_tuple()
-
-
-class CausalLMGenerationMixin:
-    """Marks a causal LM as able to ``generate`` (the base class checks for this method)."""
-
-    def prepare_inputs_for_generation(
-        self,
-        input_ids: torch.LongTensor,
-        past_key_values: Any = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache_position: torch.LongTensor | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """Inputs for the next forward: only the tokens the cache has not seen yet."""
-        past = past_key_values.get_seq_length() if isinstance(past_key_values, Cache) else 0
-        if past:
-            input_ids = input_ids[:, past:]
-        if position_ids is None and attention_mask is not None:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-        if position_ids is not None:
-            position_ids = position_ids[:, -input_ids.shape[1] :]
-        return {
-            "input_ids": input_ids,
-            "past_key_values": past_key_values,
-            "attention_mask": attention_mask,
-            "position_ids": position_ids,
-            "cache_position": cache_position,
-            "use_cache": kwargs.get("use_cache", True),
-        }

@@ -16,10 +16,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
+from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
-    CausalLMGenerationMixin,
     build_masks,
     cache_positions,
     last_token_pool,
@@ -341,7 +341,7 @@ class GPT2Model(GPT2PreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class GPT2LMHeadModel(CausalLMGenerationMixin, GPT2PreTrainedModel):
+class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     """GPT-2 with its language-modelling head (tied to ``wte`` by default)."""
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}

@@ -23,11 +23,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
+from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.attention import decode_attention
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
-    CausalLMGenerationMixin,
     build_masks,
     cache_positions,
     last_token_pool,
@@ -492,7 +492,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class LlamaForCausalLM(CausalLMGenerationMixin, LlamaPreTrainedModel):
+class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     """The decoder with a language-modelling head (tied to the embeddings when configured)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
