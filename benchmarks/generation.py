@@ -67,11 +67,11 @@ def _sync() -> None:
 def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
     """Bytes per second that ``sum`` streams from memory (best of ``repeats``): from ordinary memory
     (the bound the goals were set against) and, on Linux CPUs, from transparent huge pages, which
-    read faster here and where compiled decoding puts the weights (``pretrained.utils.hugepages``)."""
+    read faster here and where compiled decoding puts the weights (``pretrained.inference.hugepages``)."""
     n = int(gib * 2**30) // 4
     buffers = {"ordinary": torch.ones(n, device=DEVICE)}
     if DEVICE.type == "cpu":
-        from pretrained.utils import hugepages
+        from pretrained.inference import hugepages
 
         if hugepages.SUPPORTED:
             buffers["huge_pages"] = hugepages.empty((n,), torch.float32).fill_(1.0)

@@ -6,7 +6,7 @@ Evidence for what limits beam search and batched decoding on the CPU (see README
 weights of the ~100M Llama of ``benchmarks/generation.py`` (one decode step) multiplied by 1, 2, 4 and
 8 rows. MKL leaves its matrix-vector kernel for a packing GEMM from 3-4 rows on and oneDNN is no
 better there, while a plain AVX-512 kernel that reads each weight row once for all rows stays near
-the memory bandwidth. The library builds that kernel (``pretrained.modeling.kernels``) with inductor's
+the memory bandwidth. The library builds that kernel (``pretrained.inference.kernels``) with inductor's
 C++ toolchain and uses it inside compiled decode steps only: loading inductor and the kernel costs
 ~3 s per process, which only compiling can hide. Prints best-of-6 milliseconds per step's weights
 and one JSON line.
@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pretrained.modeling.kernels import load_small_rows_kernel
+from pretrained.inference.kernels import load_small_rows_kernel
 
 # one decode step of the 100M model: 12 x (q/k/v fused, o, gate/up fused, down) + the LM head
 SHAPES = [(1280, 768), (768, 768), (4096, 768), (768, 2048)] * 12 + [(16000, 768)]

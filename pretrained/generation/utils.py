@@ -10,10 +10,8 @@ driven by a ``torch.compile``-d decode step). The only host-device synchronisati
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,78 +41,24 @@ from pretrained.generation.logits_process import (
     TopPLogitsWarper,
     TypicalLogitsWarper,
 )
+from pretrained.generation.outputs import (  # noqa: F401 - public names of this module in transformers
+    BeamSampleDecoderOnlyOutput,
+    BeamSearchDecoderOnlyOutput,
+    GenerateBeamDecoderOnlyOutput,
+    GenerateDecoderOnlyOutput,
+    GreedySearchDecoderOnlyOutput,
+    SampleDecoderOnlyOutput,
+)
+from pretrained.generation.runner import Runner, make_cache
 from pretrained.generation.stopping_criteria import (
     MaxTimeCriteria,
     StoppingCriteriaList,
     StopStringCriteria,
 )
-from pretrained.loading.device_map import spans_devices
-from pretrained.modeling import fusion
-from pretrained.modeling.cache import Cache, DynamicCache, StaticCache
-from pretrained.modeling.outputs import ModelOutput
-from pretrained.utils import hugepages
-
-# --------------------------------------------------------------------------------------------------------
-# outputs
-
-
-@dataclass
-class GenerateDecoderOnlyOutput(ModelOutput):
-    """What ``generate`` returns with ``return_dict_in_generate=True`` (greedy and sampling).
-
-    Attributes:
-        sequences: ``(batch * num_return_sequences, length)`` prompt plus generated tokens.
-        scores: Per step, the processed scores ``(batch, vocab)`` (``output_scores``).
-        logits: Per step, the raw logits ``(batch, vocab)`` (``output_logits``).
-        attentions / hidden_states: Per step, the model's outputs (``output_attentions`` /
-            ``output_hidden_states``).
-        past_key_values: The cache after the last step.
-    """
-
-    sequences: torch.LongTensor | None = None
-    scores: tuple[torch.Tensor, ...] | None = None
-    logits: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[Any, ...] | None = None
-    hidden_states: tuple[Any, ...] | None = None
-    past_key_values: Any = None
-
-    @property
-    def cache(self) -> Any:
-        """The transformers 5 name of ``past_key_values``."""
-        return self.past_key_values
-
-
-@dataclass
-class GenerateBeamDecoderOnlyOutput(ModelOutput):
-    """What beam search returns with ``return_dict_in_generate=True``.
-
-    Attributes:
-        sequences: ``(batch * num_return_sequences, length)``.
-        sequences_scores: Final length-penalised score of each returned sequence (``output_scores``).
-        scores: Per step, the processed log-probabilities ``(batch * num_beams, vocab)``.
-        logits: Per step, the raw logits.
-        beam_indices: ``(batch * num_return_sequences, generated)`` the beam each token came from.
-        past_key_values: The cache after the last step.
-    """
-
-    sequences: torch.LongTensor | None = None
-    sequences_scores: torch.Tensor | None = None
-    scores: tuple[torch.Tensor, ...] | None = None
-    logits: tuple[torch.Tensor, ...] | None = None
-    beam_indices: torch.LongTensor | None = None
-    attentions: tuple[Any, ...] | None = None
-    hidden_states: tuple[Any, ...] | None = None
-    past_key_values: Any = None
-
-    @property
-    def cache(self) -> Any:
-        """The transformers 5 name of ``past_key_values``."""
-        return self.past_key_values
-
-
-# Older transformers names of the same outputs.
-GreedySearchDecoderOnlyOutput = SampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
-BeamSearchDecoderOnlyOutput = BeamSampleDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput
+from pretrained.inference import kernels
+from pretrained.inference.compiled import compiled_decoder
+from pretrained.inference.routing import DecodeKernels
+from pretrained.modeling.cache import StaticCache
 
 _UNSUPPORTED = {
     "assistant_model": "assisted generation",
@@ -230,179 +174,6 @@ def build_logits_processor(
     if config.renormalize_logits:
         procs.append(LogitNormalization())
     return procs
-
-
-# --------------------------------------------------------------------------------------------------------
-# the model side of the loop
-
-
-class _Runner:
-    """Drives the model: prefill once, then one token per row per step, with everything preallocated."""
-
-    def __init__(
-        self,
-        model: Any,
-        config: GenerationConfig,
-        input_ids: torch.LongTensor,
-        attention_mask: torch.Tensor,
-        has_padding: bool,
-        max_length: int,
-        cache: Cache,
-        model_kwargs: dict[str, Any],
-    ) -> None:
-        self.model = model
-        self.cache = cache
-        self.model_kwargs = model_kwargs
-        batch, length = input_ids.shape
-        device = input_ids.device
-        self.length = length
-        self.static = isinstance(cache, StaticCache)
-        # Bool mask for the whole run: prompt padding, then ones for every token still to come.
-        self.mask = None
-        if has_padding:
-            self.mask = torch.ones(batch, max_length, dtype=torch.bool, device=device)
-            self.mask[:, :length] = attention_mask.bool()
-        positions = model_kwargs.pop("position_ids", None)
-        if positions is None:
-            positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-        self.prefill_positions = positions
-        self.next_position = positions[:, -1:] + 1
-        self.cache_positions = torch.arange(max_length, device=device)
-        self.step_fn = model.__call__
-        self.compiled = False
-        self.guarded = False  # a compiled step has run with all guards checked
-        self.replayed = False  # outputs are overwritten by the next step (CUDA graphs)
-        self.want_attn = bool(config.output_attentions)
-        self.want_hidden = bool(config.output_hidden_states)
-
-    def _call(self, fn: Any, input_ids: torch.Tensor, positions: torch.Tensor, start: int, end: int) -> Any:
-        extra = {}
-        if self.want_attn:
-            extra["output_attentions"] = True
-        if self.want_hidden:
-            extra["output_hidden_states"] = True
-        return fn(
-            input_ids=input_ids,
-            # A static cache sees the whole buffer (fixed shapes for compiled steps; the causal part of
-            # the mask hides the slots not written yet).
-            attention_mask=None if self.mask is None else self.mask if self.static else self.mask[:, :end],
-            position_ids=positions,
-            past_key_values=self.cache,
-            use_cache=True,
-            cache_position=self.cache_positions[start:end],
-            logits_to_keep=1,
-            return_dict=True,
-            **self.model_kwargs,
-            **extra,
-        )
-
-    def prefill(self, input_ids: torch.Tensor, repeat: int = 1) -> Any:
-        """Run the prompt; with ``repeat > 1`` it runs once per row and the cache is then repeated
-        (beam search: all beams of a row start from the same prompt)."""
-        positions = self.prefill_positions
-        # A static cache is preallocated for every row, so it is filled row by row instead.
-        repeat = 1 if self.static else repeat
-        # New tokens continue the last segment, as in transformers; other extra inputs describe the prompt.
-        token_types = self.model_kwargs.get("token_type_ids")
-        step_kwargs = {} if token_types is None else {"token_type_ids": token_types[:, -1:]}
-        if repeat > 1:
-            rows = input_ids.shape[0]
-            input_ids, positions = input_ids[::repeat], positions[::repeat]
-            full_mask, self.mask = self.mask, None if self.mask is None else self.mask[::repeat]
-            self.model_kwargs = {
-                k: v[::repeat] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v
-                for k, v in self.model_kwargs.items()
-            }
-        out = self._call(self.model.__call__, input_ids, positions, 0, self.length)
-        if repeat > 1:
-            self.mask = full_mask
-            self.cache.batch_repeat_interleave(repeat)
-            out.logits = out.logits.repeat_interleave(repeat, dim=0)
-        self.model_kwargs = step_kwargs
-        return out
-
-    def last_logits(self, out: Any, device: torch.device) -> torch.Tensor:
-        """The last position's logits of a step in fp32 on ``device`` (with a device_map the head may sit
-        elsewhere). When the next step overwrites this one's outputs (a replayed CUDA graph), they are
-        copies, and so are the attentions / hidden states kept in ``out``."""
-        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
-        if not self.replayed:
-            return logits
-        for name in ("attentions", "hidden_states"):
-            value = getattr(out, name, None)
-            if value is not None:
-                setattr(out, name, tuple(t.clone() for t in value))
-        return logits.clone()
-
-    def step(self, tokens: torch.Tensor) -> Any:
-        """Feed one new token per row ``(batch, 1)``."""
-        start = self.length
-        # Every step of a run has the inputs of the first (shapes, dtypes, cache, model): that one
-        # checked all of dynamo's guards; the rest only tell apart the graphs compiled so far.
-        skip_guards = self.compiled and self.guarded
-        with torch.compiler.set_stance(skip_guard_eval_unsafe=True) if skip_guards else contextlib.nullcontext():
-            out = self._call(self.step_fn, tokens, self.next_position, start, start + 1)
-        self.guarded = self.compiled
-        if self.compiled:
-            self.cache.advance(1)  # the compiled graph leaves the host-side length to us
-        self.next_position = self.next_position + 1
-        self.length += 1
-        return out
-
-
-def _make_cache(model: Any, config: GenerationConfig, batch: int, max_length: int, user_cache: Any) -> Cache:
-    if user_cache is not None:
-        if isinstance(user_cache, (tuple, list)):
-            return DynamicCache.from_legacy_cache(user_cache)
-        if user_cache.get_seq_length() != 0:
-            raise ValueError(
-                "generate() needs an empty cache: continuing from a filled cache is not supported"
-            )
-        return user_cache
-    if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
-        return DynamicCache(config=model.config)
-    # Never shrink below an earlier call's size: a compiled step would otherwise recompile for each length.
-    size = max(config.max_cache_len or 0, max_length, getattr(model, "_pretrained_static_len", 0))
-    model._pretrained_static_len = size
-    if spans_devices(model):
-        # Layers on several devices: each layer's buffers are allocated by its first update, where its
-        # keys are (and with their dtype).
-        return StaticCache(model.config, max_cache_len=size)
-    return StaticCache(
-        model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype
-    )
-
-
-def _compiled_step(model: Any, config: GenerationConfig) -> Any:
-    """``torch.compile`` the model's forward for decode steps (reused across calls)."""
-    options = config.compile_config or {}
-    if not isinstance(options, dict):
-        options = {
-            k: getattr(options, k) for k in ("fullgraph", "dynamic", "backend", "mode") if hasattr(options, k)
-        }
-    options = {"fullgraph": False, "dynamic": False, **options}
-    if model.device.type == "cuda" and "mode" not in options and "options" not in options:
-        # Replay the decode step as one CUDA graph: a small model's step is all kernel launches.
-        options["mode"] = "reduce-overhead"
-    if model.device.type == "cpu":
-        from pretrained.modeling.kernels import prepare_compiled_linear
-
-        prepare_compiled_linear(options.get("backend", "inductor"))  # small batches: faster kernels in the graph
-        # The step streams every weight: 5-8% faster from huge pages (a one-time copy, ~1 s/GB, which
-        # compiling hides; eager steps gained nothing measurable, so they keep the file mapping).
-        if hugepages.SUPPORTED:
-            fusion.pack(model, hugepages.empty, keep=hugepages.placed)
-            hugepages.move_weights(model)
-        if "mode" not in options:
-            # The Python wrapper that launches the compiled kernels costs as much as the elementwise
-            # work it saved; inductor's C++ wrapper removes it (1.1-1.2x more tokens/s).
-            options["options"] = {"cpp_wrapper": True, **(options.get("options") or {})}
-    key = tuple(sorted(options.items()))
-    cached = getattr(model, "_pretrained_compiled_step", None)
-    if cached is None or cached[0] != key:
-        cached = (key, torch.compile(model.forward, **options))
-        model._pretrained_compiled_step = cached
-    return cached[1]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -529,17 +300,21 @@ def generate(
     has_padding = not bool(attention_mask.all())
     if not config.use_cache:
         raise NotImplementedError("generate() always uses a KV cache; use_cache=False is not supported")
-    cache = _make_cache(
-        model, config, input_ids.shape[0], config.max_length, model_kwargs.pop("past_key_values", None)
-    )
-    runner = _Runner(
-        model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs
-    )
-    if isinstance(cache, StaticCache) and config.compile_config is not None and not config.disable_compile:
-        runner.step_fn = _compiled_step(model, config)
-        runner.compiled = True
+    user_cache = model_kwargs.pop("past_key_values", None)
+    static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
+    decoder = None
+    if static and config.compile_config is not None and not config.disable_compile:
+        decoder = compiled_decoder(model, config.compile_config)
+    cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
+                       decoder.static_len if decoder is not None else 0)  # fmt: skip
+    runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs)
+    if decoder is not None and isinstance(cache, StaticCache):
+        decoder.static_len = cache.max_cache_len
+        runner.decoder = decoder
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
+    elif model.device.type == "cpu" and input_ids.shape[0] in kernels.SMALL_ROWS:
+        runner.kernels = DecodeKernels()  # few-row steps: oneDNN reads big weights faster than MKL
 
     if beams > 1:
         return _beam_search(runner, config, input_ids, processors, criteria, eos, pad, beams)
@@ -547,7 +322,7 @@ def generate(
 
 
 def _sample(
-    runner: _Runner,
+    runner: Runner,
     config: GenerationConfig,
     input_ids: torch.Tensor,
     processors: LogitsProcessorList,
@@ -621,7 +396,7 @@ def _sample(
 
 
 def _beam_search(
-    runner: _Runner,
+    runner: Runner,
     config: GenerationConfig,
     input_ids: torch.Tensor,
     processors: LogitsProcessorList,

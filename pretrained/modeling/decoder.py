@@ -3,21 +3,33 @@
 * :func:`prepare_cache` turns the ``past_key_values`` argument (a cache, a legacy tuple, or nothing) into
   a cache object.
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
+* :func:`begin_decoder`, :func:`run_layers` and :func:`finish_decoder` are the start, layer loop and end
+  of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
+* :func:`lm_head_output` / :func:`sequence_classifier_output` are the tails of the task heads.
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.cache import Cache, DynamicCache
-from pretrained.modeling.kernels import apply_linear
+from pretrained.modeling.linear import Conv1D
+from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import causal_mask
-from pretrained.modeling.outputs import CausalLMOutputWithPast
+from pretrained.modeling.norms import RMSNorm
+from pretrained.modeling.outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
 
 
 def prepare_cache(past_key_values: Any, use_cache: bool, config: Any) -> Cache | None:
@@ -144,10 +156,142 @@ def lm_head_output(
             hidden_states = hidden_states[:, -logits_to_keep:]
     else:
         hidden_states = hidden_states[:, logits_to_keep]
-    logits = apply_linear(lm_head, hidden_states)
+    logits = lm_head(hidden_states)
     loss = None
     if labels is not None:
         loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)
     out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
     return out if return_dict else out.to_tuple()
+
+
+@dataclass
+class DecoderRun:
+    """What one forward of a decoder stack carries from its inputs to its output (see :func:`begin_decoder`)."""
+
+    hidden_states: torch.Tensor
+    cache: Cache | None
+    cache_position: torch.Tensor
+    position_ids: torch.Tensor
+    use_cache: bool
+    output_attentions: bool
+    output_hidden_states: bool
+    return_dict: bool
+
+
+def begin_decoder(
+    model: Any,
+    embed: Any,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    past_key_values: Any,
+    use_cache: bool | None,
+    cache_position: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+    return_dict: bool | None,
+    kwargs: dict[str, Any],
+) -> DecoderRun:
+    """The shared start of every decoder stack's forward: flags resolved from the config, tokens embedded,
+    the cache prepared (``cache`` is accepted as the transformers 5 name of ``past_key_values``), and the
+    cache slots and positions of the new tokens (by default they follow what the cache holds)."""
+    if past_key_values is None:
+        past_key_values = kwargs.pop("cache", None)
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    config = model.config
+    if use_cache is None:
+        use_cache = config.use_cache and not model.training
+    if inputs_embeds is None:
+        inputs_embeds = embed(input_ids)
+    cache = prepare_cache(past_key_values, use_cache, config)
+    if cache_position is None:
+        cache_position = cache_positions(cache, inputs_embeds.shape[1], inputs_embeds.device)
+    return DecoderRun(
+        hidden_states=inputs_embeds,
+        cache=cache,
+        cache_position=cache_position,
+        position_ids=cache_position.unsqueeze(0) if position_ids is None else position_ids,
+        use_cache=use_cache,
+        output_attentions=config.output_attentions if output_attentions is None else output_attentions,
+        output_hidden_states=(
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        ),
+        return_dict=config.return_dict if return_dict is None else return_dict,
+    )
+
+
+def run_layers(
+    owner: Any,
+    layers: Any,
+    run: DecoderRun,
+    masks: dict[int | None, torch.Tensor | None],
+    windows: list[int | None],
+    position_embeddings: Any = None,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The layer loop of every decoder stack: each layer takes ``(hidden, mask, position_embeddings,
+    cache, cache_position, output_attentions)`` and returns ``(hidden, weights)``; layer ``i`` gets the
+    mask of its sliding window ``windows[i]``. Recomputes activations in backward when ``owner`` has
+    gradient checkpointing on and trains. Returns the last hidden states and, when asked, the inputs of
+    every layer and their attention weights."""
+    hidden = run.hidden_states
+    all_hidden: list[torch.Tensor] = []
+    all_attn: list[torch.Tensor] = []
+    checkpointed = owner.gradient_checkpointing and owner.training
+    for layer, window in zip(layers, windows):
+        if run.output_hidden_states:
+            all_hidden.append(hidden)
+        args = (hidden, masks[window], position_embeddings, run.cache, run.cache_position, run.output_attentions)
+        if checkpointed:
+            hidden, weights = checkpoint(layer, *args, **getattr(owner, "_checkpoint_kwargs", {}))
+        else:
+            hidden, weights = layer(*args)
+        if run.output_attentions:
+            all_attn.append(weights)
+    return hidden, all_hidden, all_attn
+
+
+def finish_decoder(
+    hidden_states: torch.Tensor, run: DecoderRun, all_hidden: list[torch.Tensor], all_attn: list[torch.Tensor]
+) -> BaseModelOutputWithPast | tuple:
+    """The output of a decoder stack from its final (normalised) hidden states."""
+    if run.output_hidden_states:
+        all_hidden.append(hidden_states)
+    out = BaseModelOutputWithPast(
+        last_hidden_state=hidden_states,
+        past_key_values=run.cache if run.use_cache else None,
+        hidden_states=tuple(all_hidden) if run.output_hidden_states else None,
+        attentions=tuple(all_attn) if run.output_attentions else None,
+    )
+    return out if run.return_dict else out.to_tuple()
+
+
+def sequence_classifier_output(
+    model: Any, outputs: Any, input_ids: torch.Tensor | None, labels: torch.Tensor | None, return_dict: bool
+) -> SequenceClassifierOutputWithPast | tuple:
+    """The shared tail of a decoder's ``ForSequenceClassification.forward``: ``model.score`` read at the
+    last non-padding token, and the loss ``config.problem_type`` asks for."""
+    logits = last_token_pool(model.score(outputs.last_hidden_state), input_ids, model.config.pad_token_id)
+    loss = sequence_classification_loss(logits, labels, model.config) if labels is not None else None
+    out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
+                                           hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    return out if return_dict else out.to_tuple()
+
+
+def init_decoder_weights(module: nn.Module, std: float) -> None:
+    """The decoders' weight initialisation: linear weights (``nn.Linear`` and the transposed ``Conv1D``)
+    and embeddings ~ N(0, std), biases and the padding row zero, norms one (and zero bias)."""
+    if isinstance(module, (nn.Linear, Conv1D)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            module.weight.data[module.padding_idx].zero_()
+    elif isinstance(module, (RMSNorm, nn.LayerNorm)):
+        if module.weight is not None:
+            nn.init.ones_(module.weight)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)

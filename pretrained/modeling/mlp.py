@@ -6,8 +6,6 @@ import torch
 from torch import nn
 
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.fusion import FusedLinears
-from pretrained.modeling.kernels import apply_linear
 
 
 class GatedMLP(nn.Module):
@@ -28,9 +26,6 @@ class GatedMLP(nn.Module):
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
         self.act_fn = get_activation(hidden_act)
-        self._gate_up = FusedLinears("gate_proj", "up_proj")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fused = self._gate_up(self, x)
-        gate, up = fused if fused is not None else (self.gate_proj(x), self.up_proj(x))
-        return apply_linear(self.down_proj, self.act_fn(gate) * up)
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))

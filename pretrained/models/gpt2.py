@@ -11,23 +11,23 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
+from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
+    begin_decoder,
     build_masks,
-    cache_positions,
-    last_token_pool,
+    finish_decoder,
+    init_decoder_weights,
     lm_head_output,
-    prepare_cache,
+    run_layers,
+    sequence_classifier_output,
 )
-from pretrained.modeling.losses import sequence_classification_loss
-from pretrained.modeling.masks import sdpa_is_causal
+from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -110,33 +110,12 @@ class GPT2Config(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class Conv1D(nn.Module):
-    """A linear layer stored transposed, as in the GPT-2 checkpoints: ``y = x @ weight + bias``.
-
-    Args:
-        nf: Output features.
-        nx: Input features.
-    """
-
-    def __init__(self, nf: int, nx: int) -> None:
-        super().__init__()
-        self.nf, self.nx = nf, nx
-        self.weight = nn.Parameter(torch.empty(nx, nf))
-        self.bias = nn.Parameter(torch.zeros(nf))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.bias, x.reshape(-1, self.nx), self.weight)
-        return out.view(*x.shape[:-1], self.nf)
-
-    def extra_repr(self) -> str:
-        return f"nf={self.nf}, nx={self.nx}"
-
-
 class GPT2Attention(nn.Module):
     """Causal self-attention with one fused q/k/v projection (``c_attn``)."""
 
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
+        self.config = config
         self.layer_idx = layer_idx
         self.embed_dim = config.n_embd
         self.num_heads = config.n_head
@@ -153,6 +132,7 @@ class GPT2Attention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         mask: torch.Tensor | None,
+        position_embeddings: Any = None,
         cache: Any = None,
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
@@ -162,28 +142,9 @@ class GPT2Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
+        attend = attention_function(getattr(self.config, "_attn_implementation", None), output_attentions)
         dropout = self.attn_dropout if self.training else 0.0
-        weights = None
-        if output_attentions:
-            scores = (q @ k.transpose(-1, -2)) * self.scaling
-            q_len, kv_len = q.shape[2], k.shape[2]
-            full = mask
-            if full is None and q_len > 1:
-                full = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
-            if full is not None:
-                scores = scores.masked_fill(~full, torch.finfo(scores.dtype).min)
-            weights = F.dropout(scores.softmax(-1, dtype=torch.float32).to(q.dtype), dropout, self.training)
-            out = weights @ v
-        else:
-            out = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=mask,
-                dropout_p=dropout,
-                is_causal=sdpa_is_causal(mask, seq),
-                scale=self.scaling,
-            )
+        out, weights = attend(q, k, v, mask, dropout=dropout, scale=self.scaling, is_causal=True)
         out = out.transpose(1, 2).reshape(batch, seq, self.embed_dim)
         return self.resid_dropout(self.c_proj(out)), weights
 
@@ -217,11 +178,12 @@ class GPT2Block(nn.Module):
         self,
         hidden_states: torch.Tensor,
         mask: torch.Tensor | None,
+        position_embeddings: Any = None,
         cache: Any = None,
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, weights = self.attn(self.ln_1(hidden_states), mask, cache, cache_position, output_attentions)
+        attn, weights = self.attn(self.ln_1(hidden_states), mask, None, cache, cache_position, output_attentions)
         hidden_states = hidden_states + attn
         return hidden_states + self.mlp(self.ln_2(hidden_states)), weights
 
@@ -238,17 +200,7 @@ class GPT2PreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, Conv1D)):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                module.weight.data[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        init_decoder_weights(module, std)
         if isinstance(module, (GPT2Attention, GPT2MLP)):
             # Residual projections scaled by 1/sqrt(2 * n_layer).
             nn.init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
@@ -290,55 +242,15 @@ class GPT2Model(GPT2PreTrainedModel):
         **kwargs: Any,
     ) -> BaseModelOutputWithPast | tuple:
         """Run the transformer (arguments as in :meth:`LlamaModel.forward`, plus ``token_type_ids``)."""
-        if past_key_values is None:
-            past_key_values = kwargs.pop("cache", None)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids or inputs_embeds")
-        output_attentions = (
-            output_attentions if output_attentions is not None else self.config.output_attentions
-        )
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if use_cache is None:
-            use_cache = self.config.use_cache and not self.training
-        if inputs_embeds is None:
-            inputs_embeds = self.wte(input_ids)
-        cache = prepare_cache(past_key_values, use_cache, self.config)
-        seq = inputs_embeds.shape[1]
-        if cache_position is None:
-            cache_position = cache_positions(cache, seq, inputs_embeds.device)
-        if position_ids is None:
-            position_ids = cache_position.unsqueeze(0)
-        hidden_states = inputs_embeds + self.wpe(position_ids)
+        run = begin_decoder(self, self.wte, input_ids, inputs_embeds, past_key_values, use_cache, cache_position,
+                            position_ids, output_attentions, output_hidden_states, return_dict, kwargs)  # fmt: skip
+        hidden_states = run.hidden_states + self.wpe(run.position_ids)
         if token_type_ids is not None:
-            hidden_states = hidden_states + self.wte(token_type_ids.view(-1, seq))
-        hidden_states = self.drop(hidden_states)
-        mask = build_masks(attention_mask, cache, cache_position, [None])[None]
-
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor] = []
-        for block in self.h:
-            if output_hidden_states:
-                all_hidden.append(hidden_states)
-            args = (hidden_states, mask, cache, cache_position, output_attentions)
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
-            else:
-                hidden_states, weights = block(*args)
-            if output_attentions:
-                all_attn.append(weights)
-        hidden_states = self.ln_f(hidden_states)
-        if output_hidden_states:
-            all_hidden.append(hidden_states)
-        out = BaseModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            past_key_values=cache if use_cache else None,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attn) if output_attentions else None,
-        )
-        return out if return_dict else out.to_tuple()
+            hidden_states = hidden_states + self.wte(token_type_ids.view(-1, hidden_states.shape[1]))
+        run.hidden_states = self.drop(hidden_states)
+        masks = build_masks(attention_mask, run.cache, run.cache_position, [None])
+        hidden_states, all_hidden, all_attn = run_layers(self, self.h, run, masks, [None] * len(self.h))
+        return finish_decoder(self.ln_f(hidden_states), run, all_hidden, all_attn)
 
 
 class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
@@ -378,23 +290,14 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     ) -> CausalLMOutputWithPast | tuple:
         """Next-token logits, and the shifted cross-entropy loss when ``labels`` are given
         (divided by ``num_items_in_batch`` when the trainer passes it)."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.transformer(
-            input_ids=input_ids,
-            past_key_values=past_key_values,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            cache_position=cache_position,
-            cache=kwargs.pop("cache", None),
-        )
+        outputs = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
+                                   attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                   position_ids=position_ids, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                   return_dict=True, cache_position=cache_position, cache=kwargs.pop("cache", None))  # fmt: skip
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         return lm_head_output(self.lm_head, outputs, labels, logits_to_keep, num_items_in_batch,
-                              kwargs.get("shift_labels"), return_dict)
+                              kwargs.get("shift_labels"), return_dict)  # fmt: skip
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):
@@ -417,35 +320,17 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> SequenceClassifierOutputWithPast | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.transformer(
-            input_ids=input_ids,
-            past_key_values=past_key_values,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        logits = last_token_pool(self.score(outputs.last_hidden_state), input_ids, self.config.pad_token_id)
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        out = SequenceClassifierOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Other keyword arguments (``output_attentions``, ...) go to the transformer."""
+        outputs = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
+                                   attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                   position_ids=position_ids, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                                   return_dict=True, **kwargs)  # fmt: skip
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return sequence_classifier_output(self, outputs, input_ids, labels, return_dict)
 
 
 register(

@@ -18,26 +18,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.attention import decode_attention
+from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
+    begin_decoder,
     build_masks,
-    cache_positions,
-    last_token_pool,
+    finish_decoder,
+    init_decoder_weights,
     lm_head_output,
-    prepare_cache,
+    run_layers,
+    sequence_classifier_output,
 )
-from pretrained.modeling.fusion import FusedLinears
-from pretrained.modeling.kernels import apply_linear, fuse_as_reductions
-from pretrained.modeling.losses import sequence_classification_loss
-from pretrained.modeling.masks import sdpa_is_causal
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
@@ -239,20 +235,17 @@ class LlamaAttention(nn.Module):
 
     def __init__(self, config: LlamaConfig, layer_idx: int, sliding_window: int | None = None) -> None:
         super().__init__()
+        self.config = config
         self.layer_idx = layer_idx
         self.sliding_window = sliding_window
         self.head_dim = config.head_dim
-        self.num_heads = config.num_attention_heads
-        self.num_kv_heads = config.num_key_value_heads
         self.attention_dropout = config.attention_dropout
         qkv_bias = config.attention_bias or config.qkv_bias_only
-        self.q_proj = nn.Linear(config.hidden_size, self.num_heads * self.head_dim, bias=qkv_bias)
-        self.k_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=qkv_bias)
-        self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=qkv_bias)
-        self.o_proj = nn.Linear(
-            self.num_heads * self.head_dim, config.hidden_size, bias=config.attention_bias
-        )
-        self._qkv = FusedLinears("q_proj", "k_proj", "v_proj")
+        heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.q_proj = nn.Linear(config.hidden_size, heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(config.hidden_size, kv_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(config.hidden_size, kv_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(heads * self.head_dim, config.hidden_size, bias=config.attention_bias)
         if config.qk_norm:
             self.q_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
             self.k_norm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
@@ -262,76 +255,25 @@ class LlamaAttention(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor | None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
         cache: Any = None,
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
-        hd, nq, nkv = self.head_dim, self.num_heads, self.num_kv_heads
-        qkv = self._qkv.output(self, hidden_states)
-        cos, signed_sin = position_embeddings  # (batch, 1, seq, rot_dim)
-        if qkv is not None and self.q_norm is None and cos.shape[-1] == hd:
-            # Queries and keys sit side by side in the fused output: rotate them in one go.
-            qk = qkv[..., : (nq + nkv) * hd].view(batch, seq, nq + nkv, hd)
-            qk = qk * cos.transpose(1, 2) + qk.roll(hd // 2, -1) * signed_sin.transpose(1, 2)
-            q, k = qk[:, :, :nq].transpose(1, 2), qk[:, :, nq:].transpose(1, 2)  # (batch, heads, seq, hd)
-            v = qkv[..., (nq + nkv) * hd :].view(batch, seq, nkv, hd).transpose(1, 2)
-        else:
-            if qkv is not None:
-                parts = qkv.split_with_sizes(self._qkv.sizes, dim=-1)
-            else:
-                parts = (self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states))
-            q, k, v = (t.view(batch, seq, -1, hd) for t in parts)
-            v = v.transpose(1, 2)
-            if self.q_norm is not None:
-                q, k = self.q_norm(q), self.k_norm(k)
-            q, k = q.transpose(1, 2), k.transpose(1, 2)  # (batch, heads, seq, head_dim)
-            q, k = apply_rotary_tables(q, k, cos, signed_sin)
+        shape = (batch, seq, -1, self.head_dim)  # (batch, seq, heads, head_dim)
+        q, k = self.q_proj(hidden_states).view(shape), self.k_proj(hidden_states).view(shape)
+        v = self.v_proj(hidden_states).view(shape).transpose(1, 2)  # (batch, heads, seq, head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rotary_tables(q.transpose(1, 2), k.transpose(1, 2), *position_embeddings)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
+        attend = attention_function(getattr(self.config, "_attn_implementation", None), output_attentions)
         dropout = self.attention_dropout if self.training else 0.0
-        if output_attentions:
-            out, weights = eager_attention(q, k, v, mask, dropout, self.training)
-        elif seq == 1 and not dropout and fuse_as_reductions(q):
-            out, weights = decode_attention(q, k, v, mask), None
-        else:
-            out = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=mask,
-                dropout_p=dropout,
-                is_causal=sdpa_is_causal(mask, seq),
-                enable_gqa=self.num_kv_heads != self.num_heads,
-            )
-            weights = None
-        out = out.transpose(1, 2).reshape(batch, seq, -1)
-        return apply_linear(self.o_proj, out), weights
-
-
-def eager_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor | None,
-    dropout: float,
-    training: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention with explicit weights (for ``output_attentions``); same math as the SDPA path."""
-    groups = q.shape[1] // k.shape[1]
-    if groups > 1:
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    q_len, kv_len = q.shape[2], k.shape[2]
-    if mask is None and q_len > 1:
-        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-    weights = F.dropout(weights, p=dropout, training=training)
-    return weights @ v, weights
+        out, weights = attend(q, k, v, mask, dropout=dropout, is_causal=True)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1)), weights
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -347,19 +289,14 @@ class LlamaDecoderLayer(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor | None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
         cache: Any = None,
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attn, weights = self.self_attn(
-            self.input_layernorm(hidden_states),
-            position_embeddings,
-            mask,
-            cache,
-            cache_position,
-            output_attentions,
+            self.input_layernorm(hidden_states), mask, position_embeddings, cache, cache_position, output_attentions
         )
         hidden_states = hidden_states + attn
         hidden_states = hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
@@ -379,17 +316,7 @@ class LlamaPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["LlamaDecoderLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                module.weight.data[module.padding_idx].zero_()
-        elif isinstance(module, RMSNorm):
-            nn.init.ones_(module.weight)
+        init_decoder_weights(module, self.config.initializer_range)
 
 
 class LlamaModel(LlamaPreTrainedModel):
@@ -442,54 +369,13 @@ class LlamaModel(LlamaPreTrainedModel):
             use_cache: Return a cache (default ``config.use_cache`` outside training).
             cache_position: ``(seq,)`` cache slots of the new tokens (default: after the cached ones).
         """
-        if past_key_values is None:
-            past_key_values = kwargs.pop("cache", None)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids or inputs_embeds")
-        output_attentions = (
-            output_attentions if output_attentions is not None else self.config.output_attentions
-        )
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if use_cache is None:
-            use_cache = self.config.use_cache and not self.training
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        cache = prepare_cache(past_key_values, use_cache, self.config)
-        seq = inputs_embeds.shape[1]
-        if cache_position is None:
-            cache_position = cache_positions(cache, seq, inputs_embeds.device)
-        if position_ids is None:
-            position_ids = cache_position.unsqueeze(0)
-        masks = build_masks(attention_mask, cache, cache_position, self.windows)
-        position_embeddings = rotary_tables(*self.rotary_emb(position_ids, inputs_embeds.dtype))
-
-        hidden_states = inputs_embeds
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor] = []
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden_states)
-            mask = masks[layer.self_attn.sliding_window]
-            args = (hidden_states, position_embeddings, mask, cache, cache_position, output_attentions)
-            if self.gradient_checkpointing and self.training:
-                hidden_states, weights = checkpoint(layer, *args, **getattr(self, "_checkpoint_kwargs", {}))
-            else:
-                hidden_states, weights = layer(*args)
-            if output_attentions:
-                all_attn.append(weights)
-        hidden_states = self.norm(hidden_states)
-        if output_hidden_states:
-            all_hidden.append(hidden_states)
-        out = BaseModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            past_key_values=cache if use_cache else None,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attn) if output_attentions else None,
-        )
-        return out if return_dict else out.to_tuple()
+        run = begin_decoder(self, self.embed_tokens, input_ids, inputs_embeds, past_key_values, use_cache,
+                            cache_position, position_ids, output_attentions, output_hidden_states, return_dict,
+                            kwargs)  # fmt: skip
+        masks = build_masks(attention_mask, run.cache, run.cache_position, self.windows)
+        rotary = rotary_tables(*self.rotary_emb(run.position_ids, run.hidden_states.dtype))
+        hidden_states, all_hidden, all_attn = run_layers(self, self.layers, run, masks, self.windows, rotary)
+        return finish_decoder(self.norm(hidden_states), run, all_hidden, all_attn)
 
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
@@ -532,22 +418,13 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         ``num_items_in_batch`` (passed by the Trainer under gradient accumulation) turns the mean loss
         into ``sum / num_items_in_batch``.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-            cache_position=cache_position,
-            cache=kwargs.pop("cache", None),
-        )
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                             return_dict=True, cache_position=cache_position, cache=kwargs.pop("cache", None))  # fmt: skip
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         return lm_head_output(self.lm_head, outputs, labels, logits_to_keep, num_items_in_batch,
-                              kwargs.get("shift_labels"), return_dict)
+                              kwargs.get("shift_labels"), return_dict)  # fmt: skip
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -569,34 +446,16 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
     ) -> SequenceClassifierOutputWithPast | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        logits = last_token_pool(self.score(outputs.last_hidden_state), input_ids, self.config.pad_token_id)
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        out = SequenceClassifierOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return out if return_dict else out.to_tuple()
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Other keyword arguments (``output_attentions``, ...) go to the decoder."""
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                             return_dict=True, **kwargs)  # fmt: skip
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return sequence_classifier_output(self, outputs, input_ids, labels, return_dict)
 
 
 # Mistral and Qwen share the classes; the names exist so user code and `architectures` resolve.

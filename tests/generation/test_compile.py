@@ -13,7 +13,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from pretrained import AutoModelForCausalLM  # noqa: E402
-from pretrained.utils import hugepages  # noqa: E402
+from pretrained.inference import hugepages, kernels  # noqa: E402
 
 # The compiled decode path is what the CPU speed goals rest on, so it runs by default.
 needs_compiler = pytest.mark.skipif(
@@ -41,14 +41,13 @@ def _tiny_llama(folder):
 @pytest.mark.parametrize("rows", [1, 2, 4])
 def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     model = _tiny_llama(tmp_path)
-    from pretrained.modeling import kernels
-
     monkeypatch.setattr(kernels, "MIN_WEIGHT", 0)  # tiny weights take the small-rows path too
     ids = torch.randint(1, 64, (rows, 5), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[0, :2] = 0  # left padding: the mask keeps a fixed shape in compiled steps
     monkeypatch.setattr(hugepages, "HUGE_PAGE", 1024)  # tiny weights go to huge-page regions too
     eager = model.generate(ids, attention_mask=mask, max_new_tokens=12)
+    attributes = {name: sorted(vars(m)) for name, m in model.named_modules()}
     compiled = dict(cache_implementation="static", compile_config={"fullgraph": True})
     from torch._dynamo.utils import counters
 
@@ -57,8 +56,8 @@ def test_compiled_static_decode_matches_eager(tmp_path, rows, monkeypatch):
     assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)
     # One graph for all 11 decode steps (no recompilation per token) ...
     assert counters["stats"]["unique_graphs"] == 1
-    # ... and later calls reuse it.
     assert all(hugepages.in_huge_pages(p) for p in model.parameters() if p.numel() * 4 >= 1024)
+    assert {name: sorted(vars(m)) for name, m in model.named_modules()} == attributes  # nothing left on it
     # ... and later calls reuse it (the steps after the first skip dynamo's guard checks).
     with torch._dynamo.config.patch(error_on_recompile=True):
         assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=12, **compiled), eager)
@@ -101,3 +100,26 @@ def test_compiled_runs_of_other_shapes_pick_their_own_graph(tmp_path):
         ids = torch.randint(1, 64, (rows, 4), generator=torch.Generator().manual_seed(rows * new))
         eager = model.generate(ids, max_new_tokens=new)
         assert torch.equal(model.generate(ids, max_new_tokens=new, **compiled), eager), (rows, new)
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_compiled_decoder_advances_the_cache_like_an_eager_forward(tmp_path):
+    from pretrained.inference.compiled import compiled_decoder, release
+    from pretrained.modeling.cache import StaticCache
+
+    model = _tiny_llama(tmp_path)
+    ids = torch.randint(1, 64, (1, 4), generator=torch.Generator().manual_seed(0))
+    decoder = compiled_decoder(model, {"fullgraph": True})
+    assert compiled_decoder(model, {"fullgraph": True}) is decoder  # kept, not compiled again
+    caches = [StaticCache(model.config, max_cache_len=8) for _ in range(2)]
+    with torch.no_grad():
+        for cache in caches:
+            model(ids, past_key_values=cache, cache_position=torch.arange(4))
+        step = dict(input_ids=ids[:, -1:], position_ids=torch.tensor([[4]]), cache_position=torch.tensor([4]))
+        eager = model(past_key_values=caches[0], **step).logits
+        compiled = decoder(model, caches[1], past_key_values=caches[1], **step).logits
+    assert caches[0].get_seq_length() == caches[1].get_seq_length() == 5
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    release(model)
+    assert compiled_decoder(model, {"fullgraph": True}) is not decoder

@@ -1,4 +1,4 @@
-"""`modeling.attention.decode_attention`: one query against a cache, as SDPA computes it."""
+"""`inference.kernels.decode_attention`: one query against a cache, as SDPA computes it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pretrained.modeling.attention import decode_attention
+from pretrained.inference.kernels import decode_attention
 
 
 @pytest.mark.parametrize("kv_heads", [6, 2, 1])
@@ -26,3 +26,18 @@ def test_decode_attention_matches_sdpa(kv_heads, mask_kind):
     got = decode_attention(q, k, v, mask)
     assert got.shape == (batch, heads, 1, dim)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_registry_eager_matches_sdpa_and_names_unknown_implementations():
+    from pretrained.modeling.attention import ATTENTION_FUNCTIONS, attention_function
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 4, 5, 8, generator=g), torch.randn(2, 2, 5, 8, generator=g), torch.randn(2, 2, 5, 8, generator=g)
+    sdpa, none = ATTENTION_FUNCTIONS["sdpa"](q, k, v, None, is_causal=True)
+    eager, weights = ATTENTION_FUNCTIONS["eager"](q, k, v, None, is_causal=True)
+    assert none is None and weights.shape == (2, 4, 5, 5)
+    torch.testing.assert_close(eager, sdpa, atol=1e-5, rtol=0)
+    assert float(weights[0, 0, 0, 1:].abs().sum()) == 0.0  # causal
+    assert attention_function("sdpa", output_attentions=True) is ATTENTION_FUNCTIONS["eager"]
+    with pytest.raises(ValueError, match="flash_attention_2.*eager.*sdpa"):
+        attention_function("flash_attention_2")

@@ -1,4 +1,4 @@
-"""`utils.hugepages`: weights copied into 2 MB-aligned, huge-page-advised memory for compiled decoding."""
+"""`inference.hugepages`: weights copied into 2 MB-aligned, huge-page-advised memory for compiled decoding."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from pretrained.modeling import fusion
-from pretrained.utils import hugepages
+from pretrained.inference import hugepages
 
 pytestmark = pytest.mark.skipif(not hugepages.SUPPORTED, reason="no MADV_HUGEPAGE on this OS")
 
@@ -56,25 +55,3 @@ def test_move_weights_keeps_values_ties_and_training(tmp_path):
     # still trainable (not inference tensors), gradients flow
     model(torch.tensor([[1, 2]])).sum().backward()
     assert model[0].weight.grad is not None and model[0].weight.requires_grad
-
-
-def test_pack_puts_fused_weights_in_huge_pages_once():
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(256, 2048), nn.Linear(256, 512)
-            self._ab = fusion.FusedLinears("a", "b")
-
-    block = Block()
-    x = torch.randn(1, 256)
-    with torch.no_grad():
-        expected = (block.a(x), block.b(x))
-        fusion.pack(block, hugepages.empty, keep=hugepages.placed)
-        weight = block._ab.weight
-        assert hugepages.in_huge_pages(weight) and weight.shape == (2560, 256)
-        assert block.a.weight.data_ptr() == weight.data_ptr()
-        got = block._ab(block, x)
-        fusion.pack(block, hugepages.empty, keep=hugepages.placed)
-    assert block._ab.weight is weight  # kept, not packed again
-    for g, e in zip(got, expected):
-        torch.testing.assert_close(g, e)

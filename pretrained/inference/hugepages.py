@@ -3,9 +3,9 @@
 A decode step at batch 1 streams every weight once per token, so its speed is the rate at which the
 cores read the weights. Weights in ordinary 4 KB pages (a safetensors file mapping, or a ``malloc``)
 read slower than the same bytes in 2 MB pages (fewer TLB misses; hardware prefetchers stop at 4 KB
-page boundaries). On the 2-core test machine, a compiled decode step of the 100M Llama of
-``benchmarks/generation.py`` ran 5-8% faster with its weights in huge pages; eager steps (MKL)
-gained nothing measurable, so only compiled CPU decoding moves them (``generation/utils.py``).
+page boundaries). Compiled decode steps read them measurably faster there (``benchmarks/generation.py``);
+eager steps (MKL) gained nothing measurable, so only :class:`~pretrained.inference.compiled.CompiledDecoder`
+moves them.
 
 Linux only: elsewhere (or for tensors under 2 MB) :func:`empty` is ``torch.empty``. The memory comes
 from an anonymous private ``mmap`` advised with ``MADV_HUGEPAGE`` before it is touched, so the kernel

@@ -1,0 +1,69 @@
+"""What ``generate`` returns with ``return_dict_in_generate=True``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pretrained.modeling.outputs import ModelOutput
+
+
+@dataclass
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """What ``generate`` returns with ``return_dict_in_generate=True`` (greedy and sampling).
+
+    Attributes:
+        sequences: ``(batch * num_return_sequences, length)`` prompt plus generated tokens.
+        scores: Per step, the processed scores ``(batch, vocab)`` (``output_scores``).
+        logits: Per step, the raw logits ``(batch, vocab)`` (``output_logits``).
+        attentions / hidden_states: Per step, the model's outputs (``output_attentions`` /
+            ``output_hidden_states``).
+        past_key_values: The cache after the last step.
+    """
+
+    sequences: torch.LongTensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[Any, ...] | None = None
+    hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        """The transformers 5 name of ``past_key_values``."""
+        return self.past_key_values
+
+
+@dataclass
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """What beam search returns with ``return_dict_in_generate=True``.
+
+    Attributes:
+        sequences: ``(batch * num_return_sequences, length)``.
+        sequences_scores: Final length-penalised score of each returned sequence (``output_scores``).
+        scores: Per step, the processed log-probabilities ``(batch * num_beams, vocab)``.
+        logits: Per step, the raw logits.
+        beam_indices: ``(batch * num_return_sequences, generated)`` the beam each token came from.
+        past_key_values: The cache after the last step.
+    """
+
+    sequences: torch.LongTensor | None = None
+    sequences_scores: torch.Tensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    beam_indices: torch.LongTensor | None = None
+    attentions: tuple[Any, ...] | None = None
+    hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+    @property
+    def cache(self) -> Any:
+        """The transformers 5 name of ``past_key_values``."""
+        return self.past_key_values
+
+
+# Older transformers names of the same outputs.
+GreedySearchDecoderOnlyOutput = SampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
+BeamSearchDecoderOnlyOutput = BeamSampleDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput

@@ -1,0 +1,160 @@
+"""The model side of ``generate``'s loop: the cache, the prefill and one step per token.
+
+Everything that does not change from one token to the next is built once: the attention-mask buffer
+(a view of it is passed each step; no mask at all when the batch has no padding), the next positions,
+the cache slots. Steps run the model eagerly, or through a compiled decoder
+(:class:`pretrained.inference.compiled.CompiledDecoder`) which owns its graphs and weights placement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+from pretrained.generation.configuration_utils import GenerationConfig
+from pretrained.inference.compiled import CompiledDecoder
+from pretrained.inference.routing import DecodeKernels
+from pretrained.loading.device_map import spans_devices
+from pretrained.modeling.cache import Cache, DynamicCache, StaticCache
+
+
+class Runner:
+    """Drives the model: prefill once, then one token per row per step, with everything preallocated."""
+
+    def __init__(
+        self,
+        model: Any,
+        config: GenerationConfig,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        has_padding: bool,
+        max_length: int,
+        cache: Cache,
+        model_kwargs: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.model_kwargs = model_kwargs
+        batch, length = input_ids.shape
+        device = input_ids.device
+        self.length = length
+        self.static = isinstance(cache, StaticCache)
+        # Bool mask for the whole run: prompt padding, then ones for every token still to come.
+        self.mask = None
+        if has_padding:
+            self.mask = torch.ones(batch, max_length, dtype=torch.bool, device=device)
+            self.mask[:, :length] = attention_mask.bool()
+        positions = model_kwargs.pop("position_ids", None)
+        if positions is None:
+            positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        self.prefill_positions = positions
+        self.next_position = positions[:, -1:] + 1
+        self.cache_positions = torch.arange(max_length, device=device)
+        self.decoder: CompiledDecoder | None = None  # set for compiled decode steps
+        self.kernels: DecodeKernels | None = None  # set for eager steps that gain from other kernels
+        self.guarded = False  # a compiled step of this run has run with all guards checked
+        self.replayed = False  # outputs are overwritten by the next step (CUDA graphs)
+        self.want_attn = bool(config.output_attentions)
+        self.want_hidden = bool(config.output_hidden_states)
+
+    def _inputs(self, input_ids: torch.Tensor, positions: torch.Tensor, start: int, end: int) -> dict[str, Any]:
+        extra = {}
+        if self.want_attn:
+            extra["output_attentions"] = True
+        if self.want_hidden:
+            extra["output_hidden_states"] = True
+        return dict(
+            input_ids=input_ids,
+            # A static cache sees the whole buffer (fixed shapes for compiled steps; the causal part of
+            # the mask hides the slots not written yet).
+            attention_mask=None if self.mask is None else self.mask if self.static else self.mask[:, :end],
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            cache_position=self.cache_positions[start:end],
+            logits_to_keep=1,
+            return_dict=True,
+            **self.model_kwargs,
+            **extra,
+        )
+
+    def prefill(self, input_ids: torch.Tensor, repeat: int = 1) -> Any:
+        """Run the prompt; with ``repeat > 1`` it runs once per row and the cache is then repeated
+        (beam search: all beams of a row start from the same prompt)."""
+        positions = self.prefill_positions
+        # A static cache is preallocated for every row, so it is filled row by row instead.
+        repeat = 1 if self.static else repeat
+        # New tokens continue the last segment, as in transformers; other extra inputs describe the prompt.
+        token_types = self.model_kwargs.get("token_type_ids")
+        step_kwargs = {} if token_types is None else {"token_type_ids": token_types[:, -1:]}
+        if repeat > 1:
+            rows = input_ids.shape[0]
+            input_ids, positions = input_ids[::repeat], positions[::repeat]
+            full_mask, self.mask = self.mask, None if self.mask is None else self.mask[::repeat]
+            self.model_kwargs = {
+                k: v[::repeat] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v
+                for k, v in self.model_kwargs.items()
+            }
+        out = self.model(**self._inputs(input_ids, positions, 0, self.length))
+        if repeat > 1:
+            self.mask = full_mask
+            self.cache.batch_repeat_interleave(repeat)
+            out.logits = out.logits.repeat_interleave(repeat, dim=0)
+        self.model_kwargs = step_kwargs
+        return out
+
+    def last_logits(self, out: Any, device: torch.device) -> torch.Tensor:
+        """The last position's logits of a step in fp32 on ``device`` (with a device_map the head may sit
+        elsewhere). When the next step overwrites this one's outputs (a replayed CUDA graph), they are
+        copies, and so are the attentions / hidden states kept in ``out``."""
+        logits = out.logits[:, -1, :].to(device=device, dtype=torch.float32)
+        if not self.replayed:
+            return logits
+        for name in ("attentions", "hidden_states"):
+            value = getattr(out, name, None)
+            if value is not None:
+                setattr(out, name, tuple(t.clone() for t in value))
+        return logits.clone()
+
+    def step(self, tokens: torch.Tensor) -> Any:
+        """Feed one new token per row ``(batch, 1)``; the cache advances by one slot either way."""
+        start = self.length
+        inputs = self._inputs(tokens, self.next_position, start, start + 1)
+        if self.decoder is not None:
+            # Every step of a run has the inputs of the first (shapes, dtypes, cache, model): that one
+            # checked all of dynamo's guards; the rest only tell apart the graphs compiled so far.
+            out = self.decoder(self.model, self.cache, skip_guards=self.guarded, **inputs)
+            self.guarded = True
+        else:
+            with self.kernels if self.kernels is not None else contextlib.nullcontext():
+                out = self.model(**inputs)
+        self.next_position = self.next_position + 1
+        self.length += 1
+        return out
+
+
+def make_cache(
+    model: Any, config: Any, batch: int, max_length: int, user_cache: Any, min_static_len: int = 0
+) -> Cache:
+    """The cache of a ``generate`` run: the user's (empty) one, a dynamic one, or a static one of at least
+    ``max_length`` (and ``min_static_len``: a compiled step keeps its graph when the length stays)."""
+    if user_cache is not None:
+        if isinstance(user_cache, (tuple, list)):
+            return DynamicCache.from_legacy_cache(user_cache)
+        if user_cache.get_seq_length() != 0:
+            raise ValueError(
+                "generate() needs an empty cache: continuing from a filled cache is not supported"
+            )
+        return user_cache
+    if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
+        return DynamicCache(config=model.config)
+    size = max(config.max_cache_len or 0, max_length, min_static_len)
+    if spans_devices(model):
+        # Layers on several devices: each layer's buffers are allocated by its first update, where its
+        # keys are (and with their dtype).
+        return StaticCache(model.config, max_cache_len=size)
+    return StaticCache(
+        model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype
+    )

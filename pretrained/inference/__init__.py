@@ -1,0 +1,13 @@
+"""Speed transforms for inference, applied to a plain model on purpose and owning their state.
+
+* :class:`~pretrained.inference.routing.DecodeKernels`: a per-thread torch function mode that sends the
+  few-row linears and one-query attention of a decode step to faster CPU kernels
+  (:mod:`pretrained.inference.kernels`); anything else (quantized or sharded layers, other dtypes,
+  autograd) runs as without it.
+* :class:`~pretrained.inference.compiled.CompiledDecoder`: the ``torch.compile``-d decode step that
+  ``generate`` drives with a static cache and a ``compile_config``.
+* :mod:`pretrained.inference.hugepages`: CPU weights in transparent huge pages for compiled decoding.
+
+Models never import this package: they describe the math with plain ``nn.Linear`` layers and the
+attention registry, and the transforms act on the calls.
+"""

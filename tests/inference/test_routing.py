@@ -1,0 +1,135 @@
+"""`inference.routing.DecodeKernels`: few-row linears and one-query attention go to faster kernels; every
+other call (autograd, other dtypes, quantized or sliced weights) runs as without the mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrained.inference import kernels
+from pretrained.inference.routing import DecodeKernels
+
+
+def _big_weight(g: torch.Generator) -> torch.Tensor:
+    return torch.randn(kernels.MIN_WEIGHT // 96 + 1, 96, generator=g)  # big enough for the kernels
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 8, 32, 33])
+@pytest.mark.parametrize("bias", [False, True])
+def test_eager_routing_matches_f_linear(rows, bias):
+    g = torch.Generator().manual_seed(rows)
+    x, w = torch.randn(rows, 1, 96, generator=g), _big_weight(g)
+    b = torch.randn(w.shape[0], generator=g) if bias else None
+    with torch.no_grad(), DecodeKernels():
+        got = F.linear(x, w, b)
+    torch.testing.assert_close(got, F.linear(x, w, b), atol=1e-4, rtol=1e-5)
+
+
+def test_autograd_and_other_dtypes_pass_through(monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "onednn_linear", lambda *a: calls.append(1) or F.linear(*a))
+    monkeypatch.setattr(kernels, "MIN_WEIGHT", 0)
+    x, w = torch.randn(8, 16, requires_grad=True), torch.randn(4, 16, requires_grad=True)
+    with DecodeKernels():
+        F.linear(x, w).sum().backward()  # grad enabled: plain F.linear
+        with torch.no_grad():
+            assert F.linear(x.double(), w.double()).dtype == torch.float64
+            F.linear(x, w)  # the one call that is rerouted
+    assert x.grad is not None and w.grad is not None
+    assert calls == [1]
+
+
+class _Int8Linear(nn.Linear):
+    """A quantized-layer stand-in: int8 weight and per-row scales, its own matmul (no F.linear)."""
+
+    def __init__(self, layer: nn.Linear) -> None:
+        super().__init__(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        scale = layer.weight.detach().abs().amax(1, keepdim=True) / 127
+        self.register_buffer("qweight", (layer.weight.detach() / scale).round().to(torch.int8))
+        self.register_buffer("scale", scale)
+        self.bias = layer.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x @ (self.qweight.float() * self.scale).T
+        return out if self.bias is None else out + self.bias
+
+
+def _mlp(seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 128), nn.SiLU(), nn.Linear(128, 64)).eval()
+
+
+def _sliced(model: nn.Sequential) -> nn.Sequential:
+    """Every weight replaced by a non-contiguous slice of a wider tensor, as a sharded weight may be."""
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Linear):
+                wide = torch.zeros(layer.out_features, 2 * layer.in_features)
+                wide[:, ::2] = layer.weight
+                layer.weight = nn.Parameter(wide[:, ::2])
+    return model
+
+
+@pytest.mark.parametrize("variant", ["plain", "quantized", "sliced"])
+@pytest.mark.parametrize("rows", [1, 4])
+def test_transformed_layers_take_a_fast_path_or_fall_back(variant, rows, monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_WEIGHT", 0)  # tiny weights take the small-rows path too
+    model = _mlp(0)
+    if variant == "quantized":
+        model[0], model[2] = _Int8Linear(model[0]), _Int8Linear(model[2])
+    elif variant == "sliced":
+        model = _sliced(model)
+    x = torch.randn(rows, 64)
+    with torch.no_grad():
+        want = model(x)
+        with DecodeKernels():
+            eager = model(x)
+        # In graphs: one row as multiply + sum, few rows through the custom op (eager backend: same ops)
+        DecodeKernels.prepare(compiled=True, reductions=True)
+
+        def step(x):
+            with DecodeKernels(compiled=True, reductions=True):
+                return model(x)
+
+        torch._dynamo.reset()
+        traced = torch.compile(step, backend="eager", fullgraph=True)(x)
+    torch.testing.assert_close(eager, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(traced, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 5, 8])
+def test_small_rows_kernel_matches_f_linear(rows):
+    """The AVX-512 kernel used inside compiled graphs (skipped where it cannot be built)."""
+    if kernels.load_small_rows_kernel() is None:
+        pytest.skip("no AVX-512 or no C++ toolchain")
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 1, 96, generator=g)
+    w = torch.randn(301, 96, generator=g)  # an odd number of weight rows
+    b = torch.randn(301, generator=g)
+    for bias in (None, b):
+        got = kernels._small_rows_linear(x, w, bias)
+        assert got.shape == (rows, 1, 301)
+        torch.testing.assert_close(got, F.linear(x, w, bias), atol=1e-4, rtol=1e-5)
+    # K not a multiple of 16, or too many rows: oneDNN instead, same numbers
+    x = torch.randn(rows + 8, 40, generator=g)
+    got = kernels._small_rows_linear(x, w[:, :40], None)
+    torch.testing.assert_close(got, F.linear(x, w[:, :40]), atol=1e-4, rtol=1e-5)
+
+
+def test_one_query_attention_in_graphs_matches_sdpa():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 4, 1, 8, generator=g), torch.randn(2, 2, 7, 8, generator=g), torch.randn(2, 2, 7, 8, generator=g)
+    mask = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    mask[0, ..., :2] = False
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+
+    def step(q, k, v):
+        with DecodeKernels(compiled=True, reductions=True):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        got = torch.compile(step, backend="eager", fullgraph=True)(q, k, v)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
