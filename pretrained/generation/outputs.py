@@ -10,8 +10,15 @@ import torch
 from pretrained.modeling.outputs import ModelOutput
 
 
+class _CacheAlias:
+    @property
+    def cache(self) -> Any:
+        """The transformers 5 name of ``past_key_values``."""
+        return self.past_key_values
+
+
 @dataclass
-class GenerateDecoderOnlyOutput(ModelOutput):
+class GenerateDecoderOnlyOutput(_CacheAlias, ModelOutput):
     """What ``generate`` returns with ``return_dict_in_generate=True`` (greedy and sampling).
 
     Attributes:
@@ -30,14 +37,9 @@ class GenerateDecoderOnlyOutput(ModelOutput):
     hidden_states: tuple[Any, ...] | None = None
     past_key_values: Any = None
 
-    @property
-    def cache(self) -> Any:
-        """The transformers 5 name of ``past_key_values``."""
-        return self.past_key_values
-
 
 @dataclass
-class GenerateBeamDecoderOnlyOutput(ModelOutput):
+class GenerateBeamDecoderOnlyOutput(_CacheAlias, ModelOutput):
     """What beam search returns with ``return_dict_in_generate=True``.
 
     Attributes:
@@ -57,11 +59,6 @@ class GenerateBeamDecoderOnlyOutput(ModelOutput):
     attentions: tuple[Any, ...] | None = None
     hidden_states: tuple[Any, ...] | None = None
     past_key_values: Any = None
-
-    @property
-    def cache(self) -> Any:
-        """The transformers 5 name of ``past_key_values``."""
-        return self.past_key_values
 
 
 # Older transformers names of the same outputs.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -59,6 +60,12 @@ from pretrained.inference import kernels
 from pretrained.inference.compiled import compiled_decoder
 from pretrained.inference.routing import DecodeKernels
 from pretrained.modeling.cache import StaticCache
+
+
+def astuple_shallow(obj: Any) -> tuple:
+    """A dataclass's field values, in order, without copying them (``dataclasses.astuple`` deep-copies)."""
+    return tuple(getattr(obj, f.name) for f in fields(obj))
+
 
 _UNSUPPORTED = {
     "assistant_model": "assisted generation",
@@ -316,22 +323,26 @@ def generate(
     elif model.device.type == "cpu" and input_ids.shape[0] in kernels.SMALL_ROWS:
         runner.kernels = DecodeKernels()  # few-row steps: oneDNN reads big weights faster than MKL
 
-    if beams > 1:
-        return _beam_search(runner, config, input_ids, processors, criteria, eos, pad, beams)
-    return _sample(runner, config, input_ids, processors, criteria, eos, pad, streamer)
+    search = _Search(runner, config, input_ids, processors, criteria, eos, pad)
+    return _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
 
 
-def _sample(
-    runner: Runner,
-    config: GenerationConfig,
-    input_ids: torch.Tensor,
-    processors: LogitsProcessorList,
-    criteria: StoppingCriteriaList,
-    eos: list[int] | None,
-    pad: int | None,
-    streamer: Any,
-) -> torch.Tensor | GenerateDecoderOnlyOutput:
+@dataclass
+class _Search:
+    """What both decoding loops start from."""
+
+    runner: Runner
+    config: GenerationConfig
+    input_ids: torch.Tensor
+    processors: LogitsProcessorList
+    criteria: StoppingCriteriaList
+    eos: list[int] | None
+    pad: int | None
+
+
+def _sample(search: _Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnlyOutput:
     """Greedy decoding or multinomial sampling (``config.do_sample``)."""
+    runner, config, input_ids, processors, criteria, eos, pad = astuple_shallow(search)
     batch, prompt_len = input_ids.shape
     max_length = config.max_length
     device = input_ids.device
@@ -395,22 +406,14 @@ def _sample(
     )
 
 
-def _beam_search(
-    runner: Runner,
-    config: GenerationConfig,
-    input_ids: torch.Tensor,
-    processors: LogitsProcessorList,
-    criteria: StoppingCriteriaList,
-    eos: list[int] | None,
-    pad: int | None,
-    num_beams: int,
-) -> torch.Tensor | GenerateBeamDecoderOnlyOutput:
+def _beam_search(search: _Search, num_beams: int) -> torch.Tensor | GenerateBeamDecoderOnlyOutput:
     """Beam search (or beam sampling), with the same bookkeeping and tie-breaking as transformers.
 
     Each step keeps the ``K = max(2, 1 + n_eos) * num_beams`` best continuations over all beams, so that
     ``num_beams`` unfinished ones remain even if the best ones end. Finished hypotheses are scored with
     ``logprob / generated_len ** length_penalty`` and the best ``num_beams`` kept per prompt.
     """
+    runner, config, input_ids, processors, criteria, eos, pad = astuple_shallow(search)
     flat, prompt_len = input_ids.shape
     batch = flat // num_beams
     max_length = config.max_length

@@ -138,23 +138,3 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(batch, heads, seq, head_dim)`` → ``(batch, seq, heads * head_dim)``."""
     b, h, s, d = x.shape
     return x.transpose(1, 2).reshape(b, s, h * d)
-def decode_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """SDPA for one query position against a cache, written as multiplies and sums (grouped heads
-    allowed: ``key``/``value`` may have fewer heads than ``query``). For graphs compiled by inductor
-    on the CPU, which fuses it into the step's loops instead of calling its attention kernel: that call
-    cost ~75 us per layer in a decode step, nearly all overhead at one query. Same math as SDPA
-    (default scale, boolean or additive mask); the sums run in another order."""
-    batch, heads, _, dim = query.shape
-    kv_heads, kv_len = key.shape[1], key.shape[2]
-    groups = heads // kv_heads
-    q = query.reshape(batch, kv_heads, groups, 1, dim) * dim**-0.5
-    scores = (q * key.unsqueeze(2)).sum(-1)  # (batch, kv_heads, groups, kv_len)
-    if mask is not None:
-        mask = mask.expand(mask.shape[0], heads, 1, kv_len) if mask.shape[1] == 1 else mask
-        mask = mask.reshape(mask.shape[0], kv_heads, groups, kv_len)
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    weights = scores.softmax(dim=-1)
-    out = (weights.unsqueeze(-1) * value.unsqueeze(2)).sum(-2)  # (batch, kv_heads, groups, dim)
-    return out.reshape(batch, heads, 1, dim)

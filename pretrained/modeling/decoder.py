@@ -5,7 +5,7 @@
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
 * :func:`begin_decoder`, :func:`run_layers` and :func:`finish_decoder` are the start, layer loop and end
   of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
-* :func:`lm_head_output` / :func:`sequence_classifier_output` are the tails of the task heads.
+* :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' forwards.
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
 """
@@ -140,29 +140,50 @@ def last_token_pool(
     return logits[torch.arange(batch, device=logits.device), last]
 
 
-def lm_head_output(
-    lm_head: torch.nn.Module,
-    outputs: Any,
-    labels: torch.Tensor | None,
-    logits_to_keep: int | torch.Tensor,
-    num_items_in_batch: int | torch.Tensor | None,
-    shift_labels: torch.Tensor | None,
-    return_dict: bool,
-) -> Any:
-    """The shared tail of every ``ForCausalLM.forward``: logits for the kept positions, loss, output."""
+def causal_lm_forward(
+    model: Any, labels: torch.Tensor | None, logits_to_keep: int | torch.Tensor, inputs: dict[str, Any]
+) -> CausalLMOutputWithPast | tuple:
+    """A causal LM head's forward: the base model (``model.base_model``) on ``inputs``, then
+    ``model.lm_head`` on the kept positions (the last ``logits_to_keep``, or those indexed by it) and the
+    shifted next-token loss when ``labels`` are given. ``inputs`` may carry ``num_items_in_batch`` (the
+    Trainer's token count under gradient accumulation: the loss becomes ``sum / num_items_in_batch``),
+    ``shift_labels`` and ``return_dict``; the rest goes to the base model."""
+    return_dict = inputs.pop("return_dict", None)
+    num_items_in_batch = inputs.pop("num_items_in_batch", None)
+    shift_labels = inputs.pop("shift_labels", None)
+    outputs = model.base_model(**inputs, return_dict=True)
     hidden_states = outputs.last_hidden_state
     if isinstance(logits_to_keep, int):
         if logits_to_keep:
             hidden_states = hidden_states[:, -logits_to_keep:]
     else:
         hidden_states = hidden_states[:, logits_to_keep]
-    logits = lm_head(hidden_states)
+    logits = model.lm_head(hidden_states)
     loss = None
     if labels is not None:
         loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)
     out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if return_dict else out.to_tuple()
+    return out if _return_dict(model, return_dict) else out.to_tuple()
+
+
+def sequence_classifier_forward(
+    model: Any, labels: torch.Tensor | None, inputs: dict[str, Any]
+) -> SequenceClassifierOutputWithPast | tuple:
+    """A decoder's ``ForSequenceClassification`` forward: the base model on ``inputs``, ``model.score``
+    read at the last non-padding token, and the loss ``config.problem_type`` asks for."""
+    return_dict = inputs.pop("return_dict", None)
+    outputs = model.base_model(**inputs, return_dict=True)
+    logits = last_token_pool(model.score(outputs.last_hidden_state), inputs.get("input_ids"),
+                             model.config.pad_token_id)  # fmt: skip
+    loss = sequence_classification_loss(logits, labels, model.config) if labels is not None else None
+    out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
+                                           hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+    return out if _return_dict(model, return_dict) else out.to_tuple()
+
+
+def _return_dict(model: Any, value: bool | None) -> bool:
+    return model.config.return_dict if value is None else value
 
 
 @dataclass
@@ -186,18 +207,15 @@ def begin_decoder(
     inputs_embeds: torch.Tensor | None,
     past_key_values: Any,
     use_cache: bool | None,
-    cache_position: torch.Tensor | None,
     position_ids: torch.Tensor | None,
-    output_attentions: bool | None,
-    output_hidden_states: bool | None,
-    return_dict: bool | None,
     kwargs: dict[str, Any],
 ) -> DecoderRun:
-    """The shared start of every decoder stack's forward: flags resolved from the config, tokens embedded,
-    the cache prepared (``cache`` is accepted as the transformers 5 name of ``past_key_values``), and the
-    cache slots and positions of the new tokens (by default they follow what the cache holds)."""
+    """The shared start of every decoder stack's forward: flags resolved from ``kwargs`` or the config
+    (``output_attentions``, ``output_hidden_states``, ``return_dict``), tokens embedded, the cache prepared
+    (``cache`` is accepted as the transformers 5 name of ``past_key_values``), and the cache slots
+    (``cache_position``) and positions of the new tokens (by default they follow what the cache holds)."""
     if past_key_values is None:
-        past_key_values = kwargs.pop("cache", None)
+        past_key_values = kwargs.get("cache")
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("give exactly one of input_ids or inputs_embeds")
     config = model.config
@@ -206,19 +224,23 @@ def begin_decoder(
     if inputs_embeds is None:
         inputs_embeds = embed(input_ids)
     cache = prepare_cache(past_key_values, use_cache, config)
+    cache_position = kwargs.get("cache_position")
     if cache_position is None:
         cache_position = cache_positions(cache, inputs_embeds.shape[1], inputs_embeds.device)
+
+    def flag(name: str) -> bool:
+        value = kwargs.get(name)
+        return getattr(config, name) if value is None else value
+
     return DecoderRun(
         hidden_states=inputs_embeds,
         cache=cache,
         cache_position=cache_position,
         position_ids=cache_position.unsqueeze(0) if position_ids is None else position_ids,
         use_cache=use_cache,
-        output_attentions=config.output_attentions if output_attentions is None else output_attentions,
-        output_hidden_states=(
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        ),
-        return_dict=config.return_dict if return_dict is None else return_dict,
+        output_attentions=flag("output_attentions"),
+        output_hidden_states=flag("output_hidden_states"),
+        return_dict=flag("return_dict"),
     )
 
 
@@ -265,18 +287,6 @@ def finish_decoder(
         attentions=tuple(all_attn) if run.output_attentions else None,
     )
     return out if run.return_dict else out.to_tuple()
-
-
-def sequence_classifier_output(
-    model: Any, outputs: Any, input_ids: torch.Tensor | None, labels: torch.Tensor | None, return_dict: bool
-) -> SequenceClassifierOutputWithPast | tuple:
-    """The shared tail of a decoder's ``ForSequenceClassification.forward``: ``model.score`` read at the
-    last non-padding token, and the loss ``config.problem_type`` asks for."""
-    logits = last_token_pool(model.score(outputs.last_hidden_state), input_ids, model.config.pad_token_id)
-    loss = sequence_classification_loss(logits, labels, model.config) if labels is not None else None
-    out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
-                                           hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if return_dict else out.to_tuple()
 
 
 def init_decoder_weights(module: nn.Module, std: float) -> None:

@@ -21,11 +21,11 @@ from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
     begin_decoder,
     build_masks,
+    causal_lm_forward,
     finish_decoder,
     init_decoder_weights,
-    lm_head_output,
     run_layers,
-    sequence_classifier_output,
+    sequence_classifier_forward,
 )
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.outputs import (
@@ -235,15 +235,11 @@ class GPT2Model(GPT2PreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast | tuple:
         """Run the transformer (arguments as in :meth:`LlamaModel.forward`, plus ``token_type_ids``)."""
-        run = begin_decoder(self, self.wte, input_ids, inputs_embeds, past_key_values, use_cache, cache_position,
-                            position_ids, output_attentions, output_hidden_states, return_dict, kwargs)  # fmt: skip
+        run = begin_decoder(self, self.wte, input_ids, inputs_embeds, past_key_values, use_cache, position_ids,
+                            kwargs)  # fmt: skip
         hidden_states = run.hidden_states + self.wpe(run.position_ids)
         if token_type_ids is not None:
             hidden_states = hidden_states + self.wte(token_type_ids.view(-1, hidden_states.shape[1]))
@@ -280,24 +276,15 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast | tuple:
         """Next-token logits, and the shifted cross-entropy loss when ``labels`` are given
-        (divided by ``num_items_in_batch`` when the trainer passes it)."""
-        outputs = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
-                                   attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                   position_ids=position_ids, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                                   return_dict=True, cache_position=cache_position, cache=kwargs.pop("cache", None))  # fmt: skip
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return lm_head_output(self.lm_head, outputs, labels, logits_to_keep, num_items_in_batch,
-                              kwargs.get("shift_labels"), return_dict)  # fmt: skip
+        (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
+        inputs = dict(input_ids=input_ids, past_key_values=past_key_values, attention_mask=attention_mask,
+                      token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
+                      use_cache=use_cache)  # fmt: skip
+        return causal_lm_forward(self, labels, logits_to_keep, {**inputs, **kwargs})
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):
@@ -320,17 +307,14 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> SequenceClassifierOutputWithPast | tuple:
         """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
         Other keyword arguments (``output_attentions``, ...) go to the transformer."""
-        outputs = self.transformer(input_ids=input_ids, past_key_values=past_key_values,
-                                   attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                   position_ids=position_ids, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                                   return_dict=True, **kwargs)  # fmt: skip
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return sequence_classifier_output(self, outputs, input_ids, labels, return_dict)
+        inputs = dict(input_ids=input_ids, past_key_values=past_key_values, attention_mask=attention_mask,
+                      token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
+                      use_cache=use_cache)  # fmt: skip
+        return sequence_classifier_forward(self, labels, {**inputs, **kwargs})
 
 
 register(

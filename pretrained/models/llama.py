@@ -28,11 +28,11 @@ from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
     begin_decoder,
     build_masks,
+    causal_lm_forward,
     finish_decoder,
     init_decoder_weights,
-    lm_head_output,
     run_layers,
-    sequence_classifier_output,
+    sequence_classifier_forward,
 )
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
@@ -352,10 +352,6 @@ class LlamaModel(LlamaPreTrainedModel):
         past_key_values: Any = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast | tuple:
         """Run the decoder.
@@ -367,11 +363,11 @@ class LlamaModel(LlamaPreTrainedModel):
             past_key_values: A cache from an earlier call (``cache`` is accepted as an alias), or a legacy
                 tuple of ``(keys, values)``.
             use_cache: Return a cache (default ``config.use_cache`` outside training).
-            cache_position: ``(seq,)`` cache slots of the new tokens (default: after the cached ones).
+            kwargs: ``cache_position`` (``(seq,)`` cache slots of the new tokens, default: after the cached
+                ones), ``output_attentions``, ``output_hidden_states``, ``return_dict``.
         """
         run = begin_decoder(self, self.embed_tokens, input_ids, inputs_embeds, past_key_values, use_cache,
-                            cache_position, position_ids, output_attentions, output_hidden_states, return_dict,
-                            kwargs)  # fmt: skip
+                            position_ids, kwargs)  # fmt: skip
         masks = build_masks(attention_mask, run.cache, run.cache_position, self.windows)
         rotary = rotary_tables(*self.rotary_emb(run.position_ids, run.hidden_states.dtype))
         hidden_states, all_hidden, all_attn = run_layers(self, self.layers, run, masks, self.windows, rotary)
@@ -405,26 +401,14 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast | tuple:
-        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given.
-
-        ``num_items_in_batch`` (passed by the Trainer under gradient accumulation) turns the mean loss
-        into ``sum / num_items_in_batch``.
-        """
-        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                             return_dict=True, cache_position=cache_position, cache=kwargs.pop("cache", None))  # fmt: skip
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return lm_head_output(self.lm_head, outputs, labels, logits_to_keep, num_items_in_batch,
-                              kwargs.get("shift_labels"), return_dict)  # fmt: skip
+        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
+        (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
+        return causal_lm_forward(self, labels, logits_to_keep, {**inputs, **kwargs})
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -446,16 +430,13 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> SequenceClassifierOutputWithPast | tuple:
         """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
         Other keyword arguments (``output_attentions``, ...) go to the decoder."""
-        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                             return_dict=True, **kwargs)  # fmt: skip
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return sequence_classifier_output(self, outputs, input_ids, labels, return_dict)
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
+        return sequence_classifier_forward(self, labels, {**inputs, **kwargs})
 
 
 # Mistral and Qwen share the classes; the names exist so user code and `architectures` resolve.
