@@ -27,6 +27,15 @@ def _as_id_list(ids: int | Iterable[int] | torch.Tensor | None) -> list[int]:
     return [int(i) for i in ids]
 
 
+def _min_tokens_to_keep(value: Any, coerce: bool = False) -> int:
+    """``value`` checked to be a positive ``int``. With ``coerce`` anything ``int()`` takes is converted first
+    (the epsilon and eta warpers' rule in transformers; the others want an ``int``)."""
+    count = int(value) if coerce else value
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {value!r}")
+    return count
+
+
 class LogitsProcessor:
     """Base class: ``__call__(input_ids (batch, cur_len), scores (batch, vocab)) -> scores``."""
 
@@ -102,9 +111,8 @@ class TopPLogitsWarper(LogitsProcessor):
         top_p = float(top_p)
         if not 0 <= top_p <= 1.0:
             raise ValueError(f"`top_p` has to be a float in [0, 1], got {top_p}")
-        if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {min_tokens_to_keep!r}")
-        self.top_p, self.filter_value, self.min_tokens_to_keep = top_p, filter_value, min_tokens_to_keep
+        self.top_p, self.filter_value = top_p, filter_value
+        self.min_tokens_to_keep = _min_tokens_to_keep(min_tokens_to_keep)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         ascending, order = torch.sort(scores, descending=False)
@@ -122,9 +130,8 @@ class MinPLogitsWarper(LogitsProcessor):
     def __init__(self, min_p: float, filter_value: float = _NEG_INF, min_tokens_to_keep: int = 1) -> None:
         if not 0 <= min_p <= 1.0:
             raise ValueError(f"`min_p` has to be a float in [0, 1], got {min_p}")
-        if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {min_tokens_to_keep!r}")
-        self.min_p, self.filter_value, self.min_tokens_to_keep = min_p, filter_value, min_tokens_to_keep
+        self.min_p, self.filter_value = min_p, filter_value
+        self.min_tokens_to_keep = _min_tokens_to_keep(min_tokens_to_keep)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probs = scores.softmax(dim=-1)
@@ -143,9 +150,8 @@ class TypicalLogitsWarper(LogitsProcessor):
         mass = float(mass)
         if not 0 < mass < 1:
             raise ValueError(f"`typical_p` has to be a float in (0, 1), got {mass}")
-        if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {min_tokens_to_keep!r}")
-        self.mass, self.filter_value, self.min_tokens_to_keep = mass, filter_value, min_tokens_to_keep
+        self.mass, self.filter_value = mass, filter_value
+        self.min_tokens_to_keep = _min_tokens_to_keep(min_tokens_to_keep)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logp = F.log_softmax(scores, dim=-1)
@@ -166,13 +172,8 @@ class EpsilonLogitsWarper(LogitsProcessor):
         epsilon = float(epsilon)
         if not 0 < epsilon < 1:
             raise ValueError(f"`epsilon_cutoff` has to be a float in (0, 1), got {epsilon}")
-        if int(min_tokens_to_keep) < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {min_tokens_to_keep!r}")
-        self.epsilon, self.filter_value, self.min_tokens_to_keep = (
-            epsilon,
-            filter_value,
-            int(min_tokens_to_keep),
-        )
+        self.epsilon, self.filter_value = epsilon, filter_value
+        self.min_tokens_to_keep = _min_tokens_to_keep(min_tokens_to_keep, coerce=True)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         drop = scores.softmax(dim=-1) < self.epsilon
@@ -189,10 +190,9 @@ class EtaLogitsWarper(LogitsProcessor):
         epsilon = float(epsilon)
         if not 0 < epsilon < 1:
             raise ValueError(f"`eta_cutoff` has to be a float in (0, 1), got {epsilon}")
-        if int(min_tokens_to_keep) < 1:
-            raise ValueError(f"`min_tokens_to_keep` has to be a positive integer, got {min_tokens_to_keep!r}")
         self.epsilon = torch.tensor(epsilon, device=device)
-        self.filter_value, self.min_tokens_to_keep = filter_value, int(min_tokens_to_keep)
+        self.filter_value = filter_value
+        self.min_tokens_to_keep = _min_tokens_to_keep(min_tokens_to_keep, coerce=True)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probs = scores.softmax(dim=-1)

@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 
@@ -53,13 +52,3 @@ def get_activation(name: str | Callable) -> Callable[[torch.Tensor], torch.Tenso
     except KeyError:
         raise ValueError(f"Unknown activation {name!r}; known: {', '.join(sorted(ACT2FN))}.") from None
 
-
-class Activation(nn.Module):
-    """An activation as a module (for ``nn.Sequential``-style heads)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.fn = get_activation(name)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)

@@ -1,10 +1,65 @@
-"""The layer loop shared by encoder stacks (BERT's ``encoder``, DistilBERT's ``transformer``)."""
+"""Pieces shared by the bidirectional encoders (BERT and RoBERTa, DistilBERT).
+
+* :class:`EncoderSelfAttention` splits heads and attends through the registry of
+  :mod:`pretrained.modeling.attention`, chosen by ``config._attn_implementation``.
+* :class:`LayerStack` is the layer loop (``encoder.layer`` / ``transformer.layer``).
+* :class:`EncoderPreTrainedModel` is the base of every encoder model: standard initialisation, the input
+  embeddings, the bare model's pass, and how a task head runs its encoder and builds its output.
+
+The module names stay in each family's file, since they are the checkpoint keys.
+"""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
+from pretrained.modeling.base import PreTrainedModel, init_standard_
+from pretrained.modeling.losses import (
+    sequence_classification_loss,
+    span_logits_and_loss,
+    token_classification_loss,
+)
+from pretrained.modeling.outputs import ModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutput
+
+
+class EncoderSelfAttention(nn.Module):
+    """Multi-head self-attention over every position (no causal mask).
+
+    Subclasses create the query, key and value layers under their checkpoint's names and pass them to
+    :meth:`attend`. The attention function is read from ``config._attn_implementation`` at every call
+    (SDPA when unset), so a later ``set_attn_implementation`` takes effect.
+
+    Args:
+        config: the model config (``hidden_size`` / ``num_attention_heads``, or their aliases).
+        dropout: dropout on the attention weights in training.
+    """
+
+    def __init__(self, config: Any, dropout: float):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(f"hidden_size ({config.hidden_size}) is not a multiple of num_attention_heads "
+                             f"({config.num_attention_heads}).")
+        self.num_heads = config.num_attention_heads
+        self.dropout = dropout
+        self.config = config
+
+    def attend(self, hidden: torch.Tensor, projections: tuple[nn.Module, nn.Module, nn.Module],
+               mask: torch.Tensor | None, output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend ``hidden`` ``(batch, seq, hidden)`` to itself through the query, key and value ``projections``.
+
+        Returns the ``(batch, seq, hidden)`` states before any output projection, and the
+        ``(batch, heads, seq, seq)`` weights when ``output_attentions`` (else ``None``).
+        """
+        q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in projections)  # (batch, heads, seq, dim)
+        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
+                                 output_attentions=output_attentions,
+                                 implementation=getattr(self.config, "_attn_implementation", None))
+        return merge_heads(out), weights
 
 
 class LayerStack(nn.Module):
@@ -34,3 +89,68 @@ class LayerStack(nn.Module):
             if output_attentions:
                 all_weights += (weights,)
         return hidden, all_hidden, all_weights
+
+
+class EncoderPreTrainedModel(PreTrainedModel):
+    """Base of the encoder models: what a bare encoder and its task heads do the same way in every family.
+
+    A bare model keeps its embeddings module under ``embeddings`` (with ``word_embeddings``). A task head
+    keeps the bare model under ``base_model_prefix``, lists that model's forward arguments in
+    ``_encoder_args`` and, when scored against ``labels``, names its output class in ``_output_class``.
+    """
+
+    supports_gradient_checkpointing = True
+    _encoder_args: ClassVar[tuple[str, ...]] = ()
+    _output_class: ClassVar[type[ModelOutput] | None] = None
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_standard_(module, self.config.initializer_range)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.base_model.embeddings.word_embeddings = value
+
+    # --- the bare model ------------------------------------------------------------------------------
+    def _run_encoder(self, layers: LayerStack, attention_mask: torch.Tensor | None, output_attentions: bool | None,
+                    output_hidden_states: bool | None, **inputs: torch.Tensor | None):
+        """Embed ``inputs`` (keyword arguments of ``self.embeddings``) and run ``layers`` on them.
+
+        Exactly one of ``input_ids`` / ``inputs_embeds`` must be given; the output flags default to the
+        config's. Returns ``(last hidden, every layer's hidden or None, every layer's weights or None)``.
+        """
+        if (inputs.get("input_ids") is None) == (inputs.get("inputs_embeds") is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        hidden = self.embeddings(**inputs)
+        return layers(hidden, padding_mask(attention_mask), output_attentions, output_hidden_states)
+
+    # --- task heads ----------------------------------------------------------------------------------
+    def _logits(self, encoded: ModelOutput) -> torch.Tensor:
+        """A head scored against ``labels``: its logits from the encoder's output."""
+        raise NotImplementedError(f"{type(self).__name__} has no scoring head.")
+
+    def _encode(self, inputs: dict[str, Any]) -> ModelOutput:
+        """Run the bare model on the ``_encoder_args`` found in ``inputs`` (a head forward's ``locals()``)."""
+        return self.base_model(**{k: inputs.get(k) for k in self._encoder_args}, return_dict=True)
+
+    def _scored_output(self, logits: torch.Tensor, labels: torch.Tensor | None, encoded: ModelOutput,
+                       return_dict: bool | None) -> Any:
+        """``_output_class`` with ``logits``, the loss against ``labels`` when given (one label per sequence
+        for a sequence classifier, one per token otherwise) and the encoder's hidden states / attentions."""
+        loss = None
+        if labels is not None and self._output_class is SequenceClassifierOutput:
+            loss = sequence_classification_loss(logits, labels, self.config)
+        elif labels is not None:
+            loss = token_classification_loss(logits, labels)
+        return self._head_output(self._output_class, loss, encoded, return_dict, logits=logits)
+
+    def _span_output(self, logits: torch.Tensor, start_positions: torch.Tensor | None,
+                     end_positions: torch.Tensor | None, encoded: ModelOutput, return_dict: bool | None) -> Any:
+        """A question-answering head's output from its ``(batch, seq, 2)`` logits."""
+        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
+        return self._head_output(QuestionAnsweringModelOutput, loss, encoded, return_dict,
+                                 start_logits=start_logits, end_logits=end_logits)

@@ -67,6 +67,9 @@ def _rebuild(cls: type[ModelOutput], state: dict[str, Any]) -> ModelOutput:
 
 @dataclass
 class BaseModelOutput(ModelOutput):
+    """A bare model's output: the last layer's states, plus every layer's states and attention weights
+    when asked for."""
+
     last_hidden_state: FloatTensor | None = None
     hidden_states: tuple[FloatTensor, ...] | None = None
     attentions: tuple[FloatTensor, ...] | None = None
@@ -74,6 +77,8 @@ class BaseModelOutput(ModelOutput):
 
 @dataclass
 class BaseModelOutputWithPooling(ModelOutput):
+    """:class:`BaseModelOutput` with ``pooler_output``, the sentence vector made from the first token."""
+
     last_hidden_state: FloatTensor | None = None
     pooler_output: FloatTensor | None = None
     hidden_states: tuple[FloatTensor, ...] | None = None
@@ -82,6 +87,8 @@ class BaseModelOutputWithPooling(ModelOutput):
 
 @dataclass
 class BaseModelOutputWithPast(ModelOutput):
+    """:class:`BaseModelOutput` with the key/value cache to continue from."""
+
     last_hidden_state: FloatTensor | None = None
     past_key_values: Any = None
     hidden_states: tuple[FloatTensor, ...] | None = None
@@ -89,7 +96,18 @@ class BaseModelOutputWithPast(ModelOutput):
 
 
 @dataclass
-class CausalLMOutputWithPast(ModelOutput):
+class _ScoredOutput(ModelOutput):
+    # The fields of every head whose ``logits`` are scored against ``labels``; the public classes
+    # below differ only in name, as in transformers.
+    loss: FloatTensor | None = None
+    logits: FloatTensor | None = None
+    hidden_states: tuple[FloatTensor, ...] | None = None
+    attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class _ScoredOutputWithPast(ModelOutput):
+    # The same for the decoder heads, with the key/value cache before the per-layer tuples.
     loss: FloatTensor | None = None
     logits: FloatTensor | None = None
     past_key_values: Any = None
@@ -98,40 +116,34 @@ class CausalLMOutputWithPast(ModelOutput):
 
 
 @dataclass
-class MaskedLMOutput(ModelOutput):
-    loss: FloatTensor | None = None
-    logits: FloatTensor | None = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
+class CausalLMOutputWithPast(_ScoredOutputWithPast):
+    """A causal language model's output: next-token ``logits``, the shifted loss, the cache."""
 
 
 @dataclass
-class SequenceClassifierOutput(ModelOutput):
-    loss: FloatTensor | None = None
-    logits: FloatTensor | None = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
+class MaskedLMOutput(_ScoredOutput):
+    """A masked language model's output: vocabulary ``logits`` at every position."""
 
 
 @dataclass
-class SequenceClassifierOutputWithPast(ModelOutput):
-    loss: FloatTensor | None = None
-    logits: FloatTensor | None = None
-    past_key_values: Any = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
+class SequenceClassifierOutput(_ScoredOutput):
+    """A sequence classifier's output: one row of class ``logits`` per sequence."""
 
 
 @dataclass
-class TokenClassifierOutput(ModelOutput):
-    loss: FloatTensor | None = None
-    logits: FloatTensor | None = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
+class SequenceClassifierOutputWithPast(_ScoredOutputWithPast):
+    """A decoder's sequence classifier output: class ``logits`` per sequence, and the cache."""
+
+
+@dataclass
+class TokenClassifierOutput(_ScoredOutput):
+    """A token classifier's output: class ``logits`` at every position."""
 
 
 @dataclass
 class QuestionAnsweringModelOutput(ModelOutput):
+    """An extractive question-answering output: per-position scores for the answer's start and end."""
+
     loss: FloatTensor | None = None
     start_logits: FloatTensor | None = None
     end_logits: FloatTensor | None = None

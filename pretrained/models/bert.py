@@ -7,24 +7,19 @@ weights load with no renaming. RoBERTa differs from BERT only in how position id
 
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
-from pretrained.modeling.base import PreTrainedModel, init_standard_
-from pretrained.modeling.encoder import LayerStack
-from pretrained.modeling.losses import (
-    sequence_classification_loss,
-    span_logits_and_loss,
-    token_classification_loss,
-)
+from pretrained.modeling.encoder import EncoderPreTrainedModel, EncoderSelfAttention, LayerStack
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
+    ModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -119,23 +114,13 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
-class BertSelfAttention(nn.Module):
+class BertSelfAttention(EncoderSelfAttention):
     def __init__(self, config: BertConfig):
-        super().__init__()
-        if config.hidden_size % config.num_attention_heads:
-            raise ValueError(f"hidden_size ({config.hidden_size}) is not a multiple of num_attention_heads "
-                             f"({config.num_attention_heads}).")
-        self.num_heads = config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = config.attention_probs_dropout_prob
+        super().__init__(config, config.attention_probs_dropout_prob)
+        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size) for _ in range(3))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in (self.query, self.key, self.value))
-        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
-                                 output_attentions=output_attentions)
-        return merge_heads(out), weights
+        return self.attend(hidden, (self.query, self.key, self.value), mask, output_attentions)
 
 
 class BertSelfOutput(nn.Module):
@@ -198,16 +183,17 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))
 
 
-class BertPreTrainedModel(PreTrainedModel):
+class BertPreTrainedModel(EncoderPreTrainedModel):
     config_class = BertConfig
     base_model_prefix = "bert"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["BertEmbeddings", "BertLayer"]
+    _encoder_args = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
+                     "output_attentions", "output_hidden_states")
 
     def _init_weights(self, module: nn.Module) -> None:
-        init_standard_(module, self.config.initializer_range)
+        super()._init_weights(module)
         if isinstance(module, (BertLMPredictionHead, RobertaLMHead)):
-            module.bias.zero_()
+            module.bias.zero_()  # the decoder's bias: zeroed also when this module alone is initialised
 
 
 class BertModel(BertPreTrainedModel):
@@ -220,25 +206,14 @@ class BertModel(BertPreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, output_attentions: bool | None = None,
                 output_hidden_states: bool | None = None, return_dict: bool | None = None,
                 **kwargs: Any) -> BaseModelOutputWithPooling:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (self.config.output_hidden_states if output_hidden_states is None
-                                else output_hidden_states)
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        mask = padding_mask(attention_mask)
-        hidden, all_hidden, all_weights = self.encoder(hidden, mask, output_attentions, output_hidden_states)
+        hidden, all_hidden, all_weights = self._run_encoder(
+            self.encoder, attention_mask, output_attentions, output_hidden_states, input_ids=input_ids,
+            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds)
         pooled = self.pooler(hidden) if self.pooler is not None else None
         out = BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled,
                                          hidden_states=all_hidden, attentions=all_weights)
@@ -260,6 +235,8 @@ class BertPredictionHeadTransform(nn.Module):
 
 
 class BertLMPredictionHead(nn.Module):
+    """transform → decoder over the vocabulary; the decoder's bias also stands here as ``bias``."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
@@ -270,13 +247,11 @@ class BertLMPredictionHead(nn.Module):
         return self.decoder(self.transform(hidden))
 
 
-class BertOnlyMLMHead(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.predictions = BertLMPredictionHead(config)
+class BertOnlyMLMHead(nn.Sequential):
+    """The prediction head alone, under ``predictions`` (the checkpoints' ``cls.predictions.*`` keys)."""
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.predictions(hidden)
+    def __init__(self, config: BertConfig):
+        super().__init__(OrderedDict(predictions=BertLMPredictionHead(config)))
 
 
 class RobertaLMHead(nn.Module):
@@ -310,84 +285,85 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(self.dropout(x))
 
 
-_ENCODER_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
-                 "output_attentions", "output_hidden_states")
-
-
 class _EncoderHeads(BertPreTrainedModel):
-    """What every task head shares: build the encoder under the right prefix and run it."""
+    """What every task head shares: the encoder under the family's prefix, built first, and one forward for
+    the heads scored against ``labels``, each of which computes its ``_logits`` from the encoder's output."""
 
-    def _build_encoder(self, config: BertConfig, add_pooling_layer: bool) -> None:
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = False):
+        super().__init__(config)
         setattr(self, self.base_model_prefix, BertModel(config, add_pooling_layer=add_pooling_layer))
 
-    def _encode(self, inputs: dict[str, Any]) -> BaseModelOutputWithPooling:
-        args = {k: inputs.get(k) for k in _ENCODER_ARGS}
-        return getattr(self, self.base_model_prefix)(**args, return_dict=True)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> ModelOutput:
+        """Encode, score with the head and, given ``labels``, compute the loss (``-100`` labels ignored)."""
+        encoded = self._encode(locals())
+        return self._scored_output(self._logits(encoded), labels, encoded, return_dict)
 
 
-class BertForMaskedLM(_EncoderHeads):
+class _MaskedLM(_EncoderHeads):
+    """A masked-LM head module (``_lm_head()``) whose ``decoder`` shares the word embedding matrix and
+    whose ``bias`` is the decoder's, under a second name."""
+
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+    _output_class = MaskedLMOutput
+
+    def _lm_head(self) -> nn.Module:
+        raise NotImplementedError
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self._lm_head().decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        head = self._lm_head()
+        head.decoder, head.bias = value, value.bias
+
+
+class BertForMaskedLM(_MaskedLM):
     _aliased_weights_keys = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
     _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
     _keys_to_ignore_on_load_unexpected = [r"pooler", r"seq_relationship"]
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.cls.predictions.decoder
+    def _lm_head(self) -> nn.Module:
+        return self.cls.predictions
 
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.cls.predictions.decoder = value
-        self.cls.predictions.bias = value.bias
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs: Any) -> MaskedLMOutput:
-        encoded = self._encode(locals())
-        logits = self.cls(encoded.last_hidden_state)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+    def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.cls(encoded.last_hidden_state)
 
 
-class BertForSequenceClassification(_EncoderHeads):
+class _DropoutClassifier(_EncoderHeads):
+    """Dropout then a linear classifier, on the pooled first token (``_pooled``) or on every token."""
+
+    _pooled: ClassVar[bool] = False
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config, add_pooling_layer=self._pooled)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        states = encoded.pooler_output if self._pooled else encoded.last_hidden_state
+        return self.classifier(self.dropout(states))
+
+
+class BertForSequenceClassification(_DropoutClassifier):
     """Pooled first token → dropout → linear; loss by ``problem_type`` (regression / single / multi-label)."""
 
-    def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=True)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs: Any) -> SequenceClassifierOutput:
-        encoded = self._encode(locals())
-        logits = self.classifier(self.dropout(encoded.pooler_output))
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+    _pooled = True
+    _output_class = SequenceClassifierOutput
 
 
-class BertForTokenClassification(_EncoderHeads):
+class BertForTokenClassification(_DropoutClassifier):
+    """Every token → dropout → linear; cross-entropy per token."""
+
     _keys_to_ignore_on_load_unexpected = [r"pooler"]
-
-    def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs: Any) -> TokenClassifierOutput:
-        encoded = self._encode(locals())
-        logits = self.classifier(self.dropout(encoded.last_hidden_state))
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+    _output_class = TokenClassifierOutput
 
 
 class BertForQuestionAnswering(_EncoderHeads):
@@ -395,18 +371,16 @@ class BertForQuestionAnswering(_EncoderHeads):
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs: Any) -> QuestionAnsweringModelOutput:
+        """Encode and score each token as the answer's start and end; the loss needs both positions."""
         encoded = self._encode(locals())
         logits = self.qa_outputs(encoded.last_hidden_state)  # (batch, seq, 2)
-        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
-        return self._head_output(QuestionAnsweringModelOutput, loss, encoded, return_dict,
-                            start_logits=start_logits, end_logits=end_logits)
+        return self._span_output(logits, start_positions, end_positions, encoded, return_dict)
 
 
 # --- RoBERTa: the same encoder under the ``roberta`` prefix, with its own heads --------------------------
@@ -415,56 +389,41 @@ class BertForQuestionAnswering(_EncoderHeads):
 class RobertaPreTrainedModel(BertPreTrainedModel):
     config_class = RobertaConfig
     base_model_prefix = "roberta"
-    _no_split_modules = ["BertEmbeddings", "BertLayer"]
 
 
 class RobertaModel(RobertaPreTrainedModel, BertModel):
     pass
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel, _EncoderHeads):
+class RobertaForMaskedLM(RobertaPreTrainedModel, _MaskedLM):
     _aliased_weights_keys = {"lm_head.decoder.bias": "lm_head.bias"}
     _tied_weights_keys = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
-    _keys_to_ignore_on_load_unexpected = [r"pooler"]
 
     def __init__(self, config: RobertaConfig):
         super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=False)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head.decoder
+    def _lm_head(self) -> nn.Module:
+        return self.lm_head
 
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head.decoder = value
-        self.lm_head.bias = value.bias
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs: Any) -> MaskedLMOutput:
-        encoded = self._encode(locals())
-        logits = self.lm_head(encoded.last_hidden_state)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+    def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.lm_head(encoded.last_hidden_state)
 
 
 class RobertaForSequenceClassification(RobertaPreTrainedModel, _EncoderHeads):
+    """dense → tanh → out_proj on the first token (no pooler); loss by ``problem_type``."""
+
     _keys_to_ignore_on_load_unexpected = [r"pooler"]
+    _output_class = SequenceClassifierOutput
 
     def __init__(self, config: RobertaConfig):
         super().__init__(config)
-        self._build_encoder(config, add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs: Any) -> SequenceClassifierOutput:
-        encoded = self._encode(locals())
-        logits = self.classifier(encoded.last_hidden_state)
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+    def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.classifier(encoded.last_hidden_state)
 
 
 class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):

@@ -13,17 +13,11 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
-from pretrained.modeling.base import PreTrainedModel, init_standard_
-from pretrained.modeling.encoder import LayerStack
-from pretrained.modeling.losses import (
-    sequence_classification_loss,
-    span_logits_and_loss,
-    token_classification_loss,
-)
+from pretrained.modeling.encoder import EncoderPreTrainedModel, EncoderSelfAttention, LayerStack
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     MaskedLMOutput,
+    ModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -96,23 +90,14 @@ class Embeddings(nn.Module):
         return self.dropout(self.LayerNorm(inputs_embeds + self.position_embeddings(position_ids)))
 
 
-class DistilBertSelfAttention(nn.Module):
+class DistilBertSelfAttention(EncoderSelfAttention):
     def __init__(self, config: DistilBertConfig):
-        super().__init__()
-        if config.dim % config.n_heads:
-            raise ValueError(f"dim ({config.dim}) is not a multiple of n_heads ({config.n_heads}).")
-        self.n_heads = config.n_heads
-        self.q_lin = nn.Linear(config.dim, config.dim)
-        self.k_lin = nn.Linear(config.dim, config.dim)
-        self.v_lin = nn.Linear(config.dim, config.dim)
-        self.out_lin = nn.Linear(config.dim, config.dim)
-        self.dropout = config.attention_dropout
+        super().__init__(config, config.attention_dropout)
+        self.q_lin, self.k_lin, self.v_lin, self.out_lin = (nn.Linear(config.dim, config.dim) for _ in range(4))
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        q, k, v = (split_heads(lin(hidden), self.n_heads) for lin in (self.q_lin, self.k_lin, self.v_lin))
-        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
-                                 output_attentions=output_attentions)
-        return self.out_lin(merge_heads(out)), weights
+        out, weights = self.attend(hidden, (self.q_lin, self.k_lin, self.v_lin), mask, output_attentions)
+        return self.out_lin(out), weights
 
 
 class FFN(nn.Module):
@@ -146,14 +131,15 @@ class Transformer(LayerStack):
         super().__init__([TransformerBlock(config) for _ in range(config.n_layers)])
 
 
-class DistilBertPreTrainedModel(PreTrainedModel):
+class DistilBertPreTrainedModel(EncoderPreTrainedModel):
     config_class = DistilBertConfig
     base_model_prefix = "distilbert"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerBlock"]
+    _encoder_args = ("input_ids", "attention_mask", "inputs_embeds", "position_ids", "output_attentions",
+                     "output_hidden_states")
 
     def _init_weights(self, module: nn.Module) -> None:
-        init_standard_(module, self.config.initializer_range)
+        super()._init_weights(module)
         if isinstance(module, Embeddings) and self.config.sinusoidal_pos_embds:
             weight = module.position_embeddings.weight
             if not weight.is_meta:
@@ -167,42 +153,39 @@ class DistilBertModel(DistilBertPreTrainedModel):
         self.transformer = Transformer(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
                 return_dict: bool | None = None, **kwargs: Any) -> BaseModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (self.config.output_hidden_states if output_hidden_states is None
-                                else output_hidden_states)
-        hidden = self.embeddings(input_ids, inputs_embeds, position_ids)
-        hidden, all_hidden, all_weights = self.transformer(hidden, padding_mask(attention_mask),
-                                                           output_attentions, output_hidden_states)
+        hidden, all_hidden, all_weights = self._run_encoder(
+            self.transformer, attention_mask, output_attentions, output_hidden_states, input_ids=input_ids,
+            inputs_embeds=inputs_embeds, position_ids=position_ids)
         out = BaseModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_weights)
         return self._outputs(out, return_dict)
 
 
 class _Heads(DistilBertPreTrainedModel):
-    def _encode(self, inputs: dict[str, Any]) -> BaseModelOutput:
-        keys = ("input_ids", "attention_mask", "inputs_embeds", "position_ids", "output_attentions",
-                "output_hidden_states")
-        return self.distilbert(**{k: inputs.get(k) for k in keys}, return_dict=True)
+    """What every task head shares: the encoder, built first, and one forward for the heads scored against
+    ``labels``, each of which computes its ``_logits`` from the encoder's output."""
+
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.distilbert = DistilBertModel(config)
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs) -> ModelOutput:
+        """Encode, score with the head and, given ``labels``, compute the loss (``-100`` labels ignored)."""
+        encoded = self._encode(locals())
+        return self._scored_output(self._logits(encoded), labels, encoded, return_dict)
 
 
 class DistilBertForMaskedLM(_Heads):
     _tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+    _output_class = MaskedLMOutput
 
     def __init__(self, config: DistilBertConfig):
         super().__init__(config)
         self.activation = get_activation(config.activation)
-        self.distilbert = DistilBertModel(config)
         self.vocab_transform = nn.Linear(config.dim, config.dim)
         self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=1e-12)
         self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
@@ -214,59 +197,48 @@ class DistilBertForMaskedLM(_Heads):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.vocab_projector = value
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs) -> MaskedLMOutput:
-        encoded = self._encode(locals())
+    def _logits(self, encoded: BaseModelOutput) -> torch.Tensor:
         x = self.vocab_layer_norm(self.activation(self.vocab_transform(encoded.last_hidden_state)))
-        logits = self.vocab_projector(x)
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._head_output(MaskedLMOutput, loss, encoded, return_dict, logits=logits)
+        return self.vocab_projector(x)
 
 
 class DistilBertForSequenceClassification(_Heads):
     """First token → pre_classifier → ReLU → dropout → classifier."""
 
+    _output_class = SequenceClassifierOutput
+
     def __init__(self, config: DistilBertConfig):
         super().__init__(config)
-        self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.dropout = nn.Dropout(config.seq_classif_dropout)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None,
-                **kwargs) -> SequenceClassifierOutput:
-        encoded = self._encode(locals())
+    def _logits(self, encoded: BaseModelOutput) -> torch.Tensor:
         pooled = torch.relu(self.pre_classifier(encoded.last_hidden_state[:, 0]))
-        logits = self.classifier(self.dropout(pooled))
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        return self._head_output(SequenceClassifierOutput, loss, encoded, return_dict, logits=logits)
+        return self.classifier(self.dropout(pooled))
 
 
 class DistilBertForTokenClassification(_Heads):
+    """Every token → dropout → classifier."""
+
+    _output_class = TokenClassifierOutput
+
     def __init__(self, config: DistilBertConfig):
         super().__init__(config)
-        self.distilbert = DistilBertModel(config)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.dim, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None,
-                **kwargs) -> TokenClassifierOutput:
-        encoded = self._encode(locals())
-        logits = self.classifier(self.dropout(encoded.last_hidden_state))
-        loss = token_classification_loss(logits, labels) if labels is not None else None
-        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+    def _logits(self, encoded: BaseModelOutput) -> torch.Tensor:
+        return self.classifier(self.dropout(encoded.last_hidden_state))
 
 
 class DistilBertForQuestionAnswering(_Heads):
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
         if config.num_labels != 2:
             raise ValueError(f"config.num_labels should be 2 for question answering, not {config.num_labels}.")
-        self.distilbert = DistilBertModel(config)
+        super().__init__(config)
         self.qa_outputs = nn.Linear(config.dim, config.num_labels)
         self.dropout = nn.Dropout(config.qa_dropout)
         self.post_init()
@@ -274,12 +246,10 @@ class DistilBertForQuestionAnswering(_Heads):
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, start_positions=None,
                 end_positions=None, position_ids=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, **kwargs) -> QuestionAnsweringModelOutput:
+        """Encode and score each token as the answer's start and end; the loss needs both positions."""
         encoded = self._encode(locals())
         logits = self.qa_outputs(self.dropout(encoded.last_hidden_state))  # (batch, seq, 2)
-        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
-        return self._head_output(QuestionAnsweringModelOutput, loss, encoded, return_dict,
-                            start_logits=start_logits, end_logits=end_logits)
-
+        return self._span_output(logits, start_positions, end_positions, encoded, return_dict)
 
 
 register("distilbert", DistilBertConfig, base=DistilBertModel, masked_lm=DistilBertForMaskedLM,

@@ -119,3 +119,21 @@ def test_chained_list_matches():
 def test_bad_arguments_raise_clear_errors(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+@pytest.mark.parametrize("name", ["TopPLogitsWarper", "MinPLogitsWarper", "TypicalLogitsWarper",
+                                  "EpsilonLogitsWarper", "EtaLogitsWarper"])
+@pytest.mark.parametrize("min_tokens", [0, -1, 2.0, 3])
+def test_min_tokens_to_keep_is_checked_as_transformers_does(name, min_tokens):
+    # Top-p / min-p / typical want an int; epsilon and eta take anything int() converts.
+    def build(module):
+        return getattr(module, name)(0.5, min_tokens_to_keep=min_tokens)
+
+    try:
+        want = build(hf).min_tokens_to_keep
+    except ValueError:
+        with pytest.raises(ValueError, match="min_tokens_to_keep"):
+            build(ours)
+        return
+    got = build(ours).min_tokens_to_keep
+    assert got == want and type(got) is type(want)

@@ -5,6 +5,7 @@ import torch
 import transformers as T
 
 import pretrained as P
+from pretrained.modeling import attention as attention_registry
 
 TINY = {
     "bert": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -172,3 +173,30 @@ def test_gradient_checkpointing_gives_same_gradients(tmp_path):
         model(**_inputs("bert"), labels=torch.tensor([0, 1])).loss.backward()
         grads.append(model.bert.encoder.layer[0].attention.self.query.weight.grad)
     torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("arch", list(TINY))
+def test_eager_attention_matches_sdpa(arch, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    getattr(T, PREFIX[arch] + "Model")(CONFIGS[arch](**TINY[arch])).save_pretrained(tmp_path)
+    model = getattr(P, PREFIX[arch] + "Model").from_pretrained(tmp_path)
+    calls = []
+    for name, fn in list(attention_registry.ATTENTION_FUNCTIONS.items()):
+        def counted(*args, _name=name, _fn=fn, **kwargs):
+            calls.append(_name)
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setitem(attention_registry.ATTENTION_FUNCTIONS, name, counted)
+    inputs = _inputs(arch)  # row 1 is padded, so the mask path is exercised
+    with torch.no_grad():
+        sdpa = model(**inputs, output_hidden_states=True)
+        assert set(calls) == {"sdpa"}
+        calls.clear()
+        model.config._attn_implementation = "eager"  # read at each call, as set_attn_implementation sets it
+        eager = model(**inputs, output_hidden_states=True)
+        assert set(calls) == {"eager"} and len(calls) == model.config.num_hidden_layers
+        for x, y in zip(sdpa.hidden_states, eager.hidden_states):
+            torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+        model.config._attn_implementation = "flash_attention_9"
+        with pytest.raises(ValueError, match="flash_attention_9"):
+            model(**inputs)
