@@ -299,7 +299,7 @@ class TrainingLoopMixin:
         """The optimizer steps of one epoch, from its micro-batch `skip` on (0 unless resuming)."""
         args, handler = self.args, self.callback_handler
         params = list(self.model.parameters())
-        grad_norm = learning_rate = None
+        grad_norm = lr = None  # of the last step: logged again at the epoch's end
         batches_done = skip
         for step in range(skip // plan.gradient_accumulation_steps, plan.steps_per_epoch):
             batch_samples, num_items_in_batch = self.get_batch_samples(
@@ -315,33 +315,19 @@ class TrainingLoopMixin:
                 if i < len(batch_samples) - 1:
                     self.control = handler.on_substep_end(args, self.state, self.control)
             batches_done += len(batch_samples)
-            grad_norm, learning_rate = self._optimizer_step(model, params)
+            grad_norm, lr = self._optimizer_step(model, params)
             self.state.global_step += 1
             self.state.epoch = epoch + batches_done / plan.batches_per_epoch
             self.control = handler.on_step_end(args, self.state, self.control)
             self._maybe_log_save_evaluate(
-                tr_loss,
-                grad_norm,
-                model,
-                trial,
-                epoch,
-                ignore_keys_for_eval,
-                start_time,
-                learning_rate=learning_rate,
+                tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, start_time, learning_rate=lr
             )
             self._poll_pending_save()  # a checkpoint written in the background gets its `on_save` now
             if self.control.should_epoch_stop or self.control.should_training_stop:
                 break
         self.control = handler.on_epoch_end(args, self.state, self.control)
         self._maybe_log_save_evaluate(
-            tr_loss,
-            grad_norm,
-            model,
-            trial,
-            epoch,
-            ignore_keys_for_eval,
-            start_time,
-            learning_rate=learning_rate,
+            tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, start_time, learning_rate=lr
         )
 
     def get_batch_samples(
