@@ -179,6 +179,7 @@ class TrainingLoopMixin:
     def _inner_training_loop(
         self, resume_from_checkpoint: str | None, trial: Any, ignore_keys_for_eval: list[str] | None
     ) -> TrainOutput:
+        """Plan, state and optimizer for this run, then its epochs, from a checkpoint's position if given."""
         args, handler = self.args, self.callback_handler
         train_dataloader = self.get_train_dataloader()
         iterable = isinstance(self.train_dataset, IterableDataset)
