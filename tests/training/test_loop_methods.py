@@ -6,9 +6,17 @@ import math
 import pytest
 import torch
 from torch import nn
-from training_helpers import TinyClassifier, TinyForCausalLM, TokenDataset, VectorDataset, pad_collate
+from training_helpers import (
+    TinyClassifier,
+    TinyForCausalLM,
+    TokenDataset,
+    VectorDataset,
+    assert_same_step,
+    pad_collate,
+    step_big_and_accumulated,
+)
 
-from pretrained import Trainer, TrainerCallback
+from pretrained import Trainer
 from pretrained.training.train_loop import RunningLoss, TrainingPlan
 
 
@@ -24,6 +32,10 @@ def _lm_args(quiet_args, tmp_path, name, **kw):
     )
     base.update(kw)
     return quiet_args(**base)
+
+
+def _make_args(quiet_args, tmp_path):
+    return lambda name, **kw: _lm_args(quiet_args, tmp_path, name, **kw)
 
 
 def _losses(trainer):
@@ -114,23 +126,16 @@ def test_compute_loss_override_gets_the_step_item_count(quiet_args, tmp_path):
             loss = loss / num_items_in_batch
             return (loss, outputs) if return_outputs else loss
 
-    losses = {}
-    for name, bs, ga in (("big", 12, 1), ("accum", 4, 3)):
-        args = _lm_args(
-            quiet_args,
-            tmp_path,
-            name,
-            per_device_train_batch_size=bs,
-            gradient_accumulation_steps=ga,
-            max_steps=1,
+    def make_trainer(args, callbacks):
+        data = TokenDataset(n=24)
+        return TokenSum(
+            TinyForCausalLM(), args, train_dataset=data, data_collator=pad_collate, callbacks=callbacks
         )
-        trainer = TokenSum(
-            TinyForCausalLM(), args, train_dataset=TokenDataset(n=24), data_collator=pad_collate
-        )
-        trainer.train()
-        losses[name] = _losses(trainer)[0]
+
+    assert_same_step(
+        step_big_and_accumulated(_make_args(quiet_args, tmp_path), make_trainer, (12, 1), (4, 3))
+    )
     assert seen[0] == seen[1] == seen[2] == seen[3]  # the big batch's count, and each micro-batch's
-    assert losses["accum"] == pytest.approx(losses["big"], abs=1e-6)
 
 
 def test_uncountable_labels_weigh_micro_batches_equally(quiet_args, tmp_path):
@@ -156,32 +161,12 @@ def test_uncountable_labels_weigh_micro_batches_equally(quiet_args, tmp_path):
             item = self.base[i]
             return {"x": item["x"], "target": item["labels"].float()}
 
-    grads = {}
+    def make_trainer(args, callbacks):
+        return Trainer(Regressor(), args, train_dataset=Data(), callbacks=callbacks)
 
-    class Grab(TrainerCallback):
-        def __init__(self, key):
-            self.key = key
-
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-            grads[self.key] = [p.grad.clone() for p in model.parameters()]
-
-    losses = {}
-    for key, bs, ga in (("big", 16, 1), ("accum", 4, 4)):
-        args = _lm_args(
-            quiet_args,
-            tmp_path,
-            key,
-            per_device_train_batch_size=bs,
-            gradient_accumulation_steps=ga,
-            max_steps=1,
-            max_grad_norm=0,
-        )
-        trainer = Trainer(Regressor(), args, train_dataset=Data(), callbacks=[Grab(key)])
-        trainer.train()
-        losses[key] = _losses(trainer)[0]
-    assert losses["accum"] == pytest.approx(losses["big"], abs=1e-6)
-    for a, b in zip(grads["big"], grads["accum"]):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert_same_step(
+        step_big_and_accumulated(_make_args(quiet_args, tmp_path), make_trainer, (16, 1), (4, 4))
+    )
 
 
 def test_maybe_log_save_evaluate_override_with_transformers_signature(quiet_args, tmp_path):
