@@ -5,7 +5,7 @@ once every file is written, so a run killed mid-write leaves a `tmp-` folder
 that resume never picks up (and the next save clears). A `checkpoint-N/` without
 `trainer_state.json` (a half-written one from another writer) is ignored too.
 Files are not fsync'ed and torch files carry no CRC32 checksums: the rename
-protects against a killed process (not a power cut), and skipping both halves
+protects against a killed process (not a power cut), and skipping both shortens
 the time a save blocks training.
 """
 
@@ -118,7 +118,7 @@ def clear_partial_checkpoints(output_dir: str) -> None:
 
 
 def _no_crc32() -> contextlib.AbstractContextManager:
-    # torch.save spends about half its time on CRC32 checksums of the zip records; the
+    # CRC32 checksums of the zip records are a large share of torch.save's time, and the
     # temp-file-then-rename write already rules out torn files, so skip them (torch >= 2.6)
     try:
         from torch.utils.serialization import config

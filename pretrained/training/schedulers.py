@@ -8,6 +8,7 @@ bound with `functools.partial`, so scheduler state saves and reloads with plain
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -127,6 +128,19 @@ def _wsd(
 # ---- public constructors (transformers' names) ------------------------------------------------
 
 
+def _decay_schedule(
+    optimizer: Optimizer,
+    factor: Callable[..., float],
+    num_warmup_steps: int,
+    num_training_steps: int,
+    last_epoch: int,
+    **kwargs: Any,
+) -> LambdaLR:
+    """A `LambdaLR` of the warmup-then-decay `factor`, its arguments bound with `partial`."""
+    fn = partial(factor, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **kwargs)
+    return LambdaLR(optimizer, fn, last_epoch)
+
+
 def get_constant_schedule(optimizer: Optimizer, last_epoch: int = -1) -> LambdaLR:
     """Constant learning rate."""
     return LambdaLR(optimizer, _constant, last_epoch=last_epoch)
@@ -143,8 +157,7 @@ def get_linear_schedule_with_warmup(
     optimizer: Optimizer, num_warmup_steps: int, num_training_steps: int, last_epoch: int = -1
 ) -> LambdaLR:
     """Linear warmup from 0, then linear decay to 0 at `num_training_steps`."""
-    fn = partial(_linear, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps)
-    return LambdaLR(optimizer, fn, last_epoch)
+    return _decay_schedule(optimizer, _linear, num_warmup_steps, num_training_steps, last_epoch)
 
 
 def get_cosine_schedule_with_warmup(
@@ -155,13 +168,9 @@ def get_cosine_schedule_with_warmup(
     last_epoch: int = -1,
 ) -> LambdaLR:
     """Linear warmup, then a cosine decay (half a wave by default) to 0."""
-    fn = partial(
-        _cosine,
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
-        num_cycles=num_cycles,
+    return _decay_schedule(
+        optimizer, _cosine, num_warmup_steps, num_training_steps, last_epoch, num_cycles=num_cycles
     )
-    return LambdaLR(optimizer, fn, last_epoch)
 
 
 def get_cosine_with_hard_restarts_schedule_with_warmup(
@@ -172,13 +181,14 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
     last_epoch: int = -1,
 ) -> LambdaLR:
     """Linear warmup, then `num_cycles` cosine decays, each restarting at the peak."""
-    fn = partial(
+    return _decay_schedule(
+        optimizer,
         _cosine_hard_restarts,
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
+        num_warmup_steps,
+        num_training_steps,
+        last_epoch,
         num_cycles=num_cycles,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
 
 
 def get_polynomial_decay_schedule_with_warmup(
@@ -193,15 +203,16 @@ def get_polynomial_decay_schedule_with_warmup(
     lr_init = optimizer.defaults["lr"]
     if not lr_init > lr_end:
         raise ValueError(f"lr_end ({lr_end}) must be smaller than the initial lr ({lr_init})")
-    fn = partial(
+    return _decay_schedule(
+        optimizer,
         _polynomial,
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
+        num_warmup_steps,
+        num_training_steps,
+        last_epoch,
         lr_end=lr_end,
         power=power,
         lr_init=lr_init,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
 
 
 def get_inverse_sqrt_schedule(
@@ -234,14 +245,16 @@ def get_cosine_with_min_lr_schedule_with_warmup(
     min_lr_rate: float | None = None,
 ) -> LambdaLR:
     """Linear warmup, then cosine decay down to `min_lr` (or `min_lr_rate` x lr) instead of 0."""
-    fn = partial(
+    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
+    return _decay_schedule(
+        optimizer,
         _cosine,
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
+        num_warmup_steps,
+        num_training_steps,
+        last_epoch,
         num_cycles=num_cycles,
-        min_lr_rate=_min_lr_rate(optimizer, min_lr, min_lr_rate),
+        min_lr_rate=min_lr_rate,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
@@ -255,15 +268,17 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
     warmup_lr_rate: float | None = None,
 ) -> LambdaLR:
     """Like `cosine_with_min_lr`, with a warmup that starts at `warmup_lr_rate` x lr."""
-    fn = partial(
+    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
+    return _decay_schedule(
+        optimizer,
         _cosine_warmup_min_lr,
-        num_warmup_steps=num_warmup_steps,
-        num_training_steps=num_training_steps,
+        num_warmup_steps,
+        num_training_steps,
+        last_epoch,
         num_cycles=num_cycles,
-        min_lr_rate=_min_lr_rate(optimizer, min_lr, min_lr_rate),
+        min_lr_rate=min_lr_rate,
         warmup_lr_rate=warmup_lr_rate,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
 
 
 def get_wsd_schedule(

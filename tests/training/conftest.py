@@ -34,8 +34,8 @@ def _silence_printer(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    # tiny models gain nothing from intra-op threads, and two pytest workers on two cores
-    # with two threads each oversubscribe the CPU (steps then take 10x longer)
+    # tiny models gain nothing from intra-op threads, and pytest workers with several threads
+    # each oversubscribe a small CPU, which slows every step down
     import torch
 
     before = torch.get_num_threads()

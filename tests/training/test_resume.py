@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+import training_helpers
 from training_helpers import TinyClassifier, TinyForCausalLM, TokenDataset, VectorDataset, pad_collate
 
 from pretrained import Trainer, TrainerCallback
@@ -139,38 +140,18 @@ def test_accumulation_equals_bigger_batch(quiet_args, tmp_path):
 
     The examples have different numbers of label tokens, so averaging per micro-batch would differ.
     """
-    grads = {}
 
-    class Grab(TrainerCallback):
-        def __init__(self, key):
-            self.key = key
+    def make_args(name, **kw):
+        return quiet_args(output_dir=str(tmp_path / name), **kw)
 
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-            grads[self.key] = [p.grad.clone() for p in model.parameters()]
-
-    losses = {}
-    for key, bs, ga in (("big", 32, 1), ("accum", 8, 4)):
-        args = quiet_args(
-            output_dir=str(tmp_path / key),
-            per_device_train_batch_size=bs,
-            gradient_accumulation_steps=ga,
-            max_steps=1,
-            logging_steps=1,
-            max_grad_norm=0,
-            save_strategy="no",
+    def make_trainer(args, callbacks):
+        data = TokenDataset(n=64)
+        return Trainer(
+            TinyForCausalLM(), args, train_dataset=data, data_collator=pad_collate, callbacks=callbacks
         )
-        trainer = Trainer(
-            TinyForCausalLM(),
-            args,
-            train_dataset=TokenDataset(n=64),
-            data_collator=pad_collate,
-            callbacks=[Grab(key)],
-        )
-        trainer.train()
-        losses[key] = trainer.state.log_history[0]["loss"]
-    assert abs(losses["big"] - losses["accum"]) < 1e-6
-    for a, b in zip(grads["big"], grads["accum"]):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+    result = training_helpers.step_big_and_accumulated(make_args, make_trainer, big=(32, 1), accum=(8, 4))
+    training_helpers.assert_same_step(result)
     # and the per-micro-batch mean would not have matched (the test can fail)
     data = TokenDataset(n=64)
     model = TinyForCausalLM()
@@ -178,7 +159,7 @@ def test_accumulation_equals_bigger_batch(quiet_args, tmp_path):
     chunks = [pad_collate([data[i] for i in order[k : k + 8]]) for k in range(0, 32, 8)]
     naive = sum(model(**c)["loss"].item() for c in chunks) / 4
     full = model(**pad_collate([data[i] for i in order]))["loss"].item()
-    assert abs(full - losses["big"]) < 1e-6
+    assert abs(full - result["big"][0]) < 1e-6
     assert abs(naive - full) > 1e-4
 
 

@@ -88,3 +88,48 @@ class TinyForCausalLM(nn.Module):
             )
             out = {"loss": loss, **out}
         return out
+
+
+def step_big_and_accumulated(make_args, make_trainer, big, accum):
+    """Loss and gradients of one optimizer step over one big batch and over accumulated micro-batches.
+
+    Args:
+        make_args: `(name, **overrides) -> TrainingArguments` (`name`: "big" or "accum").
+        make_trainer: `(args, callbacks) -> Trainer`.
+        big, accum: `(per_device_train_batch_size, gradient_accumulation_steps)` of each run.
+
+    Returns:
+        `{"big": (loss, grads), "accum": (loss, grads)}`, the gradients as the optimizer saw them.
+    """
+    from pretrained import TrainerCallback
+
+    class GradGrab(TrainerCallback):
+        grads = None
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.grads = [p.grad.clone() for p in model.parameters()]
+
+    result = {}
+    for name, (batch_size, steps) in (("big", big), ("accum", accum)):
+        grab = GradGrab()
+        args = make_args(
+            name,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=steps,
+            max_steps=1,
+            logging_steps=1,
+            max_grad_norm=0,
+            save_strategy="no",
+        )
+        trainer = make_trainer(args, [grab])
+        trainer.train()
+        result[name] = (trainer.state.log_history[0]["loss"], grab.grads)
+    return result
+
+
+def assert_same_step(result):
+    """The accumulated step of `step_big_and_accumulated` equals the big batch's."""
+    (big_loss, big_grads), (accum_loss, accum_grads) = result["big"], result["accum"]
+    assert abs(big_loss - accum_loss) < 1e-6
+    for a, b in zip(big_grads, accum_grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
