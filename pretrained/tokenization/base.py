@@ -314,12 +314,16 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         **kwargs: Any,
     ) -> Any:
         """Tokenize and return only the `input_ids` (a list, or a tensor with `return_tensors`)."""
-        return self(
+        padding_strategy, truncation_strategy, max_length, extra = self._get_padding_truncation_strategies(
+            padding=padding, truncation=truncation, max_length=max_length, **kwargs
+        )
+        kwargs.update(extra)
+        return self._encode_plus(
             text,
-            text_pair,
+            text_pair=text_pair,
             add_special_tokens=add_special_tokens,
-            padding=padding,
-            truncation=truncation,
+            padding_strategy=padding_strategy,
+            truncation_strategy=truncation_strategy,
             max_length=max_length,
             stride=stride,
             padding_side=padding_side,
