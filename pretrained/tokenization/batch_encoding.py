@@ -8,9 +8,12 @@ from __future__ import annotations
 import sys
 from collections import UserDict
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .padding import RowPadding
 
 
 class _ExplicitEnum(str, Enum):  # noqa: UP042 (str() must stay the member name, as in transformers)
@@ -60,16 +63,6 @@ class TokenSpan(NamedTuple):
 
     start: int
     end: int
-
-
-class _PendingPad(NamedTuple):
-    # Padding that the numpy fast path applied to the arrays but not yet to the Rust encodings;
-    # it is applied to the encodings the first time someone looks at them.
-    length: int
-    direction: str
-    pad_id: int
-    pad_type_id: int
-    pad_token: str
 
 
 def is_torch_tensor(obj: Any) -> bool:
@@ -153,7 +146,7 @@ class BatchEncoding(UserDict):
         prepend_batch_axis: bool = False,
         n_sequences: int | None = None,
         *,
-        _pending_pad: _PendingPad | None = None,
+        _pending_pad: RowPadding | None = None,
     ):
         super().__init__(data)
         if encoding is not None and not isinstance(encoding, (list, tuple)):
@@ -211,17 +204,10 @@ class BatchEncoding(UserDict):
     @property
     def encodings(self) -> list[Any] | None:
         """The `tokenizers.Encoding` of each row, padded like the returned arrays."""
+        # The numpy fast path pads the arrays only; the encodings get the same padding on first access.
         if self._pending_pad is not None and self._encodings is not None:
-            pad = self._pending_pad
-            self._pending_pad = None
-            for encoding in self._encodings:
-                encoding.pad(
-                    pad.length,
-                    direction=pad.direction,
-                    pad_id=pad.pad_id,
-                    pad_type_id=pad.pad_type_id,
-                    pad_token=pad.pad_token,
-                )
+            pad, self._pending_pad = self._pending_pad, None
+            pad.apply(self._encodings)
         return self._encodings
 
     def _encoding(self, batch_index: int, what: str) -> Any:
@@ -246,20 +232,22 @@ class BatchEncoding(UserDict):
         """For each token of the row: the index of its word, `None` for special tokens."""
         return self._encoding(batch_index, "word_ids").word_ids
 
-    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int:
-        """Sequence (0 or 1) of a token; call with `(token)` or `(batch, token)`."""
+    def _token(self, batch_or_token_index: int, token_index: int | None, what: str) -> tuple[Any, int]:
+        # The row's encoding and the token index in it; negative indices count from the end.
         batch_index, token_index = self._split(batch_or_token_index, token_index)
-        encoding = self._encoding(batch_index, "token_to_sequence")
+        encoding = self._encoding(batch_index, what)
         if token_index < 0:
             token_index += len(encoding)
+        return encoding, token_index
+
+    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int:
+        """Sequence (0 or 1) of a token; call with `(token)` or `(batch, token)`."""
+        encoding, token_index = self._token(batch_or_token_index, token_index, "token_to_sequence")
         return encoding.token_to_sequence(token_index)
 
     def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int:
         """Word index of a token; call with `(token)` or `(batch, token)`."""
-        batch_index, token_index = self._split(batch_or_token_index, token_index)
-        encoding = self._encoding(batch_index, "token_to_word")
-        if token_index < 0:
-            token_index += len(encoding)
+        encoding, token_index = self._token(batch_or_token_index, token_index, "token_to_word")
         return encoding.token_to_word(token_index)
 
     def word_to_tokens(

@@ -1,4 +1,5 @@
-"""Render chat templates: Jinja in an immutable sandbox, with `{% generation %}` span tracking.
+"""Chat templates: Jinja rendering in an immutable sandbox with `{% generation %}` span tracking, and
+`ChatTemplateMixin` (`apply_chat_template`) on top of it.
 
 Templates come from model repositories and are untrusted, so they run in jinja2's
 `ImmutableSandboxedEnvironment`, and everything they can see is rebuilt from plain JSON types.
@@ -18,6 +19,8 @@ from functools import lru_cache
 from typing import Any, get_type_hints
 
 import numpy as np
+
+from .batch_encoding import PaddingStrategy, TensorType
 
 _CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
@@ -358,3 +361,152 @@ def render_chat_template(
             )
         rendered.append(text)
     return rendered, all_spans
+
+
+def _overlap_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    # 1 for each token whose character offsets overlap one of the spans. Spans and offsets are both
+    # sorted, so one pass suffices.
+    mask = [0] * len(offsets)
+    span = 0
+    for t, (start, end) in enumerate(offsets):
+        while span < len(spans) and start >= spans[span][1]:
+            span += 1
+        if span == len(spans):
+            break
+        if end > spans[span][0]:
+            mask[t] = 1
+    return mask
+
+
+class ChatTemplateMixin:
+    """`get_chat_template` and `apply_chat_template` of `PreTrainedTokenizerBase`.
+
+    The host class provides `chat_template`, `special_tokens_map` and `__call__`.
+    """
+
+    def get_chat_template(self, chat_template: str | None = None, tools: list[dict] | None = None) -> str:
+        """The template `apply_chat_template` would use: by name, passed in, or the tokenizer's own."""
+        if isinstance(self.chat_template, dict):
+            templates = self.chat_template
+            if chat_template is not None and chat_template in templates:
+                return templates[chat_template]
+            if chat_template is None:
+                if tools is not None and "tool_use" in templates:
+                    return templates["tool_use"]
+                if "default" in templates:
+                    return templates["default"]
+                raise ValueError(
+                    "This model has multiple chat templates with no default specified! Please either pass a chat "
+                    "template or the name of the template you wish to use to the `chat_template` argument. Available "
+                    f"template names are {sorted(templates.keys())}."
+                )
+        elif chat_template is None:
+            if self.chat_template is None:
+                raise ValueError(
+                    "Cannot use chat template functions because tokenizer.chat_template is not set and no template "
+                    "argument was passed! For information about writing templates and setting the "
+                    "tokenizer.chat_template attribute, please see the documentation at "
+                    "https://huggingface.co/docs/transformers/main/en/chat_templating"
+                )
+            return self.chat_template
+        return chat_template
+
+    def apply_chat_template(
+        self,
+        conversation: Any,
+        tools: list[dict | Any] | None = None,
+        documents: list[dict[str, str]] | None = None,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        continue_final_message: bool | str = False,
+        tokenize: bool = True,
+        padding: bool | str | PaddingStrategy = False,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | TensorType | None = None,
+        return_dict: bool = True,
+        return_assistant_tokens_mask: bool = False,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Render a conversation (or a batch of them) with the Jinja chat template, and tokenize it.
+
+        The template runs in jinja2's immutable sandbox, with `raise_exception`, `strftime_now` and a
+        `tojson` that does not escape HTML. Templates mark assistant text with `{% generation %}` for
+        `return_assistant_tokens_mask`.
+
+        Args:
+            conversation: A list of `{"role", "content", ...}` messages, or a list of such lists.
+            tools: JSON schemas (dicts) or type-hinted, documented Python functions.
+            documents: Dicts (`"title"`, `"text"`) for retrieval-augmented templates.
+            chat_template: A template, or the name of one of the tokenizer's templates.
+            add_generation_prompt: Append the header that starts an assistant turn.
+            continue_final_message: Leave the final message open (True for `"content"`, or the field name).
+            tokenize: Return ids instead of the rendered string.
+            padding, truncation, max_length, return_tensors: As for `__call__`.
+            return_dict: Return a `BatchEncoding` instead of bare ids.
+            return_assistant_tokens_mask: Add `assistant_masks` (1 on tokens inside `{% generation %}`).
+            tokenizer_kwargs: More arguments for the tokenizer call.
+            **kwargs: Extra variables for the template.
+        """
+        if kwargs.pop("sanitize_control_tokens", False):
+            raise NotImplementedError("`sanitize_control_tokens=True` is not supported by pretrained.")
+        if not tokenize:
+            return_dict = False
+        if return_assistant_tokens_mask and not (return_dict and tokenize):
+            raise ValueError(
+                "`return_assistant_tokens_mask=True` requires `return_dict=True` and `tokenize=True`"
+            )
+        template = self.get_chat_template(chat_template, tools)
+        if isinstance(conversation, (list, tuple)) and len(conversation) == 0:
+            raise ValueError(
+                "Cannot apply chat template to an empty conversation. Provide at least one message."
+            )
+        batched = isinstance(conversation, (list, tuple)) and (
+            isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages")
+        )
+        conversations = list(conversation) if batched else [conversation]
+        if continue_final_message:
+            if add_generation_prompt:
+                raise ValueError(
+                    "continue_final_message and add_generation_prompt are not compatible. Use continue_final_message "
+                    "when you want the model to continue the final message, and add_generation_prompt when you want "
+                    "to add a header that will prompt it to start a new assistant message instead."
+                )
+            if return_assistant_tokens_mask:
+                raise ValueError(
+                    "continue_final_message is not compatible with return_assistant_tokens_mask."
+                )
+        rendered, generation_spans = render_chat_template(
+            conversations,
+            template,
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            return_assistant_tokens_mask=return_assistant_tokens_mask,
+            template_kwargs={**self.special_tokens_map, **kwargs},
+        )
+        if not batched:
+            rendered = rendered[0]
+        if not tokenize:
+            return rendered
+        out = self(
+            rendered,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            add_special_tokens=False,
+            return_tensors=return_tensors,
+            **(tokenizer_kwargs or {}),
+        )
+        if not return_dict:
+            return out["input_ids"]
+        if return_assistant_tokens_mask:
+            masks = [
+                _overlap_mask(encoding.offsets, spans) for encoding, spans in zip(out.encodings, generation_spans)
+            ]
+            out["assistant_masks"] = masks if batched or return_tensors else masks[0]
+            if return_tensors:
+                out.convert_to_tensors(tensor_type=return_tensors)
+        return out

@@ -1,8 +1,9 @@
 """`PreTrainedTokenizerFast`: the tokenizer API on top of a Rust `tokenizers.Tokenizer`.
 
 The Rust tokenizer splits, truncates and adds special tokens. For tensor outputs, padding is done
-here with numpy instead of in Rust: only the unpadded ids cross into Python, and the Rust encodings
-are padded later, only if someone looks at them (`BatchEncoding.encodings`).
+with numpy instead of in Rust: only the unpadded ids cross into Python, and the Rust encodings are
+padded later, only if someone looks at them (`BatchEncoding.encodings`). The steps of an encoding
+call are in `fast_encoding.py` and `padding.py`; saving is in `saving.py`.
 """
 
 from __future__ import annotations
@@ -11,80 +12,74 @@ import copy
 import json
 import logging
 import os
-from itertools import chain
 from typing import Any
 
 import numpy as np
-from tokenizers import AddedToken, Tokenizer, processors
+from tokenizers import AddedToken, Encoding, Tokenizer, processors
 
-from ..utils.io import atomic_path, atomic_write_text
 from .base import PreTrainedTokenizerBase
-from .batch_encoding import BatchEncoding, PaddingStrategy, TruncationStrategy, _PendingPad
+from .batch_encoding import BatchEncoding, PaddingStrategy, TruncationStrategy
+from .fast_encoding import (
+    as_batch,
+    is_single_sequences,
+    overflow_rows,
+    overflow_to_sample_mapping,
+    row_lists,
+    single_type_ids_are_zero,
+    sync_padding,
+    sync_truncation,
+)
+from .loading import CHAT_TEMPLATE_DIR, CHAT_TEMPLATE_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from .padding import OutputFields, RowPadding, padded_arrays, padded_length
+from .saving import SavingMixin
+
+__all__ = [
+    "CHAT_TEMPLATE_DIR",
+    "CHAT_TEMPLATE_FILE",
+    "TOKENIZER_CONFIG_FILE",
+    "TOKENIZER_FILE",
+    "BatchEncoding",
+    "PaddingStrategy",
+    "PreTrainedTokenizer",
+    "PreTrainedTokenizerBase",
+    "PreTrainedTokenizerFast",
+    "TokenizersBackend",
+    "TruncationStrategy",
+]
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_FILE = "tokenizer.json"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-CHAT_TEMPLATE_FILE = "chat_template.jinja"
-CHAT_TEMPLATE_DIR = "additional_chat_templates"
-
-_TEXT_INPUT_ERROR = (
-    "text input must be of type `str` (single example), `list[str]` (batch or single pretokenized example) "
-    "or `list[list[str]]` (batch of pretokenized examples) or `list[tuple[list[str], list[str]]]` (batch of "
-    "pretokenized sequence pairs)."
-)
-
-
-def _is_valid_text_input(t: Any) -> bool:
-    if isinstance(t, str):
-        return True
-    if not isinstance(t, (list, tuple)):
-        return False
-    if len(t) == 0 or isinstance(t[0], str):
-        return True
-    if not isinstance(t[0], (list, tuple)):
-        return False
-    if len(t[0]) == 0 or isinstance(t[0][0], str):
-        return True
-    if isinstance(t[0][0], (list, tuple)):
-        return len(t[0][0]) == 0 or isinstance(t[0][0][0], str)
-    return False
+# Constructor keyword -> key of the truncation / padding settings a tokenizer.json holds.
+_SAVED_TRUNCATION = {
+    "max_length": "max_length",
+    "truncation_side": "direction",
+    "stride": "stride",
+    "truncation_strategy": "strategy",
+}
+_SAVED_PADDING = {
+    "pad_token": "pad_token",
+    "pad_token_type_id": "pad_type_id",
+    "padding_side": "direction",
+    "max_length": "length",
+    "pad_to_multiple_of": "pad_to_multiple_of",
+}
 
 
-def _processor_keeps_single_type_ids_zero(state: dict[str, Any] | None) -> bool:
-    # For single sequences, these post-processors give every token type id 0, so the ids need not
-    # be fetched from Rust.
-    if state is None:
-        return True
-    kind = state.get("type")
-    if kind in ("BertProcessing", "RobertaProcessing", "ByteLevel"):
-        return True
-    if kind == "TemplateProcessing":
-        return all(next(iter(piece.values()))["type_id"] == 0 for piece in state["single"])
-    if kind == "Sequence":
-        return all(_processor_keeps_single_type_ids_zero(p) for p in state["processors"])
-    return False
+def _rebuilds_post_processor(name: str) -> property:
+    # A flag whose setter rebuilds the post-processor, for `add_bos_token` / `add_eos_token`.
+    attribute = f"_{name}"
+
+    def get(self: PreTrainedTokenizerFast) -> bool:
+        return self.__dict__.get(attribute, False)
+
+    def set_(self: PreTrainedTokenizerFast, value: bool) -> None:
+        object.__setattr__(self, attribute, value)
+        self.update_post_processor()
+
+    return property(get, set_, doc=f"Whether the post-processor adds `{name.split('_')[1]}_token`.")
 
 
-def _pad_rows(
-    rows: list[list[Any]], lengths: np.ndarray, mask: np.ndarray, fill: int, width: int = 0
-) -> np.ndarray:
-    # Scatter ragged rows into a (batch, length[, width]) array; `mask` marks the non-padding slots.
-    total = int(lengths.sum())
-    flat_rows = chain.from_iterable(rows)
-    if width:
-        flat = np.fromiter(chain.from_iterable(flat_rows), dtype=np.int64, count=total * width).reshape(
-            -1, width
-        )
-        out = np.full((*mask.shape, width), fill, dtype=np.int64)
-    else:
-        flat = np.fromiter(flat_rows, dtype=np.int64, count=total)
-        out = np.full(mask.shape, fill, dtype=np.int64)
-    out[mask] = flat
-    return out
-
-
-class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
+class PreTrainedTokenizerFast(PreTrainedTokenizerBase, SavingMixin):
     """A tokenizer backed by the Rust `tokenizers` library (`tokenizer.json`).
 
     Built from a `tokenizers.Tokenizer` (`tokenizer_object`), a `tokenizer.json` (`tokenizer_file`), or,
@@ -129,19 +124,10 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         self._tokenizer = backend
 
         # Truncation/padding saved in tokenizer.json become the tokenizer's defaults, as in transformers.
-        truncation = backend.truncation
-        if truncation is not None:
-            kwargs.setdefault("max_length", truncation["max_length"])
-            kwargs.setdefault("truncation_side", truncation["direction"])
-            kwargs.setdefault("stride", truncation["stride"])
-            kwargs.setdefault("truncation_strategy", truncation["strategy"])
-        padding = backend.padding
-        if padding is not None:
-            kwargs.setdefault("pad_token", padding["pad_token"])
-            kwargs.setdefault("pad_token_type_id", padding["pad_type_id"])
-            kwargs.setdefault("padding_side", padding["direction"])
-            kwargs.setdefault("max_length", padding["length"])
-            kwargs.setdefault("pad_to_multiple_of", padding["pad_to_multiple_of"])
+        for saved, keywords in ((backend.truncation, _SAVED_TRUNCATION), (backend.padding, _SAVED_PADDING)):
+            if saved is not None:
+                for keyword, key in keywords.items():
+                    kwargs.setdefault(keyword, saved[key])
         kwargs.setdefault("backend", "tokenizers")
 
         explicit_bos_eos = "add_bos_token" in kwargs or "add_eos_token" in kwargs
@@ -333,57 +319,10 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             single=single, pair=pair, special_tokens=special
         )
 
-    @property
-    def add_bos_token(self) -> bool:
-        return self.__dict__.get("_add_bos_token", False)
-
-    @add_bos_token.setter
-    def add_bos_token(self, value: bool) -> None:
-        object.__setattr__(self, "_add_bos_token", value)
-        self.update_post_processor()
-
-    @property
-    def add_eos_token(self) -> bool:
-        return self.__dict__.get("_add_eos_token", False)
-
-    @add_eos_token.setter
-    def add_eos_token(self, value: bool) -> None:
-        object.__setattr__(self, "_add_eos_token", value)
-        self.update_post_processor()
+    add_bos_token = _rebuilds_post_processor("add_bos_token")
+    add_eos_token = _rebuilds_post_processor("add_eos_token")
 
     # -- encoding ------------------------------------------------------------------------------------
-
-    def _set_truncation(self, strategy: TruncationStrategy, max_length: int | None, stride: int) -> None:
-        current = self._tokenizer.truncation
-        if strategy == TruncationStrategy.DO_NOT_TRUNCATE:
-            if current is not None:
-                self._tokenizer.no_truncation()
-            return
-        target = {
-            "max_length": max_length,
-            "stride": stride,
-            "strategy": strategy.value,
-            "direction": self.truncation_side,
-        }
-        if current is None or {k: current.get(k) for k in target} != target:
-            self._tokenizer.enable_truncation(**target)
-
-    def _set_rust_padding(self, target: dict[str, Any] | None) -> None:
-        current = self._tokenizer.padding
-        if target is None:
-            if current is not None:
-                self._tokenizer.no_padding()
-        elif current != target:
-            self._tokenizer.enable_padding(**target)
-
-    def _single_type_ids_are_zero(self) -> bool:
-        processor = self._tokenizer.post_processor
-        state = processor.__getstate__() if processor is not None else None
-        cached_state, answer = self._single_type_ids_cache
-        if state != cached_state:
-            answer = _processor_keeps_single_type_ids_zero(json.loads(state) if state is not None else None)
-            self._single_type_ids_cache = (state, answer)
-        return answer
 
     def _encode_plus(
         self,
@@ -408,107 +347,45 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
         split_special_tokens: bool | None = None,
         **kwargs: Any,
     ) -> BatchEncoding:
-        if not _is_valid_text_input(text) or (text_pair is not None and not _is_valid_text_input(text_pair)):
-            raise ValueError(_TEXT_INPUT_ERROR)
-        if is_split_into_words:
-            is_batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
-        else:
-            is_batched = isinstance(text, (list, tuple))
-        if is_batched:
-            if isinstance(text_pair, str):
-                raise TypeError(
-                    "when tokenizing batches of text, `text_pair` must be a list or tuple with the same length as"
-                    " `text`."
-                )
-            if text_pair is not None and len(text) != len(text_pair):
-                raise ValueError(
-                    f"batch length of `text`: {len(text)} does not match batch length of `text_pair`:"
-                    f" {len(text_pair)}."
-                )
-            batch = list(zip(text, text_pair)) if text_pair is not None else text
-        else:
-            batch = [(text, text_pair)] if text_pair else [text]
+        # The arguments of `__call__`, with padding and truncation resolved into strategies.
+        batch, is_batched = as_batch(text, text_pair, is_split_into_words)
+        side = padding_side if padding_side is not None else self.padding_side
+        # Tensor outputs are padded with numpy after `encode_batch`, list outputs by Rust.
+        pad_in_numpy = return_tensors is not None and padding_strategy != PaddingStrategy.DO_NOT_PAD
+        rust_strategy = PaddingStrategy.DO_NOT_PAD if pad_in_numpy else padding_strategy
+        sync_truncation(self._tokenizer, truncation_strategy, max_length, stride, self.truncation_side)
+        sync_padding(self._tokenizer, self._rust_padding(rust_strategy, max_length, side, pad_to_multiple_of))
+        self._sync_split_special_tokens(split_special_tokens)
+
+        # Rust truncates, keeps the overflowing windows and adds the special tokens.
+        encodings = self._tokenizer.encode_batch(
+            batch, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
+        )
+        rows, counts = overflow_rows(encodings) if return_overflowing_tokens else (encodings, None)
+
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
-        side = padding_side if padding_side is not None else self.padding_side
-
-        self._set_truncation(truncation_strategy, max_length, stride)
-        numpy_padding = return_tensors is not None and padding_strategy != PaddingStrategy.DO_NOT_PAD
-        if numpy_padding or padding_strategy == PaddingStrategy.DO_NOT_PAD:
-            self._set_rust_padding(None)
-        else:
-            self._set_rust_padding(
-                {
-                    "length": max_length if padding_strategy == PaddingStrategy.MAX_LENGTH else None,
-                    "direction": side,
-                    "pad_id": self.pad_token_id,
-                    "pad_token": self.pad_token,
-                    "pad_type_id": self.pad_token_type_id,
-                    "pad_to_multiple_of": pad_to_multiple_of,
-                }
-            )
-        if split_special_tokens is None:
-            split_special_tokens = self.split_special_tokens
-        if self._tokenizer.encode_special_tokens != split_special_tokens:
-            self._tokenizer.encode_special_tokens = split_special_tokens
-
-        encodings = self._tokenizer.encode_batch(
-            batch, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
-        )
-        if return_overflowing_tokens:
-            counts = []
-            rows = []
-            for encoding in encodings:
-                group = [encoding, *encoding.overflowing]
-                counts.append(len(group))
-                rows.extend(group)
-        else:
-            counts = None
-            rows = encodings
-        fields = (
+        fields = OutputFields(
             return_token_type_ids,
             return_attention_mask,
             return_special_tokens_mask,
             return_offsets_mapping,
+            return_length,
         )
-
-        if numpy_padding:
-            if side not in ("right", "left"):
-                raise ValueError(f"Invalid padding strategy:{side}")
-            if padding_strategy != PaddingStrategy.LONGEST:
-                length = max_length
-            elif counts is None:
-                length = None  # the longest row: known once the ids are fetched
-            else:  # as in Rust, the longest *first* window of each text sets the length
-                length = max((len(e) for e in encodings), default=0)
-            # Pairs can also come inside `text` as [first, second] items: only plain texts are single.
-            single = text_pair is None and all(
-                isinstance(x, str)
-                or (is_split_into_words and isinstance(x, (list, tuple)) and (not x or isinstance(x[0], str)))
-                for x in batch
+        if pad_in_numpy:
+            length = _numpy_pad_target(padding_strategy, max_length, return_overflowing_tokens, encodings)
+            zero_type_ids = return_token_type_ids and self._type_ids_are_zero(
+                batch, text_pair, is_split_into_words
             )
-            output = self._padded_arrays(
-                rows, length, pad_to_multiple_of, side, single, fields, return_length
+            data, pending = self._pad_with_numpy(
+                rows, length, pad_to_multiple_of, side, fields, zero_type_ids
             )
-            if isinstance(output, int):  # rows longer than the padded length: ragged, pad as Rust would
-                length = output
-                for row in rows:
-                    row.pad(
-                        length,
-                        direction=side,
-                        pad_id=self.pad_token_id,
-                        pad_type_id=self.pad_token_type_id,
-                        pad_token=self.pad_token,
-                    )
-                data, pending = self._lists(rows, fields, return_length), None
-            else:
-                data, pending = output
         else:
-            data, pending = self._lists(rows, fields, return_length), None
+            data, pending = row_lists(rows, fields), None
         if counts is not None:
-            data["overflow_to_sample_mapping"] = np.repeat(np.arange(len(counts)), counts).tolist()
+            data["overflow_to_sample_mapping"] = overflow_to_sample_mapping(counts)
         if max_length is None and verbose:
             longest = max((len(e) for e in rows), default=0)
             self._eventual_warn_about_too_long_sequence(range(longest), max_length, verbose)
@@ -518,69 +395,68 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
             return BatchEncoding(data, rows)
         return BatchEncoding(data, rows, tensor_type=return_tensors, _pending_pad=pending)
 
-    @staticmethod
-    def _lists(rows: list[Any], fields: tuple[bool, bool, bool, bool], return_length: bool) -> dict[str, Any]:
-        type_ids, attention, special, offsets = fields
-        data: dict[str, Any] = {"input_ids": [e.ids for e in rows]}
-        if type_ids:
-            data["token_type_ids"] = [e.type_ids for e in rows]
-        if attention:
-            data["attention_mask"] = [e.attention_mask for e in rows]
-        if special:
-            data["special_tokens_mask"] = [e.special_tokens_mask for e in rows]
-        if offsets:
-            data["offset_mapping"] = [e.offsets for e in rows]
-        if return_length:
-            data["length"] = [len(ids) for ids in data["input_ids"]]
-        return data
+    def _rust_padding(
+        self, strategy: PaddingStrategy, max_length: int | None, side: str, pad_to_multiple_of: int | None
+    ) -> dict[str, Any] | None:
+        # `enable_padding` arguments for a padding strategy; `None` for no padding.
+        if strategy == PaddingStrategy.DO_NOT_PAD:
+            return None
+        return {
+            "length": max_length if strategy == PaddingStrategy.MAX_LENGTH else None,
+            "direction": side,
+            "pad_id": self.pad_token_id,
+            "pad_token": self.pad_token,
+            "pad_type_id": self.pad_token_type_id,
+            "pad_to_multiple_of": pad_to_multiple_of,
+        }
 
-    def _padded_arrays(
+    def _sync_split_special_tokens(self, split_special_tokens: bool | None) -> None:
+        if split_special_tokens is None:
+            split_special_tokens = self.split_special_tokens
+        if self._tokenizer.encode_special_tokens != split_special_tokens:
+            self._tokenizer.encode_special_tokens = split_special_tokens
+
+    def _type_ids_are_zero(self, batch: list[Any], text_pair: Any, is_split_into_words: bool) -> bool:
+        # Whether every real token gets type id 0, so they need not be fetched from Rust. The answer
+        # for the post-processor is cached per post-processor state.
+        if not is_single_sequences(batch, text_pair, is_split_into_words):
+            return False
+        processor = self._tokenizer.post_processor
+        state = processor.__getstate__() if processor is not None else None
+        cached_state, answer = self._single_type_ids_cache
+        if state != cached_state:
+            answer = single_type_ids_are_zero(json.loads(state) if state is not None else None)
+            self._single_type_ids_cache = (state, answer)
+        return answer
+
+    def _pad_with_numpy(
         self,
-        rows: list[Any],
+        rows: list[Encoding],
         length: int | None,
         pad_to_multiple_of: int | None,
         side: str,
-        single: bool,
-        fields: tuple[bool, bool, bool, bool],
-        return_length: bool,
-    ) -> tuple[dict[str, Any], _PendingPad | None] | int:
-        # Returns the arrays and the padding still owed to the Rust encodings, or, when some row is
-        # longer than the target, just the target length (the caller then pads row by row).
-        type_ids, attention, special, offsets = fields
+        fields: OutputFields,
+        zero_type_ids: bool,
+    ) -> tuple[dict[str, Any], RowPadding | None]:
+        # The padded outputs, and the padding still owed to the Rust encodings (None when no row is short).
+        if side not in ("right", "left"):
+            raise ValueError(f"Invalid padding strategy:{side}")
         ids = [e.ids for e in rows]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        longest = int(lengths.max()) if len(ids) else 0
-        if length is None:
-            length = longest
-        if pad_to_multiple_of and length % pad_to_multiple_of:
-            length += pad_to_multiple_of - length % pad_to_multiple_of
-        if longest > length:
-            return length
-        positions = np.arange(length)
-        if side == "right":
-            mask = positions[None, :] < lengths[:, None]
-        else:
-            mask = positions[None, :] >= (length - lengths)[:, None]
-        data: dict[str, Any] = {"input_ids": _pad_rows(ids, lengths, mask, self.pad_token_id)}
-        if type_ids:
-            if single and self._single_type_ids_are_zero():
-                data["token_type_ids"] = np.where(mask, 0, self.pad_token_type_id).astype(np.int64)
-            else:
-                data["token_type_ids"] = _pad_rows(
-                    [e.type_ids for e in rows], lengths, mask, self.pad_token_type_id
-                )
-        if attention:
-            data["attention_mask"] = mask.astype(np.int64)
-        if special:
-            data["special_tokens_mask"] = _pad_rows([e.special_tokens_mask for e in rows], lengths, mask, 1)
-        if offsets:
-            data["offset_mapping"] = _pad_rows([e.offsets for e in rows], lengths, mask, 0, width=2)
-        if return_length:
-            data["length"] = np.full(len(rows), length, dtype=np.int64)
-        pending = None
-        if len(ids) and int(lengths.min()) < length:
-            pending = _PendingPad(length, side, self.pad_token_id, self.pad_token_type_id, self.pad_token)
-        return data, pending
+        padding = RowPadding(
+            padded_length(lengths, length, pad_to_multiple_of),
+            side,
+            self.pad_token_id,
+            self.pad_token_type_id,
+            self.pad_token,
+        )
+        if len(ids) and int(lengths.max()) > padding.length:
+            # Without truncation, rows can be longer than the length asked for: pad the others as Rust
+            # would and return ragged lists, which fail tensor conversion as they do in transformers.
+            padding.apply(rows)
+            return row_lists(rows, fields), None
+        data = padded_arrays(rows, ids, lengths, padding, fields, zero_type_ids)
+        return data, (padding if len(ids) and int(lengths.min()) < padding.length else None)
 
     # -- decoding ------------------------------------------------------------------------------------
 
@@ -615,142 +491,16 @@ class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
                 text = self.clean_up_tokenization(text)
         return text
 
-    # -- loading and saving --------------------------------------------------------------------------
 
-    @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, *init_inputs: Any, **kwargs: Any
-    ) -> Any:
-        """Load a tokenizer from a folder or a repo id in the Hugging Face cache.
-
-        Reads `tokenizer.json`, `tokenizer_config.json`, `chat_template.jinja`, the legacy
-        `special_tokens_map.json` / `added_tokens.json`, and, without `tokenizer.json`, the class's legacy
-        vocabulary files. Keyword arguments override the saved configuration.
-
-        Args:
-            pretrained_model_name_or_path: A folder, a repo id, or the path of a `tokenizer.json`.
-            cache_dir: Hugging Face cache to search.
-            revision: Branch, tag or commit of a repo.
-            local_files_only: Never download.
-            token: Token for private repos.
-            subfolder: Folder inside the repo holding the files.
-        """
-        from .loading import load_tokenizer
-
-        return load_tokenizer(cls, pretrained_model_name_or_path, *init_inputs, **kwargs)
-
-    def _config_for_saving(self) -> dict[str, Any]:
-        config = copy.deepcopy(self.init_kwargs)
-        for key in ("add_bos_token", "add_eos_token"):
-            config.pop(key, None)
-        for key in [k for k in self.init_kwargs if k not in ("add_bos_token", "add_eos_token")] + [
-            "model_max_length"
-        ]:
-            if key in self.__dict__ or key in ("model_max_length", "backend"):
-                config[key] = getattr(self, key)
-        for key in (
-            "padding_side",
-            "truncation_side",
-            "model_input_names",
-            "clean_up_tokenization_spaces",
-            "split_special_tokens",
-        ):
-            if key in self.init_kwargs:
-                config[key] = getattr(self, key)
-        config.update(self.special_tokens_map)
-        if self._extra_special_tokens:
-            config["extra_special_tokens"] = self.extra_special_tokens
-        for key in (
-            "chat_template",
-            "added_tokens_decoder",
-            "additional_special_tokens",
-            "name_or_path",
-            "special_tokens_map_file",
-            "tokenizer_file",
-            "device_map",
-            "slow_tokenizer_class",
-            "files_loaded",
-            "tokenizer_object",
-            "post_processor",
-            *self.vocab_files_names,
-        ):
-            config.pop(key, None)
-        if self.response_template is not None:
-            config["response_template"] = self.response_template
-        if self.chat_control_tokens is not None:
-            config["chat_control_tokens"] = list(self.chat_control_tokens)
-        if self._processor_class is not None:
-            config["processor_class"] = self._processor_class
-        config["tokenizer_class"] = self.saved_class_name
-        return _jsonable(config)
-
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        legacy_format: bool | None = None,
-        filename_prefix: str | None = None,
-        push_to_hub: bool = False,
-        **kwargs: Any,
-    ) -> tuple[str, ...]:
-        """Write `tokenizer_config.json`, `tokenizer.json` and the chat template(s) to a folder (atomically).
-
-        Args:
-            save_directory: Target folder (created if needed).
-            legacy_format: Ignored: the unified `tokenizer.json` is always written.
-            filename_prefix: Prefix for the file names.
-            push_to_hub: Not supported (raises).
-            save_jinja_files: Write chat templates as `.jinja` files (default) instead of into the config.
-
-        Returns:
-            The paths written.
-        """
-        if push_to_hub:
-            raise NotImplementedError(
-                "push_to_hub is not supported by pretrained; upload the folder yourself."
-            )
-        if os.path.isfile(save_directory):
-            raise ValueError(f"Provided path ({save_directory}) should be a directory, not a file")
-        os.makedirs(save_directory, exist_ok=True)
-        prefix = f"{filename_prefix}-" if filename_prefix else ""
-        config = self._config_for_saving()
-        written: list[str] = []
-        template = self.chat_template
-        if kwargs.get("save_jinja_files", True) and template is not None:
-            templates = template if isinstance(template, dict) else {"default": template}
-            template_dir = os.path.join(save_directory, prefix + CHAT_TEMPLATE_DIR)
-            for name, text in templates.items():
-                if name == "default":
-                    path = os.path.join(save_directory, prefix + CHAT_TEMPLATE_FILE)
-                else:
-                    if not name or os.path.basename(name) != name or name.startswith("."):
-                        raise ValueError(f"Invalid chat template name: {name!r}")
-                    os.makedirs(template_dir, exist_ok=True)
-                    path = os.path.join(template_dir, f"{name}.jinja")
-                atomic_write_text(path, text)
-                written.append(path)
-        elif isinstance(template, dict):
-            config["chat_template"] = [{"name": k, "template": v} for k, v in template.items()]
-        elif template is not None:
-            config["chat_template"] = template
-        config_path = os.path.join(save_directory, prefix + TOKENIZER_CONFIG_FILE)
-        atomic_write_text(
-            config_path, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        )
-        tokenizer_path = os.path.join(save_directory, prefix + TOKENIZER_FILE)
-        with atomic_path(tokenizer_path) as tmp:
-            self._tokenizer.save(tmp)
-        return (config_path, *written, tokenizer_path)
-
-
-def _jsonable(obj: Any) -> Any:
-    # AddedToken values are written the way transformers writes them, with a "__type" marker.
-    if isinstance(obj, AddedToken):
-        return {"__type": "AddedToken", **obj.__getstate__()}
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
+def _numpy_pad_target(
+    strategy: PaddingStrategy, max_length: int | None, overflowing: bool, encodings: list[Encoding]
+) -> int | None:
+    # The length numpy pads to, before rounding up; `None` is the longest row, known once ids are fetched.
+    if strategy != PaddingStrategy.LONGEST:
+        return max_length
+    if overflowing:  # as in Rust, the longest *first* window of each text sets the length
+        return max((len(e) for e in encodings), default=0)
+    return None
 
 
 # transformers 5 names for the same class: there is a single (Rust-backed) implementation here.
