@@ -24,7 +24,34 @@ ALIASES = {"torch_dtype": "dtype"}
 
 @dataclass
 class LoadOptions:
-    """The options of one ``from_pretrained`` call (see its docstring for what each does)."""
+    """The options of one ``from_pretrained`` call, with their defaults.
+
+    Attributes:
+        config: A config object, or a path to load one from (default: the checkpoint's ``config.json``).
+        cache_dir, local_files_only, token, revision, subfolder: Where the files are: the Hugging Face
+            cache to search, never download, the token for private repos, the branch / tag / commit,
+            a folder inside the checkpoint.
+        use_safetensors: ``True`` only safetensors, ``False`` only ``pytorch_model.bin``, ``None`` prefer
+            safetensors.
+        weights_only: Read ``.bin`` files with ``torch.load(weights_only=True)``, refusing pickled code;
+            set ``False`` only for files you trust.
+        variant: Load ``model.<variant>.safetensors``.
+        state_dict: Tensors to load instead of the checkpoint's files.
+        ignore_mismatched_sizes: Initialise weights whose checkpoint shape differs instead of raising.
+        dtype: ``"auto"`` (as in transformers 5) uses the config's ``dtype``, else the checkpoint's; a
+            ``torch.dtype`` or its name casts floating-point weights; ``None`` keeps each weight's stored
+            dtype. ``torch_dtype`` is accepted as its legacy name.
+        device_map: A device, ``{module prefix: device}``, or ``"auto"`` (accelerators, then the CPU,
+            within ``max_memory``).
+        max_memory: ``{device: bytes or "10GiB"}`` for ``device_map="auto"``.
+        quantization_config: Quantize while loading with a registered method.
+        tp_plan, device_mesh: Shard for tensor parallelism while loading (when available).
+        attn_implementation: ``"sdpa"`` (default) or ``"eager"``: sets ``config._attn_implementation``.
+        output_loading_info: Also return ``{"missing_keys", "unexpected_keys", "mismatched_keys",
+            "error_msgs"}``.
+        force_download ... _commit_hash: Accepted as transformers accepts them, without effect;
+            ``force_download`` and ``trust_remote_code`` warn, ``from_tf`` / ``from_flax`` are refused.
+    """
 
     config: Any = None
     # where the files are
@@ -78,6 +105,14 @@ class LoadOptions:
         return options, {k: v for k, v in kwargs.items() if k not in known}
 
     @classmethod
+    def from_call(cls, arguments: dict[str, Any], kwargs: dict[str, Any]) -> tuple[LoadOptions, dict[str, Any]]:
+        """``(options, config overrides)`` of a ``from_pretrained`` call, from its named arguments (its
+        ``locals()``: those that are option names are taken) and its ``**kwargs``."""
+        named = {k: v for k, v in arguments.items() if k in cls.names()}
+        extra, overrides = cls.split(kwargs)
+        return cls.from_kwargs(**named, **extra), overrides
+
+    @classmethod
     def from_kwargs(cls, **kwargs: Any) -> LoadOptions:
         """Options from keyword arguments: maps legacy names, warns about ignored options.
 
@@ -99,10 +134,10 @@ class LoadOptions:
                                  f"pytorch_model.bin) only; convert the checkpoint with transformers first.")
         if options.force_download:
             warnings.warn("force_download is ignored: pretrained reads the local cache or downloads once.",
-                          stacklevel=3)
+                          stacklevel=4)
         if options.trust_remote_code:
             warnings.warn("trust_remote_code is ignored: pretrained never runs code shipped with a checkpoint.",
-                          stacklevel=3)
+                          stacklevel=4)
         return options
 
     def hub(self) -> dict[str, Any]:

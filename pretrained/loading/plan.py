@@ -15,7 +15,33 @@ from pretrained.configuration import PretrainedConfig
 from pretrained.loading import hooks as weight_hooks
 from pretrained.loading.checkpoint import Checkpoint, LazyTensor, find_checkpoint, iter_checkpoint
 from pretrained.loading.device_map import device_lookup, normalize_device_map
+from pretrained.loading.dtypes import pick_dtype
 from pretrained.loading.options import LoadOptions
+
+
+@dataclass
+class Source:
+    """What a load reads: the config to build from, the weight files, and the dtype to load in."""
+
+    config: PretrainedConfig
+    checkpoint: Checkpoint | None  # None: the tensors come from ``options.state_dict``
+    dtype: torch.dtype | None  # None: each tensor keeps its stored dtype
+    options: LoadOptions
+
+    def tensors(self) -> Iterator[LazyTensor]:
+        """Every tensor to load, lazily."""
+        return read_weights(self.checkpoint, self.options)
+
+
+def resolve_source(config_class: type[PretrainedConfig], path: str | os.PathLike, options: LoadOptions,
+                   overrides: dict[str, Any], owner: str) -> Source:
+    """The config (see :func:`resolve_config`), the weight files and the dtype (recorded in the config)."""
+    config = resolve_config(config_class, path, options, overrides, owner)
+    checkpoint = find_weights(path, options)
+    dtype = pick_dtype(options.dtype, config.dtype, read_weights(checkpoint, options))
+    if dtype is not None:
+        config.dtype = str(dtype).removeprefix("torch.")
+    return Source(config, checkpoint, dtype, options)
 
 
 def resolve_config(

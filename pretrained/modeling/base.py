@@ -1,8 +1,7 @@
 """``PreTrainedModel``: the base class every model family builds on.
 
-It holds what a model is (config, embeddings, tying, initialisation, the attention implementation)
-and the outline of ``from_pretrained`` (resolve → plan → materialise → finish) and ``save_pretrained``;
-the loading mechanics live in ``pretrained.loading``.
+It holds what a model is (config, embeddings, tying, initialisation, attention implementation) and the
+outline of ``from_pretrained`` (resolve → plan → materialise → finish); the mechanics live in ``loading``.
 """
 
 from __future__ import annotations
@@ -15,32 +14,27 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.loading.build import building, initialising_weights
-from pretrained.loading.dtypes import pick_dtype, resolve_dtype
+from pretrained.loading.dtypes import resolve_dtype
 from pretrained.loading.finish import finish_loading, report_loading
 from pretrained.loading.load import stream_weights
 from pretrained.loading.options import LoadOptions
-from pretrained.loading.plan import find_weights, plan_placement, read_weights, resolve_config
+from pretrained.loading.plan import plan_placement, resolve_source
 from pretrained.loading.save import save_model
 from pretrained.modeling.attention import ATTENTION_FUNCTIONS
 
-__all__ = ["PreTrainedModel", "init_standard_", "resolve_dtype"]
+__all__ = ["PreTrainedModel", "init_standard_", "resolve_dtype"]  # resolve_dtype: where it used to be
 
 
 def init_standard_(module: nn.Module, std: float) -> None:
     """The usual initialisation: Linear/Embedding ~ N(0, std) (bias and padding row zero), norms 1/0."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, nn.Embedding)):
         module.weight.normal_(0.0, std)
-        if module.bias is not None:
-            module.bias.zero_()
-    elif isinstance(module, nn.Embedding):
-        module.weight.normal_(0.0, std)
-        if module.padding_idx is not None:
-            module.weight[module.padding_idx].zero_()
-    elif isinstance(module, nn.LayerNorm):
-        if module.weight is not None:
-            module.weight.fill_(1.0)
-        if module.bias is not None:
-            module.bias.zero_()
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        module.weight[module.padding_idx].zero_()
+    if isinstance(module, nn.LayerNorm) and module.weight is not None:
+        module.weight.fill_(1.0)
+    if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
+        module.bias.zero_()
 
 
 def _checked_attention(name: str | None) -> str:
@@ -56,9 +50,8 @@ class PreTrainedModel(nn.Module):
     """Base class of all models: config handling, loading, saving, weight tying, initialisation.
 
     Subclasses set ``config_class`` and ``base_model_prefix``, build their modules in ``__init__``
-    (ending with ``self.post_init()``), and implement ``_init_weights(module)``. Modules with
-    non-persistent buffers implement ``_init_buffers(device)`` so the loader can fill them after
-    building on the meta device.
+    (ending with ``self.post_init()``) and implement ``_init_weights(module)``; modules whose buffers
+    the loader may leave on the meta device implement ``_init_buffers(device)``.
     """
 
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
@@ -105,16 +98,14 @@ class PreTrainedModel(nn.Module):
         return getattr(self, self.base_model_prefix, self)
 
     def get_input_embeddings(self) -> nn.Module:
-        base = self.base_model
-        if base is not self:
-            return base.get_input_embeddings()
-        raise NotImplementedError(f"{type(self).__name__} does not define get_input_embeddings().")
+        if self.base_model is self:
+            raise NotImplementedError(f"{type(self).__name__} does not define get_input_embeddings().")
+        return self.base_model.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module) -> None:
-        base = self.base_model
-        if base is self:
+        if self.base_model is self:
             raise NotImplementedError(f"{type(self).__name__} does not define set_input_embeddings().")
-        base.set_input_embeddings(value)
+        self.base_model.set_input_embeddings(value)
 
     def get_output_embeddings(self) -> nn.Module | None:
         return None
@@ -126,34 +117,33 @@ class PreTrainedModel(nn.Module):
     def tie_weights(self) -> None:
         """Make each tied target (e.g. ``lm_head.weight``) the same Parameter as its source."""
         for target, source in self._tie_pairs().items():
-            src = self.get_parameter(source)
             module_name, _, leaf = target.rpartition(".")
-            setattr(self.get_submodule(module_name), leaf, src)
+            setattr(self.get_submodule(module_name), leaf, self.get_parameter(source))
 
     def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
         """Grow or shrink the input (and tied output) embeddings to ``new_num_tokens`` rows."""
         if pad_to_multiple_of:
             new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
         old = self.get_input_embeddings()
-        new = nn.Embedding(new_num_tokens, old.embedding_dim, old.padding_idx,
-                           device=old.weight.device, dtype=old.weight.dtype)
-        self._init_weights(new)
-        n = min(new_num_tokens, old.num_embeddings)
-        with torch.no_grad():
-            new.weight[:n] = old.weight[:n]
+        new = self._resized(old, nn.Embedding(new_num_tokens, old.embedding_dim, old.padding_idx,
+                                              device=old.weight.device, dtype=old.weight.dtype))
         self.set_input_embeddings(new)
         out = self.get_output_embeddings()
         if out is not None and not (self._tied_weights_keys and getattr(self.config, 'tie_word_embeddings', True)):
-            resized = nn.Linear(out.in_features, new_num_tokens, bias=out.bias is not None,
-                                device=out.weight.device, dtype=out.weight.dtype)
-            self._init_weights(resized)
-            with torch.no_grad():
-                resized.weight[:n] = out.weight[:n]
-                if out.bias is not None:
-                    resized.bias[:n] = out.bias[:n]
-            self.set_output_embeddings(resized)
+            self.set_output_embeddings(self._resized(out, nn.Linear(
+                out.in_features, new_num_tokens, bias=out.bias is not None, device=out.weight.device,
+                dtype=out.weight.dtype)))
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
+        return new
+
+    def _resized(self, old: nn.Module, new: nn.Module) -> nn.Module:
+        """``new`` initialised, then given ``old``'s rows (token ids) that it has room for."""
+        self._init_weights(new)
+        with torch.no_grad():
+            for name, param in new.named_parameters():
+                rows = min(len(param), len(old.get_parameter(name)))
+                param[:rows] = old.get_parameter(name)[:rows]
         return new
 
     def set_output_embeddings(self, value: nn.Module) -> None:
@@ -166,36 +156,25 @@ class PreTrainedModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            if p.is_floating_point():
-                return p.dtype
-        return torch.get_default_dtype()
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
-        seen: set[int] = set()
-        total = 0
         skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings else set()
-        for p in self.parameters():
-            if id(p) in seen or id(p) in skip or (only_trainable and not p.requires_grad):
-                continue
-            seen.add(id(p))
-            total += p.numel()
-        return total
+        # parameters() yields a tied parameter once
+        return sum(p.numel() for p in self.parameters()
+                   if id(p) not in skip and (p.requires_grad or not only_trainable))
 
     def get_memory_footprint(self, return_buffers: bool = True) -> int:
-        total = sum(p.numel() * p.element_size() for p in self.parameters())
-        if return_buffers:
-            total += sum(b.numel() * b.element_size() for b in self.buffers())
-        return total
+        tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def _outputs(self, output: Any, return_dict: bool | None) -> Any:
         """``output`` as is, or as a tuple when ``return_dict`` (or ``config.return_dict``) is false."""
         use_dict = self.config.return_dict if return_dict is None else return_dict
         return output if use_dict else output.to_tuple()
 
-    def _head_output(
-        self, output_cls: type, loss: Any, encoded: Any, return_dict: bool | None, **fields: Any
-    ) -> Any:
+    def _head_output(self, output_cls: type, loss: Any, encoded: Any, return_dict: bool | None,
+                     **fields: Any) -> Any:
         """A task head's output: its own ``fields`` and ``loss`` plus the base model's hidden states and
         attentions (``encoded``), as a dict-like output or a tuple (see :meth:`_outputs`)."""
         out = output_cls(loss=loss, **fields, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
@@ -238,8 +217,8 @@ class PreTrainedModel(nn.Module):
 
     # --- attention -----------------------------------------------------------------------------------
     def set_attn_implementation(self, attn_implementation: str) -> None:
-        """Switch the attention function (a name in ``pretrained.modeling.attention.ATTENTION_FUNCTIONS``)
-        of this live model and of every submodel, through the configs they read it from.
+        """Switch this live model (and every submodel) to another attention function, a name in
+        ``pretrained.modeling.attention.ATTENTION_FUNCTIONS``, through the configs they read it from.
 
         Raises:
             ValueError: ``attn_implementation`` is not a registered name.
@@ -252,8 +231,7 @@ class PreTrainedModel(nn.Module):
     # --- construction -----------------------------------------------------------------------------------
     @classmethod
     def _from_config(cls, config: PretrainedConfig, **kwargs: Any) -> PreTrainedModel:
-        """A randomly initialised model for ``config``, with parameters in ``dtype`` (or ``torch_dtype``) and
-        ``config._attn_implementation`` set from ``attn_implementation`` when given."""
+        """A randomly initialised model for ``config``; accepts ``dtype`` and ``attn_implementation``."""
         dtype = resolve_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", None)))
         if "attn_implementation" in kwargs:
             config._attn_implementation = kwargs.pop("attn_implementation")
@@ -267,70 +245,40 @@ class PreTrainedModel(nn.Module):
         cls,
         pretrained_model_name_or_path: str | os.PathLike,
         *model_args: Any,
-        config: PretrainedConfig | str | os.PathLike | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        ignore_mismatched_sizes: bool = False,
-        force_download: bool = False,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        revision: str | None = None,
-        use_safetensors: bool | None = None,
-        weights_only: bool = True,
-        dtype: Any = "auto",
-        device_map: Any = None,
-        max_memory: dict | None = None,
-        output_loading_info: bool = False,
-        variant: str | None = None,
-        subfolder: str = "",
+        config: PretrainedConfig | str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+        ignore_mismatched_sizes: bool = False, force_download: bool = False, local_files_only: bool = False,
+        token: str | bool | None = None, revision: str | None = None, use_safetensors: bool | None = None,
+        weights_only: bool = True, dtype: Any = "auto", device_map: Any = None, max_memory: dict | None = None,
+        output_loading_info: bool = False, variant: str | None = None, subfolder: str = "",
         state_dict: dict[str, torch.Tensor] | None = None,
-        quantization_config: Any = None,
-        tp_plan: Any = None,
-        device_mesh: Any = None,
+        quantization_config: Any = None, tp_plan: Any = None, device_mesh: Any = None,
         **kwargs: Any,
     ) -> PreTrainedModel | tuple[PreTrainedModel, dict[str, list]]:
         """Load a model from a folder written by transformers or pretrained, or a cached repo id.
 
+        Every keyword argument is a loading option, described in :class:`pretrained.loading.options.LoadOptions`
+        (``attn_implementation``, ``torch_dtype`` and others come through ``kwargs``), or else a config
+        attribute overriding the loaded config (e.g. ``num_labels=3``).
+
         Args:
             pretrained_model_name_or_path: Local folder or repo id in the Hugging Face cache.
-            config: A config object, or a path to load one from (defaults to the checkpoint's).
-            dtype: ``"auto"`` (default, as in transformers 5) uses the config's ``dtype`` or else the
-                checkpoint's; a ``torch.dtype`` or its name casts floating-point weights; ``None`` keeps
-                each weight's stored dtype. ``torch_dtype`` is accepted as the legacy name.
-            device_map: A device, ``{module prefix: device}``, or ``"auto"`` (accelerators, then CPU,
-                within ``max_memory``).
-            output_loading_info: Also return ``{"missing_keys", "unexpected_keys", "mismatched_keys",
-                "error_msgs"}``.
-            ignore_mismatched_sizes: Initialise weights whose checkpoint shape differs instead of raising.
-            use_safetensors: ``True`` only safetensors, ``False`` only ``pytorch_model.bin``, ``None`` prefer
-                safetensors.
-            weights_only: Read ``.bin`` files with ``torch.load(weights_only=True)`` (refusing pickled code).
-                Set ``False`` only for files you trust.
-            variant: Load ``model.<variant>.safetensors``.
-            quantization_config: Quantize while loading with a registered method.
-            tp_plan: Shard for tensor parallelism while loading (when available).
-            kwargs: ``attn_implementation`` (``"sdpa"``, the default, or ``"eager"``), the other options of
-                :class:`~pretrained.loading.options.LoadOptions`, and config attributes overriding the loaded
-                config (e.g. ``num_labels=3``).
-        """
-        # The named arguments above are LoadOptions fields (a test keeps names and defaults in step).
-        named = {k: v for k, v in locals().items() if k in LoadOptions.names()}
-        extra, overrides = LoadOptions.split(kwargs)
-        options = LoadOptions.from_kwargs(**named, **extra)
-        path = pretrained_model_name_or_path
+            model_args: Passed on to the model class.
 
-        # 1. resolve: the config (with the overrides) and the weight files
-        config = resolve_config(cls.config_class, path, options, overrides, cls.__name__)
-        checkpoint = find_weights(path, options)
-        # 2. plan: the dtype; the model built on meta, uninitialised; each weight's device and hook chain
-        target_dtype = pick_dtype(options.dtype, config.dtype, read_weights(checkpoint, options))
-        if target_dtype is not None:
-            config.dtype = str(target_dtype).removeprefix("torch.")
-        with building(target_dtype, on_meta=True):
-            model = cls(config, *model_args)
-        placement = plan_placement(model, options, target_dtype)
+        Returns:
+            The model in ``eval()`` mode; with ``output_loading_info=True`` also a dict of ``missing_keys``,
+            ``unexpected_keys``, ``mismatched_keys`` and ``error_msgs``.
+        """
+        options, overrides = LoadOptions.from_call(locals(), kwargs)
+        path = pretrained_model_name_or_path
+        # 1. resolve: the config (with the overrides), the weight files, the dtype to load in
+        source = resolve_source(cls.config_class, path, options, overrides, cls.__name__)
+        # 2. plan: the model built on meta, uninitialised; each weight's device and hook chain
+        with building(source.dtype, on_meta=True):
+            model = cls(source.config, *model_args)
+        placement = plan_placement(model, options, source.dtype)
         # 3. materialise: stream every tensor through the hooks into the model
-        tensors = read_weights(checkpoint, options)
-        info = stream_weights(model, tensors, placement.hooks, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        info = stream_weights(model, source.tensors(), placement.hooks,
+                              ignore_mismatched_sizes=options.ignore_mismatched_sizes)
         # 4. finish: tie, initialise what was missing, fill buffers, dispatch, eval(), report
         finish_loading(model, info, placement)
         model._load_generation_config(path, options.hub())
@@ -339,21 +287,13 @@ class PreTrainedModel(nn.Module):
 
     # --- saving -------------------------------------------------------------------------------------------
     def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        is_main_process: bool = True,
-        state_dict: dict[str, torch.Tensor] | None = None,
-        push_to_hub: bool = False,
-        max_shard_size: int | str = "50GB",
-        safe_serialization: bool = True,
-        variant: str | None = None,
+        self, save_directory: str | os.PathLike, is_main_process: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None, push_to_hub: bool = False,
+        max_shard_size: int | str = "50GB", safe_serialization: bool = True, variant: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """Write ``config.json`` (+ ``generation_config.json``) and the weights, sharded and atomically.
-
-        Tied weights are stored once; shards of an earlier save that the new one does not use are
-        removed after the new files are in place.
-        """
+        """Write ``config.json`` (+ ``generation_config.json``) and the weights, sharded and atomically:
+        tied weights once; shards of an earlier save that this one does not use are removed after it."""
         if push_to_hub:
             raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
         save_model(self, save_directory, is_main_process=is_main_process, state_dict=state_dict,
