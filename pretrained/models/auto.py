@@ -138,25 +138,17 @@ class _AutoModel:
         models[config_class.model_type] = model_class
 
 
-class AutoModel(_AutoModel):
-    _task = "base"
+def _auto_class(name: str, task: str, what: str) -> type[_AutoModel]:
+    doc = f"Builds {what} for a checkpoint's ``model_type``: ``{name}.from_pretrained(path)`` or ``.from_config``."
+    return type(name, (_AutoModel,), {"_task": task, "__doc__": doc, "__module__": __name__, "__qualname__": name})
 
 
-class AutoModelForMaskedLM(_AutoModel):
-    _task = "masked_lm"
-
-
-class AutoModelForSequenceClassification(_AutoModel):
-    _task = "sequence_classification"
-
-
-class AutoModelForTokenClassification(_AutoModel):
-    _task = "token_classification"
-
-
-class AutoModelForQuestionAnswering(_AutoModel):
-    _task = "question_answering"
-
-
-class AutoModelForCausalLM(_AutoModel):
-    _task = "causal_lm"
+AutoModel = _auto_class("AutoModel", "base", "the bare model (no task head)")
+AutoModelForMaskedLM = _auto_class("AutoModelForMaskedLM", "masked_lm", "a masked language model")
+AutoModelForSequenceClassification = _auto_class(
+    "AutoModelForSequenceClassification", "sequence_classification", "a sequence classifier")
+AutoModelForTokenClassification = _auto_class(
+    "AutoModelForTokenClassification", "token_classification", "a token classifier")
+AutoModelForQuestionAnswering = _auto_class(
+    "AutoModelForQuestionAnswering", "question_answering", "an extractive question-answering model")
+AutoModelForCausalLM = _auto_class("AutoModelForCausalLM", "causal_lm", "a causal language model")
