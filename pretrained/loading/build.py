@@ -42,8 +42,9 @@ _hook_installed = False
 _VALUE_WRITES = frozenset({
     "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
     "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
-    "fill_", "zero_", "copy_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_",
-    "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "masked_fill_", "index_fill_", "fill_diagonal_",
+    "fill_", "zero_", "copy_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
+    "log_normal_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "masked_fill_", "index_fill_",
+    "fill_diagonal_",
 })  # fmt: skip
 
 
@@ -91,7 +92,8 @@ def _install_hook() -> None:
 class _SkipValueWritesOnMeta(TorchFunctionMode):
     """Return at once from value-only writes into meta tensors (in-place initialisers, ``out=``)."""
 
-    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None
+                           ) -> Any:
         kwargs = kwargs or {}
         out = kwargs.get("out")
         if isinstance(out, torch.Tensor) and out.is_meta:

@@ -23,9 +23,9 @@ SAFE_INDEX = "model.safetensors.index.json"
 PT_WEIGHTS = "pytorch_model.bin"
 PT_INDEX = "pytorch_model.bin.index.json"
 # safetensors' dtype names, as a file's header gives them.
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                      "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8,
-                      "BOOL": torch.bool}
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                      "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
 
 
 def with_variant(name: str, variant: str | None) -> str:

@@ -11,7 +11,11 @@ from pretrained.loading.checkpoint import LazyTensor
 
 
 def resolve_dtype(dtype: Any) -> torch.dtype | str | None:
-    """``"float16"`` / ``torch.float16`` / ``"auto"`` / ``None`` → ``torch.dtype`` or ``"auto"`` / ``None``."""
+    """``"float16"`` / ``torch.float16`` / ``"auto"`` / ``None`` → a ``torch.dtype``, ``"auto"`` or ``None``.
+
+    Raises:
+        ValueError: not a dtype torch knows.
+    """
     if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
         return dtype
     value = getattr(torch, str(dtype).removeprefix("torch."), None)
@@ -22,7 +26,7 @@ def resolve_dtype(dtype: Any) -> torch.dtype | str | None:
 
 def pick_dtype(dtype: Any, config_dtype: str | None, tensors: Iterable[LazyTensor]) -> torch.dtype | None:
     """The dtype to load in: an explicit one, else (``"auto"``) the config's, else that of the first
-    floating-point tensor of the checkpoint (``tensors``, read only then); ``None`` keeps each tensor's own."""
+    floating-point tensor of the checkpoint (``tensors``, only read then). ``None``: each keeps its own."""
     dtype = resolve_dtype(dtype)
     if dtype != "auto":
         return dtype

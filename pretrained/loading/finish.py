@@ -23,7 +23,7 @@ logger = logging.getLogger("pretrained")
 
 def finish_loading(model: nn.Module, info: LoadingInfo, placement: Placement) -> None:
     """Tie, initialise missing and mismatched weights, fill buffers, run the hooks' ``after_load``, dispatch
-    across devices and switch to ``eval()``; ``info``'s key lists are filtered by the class's ignore patterns."""
+    across devices and switch to ``eval()``; ``info``'s key lists lose what the class says to ignore."""
     tied = model._tie_pairs()
     missing = set(info.missing_keys)
     for target, source in tied.items():
@@ -72,7 +72,7 @@ def initialise_missing(model: nn.Module, names: list[str], device_for: Callable[
 
 
 def fill_buffers(model: nn.Module, device_for: Callable[[str], torch.device]) -> None:
-    """Compute buffers left on the meta device (``_init_buffers``); move the others to their module's device."""
+    """Compute buffers left on the meta device (``_init_buffers``); move the others to their device."""
     for module_name, module in model.named_modules():
         for leaf, tensor in module._buffers.items():
             full = f"{module_name}.{leaf}" if module_name else leaf
@@ -98,6 +98,7 @@ def report_loading(owner: str, info: LoadingInfo, path: Any) -> None:
                        "initialized: %s. You should probably TRAIN this model on a down-stream task.",
                        owner, path, info.missing_keys)
     if info.mismatched_keys:
-        shapes = ", ".join(f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in info.mismatched_keys)
+        shapes = ", ".join(f"{key}: checkpoint {list(saved)} vs model {list(built)}"
+                           for key, saved, built in info.mismatched_keys)
         logger.warning("Some weights of %s were newly initialized because the shapes did not match: %s",
                        owner, shapes)

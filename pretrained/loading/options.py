@@ -105,7 +105,8 @@ class LoadOptions:
         return options, {k: v for k, v in kwargs.items() if k not in known}
 
     @classmethod
-    def from_call(cls, arguments: dict[str, Any], kwargs: dict[str, Any]) -> tuple[LoadOptions, dict[str, Any]]:
+    def from_call(cls, arguments: dict[str, Any], kwargs: dict[str, Any]
+                  ) -> tuple[LoadOptions, dict[str, Any]]:
         """``(options, config overrides)`` of a ``from_pretrained`` call, from its named arguments (its
         ``locals()``: those that are option names are taken) and its ``**kwargs``."""
         named = {k: v for k, v in arguments.items() if k in cls.names()}
@@ -130,14 +131,14 @@ class LoadOptions:
         options = cls(**kwargs)
         for flag in ("from_tf", "from_flax"):
             if getattr(options, flag):
-                raise ValueError(f"{flag}=True is not supported: pretrained reads PyTorch weights (safetensors or "
-                                 f"pytorch_model.bin) only; convert the checkpoint with transformers first.")
+                raise ValueError(f"{flag}=True is not supported: pretrained reads PyTorch weights "
+                                 "(safetensors or pytorch_model.bin) only; convert the checkpoint first.")
         if options.force_download:
             warnings.warn("force_download is ignored: pretrained reads the local cache or downloads once.",
                           stacklevel=4)
         if options.trust_remote_code:
-            warnings.warn("trust_remote_code is ignored: pretrained never runs code shipped with a checkpoint.",
-                          stacklevel=4)
+            warnings.warn("trust_remote_code is ignored: pretrained never runs code shipped with a "
+                          "checkpoint.", stacklevel=4)
         return options
 
     def hub(self) -> dict[str, Any]:

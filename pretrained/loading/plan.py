@@ -59,14 +59,15 @@ def resolve_config(
     config = options.config
     if not isinstance(config, PretrainedConfig):
         source = path if config is None else config
-        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **options.hub(), **overrides)
+        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **options.hub(),
+                                                      **overrides)
     else:
         config = copy.deepcopy(config)
         unused = {k: v for k, v in overrides.items() if not hasattr(config, k)}
         config.update({k: v for k, v in overrides.items() if k not in unused})
     if unused:
-        raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: they are "
-                        f"neither loading options nor attributes of {type(config).__name__}.")
+        raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: "
+                        f"they are neither loading options nor attributes of {type(config).__name__}.")
     config.name_or_path = str(path)
     if options.attn_implementation is not None:
         config._attn_implementation = options.attn_implementation
@@ -77,7 +78,8 @@ def find_weights(path: str | os.PathLike, options: LoadOptions) -> Checkpoint | 
     """The checkpoint's weight files (``None`` when ``options.state_dict`` provides the tensors)."""
     if options.state_dict is not None:
         return None
-    return find_checkpoint(path, variant=options.variant, use_safetensors=options.use_safetensors, **options.hub())
+    return find_checkpoint(path, variant=options.variant, use_safetensors=options.use_safetensors,
+                           **options.hub())
 
 
 def read_weights(checkpoint: Checkpoint | None, options: LoadOptions) -> Iterator[LazyTensor]:

@@ -44,8 +44,8 @@ def save_model(
     if state_dict is None:
         state_dict = model.state_dict()
     state_dict = dedupe_shared(state_dict, prefer_drop=set(model._tie_pairs()))
-    save_state_dict(state_dict, directory, max_shard_size=max_shard_size, safe_serialization=safe_serialization,
-                    variant=variant)
+    save_state_dict(state_dict, directory, max_shard_size=max_shard_size,
+                    safe_serialization=safe_serialization, variant=variant)
     model.config.save_pretrained(directory)
     if model.generation_config is not None and hasattr(model.generation_config, "save_pretrained"):
         model.generation_config.save_pretrained(directory)

@@ -245,19 +245,19 @@ class PreTrainedModel(nn.Module):
         cls,
         pretrained_model_name_or_path: str | os.PathLike,
         *model_args: Any,
-        config: PretrainedConfig | str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-        ignore_mismatched_sizes: bool = False, force_download: bool = False, local_files_only: bool = False,
-        token: str | bool | None = None, revision: str | None = None, use_safetensors: bool | None = None,
-        weights_only: bool = True, dtype: Any = "auto", device_map: Any = None, max_memory: dict | None = None,
+        config: PretrainedConfig | str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None, ignore_mismatched_sizes: bool = False,
+        force_download: bool = False, local_files_only: bool = False, token: str | bool | None = None,
+        revision: str | None = None, use_safetensors: bool | None = None, weights_only: bool = True,
+        dtype: Any = "auto", device_map: Any = None, max_memory: dict | None = None,
         output_loading_info: bool = False, variant: str | None = None, subfolder: str = "",
-        state_dict: dict[str, torch.Tensor] | None = None,
-        quantization_config: Any = None, tp_plan: Any = None, device_mesh: Any = None,
-        **kwargs: Any,
+        state_dict: dict[str, torch.Tensor] | None = None, quantization_config: Any = None,
+        tp_plan: Any = None, device_mesh: Any = None, **kwargs: Any,
     ) -> PreTrainedModel | tuple[PreTrainedModel, dict[str, list]]:
         """Load a model from a folder written by transformers or pretrained, or a cached repo id.
 
-        Every keyword argument is a loading option, described in :class:`pretrained.loading.options.LoadOptions`
-        (``attn_implementation``, ``torch_dtype`` and others come through ``kwargs``), or else a config
+        Every keyword argument is a loading option (described in ``pretrained.loading.options.LoadOptions``;
+        ``attn_implementation``, ``torch_dtype`` and others come through ``kwargs``) or else a config
         attribute overriding the loaded config (e.g. ``num_labels=3``).
 
         Args:

@@ -125,9 +125,11 @@ class _AutoModel:
         if not isinstance(config, PretrainedConfig):
             source = path_or_repo_id if config is None else config
             hub = LoadOptions.pick(options, "source")
-            config, overrides = AutoConfig.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
+            config, overrides = AutoConfig.from_pretrained(source, return_unused_kwargs=True, **hub,
+                                                           **overrides)
         model_class = cls._model_class(config)
-        return model_class.from_pretrained(path_or_repo_id, *model_args, config=config, **options, **overrides)
+        return model_class.from_pretrained(path_or_repo_id, *model_args, config=config, **options,
+                                           **overrides)
 
     @classmethod
     def register(cls, config_class: type[PretrainedConfig], model_class: type, exist_ok: bool = False) -> None:
@@ -139,8 +141,10 @@ class _AutoModel:
 
 
 def _auto_class(name: str, task: str, what: str) -> type[_AutoModel]:
-    doc = f"Builds {what} for a checkpoint's ``model_type``: ``{name}.from_pretrained(path)`` or ``.from_config``."
-    return type(name, (_AutoModel,), {"_task": task, "__doc__": doc, "__module__": __name__, "__qualname__": name})
+    doc = (f"Builds {what} for a checkpoint's ``model_type``: ``{name}.from_pretrained(path)`` or "
+           "``.from_config(config)``.")
+    namespace = {"_task": task, "__doc__": doc, "__module__": __name__, "__qualname__": name}
+    return type(name, (_AutoModel,), namespace)
 
 
 AutoModel = _auto_class("AutoModel", "base", "the bare model (no task head)")
