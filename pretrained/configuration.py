@@ -9,15 +9,17 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pretrained.loading.options import LoadOptions
 from pretrained.utils.io import atomic_write_text, read_json_object
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = "5.24.0"
-_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder", "force_download",
-               "proxies", "resume_download", "trust_remote_code", "_from_auto", "_commit_hash")
+# Set at run time, never written to config.json (as in transformers).
+_NOT_SAVED = frozenset({"_attn_implementation_internal"})
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -26,6 +28,12 @@ def dtype_name(dtype: Any) -> str | None:
         return None
     name = str(dtype)
     return name.removeprefix("torch.")
+
+
+def _stored_as(attr: str, doc: str, convert: Callable[[Any], Any] = lambda value: value) -> property:
+    """A property kept in the attribute ``attr`` (``None`` until set), converted by ``convert`` when set."""
+    return property(lambda self: getattr(self, attr, None),
+                    lambda self, value: setattr(self, attr, convert(value)), doc=doc)
 
 
 class PretrainedConfig:
@@ -44,19 +52,17 @@ class PretrainedConfig:
     def __init__(
         self,
         *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        return_dict: bool = True,
-        dtype: Any = None,
-        architectures: list[str] | None = None,
-        chunk_size_feed_forward: int = 0,
-        is_encoder_decoder: bool = False,
-        id2label: dict | None = None,
-        label2id: dict | None = None,
-        num_labels: int | None = None,
+        # what forward returns
+        output_hidden_states: bool = False, output_attentions: bool = False, return_dict: bool = True,
+        # the weights and the architecture
+        dtype: Any = None, architectures: list[str] | None = None,
+        chunk_size_feed_forward: int = 0, is_encoder_decoder: bool = False,
+        # classification heads
+        id2label: dict | None = None, label2id: dict | None = None, num_labels: int | None = None,
         problem_type: str | None = None,
         **kwargs: Any,
     ) -> None:
+        self._attn_implementation_internal = kwargs.pop("attn_implementation", None)
         self.return_dict = return_dict
         self.output_hidden_states = output_hidden_states
         self.output_attentions = output_attentions
@@ -81,8 +87,8 @@ class PretrainedConfig:
         elif not hasattr(self, "label2id") or len(self.label2id) != len(self.id2label):
             self.label2id = {v: k for k, v in self.id2label.items()}
         self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
-        kwargs.pop("transformers_version", None)
-        kwargs.pop("model_type", None)
+        for key in ("transformers_version", "model_type", *_NOT_SAVED):
+            kwargs.pop(key, None)
         for key, value in kwargs.items():
             try:
                 setattr(self, key, value)
@@ -111,22 +117,13 @@ class PretrainedConfig:
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
             self.label2id = {v: k for k, v in self.id2label.items()}
 
-    @property
-    def torch_dtype(self) -> str | None:
-        """Legacy name of ``dtype``."""
-        return self.dtype
-
-    @torch_dtype.setter
-    def torch_dtype(self, value: Any) -> None:
-        self.dtype = dtype_name(value)
-
-    @property
-    def name_or_path(self) -> str:
-        return self._name_or_path
-
-    @name_or_path.setter
-    def name_or_path(self, value: str) -> None:
-        self._name_or_path = str(value)
+    torch_dtype = _stored_as("dtype", "Legacy name of ``dtype``.", dtype_name)
+    name_or_path = _stored_as("_name_or_path", "The folder or repo id the config was loaded from.", str)
+    _attn_implementation = _stored_as(
+        "_attn_implementation_internal",
+        "The attention function models built from this config call (a name in "
+        "``pretrained.modeling.attention.ATTENTION_FUNCTIONS``; ``None`` until a model sets its default). "
+        "Set by ``attn_implementation=``, never written to ``config.json``.")
 
     @property
     def use_return_dict(self) -> bool:
@@ -141,11 +138,12 @@ class PretrainedConfig:
         kwargs that are not config attributes.
         """
         return_unused = kwargs.pop("return_unused_kwargs", False)
-        for key in _HUB_KWARGS:
+        for key in LoadOptions.names("source", "compat"):  # where the file came from: not config values
             kwargs.pop(key, None)
         config = cls(**config_dict)
         unused = {}
         for key, value in kwargs.items():
+            key = "_attn_implementation" if key == "attn_implementation" else key
             if key in ("torch_dtype", "dtype"):
                 config.dtype = dtype_name(value)
             elif hasattr(config, key):
@@ -159,8 +157,7 @@ class PretrainedConfig:
         """Read ``config.json`` of a folder or cached repo id into a dict."""
         from pretrained.hub import cached_file
 
-        hub = {k: kwargs[k] for k in ("subfolder", "cache_dir", "revision", "local_files_only", "token")
-               if k in kwargs}
+        hub = LoadOptions.pick(kwargs, "source")
         path = Path(path_or_repo_id)
         if path.is_file():  # a config file given directly, as transformers allows
             file = str(path)
@@ -191,7 +188,7 @@ class PretrainedConfig:
         # Readers check this field; we write the transformers release whose file format we follow.
         out = {"transformers_version": FORMAT_VERSION}
         for key, value in self.__dict__.items():
-            if key.startswith("__"):
+            if key.startswith("__") or key in _NOT_SAVED:
                 continue
             out[key] = copy.deepcopy(value.to_dict() if isinstance(value, PretrainedConfig) else value)
         out["model_type"] = type(self).model_type or out.get("model_type", "")
@@ -247,7 +244,6 @@ class PretrainedConfig:
 
 
 PreTrainedConfig = PretrainedConfig
-
 
 
 def _jsonable(value: Any) -> Any:

@@ -22,6 +22,10 @@ SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 PT_WEIGHTS = "pytorch_model.bin"
 PT_INDEX = "pytorch_model.bin.index.json"
+# safetensors' dtype names, as a file's header gives them.
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                      "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
 
 
 def with_variant(name: str, variant: str | None) -> str:
@@ -113,6 +117,13 @@ class LazyTensor:
         if self._tensor is not None:
             return tuple(self._tensor.shape)
         return tuple(self._handle.get_slice(self.name).get_shape())
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The stored dtype, read from the file header (``None`` for a type torch has no name for here)."""
+        if self._tensor is not None:
+            return self._tensor.dtype
+        return SAFETENSORS_DTYPES.get(self._handle.get_slice(self.name).get_dtype())
 
     def load(self) -> torch.Tensor:
         if self._tensor is not None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from pretrained.modeling.base import PreTrainedModel
+from torch import nn
 
 # Legacy parameter names seen in old checkpoints (TF-era BERT LayerNorm).
 _LEGACY = [(re.compile(r"(^|\.)gamma$"), r"\1weight"), (re.compile(r"(^|\.)beta$"), r"\1bias")]
@@ -37,13 +35,13 @@ class WeightHook:
     (possibly replaced or sliced); ``after_load`` runs once every tensor is in place.
     """
 
-    def before_load(self, model: PreTrainedModel) -> None:
+    def before_load(self, model: nn.Module) -> None:
         pass
 
-    def __call__(self, name: str, tensor: torch.Tensor, model: PreTrainedModel) -> torch.Tensor:
+    def __call__(self, name: str, tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
         return tensor
 
-    def after_load(self, model: PreTrainedModel) -> None:
+    def after_load(self, model: nn.Module) -> None:
         pass
 
     def target_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -10,16 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from pretrained.loading.checkpoint import LazyTensor
 from pretrained.loading.hooks import WeightHook, rename_key
-
-if TYPE_CHECKING:
-    from pretrained.modeling.base import PreTrainedModel
 
 
 @dataclass
@@ -63,7 +59,7 @@ def set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
 
 
 def stream_weights(
-    model: PreTrainedModel,
+    model: nn.Module,
     tensors: Iterable[LazyTensor],
     hooks: list[WeightHook],
     *,

@@ -14,10 +14,41 @@ import re
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from pretrained.loading.checkpoint import PT_INDEX, PT_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, with_variant
 from pretrained.loading.device_map import parse_size
 from pretrained.utils.io import atomic_path, atomic_write_text
+
+
+def save_model(
+    model: nn.Module,
+    save_directory: str | os.PathLike,
+    *,
+    is_main_process: bool = True,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    max_shard_size: int | str = "50GB",
+    safe_serialization: bool = True,
+    variant: str | None = None,
+) -> None:
+    """``PreTrainedModel.save_pretrained``: the weights (tied ones once), ``config.json`` and, for models that
+    generate, ``generation_config.json``."""
+    directory = Path(save_directory)
+    if directory.is_file():
+        raise ValueError(f"save_directory {directory} is a file, not a folder.")
+    if not is_main_process:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.architectures = [type(model).__name__]
+    model.config.dtype = str(model.dtype).removeprefix("torch.")
+    if state_dict is None:
+        state_dict = model.state_dict()
+    state_dict = dedupe_shared(state_dict, prefer_drop=set(model._tie_pairs()))
+    save_state_dict(state_dict, directory, max_shard_size=max_shard_size,
+                    safe_serialization=safe_serialization, variant=variant)
+    model.config.save_pretrained(directory)
+    if model.generation_config is not None and hasattr(model.generation_config, "save_pretrained"):
+        model.generation_config.save_pretrained(directory)
 
 
 def dedupe_shared(state_dict: dict[str, torch.Tensor], prefer_drop: set[str]) -> dict[str, torch.Tensor]:

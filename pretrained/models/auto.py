@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from pretrained.configuration import PretrainedConfig
+from pretrained.loading.options import LoadOptions
 
 _FAMILY_MODULES: dict[str, str] = {
     "bert": "pretrained.models.bert",
@@ -91,14 +92,6 @@ class AutoConfig:
         _CONFIGS[model_type] = config_class
 
 
-_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
-# Arguments of PreTrainedModel.from_pretrained that must never be read as config overrides.
-_MODEL_KWARGS = ("dtype", "torch_dtype", "device_map", "max_memory", "output_loading_info",
-                 "ignore_mismatched_sizes", "use_safetensors", "variant", "state_dict", "low_cpu_mem_usage",
-                 "attn_implementation", "quantization_config", "tp_plan", "device_mesh", "weights_only",
-                 "key_mapping", "offload_folder", "trust_remote_code", "force_download")
-
-
 class _AutoModel:
     _task = "base"
 
@@ -120,21 +113,23 @@ class _AutoModel:
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, **kwargs: Any) -> Any:
-        """A randomly initialised model for ``config``."""
+        """A randomly initialised model for ``config`` (``dtype`` and ``attn_implementation`` accepted)."""
         return cls._model_class(config)._from_config(config, **kwargs)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *model_args: Any, **kwargs: Any) -> Any:
-        """Load config and weights; keyword arguments that are config fields override the config."""
-        config = kwargs.pop("config", None)
+        """Load config and weights: keyword arguments are loading options (see ``LoadOptions``) or config
+        attributes overriding the checkpoint's config."""
+        options, overrides = LoadOptions.split(kwargs)
+        config = options.pop("config", None)
         if not isinstance(config, PretrainedConfig):
-            model_kwargs = {k: kwargs.pop(k) for k in _MODEL_KWARGS if k in kwargs}
-            hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
             source = path_or_repo_id if config is None else config
-            config, kwargs = AutoConfig.from_pretrained(source, return_unused_kwargs=True, **kwargs)
-            kwargs.update(hub)
-            kwargs.update(model_kwargs)
-        return cls._model_class(config).from_pretrained(path_or_repo_id, *model_args, config=config, **kwargs)
+            hub = LoadOptions.pick(options, "source")
+            config, overrides = AutoConfig.from_pretrained(source, return_unused_kwargs=True, **hub,
+                                                           **overrides)
+        model_class = cls._model_class(config)
+        return model_class.from_pretrained(path_or_repo_id, *model_args, config=config, **options,
+                                           **overrides)
 
     @classmethod
     def register(cls, config_class: type[PretrainedConfig], model_class: type, exist_ok: bool = False) -> None:
@@ -145,25 +140,19 @@ class _AutoModel:
         models[config_class.model_type] = model_class
 
 
-class AutoModel(_AutoModel):
-    _task = "base"
+def _auto_class(name: str, task: str, what: str) -> type[_AutoModel]:
+    doc = (f"Builds {what} for a checkpoint's ``model_type``: ``{name}.from_pretrained(path)`` or "
+           "``.from_config(config)``.")
+    namespace = {"_task": task, "__doc__": doc, "__module__": __name__, "__qualname__": name}
+    return type(name, (_AutoModel,), namespace)
 
 
-class AutoModelForMaskedLM(_AutoModel):
-    _task = "masked_lm"
-
-
-class AutoModelForSequenceClassification(_AutoModel):
-    _task = "sequence_classification"
-
-
-class AutoModelForTokenClassification(_AutoModel):
-    _task = "token_classification"
-
-
-class AutoModelForQuestionAnswering(_AutoModel):
-    _task = "question_answering"
-
-
-class AutoModelForCausalLM(_AutoModel):
-    _task = "causal_lm"
+AutoModel = _auto_class("AutoModel", "base", "the bare model (no task head)")
+AutoModelForMaskedLM = _auto_class("AutoModelForMaskedLM", "masked_lm", "a masked language model")
+AutoModelForSequenceClassification = _auto_class(
+    "AutoModelForSequenceClassification", "sequence_classification", "a sequence classifier")
+AutoModelForTokenClassification = _auto_class(
+    "AutoModelForTokenClassification", "token_classification", "a token classifier")
+AutoModelForQuestionAnswering = _auto_class(
+    "AutoModelForQuestionAnswering", "question_answering", "an extractive question-answering model")
+AutoModelForCausalLM = _auto_class("AutoModelForCausalLM", "causal_lm", "a causal language model")

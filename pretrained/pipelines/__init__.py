@@ -9,45 +9,38 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# task -> (module, pipeline class, Auto model class, default checkpoint transformers would download)
+from pretrained.loading.options import LoadOptions
+from pretrained.utils.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    import torch
+
+    from pretrained.configuration import PretrainedConfig
+    from pretrained.modeling.base import PreTrainedModel
+    from pretrained.pipelines.base import Pipeline
+    from pretrained.tokenization.base import PreTrainedTokenizerBase
+
+# task -> (Auto model class, default checkpoint transformers would download). A task's pipeline is the
+# class named after it in the module named after it: "fill-mask" -> fill_mask.FillMaskPipeline.
+_TASKS: dict[str, tuple[str, str]] = {
+    "feature-extraction": ("AutoModel", "distilbert/distilbert-base-cased"),
+    "text-classification": ("AutoModelForSequenceClassification",
+                            "distilbert/distilbert-base-uncased-finetuned-sst-2-english"),
+    "token-classification": ("AutoModelForTokenClassification",
+                             "dbmdz/bert-large-cased-finetuned-conll03-english"),
+    "question-answering": ("AutoModelForQuestionAnswering",
+                           "distilbert/distilbert-base-cased-distilled-squad"),
+    "fill-mask": ("AutoModelForMaskedLM", "distilbert/distilroberta-base"),
+    "zero-shot-classification": ("AutoModelForSequenceClassification", "facebook/bart-large-mnli"),
+    "text-generation": ("AutoModelForCausalLM", "HuggingFaceTB/SmolLM3-3B"),
+}
+# task -> {"impl": (module, pipeline class), "auto": Auto model class, "default": default checkpoint}
 SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
-    "feature-extraction": {
-        "impl": ("feature_extraction", "FeatureExtractionPipeline"),
-        "auto": "AutoModel",
-        "default": "distilbert/distilbert-base-cased",
-    },
-    "text-classification": {
-        "impl": ("text_classification", "TextClassificationPipeline"),
-        "auto": "AutoModelForSequenceClassification",
-        "default": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-    },
-    "token-classification": {
-        "impl": ("token_classification", "TokenClassificationPipeline"),
-        "auto": "AutoModelForTokenClassification",
-        "default": "dbmdz/bert-large-cased-finetuned-conll03-english",
-    },
-    "question-answering": {
-        "impl": ("question_answering", "QuestionAnsweringPipeline"),
-        "auto": "AutoModelForQuestionAnswering",
-        "default": "distilbert/distilbert-base-cased-distilled-squad",
-    },
-    "fill-mask": {
-        "impl": ("fill_mask", "FillMaskPipeline"),
-        "auto": "AutoModelForMaskedLM",
-        "default": "distilbert/distilroberta-base",
-    },
-    "zero-shot-classification": {
-        "impl": ("zero_shot_classification", "ZeroShotClassificationPipeline"),
-        "auto": "AutoModelForSequenceClassification",
-        "default": "facebook/bart-large-mnli",
-    },
-    "text-generation": {
-        "impl": ("text_generation", "TextGenerationPipeline"),
-        "auto": "AutoModelForCausalLM",
-        "default": "HuggingFaceTB/SmolLM3-3B",
-    },
+    task: {"impl": (task.replace("-", "_"), task.title().replace("-", "") + "Pipeline"), "auto": auto,
+           "default": default}
+    for task, (auto, default) in _TASKS.items()
 }
 
 TASK_ALIASES: dict[str, str] = {
@@ -154,23 +147,21 @@ def default_model(task: str) -> str:
 
 def pipeline(
     task: str | None = None,
-    model: Any = None,
-    config: Any = None,
-    tokenizer: Any = None,
-    feature_extractor: Any = None,
-    image_processor: Any = None,
-    processor: Any = None,
+    model: str | os.PathLike | PreTrainedModel | None = None,
+    config: str | os.PathLike | PretrainedConfig | None = None,
+    tokenizer: str | os.PathLike | PreTrainedTokenizerBase | tuple[str, dict[str, Any]] | None = None,
+    feature_extractor: Any = None, image_processor: Any = None, processor: Any = None,  # refused: text only
     revision: str | None = None,
     use_fast: bool = True,
     token: str | bool | None = None,
-    device: Any = None,
-    device_map: Any = None,
-    dtype: Any = "auto",
+    device: int | str | torch.device | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    dtype: str | torch.dtype | None = "auto",
     trust_remote_code: bool | None = None,
     model_kwargs: dict[str, Any] | None = None,
-    pipeline_class: Any = None,
+    pipeline_class: type[Pipeline] | None = None,
     **kwargs: Any,
-) -> Any:
+) -> Pipeline:
     """Build a pipeline for ``task`` from a model path, repo id or model object.
 
     Args:
@@ -186,7 +177,8 @@ def pipeline(
         dtype: ``"auto"`` (the checkpoint's dtype), a ``torch.dtype`` or its name; conflicts with
             ``model_kwargs["dtype"]``.
         trust_remote_code: Refused when true: pretrained never executes remote code.
-        model_kwargs: Extra ``from_pretrained`` arguments.
+        model_kwargs: Extra ``from_pretrained`` arguments: loading options (``LoadOptions``; those that locate
+            files, such as ``cache_dir``, also serve the config and the tokenizer) and config overrides.
         pipeline_class: Use this class instead of the task's.
         **kwargs: ``batch_size``, ``num_workers`` and the task's call parameters (``top_k``, ...), which become
             the pipeline's defaults.
@@ -194,7 +186,7 @@ def pipeline(
     Returns:
         The task's ``Pipeline``.
     """
-    model_kwargs = dict(model_kwargs or {})
+    options, overrides = LoadOptions.split(model_kwargs or {})
     if trust_remote_code:
         raise ValueError("trust_remote_code=True is refused: pretrained never executes code from a model repository.")
     if feature_extractor is not None or image_processor is not None or processor is not None:
@@ -213,12 +205,10 @@ def pipeline(
         raise TypeError(f"model must be a path, a repo id or a loaded model, got {type(model).__name__}.")
     if task is not None:
         task = check_task(task)[0]
-    hub = {k: v for k, v in {"revision": revision, "token": token}.items() if v is not None}
+    options.update({k: v for k, v in {"revision": revision, "token": token}.items() if v is not None})
     if "local_files_only" in kwargs:
-        hub["local_files_only"] = kwargs.pop("local_files_only")
-    for key in ("cache_dir", "subfolder"):
-        if key in model_kwargs:
-            hub[key] = model_kwargs.pop(key)
+        options["local_files_only"] = kwargs.pop("local_files_only")
+    hub = LoadOptions.pick(options, "source")  # for the config and the tokenizer too
     if model is None:
         model = default_model(task)
 
@@ -237,28 +227,28 @@ def pipeline(
 
     # dtype / device_map: transformers' rules for conflicting arguments
     if device_map is not None:
-        if "device_map" in model_kwargs:
+        if "device_map" in options:
             raise ValueError('You cannot use both `pipeline(... device_map=..., model_kwargs={"device_map":...})` '
                              "as those arguments might conflict, use only one.")
         if device is not None:
             raise ValueError("Both `device` and `device_map` are given: a model dispatched with a device_map cannot "
                              "be moved to one device. Keep only one of them.")
-        model_kwargs["device_map"] = device_map
+        options["device_map"] = device_map
     if (torch_dtype := kwargs.pop("torch_dtype", None)) is not None:
         dtype = torch_dtype if dtype == "auto" else dtype
-    if "torch_dtype" in model_kwargs or "dtype" in model_kwargs:
+    if "torch_dtype" in options or "dtype" in options:
         if dtype not in ("auto", None):
             raise ValueError('You cannot use both `pipeline(... dtype=..., model_kwargs={"dtype":...})` as those '
                              "arguments might conflict, use only one.")
         dtype = None
     if dtype is not None:
-        model_kwargs["dtype"] = dtype
+        options["dtype"] = dtype
 
     if isinstance(model, str):
         model_class = getattr(auto, spec["auto"])
-        model = model_class.from_pretrained(model, config=config, **hub, **model_kwargs)
+        model = model_class.from_pretrained(model, config=config, **options, **overrides)
     elif dtype not in (None, "auto"):
-        from pretrained.modeling.base import resolve_dtype
+        from pretrained.loading.dtypes import resolve_dtype
 
         model = model.to(resolve_dtype(dtype))
 
@@ -286,13 +276,7 @@ def _load_tokenizer(tokenizer: Any, model: Any, hub: dict[str, Any]) -> Any:
                       "Pass tokenizer=... to pipeline().") from e
 
 
-def __getattr__(name: str) -> Any:
-    module = _CLASSES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _CLASSES)
 
 
 __all__ = ["pipeline", "get_supported_tasks", "check_task", "SUPPORTED_TASKS", "TASK_ALIASES", *_CLASSES]

@@ -1,5 +1,6 @@
 """pipeline(): task registry, aliases, inference from config, defaults, model objects, argument conflicts."""
 
+import shutil
 import subprocess
 import sys
 
@@ -111,3 +112,14 @@ def test_checkpoint_without_the_needed_head(model_dirs):
 def test_device_map_places_the_model(model_dirs):
     pipe = P.pipeline("text-classification", model=model_dirs["sequence"], device_map="cpu")
     assert pipe.device == torch.device("cpu") and pipe("I love it")[0]["label"]
+
+
+def test_model_kwargs_are_loading_options_and_config_overrides(model_dirs, tmp_path):
+    shutil.copytree(model_dirs["sequence"], tmp_path / "inner")
+    pipe = P.pipeline("text-classification", model=str(tmp_path), dtype="bfloat16", model_kwargs={
+        "subfolder": "inner", "attn_implementation": "eager", "low_cpu_mem_usage": True, "output_attentions": True})
+    # subfolder located the config and the tokenizer as well as the weights
+    assert pipe.model.config._attn_implementation == "eager" and pipe.model.config.output_attentions
+    assert pipe.model.dtype == torch.bfloat16 and pipe("I love it")[0]["label"]
+    with pytest.raises(TypeError, match="not_an_option"):
+        P.pipeline("text-classification", model=model_dirs["sequence"], model_kwargs={"not_an_option": 1})

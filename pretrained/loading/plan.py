@@ -1,0 +1,120 @@
+"""Resolve and plan a load: the config, the weight files, and where each weight goes through which hooks."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.loading import hooks as weight_hooks
+from pretrained.loading.checkpoint import Checkpoint, LazyTensor, find_checkpoint, iter_checkpoint
+from pretrained.loading.device_map import device_lookup, normalize_device_map
+from pretrained.loading.dtypes import pick_dtype
+from pretrained.loading.options import LoadOptions
+
+
+@dataclass
+class Source:
+    """What a load reads: the config to build from, the weight files, and the dtype to load in."""
+
+    config: PretrainedConfig
+    checkpoint: Checkpoint | None  # None: the tensors come from ``options.state_dict``
+    dtype: torch.dtype | None  # None: each tensor keeps its stored dtype
+    options: LoadOptions
+
+    def tensors(self) -> Iterator[LazyTensor]:
+        """Every tensor to load, lazily."""
+        return read_weights(self.checkpoint, self.options)
+
+
+def resolve_source(config_class: type[PretrainedConfig], path: str | os.PathLike, options: LoadOptions,
+                   overrides: dict[str, Any], owner: str) -> Source:
+    """The config (see :func:`resolve_config`), the weight files and the dtype (recorded in the config)."""
+    config = resolve_config(config_class, path, options, overrides, owner)
+    checkpoint = find_weights(path, options)
+    dtype = pick_dtype(options.dtype, config.dtype, read_weights(checkpoint, options))
+    if dtype is not None:
+        config.dtype = str(dtype).removeprefix("torch.")
+    return Source(config, checkpoint, dtype, options)
+
+
+def resolve_config(
+    config_class: type[PretrainedConfig],
+    path: str | os.PathLike,
+    options: LoadOptions,
+    overrides: dict[str, Any],
+    owner: str,
+) -> PretrainedConfig:
+    """The config to build from: ``options.config`` (copied) or the checkpoint's, with ``overrides`` applied.
+
+    Raises:
+        TypeError: an override that is neither a loading option nor an attribute of the config.
+    """
+    config = options.config
+    if not isinstance(config, PretrainedConfig):
+        source = path if config is None else config
+        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **options.hub(),
+                                                      **overrides)
+    else:
+        config = copy.deepcopy(config)
+        unused = {k: v for k, v in overrides.items() if not hasattr(config, k)}
+        config.update({k: v for k, v in overrides.items() if k not in unused})
+    if unused:
+        raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: "
+                        f"they are neither loading options nor attributes of {type(config).__name__}.")
+    config.name_or_path = str(path)
+    if options.attn_implementation is not None:
+        config._attn_implementation = options.attn_implementation
+    return config
+
+
+def find_weights(path: str | os.PathLike, options: LoadOptions) -> Checkpoint | None:
+    """The checkpoint's weight files (``None`` when ``options.state_dict`` provides the tensors)."""
+    if options.state_dict is not None:
+        return None
+    return find_checkpoint(path, variant=options.variant, use_safetensors=options.use_safetensors,
+                           **options.hub())
+
+
+def read_weights(checkpoint: Checkpoint | None, options: LoadOptions) -> Iterator[LazyTensor]:
+    """Every tensor to load, lazily: from ``options.state_dict`` or the checkpoint's files."""
+    if options.state_dict is not None:
+        return (LazyTensor(k, "<state_dict>", tensor=v) for k, v in options.state_dict.items())
+    return iter_checkpoint(checkpoint, weights_only=options.weights_only)
+
+
+@dataclass
+class Placement:
+    """Where each weight of a model goes, and the hooks every tensor passes through on its way."""
+
+    dtype: torch.dtype | None
+    device_map: dict[str, torch.device]
+    device_for: Callable[[str], torch.device]
+    hooks: list[weight_hooks.WeightHook]
+    record_map: bool  # keep the map as ``model.hf_device_map``
+
+
+def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | None) -> Placement:
+    """Map the (meta) model's weights to devices and build the hook chain; runs each hook's ``before_load``.
+
+    The chain: dtype cast → quantizer → tensor-parallel shard → placement, the middle two only when asked for.
+    """
+    mapping = normalize_device_map(options.device_map, model, dtype=dtype, max_memory=options.max_memory,
+                                   no_split=model._no_split_modules)
+    device_for = device_lookup(mapping)
+    quantization = options.quantization_config or getattr(model.config, "quantization_config", None)
+    chain = [weight_hooks.DtypeHook(dtype, tuple(model._keep_in_fp32_modules)),
+             weight_hooks.quantizer_hook(quantization, model.config),
+             weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
+             weight_hooks.PlacementHook(device_for)]
+    chain = [hook for hook in chain if hook is not None]
+    for hook in chain:
+        hook.before_load(model)
+    record = options.device_map is not None or len(set(mapping.values())) > 1
+    return Placement(dtype, mapping, device_for, chain, record)
