@@ -58,7 +58,7 @@ class EncoderSelfAttention(nn.Module):
         q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in projections)  # (batch, heads, seq, dim)
         out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
                                  output_attentions=output_attentions,
-                                 implementation=getattr(self.config, "_attn_implementation", None))
+                                 implementation=self.config._attn_implementation)
         return merge_heads(out), weights
 
 

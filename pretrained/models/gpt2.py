@@ -142,7 +142,7 @@ class GPT2Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
-        attend = attention_function(getattr(self.config, "_attn_implementation", None), output_attentions)
+        attend = attention_function(self.config._attn_implementation, output_attentions)
         dropout = self.attn_dropout if self.training else 0.0
         out, weights = attend(q, k, v, mask, dropout=dropout, scale=self.scaling, is_causal=True)
         out = out.transpose(1, 2).reshape(batch, seq, self.embed_dim)

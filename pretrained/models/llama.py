@@ -270,7 +270,7 @@ class LlamaAttention(nn.Module):
         q, k = apply_rotary_tables(q.transpose(1, 2), k.transpose(1, 2), *position_embeddings)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
-        attend = attention_function(getattr(self.config, "_attn_implementation", None), output_attentions)
+        attend = attention_function(self.config._attn_implementation, output_attentions)
         dropout = self.attention_dropout if self.training else 0.0
         out, weights = attend(q, k, v, mask, dropout=dropout, is_causal=True)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1)), weights
