@@ -96,6 +96,13 @@ class PretrainedConfig:
                 raise AttributeError(f"Can't set {key} with value {value} for {self}") from e
 
     # --- aliases -------------------------------------------------------------------------------------
+    def _store_arguments(self, arguments: dict[str, Any]) -> None:
+        """Store a subclass ``__init__``'s own arguments as attributes of the same names: call it first
+        thing with ``locals()`` (``self``, ``kwargs`` and ``__class__`` are skipped)."""
+        for name, value in arguments.items():
+            if name not in ("self", "kwargs", "__class__"):
+                setattr(self, name, value)
+
     def __setattr__(self, key: str, value: Any) -> None:
         key = type(self).attribute_map.get(key, key)
         super().__setattr__(key, value)

@@ -182,6 +182,13 @@ def sequence_classifier_forward(
     return out if _return_dict(model, return_dict) else out.to_tuple()
 
 
+def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
+    """What a task head's ``forward`` passes on to its base model: its arguments (``locals()``) except
+    ``self``, its ``own`` ones (``labels``, ...) and ``kwargs``, merged with ``kwargs``."""
+    skip = {"self", "kwargs", "__class__", *own}
+    return {**{k: v for k, v in arguments.items() if k not in skip}, **arguments.get("kwargs", {})}
+
+
 def _return_dict(model: Any, value: bool | None) -> bool:
     return model.config.return_dict if value is None else value
 

@@ -38,26 +38,7 @@ class BertConfig(PretrainedConfig):
                  classifier_dropout: float | None = None, is_decoder: bool = False,
                  add_cross_attention: bool = False, bos_token_id: int | None = None,
                  eos_token_id: int | None = None, tie_word_embeddings: bool = True, **kwargs: Any) -> None:
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.max_position_embeddings = max_position_embeddings
-        self.type_vocab_size = type_vocab_size
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.pad_token_id = pad_token_id
-        self.use_cache = use_cache
-        self.classifier_dropout = classifier_dropout
-        self.is_decoder = is_decoder
-        self.add_cross_attention = add_cross_attention
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.tie_word_embeddings = tie_word_embeddings
+        self._store_arguments(locals())
         super().__init__(**kwargs)
 
 

@@ -36,23 +36,7 @@ class DistilBertConfig(PretrainedConfig):
                  seq_classif_dropout: float = 0.2, pad_token_id: int | None = 0,
                  eos_token_id: int | None = None, bos_token_id: int | None = None,
                  tie_word_embeddings: bool = True, **kwargs: Any) -> None:
-        self.vocab_size = vocab_size
-        self.max_position_embeddings = max_position_embeddings
-        self.sinusoidal_pos_embds = sinusoidal_pos_embds
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.dim = dim
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.qa_dropout = qa_dropout
-        self.seq_classif_dropout = seq_classif_dropout
-        self.pad_token_id = pad_token_id
-        self.eos_token_id = eos_token_id
-        self.bos_token_id = bos_token_id
-        self.tie_word_embeddings = tie_word_embeddings
+        self._store_arguments(locals())
         super().__init__(**kwargs)
 
 

@@ -23,6 +23,7 @@ from pretrained.modeling.decoder import (
     build_masks,
     causal_lm_forward,
     finish_decoder,
+    head_inputs,
     init_decoder_weights,
     run_layers,
     sequence_classifier_forward,
@@ -81,32 +82,7 @@ class GPT2Config(PretrainedConfig):
             raise ValueError("pretrained's GPT-2 does not support add_cross_attention=True")
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
-        self.vocab_size = vocab_size
-        self.n_positions = n_positions
-        self.n_embd = n_embd
-        self.n_layer = n_layer
-        self.n_head = n_head
-        self.n_inner = n_inner
-        self.activation_function = activation_function
-        self.resid_pdrop = resid_pdrop
-        self.embd_pdrop = embd_pdrop
-        self.attn_pdrop = attn_pdrop
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.initializer_range = initializer_range
-        self.summary_type = summary_type
-        self.summary_use_proj = summary_use_proj
-        self.summary_activation = summary_activation
-        self.summary_proj_to_labels = summary_proj_to_labels
-        self.summary_first_dropout = summary_first_dropout
-        self.scale_attn_weights = scale_attn_weights
-        self.use_cache = use_cache
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.pad_token_id = pad_token_id
-        self.scale_attn_by_inverse_layer_idx = scale_attn_by_inverse_layer_idx
-        self.reorder_and_upcast_attn = reorder_and_upcast_attn
-        self.add_cross_attention = add_cross_attention
-        self.tie_word_embeddings = tie_word_embeddings
+        self._store_arguments(locals())
         super().__init__(**kwargs)
 
 
@@ -281,10 +257,7 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     ) -> CausalLMOutputWithPast | tuple:
         """Next-token logits, and the shifted cross-entropy loss when ``labels`` are given
         (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
-        inputs = dict(input_ids=input_ids, past_key_values=past_key_values, attention_mask=attention_mask,
-                      token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
-                      use_cache=use_cache)  # fmt: skip
-        return causal_lm_forward(self, labels, logits_to_keep, {**inputs, **kwargs})
+        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):
@@ -311,10 +284,7 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
     ) -> SequenceClassifierOutputWithPast | tuple:
         """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
         Other keyword arguments (``output_attentions``, ...) go to the transformer."""
-        inputs = dict(input_ids=input_ids, past_key_values=past_key_values, attention_mask=attention_mask,
-                      token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
-                      use_cache=use_cache)  # fmt: skip
-        return sequence_classifier_forward(self, labels, {**inputs, **kwargs})
+        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
 
 
 register(

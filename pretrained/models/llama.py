@@ -30,6 +30,7 @@ from pretrained.modeling.decoder import (
     build_masks,
     causal_lm_forward,
     finish_decoder,
+    head_inputs,
     init_decoder_weights,
     run_layers,
     sequence_classifier_forward,
@@ -406,9 +407,7 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     ) -> CausalLMOutputWithPast | tuple:
         """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
         (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
-        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
-        return causal_lm_forward(self, labels, logits_to_keep, {**inputs, **kwargs})
+        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -434,9 +433,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
     ) -> SequenceClassifierOutputWithPast | tuple:
         """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
         Other keyword arguments (``output_attentions``, ...) go to the decoder."""
-        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
-        return sequence_classifier_forward(self, labels, {**inputs, **kwargs})
+        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
 
 
 # Mistral and Qwen share the classes; the names exist so user code and `architectures` resolve.
