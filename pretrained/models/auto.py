@@ -148,12 +148,13 @@ def _auto_class(name: str, task: str, what: str) -> type[_AutoModel]:
 
 
 AutoModel = _auto_class("AutoModel", "base", "the bare model (no task head)")
-AutoModelForMultipleChoice = _auto_class(
-    "AutoModelForMultipleChoice", "multiple_choice", "a multiple-choice model (one score per choice)")
-AutoModelForPreTraining = _auto_class(
-    "AutoModelForPreTraining", "pretraining", "the model with the family's pre-training head(s)")
-AutoModelForNextSentencePrediction = _auto_class(
-    "AutoModelForNextSentencePrediction", "next_sentence_prediction", "a next-sentence prediction model")
+# The heads programs import alongside the common ones (multiple choice, pre-training, next sentence).
+AutoModelForMultipleChoice, AutoModelForPreTraining, AutoModelForNextSentencePrediction = (
+    _auto_class(name, task, what) for name, task, what in (
+        ("AutoModelForMultipleChoice", "multiple_choice", "a multiple-choice model (one score per choice)"),
+        ("AutoModelForPreTraining", "pretraining", "the model with the family's pre-training head(s)"),
+        ("AutoModelForNextSentencePrediction", "next_sentence_prediction", "a next-sentence prediction model"),
+    ))
 AutoModelForMaskedLM = _auto_class("AutoModelForMaskedLM", "masked_lm", "a masked language model")
 AutoModelForSequenceClassification = _auto_class(
     "AutoModelForSequenceClassification", "sequence_classification", "a sequence classifier")

@@ -1,21 +1,18 @@
 """The encoders' multiple-choice, pre-training and next-sentence heads against transformers (test-only oracle),
 in both directions, and their Auto classes."""
 
+import os
+import sys
+
 import pytest
 import torch
 import transformers as T
 
 from pretrained.models import auto, bert, distilbert
 
-TINY = {
-    "bert": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                 max_position_embeddings=64, type_vocab_size=2),
-    "roberta": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=37, max_position_embeddings=64, type_vocab_size=1),
-    "distilbert": dict(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=64),
-}
-CONFIGS = {"bert": T.BertConfig, "roberta": T.RobertaConfig, "distilbert": T.DistilBertConfig}
-PREFIX = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert"}
+sys.path.insert(0, os.path.dirname(__file__))
+from test_encoders import CONFIGS, PREFIX, TINY  # noqa: E402  (the same tiny configs as the other heads)
+
 MODULES = {"bert": bert, "roberta": bert, "distilbert": distilbert}
 CASES = [("bert", "ForMultipleChoice"), ("roberta", "ForMultipleChoice"), ("distilbert", "ForMultipleChoice"),
          ("bert", "ForPreTraining"), ("bert", "ForNextSentencePrediction")]
