@@ -24,7 +24,12 @@ from pretrained.modeling.losses import (
     span_logits_and_loss,
     token_classification_loss,
 )
-from pretrained.modeling.outputs import ModelOutput, QuestionAnsweringModelOutput, SequenceClassifierOutput
+from pretrained.modeling.outputs import (
+    ModelOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+)
 
 
 class EncoderSelfAttention(nn.Module):
@@ -133,20 +138,50 @@ class EncoderPreTrainedModel(PreTrainedModel):
         """A head scored against ``labels``: its logits from the encoder's output."""
         raise NotImplementedError(f"{type(self).__name__} has no scoring head.")
 
+    def _num_scores(self) -> int:
+        """How many scores a classifier head gives per input: one per choice for a multiple-choice head (the
+        choices of a question are its classes), ``config.num_labels`` otherwise."""
+        return 1 if self._output_class is MultipleChoiceModelOutput else self.config.num_labels
+
     def _encode(self, inputs: dict[str, Any]) -> ModelOutput:
         """Run the bare model on the ``_encoder_args`` found in ``inputs`` (a head forward's ``locals()``)."""
         return self.base_model(**{k: inputs.get(k) for k in self._encoder_args}, return_dict=True)
 
     def _scored_output(self, logits: torch.Tensor, labels: torch.Tensor | None, encoded: ModelOutput,
                        return_dict: bool | None) -> Any:
-        """``_output_class`` with ``logits``, the loss against ``labels`` when given (one label per sequence
-        for a sequence classifier, one per token otherwise) and the encoder's hidden states / attentions."""
+        """``_output_class`` with ``logits``, the loss against ``labels`` when given (by ``problem_type`` for
+        a sequence classifier, else cross-entropy over the last dimension: one label per token, question or
+        pair) and the encoder's hidden states / attentions."""
         loss = None
         if labels is not None and self._output_class is SequenceClassifierOutput:
             loss = sequence_classification_loss(logits, labels, self.config)
         elif labels is not None:
             loss = token_classification_loss(logits, labels)
         return self._head_output(self._output_class, loss, encoded, return_dict, logits=logits)
+
+    def _multiple_choice_output(self, inputs: dict[str, Any]) -> Any:
+        """A multiple-choice head's forward, from its ``locals()``: every choice of every question is encoded
+        as one sequence, scored by ``_logits`` (one score each), and the scores of a question are its row of
+        ``(batch, num_choices)`` logits, scored against ``labels`` (the right choice) when given."""
+        first = inputs.get("input_ids")
+        if first is None:
+            first = inputs.get("inputs_embeds")
+        expected = 4 if inputs.get("input_ids") is None else 3
+        if first is not None and first.dim() != expected:
+            name = "inputs_embeds" if expected == 4 else "input_ids"
+            raise ValueError(
+                f"{type(self).__name__} takes {name} of shape (batch, num_choices, sequence_length"
+                f"{', hidden_size' if expected == 4 else ''}), got shape {tuple(first.shape)}.")
+        flat = dict(inputs)
+        for name in self._encoder_args:
+            value = inputs.get(name)
+            if isinstance(value, torch.Tensor):  # (batch, choices, seq[, hidden]) -> (batch * choices, ...)
+                kept = 2 if name == "inputs_embeds" else 1
+                flat[name] = value.reshape(-1, *value.shape[value.dim() - kept:])
+        encoded = self._encode(flat)
+        num_choices = first.shape[1] if first is not None else 0
+        logits = self._logits(encoded).view(-1, num_choices)
+        return self._scored_output(logits, inputs.get("labels"), encoded, inputs.get("return_dict"))
 
     def _span_output(self, logits: torch.Tensor, start_positions: torch.Tensor | None,
                      end_positions: torch.Tensor | None, encoded: ModelOutput, return_dict: bool | None) -> Any:

@@ -30,7 +30,9 @@ def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, con
 
 
 def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over every token; label ``-100`` is ignored."""
+    """Cross-entropy over the last dimension of ``logits``, one label per row of scores: every token of a
+    token classifier or masked LM, every question of a multiple-choice head (the choices are the classes),
+    every pair of a next-sentence head. Label ``-100`` is ignored."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device))
 
 

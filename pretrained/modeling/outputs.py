@@ -141,6 +141,16 @@ class TokenClassifierOutput(_ScoredOutput):
 
 
 @dataclass
+class MultipleChoiceModelOutput(_ScoredOutput):
+    """A multiple-choice head's output: ``logits`` of shape ``(batch, num_choices)``, one score per choice."""
+
+
+@dataclass
+class NextSentencePredictorOutput(_ScoredOutput):
+    """A next-sentence head's output: ``logits`` of shape ``(batch, 2)`` (0: B follows A, 1: B is random)."""
+
+
+@dataclass
 class QuestionAnsweringModelOutput(ModelOutput):
     """An extractive question-answering output: per-position scores for the answer's start and end."""
 

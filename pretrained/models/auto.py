@@ -26,7 +26,7 @@ _FAMILY_MODULES: dict[str, str] = {
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
-         "causal_lm")
+         "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction")
 _CONFIGS: dict[str, type[PretrainedConfig]] = {}
 _MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
 
@@ -148,6 +148,13 @@ def _auto_class(name: str, task: str, what: str) -> type[_AutoModel]:
 
 
 AutoModel = _auto_class("AutoModel", "base", "the bare model (no task head)")
+# The heads programs import alongside the common ones (multiple choice, pre-training, next sentence).
+AutoModelForMultipleChoice, AutoModelForPreTraining, AutoModelForNextSentencePrediction = (
+    _auto_class(name, task, what) for name, task, what in (
+        ("AutoModelForMultipleChoice", "multiple_choice", "a multiple-choice model (one score per choice)"),
+        ("AutoModelForPreTraining", "pretraining", "the model with the family's pre-training head(s)"),
+        ("AutoModelForNextSentencePrediction", "next_sentence_prediction", "a next-sentence prediction model"),
+    ))
 AutoModelForMaskedLM = _auto_class("AutoModelForMaskedLM", "masked_lm", "a masked language model")
 AutoModelForSequenceClassification = _auto_class(
     "AutoModelForSequenceClassification", "sequence_classification", "a sequence classifier")

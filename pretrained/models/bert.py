@@ -8,6 +8,7 @@ weights load with no renaming. RoBERTa differs from BERT only in how position id
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -16,10 +17,13 @@ from torch import nn
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.encoder import EncoderPreTrainedModel, EncoderSelfAttention, LayerStack
+from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     ModelOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -235,6 +239,42 @@ class BertOnlyMLMHead(nn.Sequential):
         super().__init__(OrderedDict(predictions=BertLMPredictionHead(config)))
 
 
+class BertOnlyNSPHead(nn.Module):
+    """The next-sentence scores from the pooled first token, under ``seq_relationship``."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.seq_relationship(pooled)
+
+
+class BertPreTrainingHeads(nn.Module):
+    """Both pre-training heads: masked-LM ``predictions`` on every token, next-sentence
+    ``seq_relationship`` on the pooled first token."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predictions(hidden), self.seq_relationship(pooled)
+
+
+@dataclass
+class BertForPreTrainingOutput(ModelOutput):
+    """:class:`BertForPreTraining`'s output: vocabulary scores at every position, next-sentence scores per
+    pair, and the sum of both losses when both kinds of labels are given."""
+
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None
+    seq_relationship_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
 class RobertaLMHead(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -324,9 +364,12 @@ class _DropoutClassifier(_EncoderHeads):
 
     def __init__(self, config: BertConfig):
         super().__init__(config, add_pooling_layer=self._pooled)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.dropout = nn.Dropout(self._dropout_rate(config))
+        self.classifier = nn.Linear(config.hidden_size, self._num_scores())
         self.post_init()
+
+    def _dropout_rate(self, config: BertConfig) -> float:
+        return _classifier_dropout(config)
 
     def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
         states = encoded.pooler_output if self._pooled else encoded.last_hidden_state
@@ -345,6 +388,64 @@ class BertForTokenClassification(_DropoutClassifier):
 
     _keys_to_ignore_on_load_unexpected = [r"pooler"]
     _output_class = TokenClassifierOutput
+
+
+class BertForMultipleChoice(_DropoutClassifier):
+    """Each choice encoded with its question → pooled first token → dropout → one score; the scores of a
+    question's choices are its row of ``(batch, num_choices)`` logits, cross-entropy against ``labels``."""
+
+    _pooled = True
+    _output_class = MultipleChoiceModelOutput
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs: Any) -> MultipleChoiceModelOutput:
+        """Score every choice; inputs are ``(batch, num_choices, sequence_length)``, ``labels`` ``(batch,)``."""
+        return self._multiple_choice_output(locals())
+
+
+class BertForNextSentencePrediction(_EncoderHeads):
+    """Pooled first token → two scores: whether sentence B follows sentence A (0) or is random (1)."""
+
+    _output_class = NextSentencePredictorOutput
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config, add_pooling_layer=True)
+        self.cls = BertOnlyNSPHead(config)
+        self.post_init()
+
+    def _logits(self, encoded: BaseModelOutputWithPooling) -> torch.Tensor:
+        return self.cls(encoded.pooler_output)
+
+
+class BertForPreTraining(_MaskedLM):
+    """BERT's two pre-training heads at once: masked LM on every token and next-sentence prediction on the
+    pooled first token; the loss, given ``labels`` and ``next_sentence_label``, is the sum of both."""
+
+    _aliased_weights_keys = BertForMaskedLM._aliased_weights_keys
+    _tied_weights_keys = BertForMaskedLM._tied_weights_keys
+    _keys_to_ignore_on_load_unexpected = []
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config, add_pooling_layer=True)
+        self.cls = BertPreTrainingHeads(config)
+        self.post_init()
+
+    def _lm_head(self) -> nn.Module:
+        return self.cls.predictions
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs: Any) -> BertForPreTrainingOutput:
+        """Encode and score with both heads; ``labels`` are per token (``-100`` ignored), ``next_sentence_label``
+        per pair, and the loss is computed only when both are given."""
+        encoded = self._encode(locals())
+        tokens, pairs = self.cls(encoded.last_hidden_state, encoded.pooler_output)
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            loss = token_classification_loss(tokens, labels) + token_classification_loss(pairs, next_sentence_label)
+        return self._head_output(BertForPreTrainingOutput, loss, encoded, return_dict, prediction_logits=tokens,
+                                 seq_relationship_logits=pairs)
 
 
 class BertForQuestionAnswering(_EncoderHeads):
@@ -407,6 +508,14 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel, _EncoderHeads):
         return self.classifier(encoded.last_hidden_state)
 
 
+class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
+    """BERT's multiple-choice head; its dropout is the hidden dropout (RoBERTa ignores ``classifier_dropout``
+    here)."""
+
+    def _dropout_rate(self, config: RobertaConfig) -> float:
+        return config.hidden_dropout_prob
+
+
 class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
     pass
 
@@ -417,7 +526,11 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnsweri
 
 register("bert", BertConfig, base=BertModel, masked_lm=BertForMaskedLM,
          sequence_classification=BertForSequenceClassification,
-         token_classification=BertForTokenClassification, question_answering=BertForQuestionAnswering)
+         token_classification=BertForTokenClassification, question_answering=BertForQuestionAnswering,
+         multiple_choice=BertForMultipleChoice, pretraining=BertForPreTraining,
+         next_sentence_prediction=BertForNextSentencePrediction)
+# RoBERTa was pre-trained on masked LM alone, so its pre-training model is the masked LM (as in transformers).
 register("roberta", RobertaConfig, base=RobertaModel, masked_lm=RobertaForMaskedLM,
          sequence_classification=RobertaForSequenceClassification,
-         token_classification=RobertaForTokenClassification, question_answering=RobertaForQuestionAnswering)
+         token_classification=RobertaForTokenClassification, question_answering=RobertaForQuestionAnswering,
+         multiple_choice=RobertaForMultipleChoice, pretraining=RobertaForMaskedLM)

@@ -18,6 +18,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutput,
     MaskedLMOutput,
     ModelOutput,
+    MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -194,13 +195,26 @@ class DistilBertForSequenceClassification(_Heads):
     def __init__(self, config: DistilBertConfig):
         super().__init__(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
-        self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.classifier = nn.Linear(config.dim, self._num_scores())
         self.dropout = nn.Dropout(config.seq_classif_dropout)
         self.post_init()
 
     def _logits(self, encoded: BaseModelOutput) -> torch.Tensor:
         pooled = torch.relu(self.pre_classifier(encoded.last_hidden_state[:, 0]))
         return self.classifier(self.dropout(pooled))
+
+
+class DistilBertForMultipleChoice(DistilBertForSequenceClassification):
+    """The sequence classifier's layers with one score per choice; the scores of a question's choices are its
+    row of ``(batch, num_choices)`` logits, cross-entropy against ``labels``."""
+
+    _output_class = MultipleChoiceModelOutput
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None,
+                **kwargs) -> MultipleChoiceModelOutput:
+        """Score every choice; inputs are ``(batch, num_choices, sequence_length)``, ``labels`` ``(batch,)``."""
+        return self._multiple_choice_output(locals())
 
 
 class DistilBertForTokenClassification(_Heads):
@@ -238,4 +252,5 @@ class DistilBertForQuestionAnswering(_Heads):
 
 register("distilbert", DistilBertConfig, base=DistilBertModel, masked_lm=DistilBertForMaskedLM,
          sequence_classification=DistilBertForSequenceClassification,
-         token_classification=DistilBertForTokenClassification, question_answering=DistilBertForQuestionAnswering)
+         token_classification=DistilBertForTokenClassification, question_answering=DistilBertForQuestionAnswering,
+         multiple_choice=DistilBertForMultipleChoice, pretraining=DistilBertForMaskedLM)

@@ -155,6 +155,46 @@ class DataCollatorForTokenClassification:
         return batch
 
 
+@dataclass
+class DataCollatorForMultipleChoice:
+    """Pad every choice of every example to one length, for a multiple-choice model.
+
+    Each example holds, per input key, one sequence per choice (``input_ids: [[...], [...], ...]``) and one
+    ``label`` (or ``labels``): the right choice. The batch has ``(batch, num_choices, length)`` tensors and
+    ``labels`` of shape ``(batch,)``.
+
+    Args:
+        tokenizer: Tokenizer whose `pad` does the padding.
+        padding: `True`/"longest", "max_length" or `False`.
+        max_length: Length for "max_length" padding.
+        pad_to_multiple_of: Round the padded length up to a multiple of this.
+        return_tensors: Only "pt".
+    """
+
+    tokenizer: Any
+    padding: bool | str = True
+    max_length: int | None = None
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+
+    def __call__(self, features: list[dict[str, Any]], return_tensors: str | None = None) -> dict[str, Any]:
+        if (return_tensors or self.return_tensors) != "pt":
+            raise ValueError(f"DataCollatorForMultipleChoice supports return_tensors='pt' only, got "
+                             f"{return_tensors or self.return_tensors!r}")
+        label_name = "label" if "label" in features[0] else "labels"
+        num_choices = len(features[0]["input_ids"])
+        for i, feature in enumerate(features):
+            if len(feature["input_ids"]) != num_choices:
+                raise ValueError(f"example {i} has {len(feature['input_ids'])} choices, example 0 has "
+                                 f"{num_choices}: every example needs the same number of choices")
+        # One row per choice, padded together like any batch, then folded back to (batch, choices, length).
+        flat = [{k: v[c] for k, v in f.items() if k != label_name} for f in features for c in range(num_choices)]
+        batch = {k: v.view(len(features), num_choices, -1) for k, v in _pad_as(self, flat).items()}
+        if label_name in features[0]:
+            batch["labels"] = torch.tensor([f[label_name] for f in features], dtype=torch.int64)
+        return batch
+
+
 def _collate_ids(examples: list[Any], tokenizer: Any, pad_to_multiple_of: int | None) -> torch.Tensor:
     examples = [e if isinstance(e, torch.Tensor) else torch.tensor(e, dtype=torch.long) for e in examples]
     length = max(e.size(0) for e in examples)

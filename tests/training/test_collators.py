@@ -119,3 +119,25 @@ def test_with_flattening(tok, kwargs):
             assert ours[k].dtype == theirs[k].dtype and torch.equal(ours[k], theirs[k]), k
         else:
             assert ours[k] == theirs[k], k
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"pad_to_multiple_of": 8}, {"padding": "max_length", "max_length": 40}])
+def test_multiple_choice(tok, kwargs):
+    from transformers import DataCollatorForMultipleChoice as Reference
+
+    from pretrained.training.collators import DataCollatorForMultipleChoice
+
+    def example(i, label_name):
+        encoded = tok([TEXTS[i]] * 3, [TEXTS[(i + c) % 4] for c in range(3)])
+        return {**encoded, label_name: i % 3}
+
+    for label_name in ("label", "labels"):
+        features = [example(i, label_name) for i in range(4)]
+        ours = DataCollatorForMultipleChoice(tok, **kwargs)(features)
+        _equal(ours, Reference(tok, **kwargs)(features))
+        assert ours["input_ids"].shape[:2] == (4, 3) and ours["labels"].tolist() == [0, 1, 2, 0]
+    uneven = [example(0, "label"), {**example(1, "label"), "input_ids": example(1, "label")["input_ids"][:2]}]
+    with pytest.raises(ValueError, match="example 1 has 2 choices"):
+        DataCollatorForMultipleChoice(tok)(uneven)
+    with pytest.raises(ValueError, match="return_tensors='pt' only"):
+        DataCollatorForMultipleChoice(tok, return_tensors="np")(features)
