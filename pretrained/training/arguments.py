@@ -293,6 +293,8 @@ class TrainingArguments:
             self.activation_checkpointing = self.gradient_checkpointing = False
         if isinstance(self.include_num_input_tokens_seen, bool):
             self.include_num_input_tokens_seen = "all" if self.include_num_input_tokens_seen else "no"
+        if isinstance(self.debug, str):  # as transformers: a space-separated string becomes a list
+            self.debug = self.debug.split()
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         self.report_to = _normalise_report_to(self.report_to)
