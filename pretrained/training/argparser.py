@@ -245,12 +245,7 @@ class HfArgumentParser(ArgumentParser):
             json_file: Path of the file.
             allow_extra_keys: Ignore keys no dataclass has instead of raising.
         """
-        text = Path(json_file).read_text(encoding="utf-8")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{os.fspath(json_file)} is not valid JSON: {e}") from e
-        return self.parse_dict(_object(data, json_file), allow_extra_keys=allow_extra_keys)
+        return self._parse_file(json_file, json.loads, json.JSONDecodeError, "JSON", allow_extra_keys)
 
     def parse_yaml_file(
         self, yaml_file: str | os.PathLike, allow_extra_keys: bool = False
@@ -265,17 +260,20 @@ class HfArgumentParser(ArgumentParser):
             import yaml
         except ImportError as e:
             raise ImportError(f"reading {os.fspath(yaml_file)} needs PyYAML: pip install pyyaml") from e
+        return self._parse_file(yaml_file, yaml.safe_load, yaml.YAMLError, "YAML", allow_extra_keys)
+
+    def _parse_file(
+        self, path: str | os.PathLike, load: Callable, error: type, kind: str, allow_extra_keys: bool
+    ) -> tuple[DataClass, ...]:
         try:
-            data = yaml.safe_load(Path(yaml_file).read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ValueError(f"{os.fspath(yaml_file)} is not valid YAML: {e}") from e
-        return self.parse_dict(_object(data, yaml_file), allow_extra_keys=allow_extra_keys)
-
-
-def _object(data: Any, path: str | os.PathLike) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValueError(f"{os.fspath(path)} must hold one object of field values, got {type(data).__name__}")
-    return data
+            data = load(Path(path).read_text(encoding="utf-8"))
+        except error as e:
+            raise ValueError(f"{os.fspath(path)} is not valid {kind}: {e}") from e
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{os.fspath(path)} must hold one object of field values, got {type(data).__name__}"
+            )
+        return self.parse_dict(data, allow_extra_keys=allow_extra_keys)
 
 
 def _add_field(parser: Any, f: dataclasses.Field, hint: Any) -> None:

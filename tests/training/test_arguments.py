@@ -142,17 +142,11 @@ def test_single_process_helpers():
 
 
 def test_accepted_fields_and_checkpointing_rename():
+    several_processes = dict(ddp_find_unused_parameters=False, ddp_timeout=60, local_rank=0)
+    hub = dict(hub_model_id="me/model", hub_token="secret")
+    rename = dict(activation_checkpointing=True, activation_checkpointing_kwargs='{"use_reentrant": false}')
     args = TrainingArguments(
-        "out",
-        ddp_find_unused_parameters=False,
-        ddp_timeout=60,
-        hub_model_id="me/model",
-        hub_token="secret",
-        torch_empty_cache_steps=10,
-        local_rank=0,
-        use_cache=True,
-        activation_checkpointing=True,
-        activation_checkpointing_kwargs='{"use_reentrant": false}',
+        "out", torch_empty_cache_steps=10, use_cache=True, **several_processes, **hub, **rename
     )
     assert args.gradient_checkpointing is True
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
