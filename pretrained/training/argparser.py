@@ -89,10 +89,10 @@ def _one_type(name: str, hint: Any) -> Any:
     if not _is_union(hint):
         return hint
     members = [m for m in typing.get_args(hint) if m is not type(None)]
+    if members == [bool]:
+        return bool | None  # an optional flag: left off it stays None, so it needs a value when given
     if len(members) == 1:
         return members[0]
-    if bool in members and type(None) in typing.get_args(hint):
-        return bool | None  # keeps "may be left unset" for flags such as `tf32`
     if str not in members:
         raise ValueError(
             f"field {name!r}: a union of {', '.join(map(repr, members))} cannot be parsed from the command "

@@ -147,3 +147,19 @@ def test_unparseable_union_names_the_field():
 
     with pytest.raises(ValueError, match="'value'"):
         HfArgumentParser(Bad)
+
+
+def test_optional_flag_needs_a_value_and_unsupported_features_are_named():
+    parser = HfArgumentParser(TrainingArguments)
+    for flags in (["--tf32"], ["--tf32", "maybe"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args_into_dataclasses(["--output_dir", "o", *flags], look_for_args_file=False)
+    (args,) = parser.parse_args_into_dataclasses(
+        ["--output_dir", "o", "--tf32", "no"], look_for_args_file=False
+    )
+    assert args.tf32 is False
+    (args,) = parser.parse_args_into_dataclasses(["--output_dir", "o"], look_for_args_file=False)
+    assert args.tf32 is None
+    for argv, name in ((["--fsdp"], "fsdp"), (["--deepspeed", "ds.json"], "deepspeed")):
+        with pytest.raises(ValueError, match=f"`{name}`.*not supported"):
+            parser.parse_args_into_dataclasses(["--output_dir", "o", *argv], look_for_args_file=False)
