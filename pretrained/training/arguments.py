@@ -62,6 +62,8 @@ _DICT_FIELDS = ("lr_scheduler_kwargs", "gradient_checkpointing_kwargs", "activat
 _LOWER_BOUNDS = {"eval_accumulation_steps": 1, "torch_empty_cache_steps": 1, "learning_rate": 0}
 _LOWER_BOUNDS.update(warmup_steps=0, max_grad_norm=0, dataloader_num_workers=0, save_total_limit=0)
 LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+# The `optim` values this loop implements, as transformers' str-valued enum (`OptimizerNames.ADAMW_TORCH`).
+OptimizerNames = enum.Enum("OptimizerNames", {name.upper(): name for name in OPTIMIZERS}, type=str)
 
 
 class ParallelMode(enum.Enum):
@@ -123,8 +125,8 @@ class TrainingArguments:
     several processes (`ddp_*`, `*_on_each_node`, `log_level_replica`, `dataloader_in_order`,
     `eval_use_gather_object`), the Hub (`hub_*`, used only with `push_to_hub`), trackio (`project`,
     `trackio_*`) and `torch_empty_cache_steps` are accepted and have no effect in one process; the
-    features in `_UNSUPPORTED` (DeepSpeed, FSDP, Liger, NEFTune, ...) are refused by name unless left at
-    their defaults.
+    features transformers has and this loop lacks (DeepSpeed, FSDP, Liger, NEFTune, GaLore, ...) are refused
+    by name unless left at their defaults.
     """
 
     output_dir: str | None = None

@@ -168,3 +168,17 @@ def test_training_args_bin_loads_with_every_transformers_field(tmp_path):
     # code written for transformers' object reads any of its fields from ours
     for f in dataclasses.fields(Reference):
         getattr(loaded, f.name)
+
+
+def test_enums_match_transformers():
+    from transformers.training_args import OptimizerNames as TheirOptimizers
+    from transformers.training_args import ParallelMode as TheirModes
+
+    from pretrained.training.arguments import OptimizerNames, ParallelMode
+
+    assert {m.name: m.value for m in ParallelMode} == {m.name: m.value for m in TheirModes}
+    assert {m.name: m.value for m in OptimizerNames}.items() <= {
+        m.name: m.value for m in TheirOptimizers
+    }.items()
+    assert TrainingArguments("out", optim=OptimizerNames.SGD).optim == "sgd"
+    assert TrainingArguments("out", optim=TheirOptimizers.ADAMW_TORCH).optim == "adamw_torch"
