@@ -177,8 +177,7 @@ def test_enums_match_transformers():
     from pretrained.training.arguments import OptimizerNames, ParallelMode
 
     assert {m.name: m.value for m in ParallelMode} == {m.name: m.value for m in TheirModes}
-    assert {m.name: m.value for m in OptimizerNames}.items() <= {
-        m.name: m.value for m in TheirOptimizers
-    }.items()
+    ours = {m.name: m.value for m in OptimizerNames if m.value != "adamw_torch_foreach"}  # pretrained's extra
+    assert ours.items() <= {m.name: m.value for m in TheirOptimizers}.items()
     assert TrainingArguments("out", optim=OptimizerNames.SGD).optim == "sgd"
     assert TrainingArguments("out", optim=TheirOptimizers.ADAMW_TORCH).optim == "adamw_torch"
