@@ -33,7 +33,6 @@ _V4_ALIASES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
 _V4_ALIASES.update(per_gpu_train_batch_size="per_device_train_batch_size")
 _V4_ALIASES.update(per_gpu_eval_batch_size="per_device_eval_batch_size")
 
-
 # Fields transformers has that this loop does not implement: accepted at their defaults (so every program
 # that spells them out still runs), refused by name with the reason otherwise.
 _UNSUPPORTED = {
@@ -77,8 +76,10 @@ class ParallelMode(enum.Enum):
     TPU = "tpu"
 
 
-def _alias(help_text: str) -> Any:
-    return field(default=None, repr=False, metadata={"alias": True, "help": help_text})
+def _alias(help_text: str, flag: bool = False) -> Any:
+    # a flag takes `--name` alone, as its v4 field (a plain bool) did
+    parsing = {"nargs": "?", "const": True} if flag else {}
+    return field(default=None, repr=False, metadata={"alias": True, "help": help_text, **parsing})
 
 
 @dataclass
@@ -262,14 +263,15 @@ class TrainingArguments:
     do_eval: bool = False
     do_predict: bool = False
 
-    # v4 spellings (moved onto the fields above, then cleared)
+    # v4 spellings: moved onto the fields above, then cleared; the last two are kept as given for
+    # programs that read them (training ignores them)
     evaluation_strategy: str | None = _alias("v4 name of eval_strategy")
     warmup_ratio: float | None = _alias("v4: ratio of warmup steps; now warmup_steps < 1")
-    no_cuda: bool | None = _alias("v4 name of use_cpu")
+    no_cuda: bool | None = _alias("v4 name of use_cpu", flag=True)
     per_gpu_train_batch_size: int | None = _alias("v4 name of per_device_train_batch_size")
     per_gpu_eval_batch_size: int | None = _alias("v4 name of per_device_eval_batch_size")
-    overwrite_output_dir: bool | None = _alias("v4; ignored")
-    save_safetensors: bool | None = _alias("v4; ignored (checkpoints are always safetensors)")
+    overwrite_output_dir: bool | None = _alias("v4; ignored", flag=True)
+    save_safetensors: bool | None = _alias("v4; ignored (checkpoints are always safetensors)", flag=True)
 
     def __post_init__(self) -> None:
         self._apply_v4_spellings()
@@ -335,8 +337,6 @@ class TrainingArguments:
                 raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
             self.warmup_steps = self.warmup_ratio
             self.warmup_ratio = None
-        for name in ("overwrite_output_dir", "save_safetensors"):
-            setattr(self, name, None)
 
     def _validate(self) -> None:
         def check_choice(name: str, choices: tuple[str, ...]) -> None:

@@ -163,3 +163,10 @@ def test_optional_flag_needs_a_value_and_unsupported_features_are_named():
     for argv, name in ((["--fsdp"], "fsdp"), (["--deepspeed", "ds.json"], "deepspeed")):
         with pytest.raises(ValueError, match=f"`{name}`.*not supported"):
             parser.parse_args_into_dataclasses(["--output_dir", "o", *argv], look_for_args_file=False)
+
+
+def test_v4_flags_on_the_command_line():
+    # command lines written for transformers 4 still parse, and scripts that read the old flags see them
+    argv = ["--output_dir", "o", "--overwrite_output_dir", "--no_cuda", "--evaluation_strategy", "epoch"]
+    (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv, look_for_args_file=False)
+    assert args.overwrite_output_dir is True and args.use_cpu and args.eval_strategy == "epoch"
