@@ -250,7 +250,9 @@ class HfArgumentParser(ArgumentParser):
     def parse_yaml_file(
         self, yaml_file: str | os.PathLike, allow_extra_keys: bool = False
     ) -> tuple[DataClass, ...]:
-        """Build the dataclasses from a YAML file holding one mapping of field values (needs `pyyaml`).
+        """Build the dataclasses from a YAML file holding one mapping of field values.
+
+        Reading YAML needs PyYAML (`pip install pyyaml`); the rest of the parser does not.
 
         Args:
             yaml_file: Path of the file.
