@@ -1,59 +1,85 @@
 """`TrainingArguments`: every knob of the training loop, validated when built.
 
-Names and defaults follow transformers (v5), and the v4 spellings people still
-write (`evaluation_strategy`, `warmup_ratio`, `no_cuda`, `group_by_length`,
-...) are accepted and mapped onto the current names. This module does not
-import torch: reading a config and validating it is cheap.
+Names and defaults follow transformers 5.24 (every one of its fields), and the v4 spellings people still write
+(`evaluation_strategy`, `warmup_ratio`, `no_cuda`, `group_by_length`, ...) are accepted and mapped onto the
+current names. This module does not import torch: reading a config and validating it is cheap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import enum
 import json
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 INTERVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
-OPTIMIZERS = (
-    "adamw_torch",
-    "adamw_torch_fused",
-    "adamw_torch_foreach",
-    "sgd",
-    "adafactor",
-    "adagrad",
-    "rmsprop",
-)
-SCHEDULERS = (
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-    "reduce_lr_on_plateau",
-    "cosine_with_min_lr",
-    "cosine_warmup_with_min_lr",
-    "warmup_stable_decay",
-)
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_torch_foreach", "sgd", "adafactor", "adagrad")
+OPTIMIZERS += ("rmsprop",)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+SCHEDULERS += ("inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr")
+SCHEDULERS += ("warmup_stable_decay",)
 SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length")
 REPORTERS = ("tensorboard",)
 
 # v4 spelling -> current field. Values move over in __post_init__.
-_V4_ALIASES = {
-    "evaluation_strategy": "eval_strategy",
-    "no_cuda": "use_cpu",
-    "per_gpu_train_batch_size": "per_device_train_batch_size",
-    "per_gpu_eval_batch_size": "per_device_eval_batch_size",
+_V4_ALIASES = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
+_V4_ALIASES.update(per_gpu_train_batch_size="per_device_train_batch_size")
+_V4_ALIASES.update(per_gpu_eval_batch_size="per_device_eval_batch_size")
+
+# Fields transformers has that this loop does not implement: accepted at their defaults (so every program
+# that spells them out still runs), refused by name with the reason otherwise.
+_UNSUPPORTED = {
+    "optim_target_modules": "GaLore/APOLLO optimizers are not implemented",
+    "use_liger_kernel": "Liger kernels are not implemented",
+    "liger_kernel_config": "Liger kernels are not implemented",
+    "neftune_noise_alpha": "NEFTune noise embeddings are not implemented",
+    "auto_find_batch_size": "the batch size is not searched, set per_device_train_batch_size",
+    "enable_jit_checkpoint": "checkpoints on SIGTERM are not implemented",
+    "eval_do_concat_batches": "evaluation always concatenates the batches' predictions",
+    "skip_memory_metrics": "memory metrics are not reported",
+    "accelerator_config": "training runs in one process, without an accelerate config",
+    "parallelism_config": "training runs in one process, without a parallelism config",
+    "fsdp": "training runs in one process (FSDP is not implemented)",
+    "fsdp_config": "training runs in one process (FSDP is not implemented)",
+    "deepspeed": "DeepSpeed is not implemented",
+    "debug": "debug options (underflow_overflow, tpu_metrics_debug) are not implemented",
+    "dataloader_multiprocessing_context": "data loader workers use the platform's default start method",
+    "batch_eval_metrics": "compute_metrics runs once on the gathered predictions",
+    "push_to_hub": "upload the output folder with huggingface_hub",
 }
 
+# Strings that load as JSON objects (transformers' `_VALID_DICT_FIELDS`, those we accept).
+_DICT_FIELDS = ("lr_scheduler_kwargs", "gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")
 
-def _alias(help_text: str) -> Any:
-    return field(default=None, repr=False, metadata={"alias": True, "help": help_text})
+_LOWER_BOUNDS = {"eval_accumulation_steps": 1, "torch_empty_cache_steps": 1, "learning_rate": 0}
+_LOWER_BOUNDS.update(warmup_steps=0, max_grad_norm=0, dataloader_num_workers=0, save_total_limit=0)
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+# The `optim` values this loop implements, as transformers' str-valued enum (`OptimizerNames.ADAMW_TORCH`).
+OptimizerNames = enum.Enum("OptimizerNames", {name.upper(): name for name in OPTIMIZERS}, type=str)
+
+
+class ParallelMode(enum.Enum):
+    """How training is spread over devices; `pretrained` trains in one process on one device."""
+
+    NOT_PARALLEL = "not_parallel"
+    NOT_DISTRIBUTED = "not_distributed"
+    DISTRIBUTED = "distributed"
+    SAGEMAKER_MODEL_PARALLEL = "sagemaker_model_parallel"
+    SAGEMAKER_DATA_PARALLEL = "sagemaker_data_parallel"
+    TPU = "tpu"
+
+
+def _alias(help_text: str, flag: bool = False) -> Any:
+    # a flag takes `--name` alone, as its v4 field (a plain bool) did
+    parsing = {"nargs": "?", "const": True} if flag else {}
+    return field(default=None, repr=False, metadata={"alias": True, "help": help_text, **parsing})
 
 
 @dataclass
@@ -83,10 +109,9 @@ class TrainingArguments:
         eval_strategy / eval_steps: When to evaluate (`eval_steps` defaults to `logging_steps`).
         save_strategy / save_steps: When to write a checkpoint; `"best"` saves on a new best metric.
         save_total_limit: Keep at most this many checkpoints (the best one is always kept).
-        save_in_background: (pretrained only) Copy the state to host memory and write the checkpoint
-            in a background thread while training goes on; training stops only for the copy. The
-            folder appears (atomically) once written, and `on_save` fires then (at the next step end, or
-            at the next save or the end of training), with the state as saved.
+        save_in_background: (pretrained only) Copy the state to host memory and write the checkpoint in a
+            background thread while training goes on; the folder appears (atomically) once written, and
+            `on_save` fires then (at the next step end, save or the end of training) with the state saved.
         load_best_model_at_end: Reload the best checkpoint's weights when training ends.
         metric_for_best_model: Metric that ranks checkpoints (`"loss"` when not given and needed).
         greater_is_better: Whether a bigger metric is better (default: not for names ending in "loss").
@@ -94,8 +119,15 @@ class TrainingArguments:
         data_seed: Seed of the data order (defaults to `seed`).
         train_sampling_strategy: `random`, `sequential` or `group_by_length`.
         report_to: `"none"`, `"tensorboard"` or a list of them.
+        activation_checkpointing: transformers 5's name of `gradient_checkpointing` (the two mirror each
+            other once built, as do their `_kwargs`).
 
-    Every other field has the meaning and default of transformers' field of the same name.
+    Every other field has the meaning and default of transformers' field of the same name. Fields for
+    several processes (`ddp_*`, `*_on_each_node`, `log_level_replica`, `dataloader_in_order`,
+    `eval_use_gather_object`), the Hub (`hub_*`, used only with `push_to_hub`), trackio (`project`,
+    `trackio_*`) and `torch_empty_cache_steps` are accepted and have no effect in one process; the
+    features transformers has and this loop lacks (DeepSpeed, FSDP, Liger, NEFTune, GaLore, ...) are refused
+    by name unless left at their defaults.
     """
 
     output_dir: str | None = None
@@ -120,6 +152,7 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     label_smoothing_factor: float = 0.0
     average_tokens_across_devices: bool = True
+    optim_target_modules: str | list[str] | None = None
 
     # precision and speed
     bf16: bool = False
@@ -127,12 +160,20 @@ class TrainingArguments:
     bf16_full_eval: bool = False
     fp16_full_eval: bool = False
     tf32: bool | None = None
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool | None = field(default=None, metadata={"nargs": "?", "const": True})
+    activation_checkpointing_kwargs: dict | str | None = None
+    gradient_checkpointing: bool | None = field(default=None, metadata={"nargs": "?", "const": True})
     gradient_checkpointing_kwargs: dict | str | None = None
     torch_compile: bool = False
     torch_compile_backend: str | None = None
     torch_compile_mode: str | None = None
     use_cpu: bool = False
+    use_liger_kernel: bool = False
+    liger_kernel_config: dict | None = None
+    use_cache: bool = False
+    neftune_noise_alpha: float | None = None
+    torch_empty_cache_steps: int | None = None
+    auto_find_batch_size: bool = False
 
     # logging
     logging_strategy: str = "steps"
@@ -145,6 +186,12 @@ class TrainingArguments:
     report_to: str | list[str] | None = "none"
     run_name: str | None = None
     include_num_input_tokens_seen: str | bool = "no"
+    log_on_each_node: bool = True
+    log_level_replica: str = "warning"
+    project: str = "huggingface"
+    trackio_space_id: str | None = None
+    trackio_bucket_id: str | None = None
+    trackio_static_space_id: str | None = None
 
     # evaluation
     eval_strategy: str = "no"
@@ -154,6 +201,8 @@ class TrainingArguments:
     prediction_loss_only: bool = False
     include_for_metrics: list[str] = field(default_factory=list)
     batch_eval_metrics: bool = False
+    eval_do_concat_batches: bool = True
+    eval_use_gather_object: bool = False
 
     # checkpoints
     save_strategy: str = "steps"
@@ -167,7 +216,15 @@ class TrainingArguments:
     ignore_data_skip: bool = False
     restore_callback_states_from_checkpoint: bool = False
     resume_from_checkpoint: str | None = None
+    save_on_each_node: bool = False
+    enable_jit_checkpoint: bool = False
     push_to_hub: bool = False
+    hub_token: str | None = None
+    hub_private_repo: bool | None = None
+    hub_model_id: str | None = None
+    hub_strategy: str = "every_save"
+    hub_always_push: bool = False
+    hub_revision: str | None = None
 
     # data
     seed: int = 42
@@ -183,36 +240,65 @@ class TrainingArguments:
     train_sampling_strategy: str = "random"
     group_by_length: bool = False
     length_column_name: str = "length"
+    dataloader_multiprocessing_context: str | None = None
+    dataloader_in_order: bool = True
+
+    # several processes and integrations (see the class docstring)
+    accelerator_config: dict | str | None = None
+    parallelism_config: Any = None
+    ddp_find_unused_parameters: bool | None = None
+    ddp_bucket_cap_mb: int | None = None
+    ddp_broadcast_buffers: bool | None = None
+    ddp_static_graph: bool | None = None
+    ddp_backend: str | None = None
+    ddp_timeout: int = 1800
+    fsdp: str | None = field(default=None, metadata={"nargs": "?", "const": True})
+    fsdp_config: dict | str | None = None
+    deepspeed: dict | str | None = None
+    debug: str | list[str] = ""
+    skip_memory_metrics: bool = True
+    local_rank: int = -1
 
     do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
 
-    # v4 spellings (moved onto the fields above, then cleared)
+    # v4 spellings: moved onto the fields above, then cleared; the last two are kept as given for
+    # programs that read them (training ignores them)
     evaluation_strategy: str | None = _alias("v4 name of eval_strategy")
     warmup_ratio: float | None = _alias("v4: ratio of warmup steps; now warmup_steps < 1")
-    no_cuda: bool | None = _alias("v4 name of use_cpu")
+    no_cuda: bool | None = _alias("v4 name of use_cpu", flag=True)
     per_gpu_train_batch_size: int | None = _alias("v4 name of per_device_train_batch_size")
     per_gpu_eval_batch_size: int | None = _alias("v4 name of per_device_eval_batch_size")
-    overwrite_output_dir: bool | None = _alias("v4; ignored")
-    save_safetensors: bool | None = _alias("v4; ignored (checkpoints are always safetensors)")
+    overwrite_output_dir: bool | None = _alias("v4; ignored", flag=True)
+    save_safetensors: bool | None = _alias("v4; ignored (checkpoints are always safetensors)", flag=True)
 
     def __post_init__(self) -> None:
         self._apply_v4_spellings()
         if self.output_dir is None:
             self.output_dir = "trainer_output"
         self.output_dir = os.path.expanduser(os.fspath(self.output_dir))
-        for name in ("lr_scheduler_kwargs", "gradient_checkpointing_kwargs"):
+        for name in _DICT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
                 try:
                     setattr(self, name, json.loads(value))
                 except json.JSONDecodeError as e:
                     raise ValueError(f"`{name}` must be a dict or a JSON object string, got {value!r}") from e
-        if self.gradient_checkpointing is None:
-            self.gradient_checkpointing = False
+        # transformers 5 renamed gradient_checkpointing*; the new name wins, then both hold the same value
+        for old, new in (
+            ("gradient_checkpointing", "activation_checkpointing"),
+            ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+        ):
+            if getattr(self, new) is None:
+                setattr(self, new, getattr(self, old))
+            setattr(self, old, getattr(self, new))
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = self.gradient_checkpointing = False
         if isinstance(self.include_num_input_tokens_seen, bool):
             self.include_num_input_tokens_seen = "all" if self.include_num_input_tokens_seen else "no"
+        if isinstance(self.debug, str):  # as transformers: a space-separated string becomes a list
+            self.debug = self.debug.split()
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         self.report_to = _normalise_report_to(self.report_to)
@@ -251,8 +337,6 @@ class TrainingArguments:
                 raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
             self.warmup_steps = self.warmup_ratio
             self.warmup_ratio = None
-        for name in ("overwrite_output_dir", "save_safetensors"):
-            setattr(self, name, None)
 
     def _validate(self) -> None:
         def check_choice(name: str, choices: tuple[str, ...]) -> None:
@@ -277,16 +361,10 @@ class TrainingArguments:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        if self.eval_accumulation_steps is not None and self.eval_accumulation_steps < 1:
-            raise ValueError(
-                f"`eval_accumulation_steps` must be positive, got {self.eval_accumulation_steps}"
-            )
-        if self.learning_rate < 0:
-            raise ValueError(f"`learning_rate` must not be negative, got {self.learning_rate}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"`warmup_steps` must not be negative, got {self.warmup_steps}")
-        if self.max_grad_norm is not None and self.max_grad_norm < 0:
-            raise ValueError(f"`max_grad_norm` must not be negative, got {self.max_grad_norm}")
+        for name, least in _LOWER_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise ValueError(f"`{name}` must be at least {least}, got {value}")
         if not 0 <= self.label_smoothing_factor < 1:
             raise ValueError(f"`label_smoothing_factor` must be in [0, 1), got {self.label_smoothing_factor}")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
@@ -295,24 +373,23 @@ class TrainingArguments:
             raise ValueError("`fp16` and `bf16` cannot both be set: pick one autocast dtype")
         if self.fp16_full_eval and self.bf16_full_eval:
             raise ValueError("`fp16_full_eval` and `bf16_full_eval` cannot both be set")
-        if self.dataloader_num_workers < 0:
-            raise ValueError(
-                f"`dataloader_num_workers` must not be negative, got {self.dataloader_num_workers}"
-            )
         if self.dataloader_prefetch_factor is not None and self.dataloader_num_workers == 0:
             raise ValueError("`dataloader_prefetch_factor` needs `dataloader_num_workers` > 0")
         if self.dataloader_persistent_workers and self.dataloader_num_workers == 0:
             raise ValueError("`dataloader_persistent_workers` needs `dataloader_num_workers` > 0")
-        if self.batch_eval_metrics:
+        for name in ("log_level", "log_level_replica"):
+            if getattr(self, name) not in ("passive", *LOG_LEVELS):
+                raise ValueError(
+                    f"`{name}`={getattr(self, name)!r} is not one of passive, debug, info, warning, error, critical"
+                )
+        for name, reason in _UNSUPPORTED.items():
+            value = getattr(self, name)
+            if value not in (_FIELD_DEFAULTS[name], None, "", [], {}):
+                raise ValueError(f"`{name}`={value!r} is not supported: {reason}")
+        if self.local_rank not in (-1, 0):
             raise ValueError(
-                "`batch_eval_metrics` is not supported: compute_metrics runs once on the gathered predictions"
+                f"`local_rank`={self.local_rank} is not supported: training runs in one process (rank 0)"
             )
-        if self.log_level not in ("passive", "debug", "info", "warning", "error", "critical"):
-            raise ValueError(
-                f"`log_level`={self.log_level!r} is not one of passive, debug, info, warning, error, critical"
-            )
-        if self.push_to_hub:
-            raise ValueError("`push_to_hub` is not supported: upload the output folder with huggingface_hub")
         if self.include_num_input_tokens_seen not in ("no", "all", "non_padding"):
             raise ValueError(
                 "`include_num_input_tokens_seen` must be a bool, 'all' or 'non_padding', "
@@ -346,8 +423,6 @@ class TrainingArguments:
             raise ValueError(
                 '`lr_scheduler_type="reduce_lr_on_plateau"` needs an `eval_strategy` other than "no"'
             )
-        if self.save_total_limit is not None and self.save_total_limit < 0:
-            raise ValueError(f"`save_total_limit` must not be negative, got {self.save_total_limit}")
 
     def _check_steps(self, name: str) -> None:
         value = getattr(self, name)
@@ -370,25 +445,53 @@ class TrainingArguments:
         """Examples per forward pass in evaluation."""
         return self.per_device_eval_batch_size
 
+    # One process on one device: the distributed helpers answer for rank 0 of a world of 1, so programs
+    # written for several processes take their main-process branch.
+
     @property
     def world_size(self) -> int:
+        """Number of processes training together (always 1)."""
         return 1
 
     @property
     def process_index(self) -> int:
+        """Global index of this process (always 0)."""
         return 0
 
     @property
+    def local_process_index(self) -> int:
+        """Index of this process on its machine (always 0)."""
+        return 0
+
+    @property
+    def parallel_mode(self) -> ParallelMode:
+        """How training is spread over devices (always `ParallelMode.NOT_PARALLEL`)."""
+        return ParallelMode.NOT_PARALLEL
+
+    @property
     def n_gpu(self) -> int:
+        """GPUs this process uses: 1 on CUDA, else 0."""
         return 1 if self.device.type == "cuda" else 0
 
     @property
     def should_save(self) -> bool:
-        return True
+        """Whether this process writes checkpoints and the model (the main process does)."""
+        return (self.local_process_index if self.save_on_each_node else self.process_index) == 0
 
     @property
     def should_log(self) -> bool:
-        return True
+        """Whether this process logs (the main process does)."""
+        return (self.local_process_index if self.log_on_each_node else self.process_index) == 0
+
+    @contextlib.contextmanager
+    def main_process_first(self, local: bool = True, desc: str = "work") -> Iterator[None]:
+        """Context manager that runs its block on the main process first (with one process: just runs it).
+
+        Args:
+            local: Main process of each machine (`True`) or of the first machine only (`False`).
+            desc: What the block does, for logs.
+        """
+        yield
 
     @property
     def device(self) -> Any:
@@ -410,23 +513,30 @@ class TrainingArguments:
         return math.ceil(num_training_steps * self.warmup_steps)
 
     def get_process_log_level(self) -> int:
+        """Log level of this process: `log_level` (or `log_level_replica` off the main process).
+
+        `"passive"` keeps the level the `pretrained` logger has now.
+        """
         import logging
 
-        levels = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-        return levels.get(self.log_level, logging.getLogger("pretrained").getEffectiveLevel())
+        name = self.log_level if self.should_log else self.log_level_replica
+        return LOG_LEVELS.get(name, logging.getLogger("pretrained").getEffectiveLevel())
 
     # ---- serialisation --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON-safe data (v4 aliases left out)."""
+        """The fields as JSON-safe data (v4 aliases left out, enums as values, tokens hidden)."""
         out = {}
         for f in dataclasses.fields(self):
             if f.metadata.get("alias"):
                 continue
-            out[f.name] = _json_safe(getattr(self, f.name))
+            # as transformers does: a token never reaches a log, a model card or a saved file
+            value = getattr(self, f.name)
+            out[f.name] = f"<{f.name.upper()}>" if f.name.endswith("_token") else _json_safe(value)
         return out
 
     def to_json_string(self) -> str:
+        """`to_dict()` as indented JSON."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def to_sanitized_dict(self) -> dict[str, Any]:

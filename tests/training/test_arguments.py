@@ -8,21 +8,30 @@ import pytest
 from pretrained import TrainingArguments
 
 
-def test_defaults_match_transformers():
+def _declared_default(f):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def test_every_transformers_field_with_its_default():
     from transformers import TrainingArguments as Reference
 
-    ours = TrainingArguments("out").to_dict()
-    theirs = Reference("out")
-    shared = [f.name for f in dataclasses.fields(Reference) if f.name in ours]
-    assert len(shared) > 70
-    skip = {"report_to", "disable_tqdm", "gradient_checkpointing", "logging_dir"}  # normalised differently
+    ours = {f.name: _declared_default(f) for f in dataclasses.fields(TrainingArguments)}
+    theirs = {f.name: _declared_default(f) for f in dataclasses.fields(Reference)}
+    assert sorted(set(theirs) - set(ours)) == []
+    assert {n: (ours[n], v) for n, v in theirs.items() if ours[n] != v} == {}
+    # and once built (post-init normalisation), the values programs read agree too
+    built, reference = TrainingArguments("out").to_dict(), Reference("out")
+    # normalised or hidden differently
+    skip = {"report_to", "logging_dir", "accelerator_config", "hub_token", "disable_tqdm"}
     different = {
-        n: (ours[n], getattr(theirs, n))
-        for n in shared
-        if n not in skip and ours[n] != getattr(getattr(theirs, n), "value", getattr(theirs, n))
+        n: (built[n], getattr(reference, n))
+        for n in theirs
+        if n not in skip and built[n] != getattr(getattr(reference, n), "value", getattr(reference, n))
     }
     assert different == {}
-    assert ours["report_to"] == [] and theirs.report_to == []
+    assert built["report_to"] == [] and reference.report_to == []
 
 
 def test_v4_spellings_are_accepted():
@@ -84,6 +93,16 @@ def test_derived_defaults():
         ({"dataloader_prefetch_factor": 2}, "dataloader_num_workers"),
         ({"report_to": "wandb"}, "report_to"),
         ({"push_to_hub": True}, "push_to_hub"),
+        ({"deepspeed": "ds_config.json"}, "`deepspeed`.*not supported"),
+        ({"fsdp": "full_shard"}, "`fsdp`.*not supported"),
+        ({"use_liger_kernel": True}, "`use_liger_kernel`.*not supported"),
+        ({"neftune_noise_alpha": 5.0}, "`neftune_noise_alpha`.*not supported"),
+        ({"auto_find_batch_size": True}, "`auto_find_batch_size`.*not supported"),
+        ({"skip_memory_metrics": False}, "`skip_memory_metrics`.*not supported"),
+        ({"debug": "underflow_overflow"}, "`debug`.*not supported"),
+        ({"local_rank": 1}, "`local_rank`"),
+        ({"log_level_replica": "loud"}, "log_level_replica"),
+        ({"torch_empty_cache_steps": 0}, "torch_empty_cache_steps"),
         ({"batch_eval_metrics": True}, "batch_eval_metrics"),
         ({"log_level": "loud"}, "log_level"),
         ({"warmup_steps": -1}, "warmup_steps"),
@@ -104,3 +123,61 @@ def test_serialisation_round_trip():
     assert TrainingArguments.from_dict(data).to_dict() == args.to_dict()
     with pytest.raises(ValueError, match="unknown TrainingArguments field"):
         TrainingArguments.from_dict({"output_dir": "o", "learning_rat": 1.0})
+
+
+def test_single_process_helpers():
+    import logging
+
+    args = TrainingArguments("out", log_level="info")
+    assert (args.world_size, args.process_index, args.local_process_index) == (1, 0, 0)
+    assert args.parallel_mode.value == "not_parallel"
+    assert args.should_log and args.should_save
+    ran = []
+    with args.main_process_first(desc="tokenize"):
+        ran.append(True)
+    assert ran == [True]
+    assert args.get_process_log_level() == logging.INFO
+    passive = TrainingArguments("out").get_process_log_level()
+    assert passive == logging.getLogger("pretrained").getEffectiveLevel()
+
+
+def test_accepted_fields_and_checkpointing_rename():
+    several_processes = dict(ddp_find_unused_parameters=False, ddp_timeout=60, local_rank=0)
+    hub = dict(hub_model_id="me/model", hub_token="secret")
+    rename = dict(activation_checkpointing=True, activation_checkpointing_kwargs='{"use_reentrant": false}')
+    args = TrainingArguments(
+        "out", torch_empty_cache_steps=10, use_cache=True, **several_processes, **hub, **rename
+    )
+    assert args.gradient_checkpointing is True
+    assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    data = args.to_dict()
+    assert data["hub_token"] == "<HUB_TOKEN>" and "secret" not in args.to_json_string() + str(args)
+    old = TrainingArguments("out", gradient_checkpointing=True)
+    assert old.activation_checkpointing is True
+    assert TrainingArguments("out").gradient_checkpointing is False
+
+
+def test_training_args_bin_loads_with_every_transformers_field(tmp_path):
+    import torch
+    from transformers import TrainingArguments as Reference
+
+    path = tmp_path / "training_args.bin"
+    torch.save(TrainingArguments("out", learning_rate=1e-4), path)
+    loaded = torch.load(path, weights_only=False)
+    assert loaded.learning_rate == 1e-4
+    # code written for transformers' object reads any of its fields from ours
+    for f in dataclasses.fields(Reference):
+        getattr(loaded, f.name)
+
+
+def test_enums_match_transformers():
+    from transformers.training_args import OptimizerNames as TheirOptimizers
+    from transformers.training_args import ParallelMode as TheirModes
+
+    from pretrained.training.arguments import OptimizerNames, ParallelMode
+
+    assert {m.name: m.value for m in ParallelMode} == {m.name: m.value for m in TheirModes}
+    ours = {m.name: m.value for m in OptimizerNames if m.value != "adamw_torch_foreach"}  # pretrained's extra
+    assert ours.items() <= {m.name: m.value for m in TheirOptimizers}.items()
+    assert TrainingArguments("out", optim=OptimizerNames.SGD).optim == "sgd"
+    assert TrainingArguments("out", optim=TheirOptimizers.ADAMW_TORCH).optim == "adamw_torch"
