@@ -69,7 +69,10 @@ class EvaluationMixin:
         output = self.evaluation_loop(
             dataloader, description="Prediction", ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
         )
-        output.metrics.update(speed_metrics(metric_key_prefix, start, num_samples=output.num_samples))
+        num_steps = math.ceil(output.num_samples / self.args.eval_batch_size)
+        output.metrics.update(
+            speed_metrics(metric_key_prefix, start, num_samples=output.num_samples, num_steps=num_steps)
+        )
         self.control = self.callback_handler.on_predict(
             self.args, self.state, self.control, metrics=output.metrics
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,6 +33,57 @@ class EvalPrediction:
         return len(self.elements)
 
 
+class ExplicitEnum(StrEnum):
+    """A string enum whose error for an unknown value lists the valid ones."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        raise ValueError(f"{value!r} is not a valid {cls.__name__}; choose one of {[m.value for m in cls]}")
+
+
+class IntervalStrategy(ExplicitEnum):
+    """When to log or evaluate (`logging_strategy`, `eval_strategy`)."""
+
+    NO = "no"
+    STEPS = "steps"
+    EPOCH = "epoch"
+
+
+class SaveStrategy(ExplicitEnum):
+    """When to save a checkpoint (`save_strategy`)."""
+
+    NO = "no"
+    STEPS = "steps"
+    EPOCH = "epoch"
+    BEST = "best"
+
+
+class HubStrategy(ExplicitEnum):
+    """What to push to the Hub and when (`hub_strategy`)."""
+
+    END = "end"
+    EVERY_SAVE = "every_save"
+    CHECKPOINT = "checkpoint"
+    ALL_CHECKPOINTS = "all_checkpoints"
+
+
+class SchedulerType(ExplicitEnum):
+    """The names `lr_scheduler_type` accepts (see `schedulers.get_scheduler`)."""
+
+    LINEAR = "linear"
+    COSINE = "cosine"
+    COSINE_WITH_RESTARTS = "cosine_with_restarts"
+    POLYNOMIAL = "polynomial"
+    CONSTANT = "constant"
+    CONSTANT_WITH_WARMUP = "constant_with_warmup"
+    INVERSE_SQRT = "inverse_sqrt"
+    REDUCE_ON_PLATEAU = "reduce_lr_on_plateau"
+    COSINE_WITH_MIN_LR = "cosine_with_min_lr"
+    COSINE_WARMUP_WITH_MIN_LR = "cosine_warmup_with_min_lr"
+    WARMUP_STABLE_DECAY = "warmup_stable_decay"
+    GREEDY = "greedy"
+
+
 class EvalLoopOutput(NamedTuple):
     predictions: Any
     label_ids: Any
@@ -52,9 +104,19 @@ class TrainOutput(NamedTuple):
 
 
 def speed_metrics(
-    split: str, start_time: float, num_samples: int | None = None, num_steps: int | None = None
+    split: str,
+    start_time: float,
+    num_samples: float | None = None,
+    num_steps: int | None = None,
+    num_tokens: int | None = None,
 ) -> dict:
-    """`{split}_runtime` and, when counts are known, samples and steps per second."""
+    """`{split}_runtime` and, when counts are known, samples, steps and tokens per second.
+
+    Args:
+        split: The metric prefix (`train`, `eval`, `test`).
+        start_time: `time.time()` when the operation started.
+        num_samples / num_steps / num_tokens: What was processed since `start_time`.
+    """
     runtime = time.time() - start_time
     out = {f"{split}_runtime": round(runtime, 4)}
     if runtime == 0:
@@ -63,6 +125,8 @@ def speed_metrics(
         out[f"{split}_samples_per_second"] = round(num_samples / runtime, 3)
     if num_steps is not None:
         out[f"{split}_steps_per_second"] = round(num_steps / runtime, 3)
+    if num_tokens is not None:
+        out[f"{split}_tokens_per_second"] = round(num_tokens / runtime, 3)
     return out
 
 
