@@ -198,9 +198,14 @@ class TrainingLoopMixin:
 
         for epoch in range(epochs_trained, plan.num_epochs):
             skip = batches_to_skip if epoch == epochs_trained else 0
+            # the RNG states are restored where the saving run stood: before the epoch's iterator (which
+            # draws from the global RNG) at an epoch's start, after it mid-epoch
+            resuming = resume_from_checkpoint is not None and epoch == epochs_trained
+            if resuming and skip == 0:
+                self._load_rng_state(resume_from_checkpoint)
             epoch_iterator = self._epoch_iterator(train_dataloader, epoch, skip)
-            if resume_from_checkpoint is not None and epoch == epochs_trained:
-                self._load_rng_state(resume_from_checkpoint)  # after building the iterator, before a step
+            if resuming and skip:
+                self._load_rng_state(resume_from_checkpoint)
             self.control = handler.on_epoch_begin(args, self.state, self.control)
             self._run_epoch(
                 model, epoch, epoch_iterator, plan, skip, tr_loss, trial, ignore_keys_for_eval, start_time
@@ -320,6 +325,10 @@ class TrainingLoopMixin:
             sampler.skip(skip * args.train_batch_size)
         train_dataloader.generator.manual_seed(args.seed + epoch)  # same worker seeds after a resume
         batches = iter(train_dataloader)
+        # transformers' loader draws its workers' base seed from the global torch RNG when an epoch's
+        # iterator is made (ours comes from the private generator): draw once too, so that dropout
+        # afterwards gets the same masks as a transformers run with the same seed
+        torch.empty((), dtype=torch.int64).random_()
         if not isinstance(sampler, EpochSampler) and skip:  # an iterable dataset is skipped by reading it
             for _ in islice(batches, skip):
                 pass
