@@ -236,6 +236,7 @@ class ReportingMixin:
             The `CommitInfo` of the upload (or a `Future` of it with `blocking=False`).
         """
         args = self.args
+        self.control = self.callback_handler.on_push_begin(args, self.state, self.control)
         token = token if token is not None else getattr(args, "hub_token", None)
         if getattr(self, "hub_model_id", None) is None:
             self.init_hf_repo(token=token, private=private)

@@ -191,6 +191,43 @@ def test_push_to_hub_offline_is_a_clear_error_and_writes_nothing(both_runs, tmp_
     assert not (tmp_path / "push").exists()
 
 
+def test_push_to_hub_saves_then_uploads_the_folder(both_runs, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create", repo_id, kw))
+            return huggingface_hub.RepoUrl(f"https://huggingface.co/me/{repo_id}")
+
+        def upload_folder(self, **kw):
+            calls.append(("upload", sorted(os.listdir(kw["folder_path"])), kw))
+            return "commit-info"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    trainer = both_runs["pretrained"][0]
+    trainer.args.output_dir = str(tmp_path / "my-model")
+    trainer.hub_model_id = None
+    pushed = []
+
+    class Seen(pretrained.TrainerCallback):
+        def on_push_begin(self, args, state, control, **kwargs):
+            pushed.append(state.global_step)
+
+    trainer.add_callback(Seen)
+    try:
+        assert trainer.push_to_hub(commit_message="done", revision="dev") == "commit-info"
+    finally:
+        trainer.pop_callback(Seen)
+    assert pushed == [4]
+    (_, repo, _), (_, files, kw) = calls
+    assert repo == "my-model" and trainer.hub_model_id == "me/my-model"
+    assert {"README.md", "model.safetensors", "config.json", "training_args.bin"} <= set(files)
+    assert kw["repo_id"] == "me/my-model" and kw["commit_message"] == "done" and kw["revision"] == "dev"
+    assert "# my-model" in (tmp_path / "my-model" / "README.md").read_text()
+
+
 def test_info_lines_users_look_for(tmp_path, caplog):
     _tiny_bert(tmp_path / "model")
     args = pretrained.TrainingArguments(
