@@ -97,25 +97,22 @@ def _hyperparameters(args: Any, state: Any) -> dict[str, Any]:
     return out
 
 
-def render_model_card(
-    trainer: Any,
-    language: str | list[str] | None = None,
-    license: str | None = None,
-    tags: str | list[str] | None = None,
-    model_name: str | None = None,
-    finetuned_from: str | None = None,
-    tasks: str | list[str] | None = None,
-    dataset_tags: str | list[str] | None = None,
-    dataset: str | list[str] | None = None,
-    dataset_args: str | list[str] | None = None,
-) -> str:
-    """The text of the model card for what `trainer` trained (arguments as `Trainer.create_model_card`)."""
+def render_model_card(trainer: Any, card: dict[str, Any]) -> str:
+    """The text of the model card for what `trainer` trained.
+
+    Args:
+        trainer: The `Trainer` (its arguments, state and model).
+        card: The arguments of `Trainer.create_model_card` (`language`, `license`, `tags`, `model_name`,
+            `finetuned_from`, `tasks`, `dataset_tags`, `dataset`, `dataset_args`), None where not given.
+    """
     import huggingface_hub
     import torch
 
     from pretrained import __version__
 
     args, state = trainer.args, trainer.state
+    model_name, finetuned_from = card.get("model_name"), card.get("finetuned_from")
+    dataset, dataset_args = card.get("dataset"), card.get("dataset_args")
     if model_name is None:
         model_name = os.path.basename(os.path.normpath(args.output_dir))
     if finetuned_from is None:
@@ -123,21 +120,23 @@ def render_model_card(
         # a local folder is no Hub id to link to
         if name and not os.path.isdir(name):
             finetuned_from = name
-    tags = ["generated_from_trainer"] + [t for t in _as_list(tags) if t != "generated_from_trainer"]
+    tags = ["generated_from_trainer"] + [
+        t for t in _as_list(card.get("tags")) if t != "generated_from_trainer"
+    ]
     rows, last = _eval_results(state.log_history)
     metric_names = [k.lower().replace(" ", "_") for k in last if k != "Loss"]
     data = huggingface_hub.ModelCardData(
-        language=language,
-        license=license,
+        language=card.get("language"),
+        license=card.get("license"),
         library_name="transformers",
         base_model=finetuned_from,
         tags=tags,
-        datasets=_as_list(dataset_tags) or None,
+        datasets=_as_list(card.get("dataset_tags")) or None,
         metrics=metric_names or None,
         model_name=model_name,
     )
-    if tasks:
-        data.pipeline_tag = _as_list(tasks)[0]
+    if card.get("tasks"):
+        data.pipeline_tag = _as_list(card["tasks"])[0]
     datasets = _as_list(dataset)
     on = f" on the {', '.join(datasets)} dataset" if datasets else " on an unknown dataset"
     if dataset_args:

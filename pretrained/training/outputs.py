@@ -41,47 +41,30 @@ class ExplicitEnum(StrEnum):
         raise ValueError(f"{value!r} is not a valid {cls.__name__}; choose one of {[m.value for m in cls]}")
 
 
-class IntervalStrategy(ExplicitEnum):
-    """When to log or evaluate (`logging_strategy`, `eval_strategy`)."""
-
-    NO = "no"
-    STEPS = "steps"
-    EPOCH = "epoch"
-
-
-class SaveStrategy(ExplicitEnum):
-    """When to save a checkpoint (`save_strategy`)."""
-
-    NO = "no"
-    STEPS = "steps"
-    EPOCH = "epoch"
-    BEST = "best"
+def _enum(name: str, doc: str, values: str) -> type[ExplicitEnum]:
+    """An `ExplicitEnum` named `name` with a member per space-separated value, named as the value
+    upper-cased, or as written before it in `NAME=value`."""
+    members = {}
+    for item in values.split():
+        key, _, value = item.rpartition("=")
+        members[key or value.upper()] = value
+    cls = ExplicitEnum(name, members, module=__name__)
+    cls.__doc__ = doc
+    return cls
 
 
-class HubStrategy(ExplicitEnum):
-    """What to push to the Hub and when (`hub_strategy`)."""
-
-    END = "end"
-    EVERY_SAVE = "every_save"
-    CHECKPOINT = "checkpoint"
-    ALL_CHECKPOINTS = "all_checkpoints"
-
-
-class SchedulerType(ExplicitEnum):
-    """The names `lr_scheduler_type` accepts (see `schedulers.get_scheduler`)."""
-
-    LINEAR = "linear"
-    COSINE = "cosine"
-    COSINE_WITH_RESTARTS = "cosine_with_restarts"
-    POLYNOMIAL = "polynomial"
-    CONSTANT = "constant"
-    CONSTANT_WITH_WARMUP = "constant_with_warmup"
-    INVERSE_SQRT = "inverse_sqrt"
-    REDUCE_ON_PLATEAU = "reduce_lr_on_plateau"
-    COSINE_WITH_MIN_LR = "cosine_with_min_lr"
-    COSINE_WARMUP_WITH_MIN_LR = "cosine_warmup_with_min_lr"
-    WARMUP_STABLE_DECAY = "warmup_stable_decay"
-    GREEDY = "greedy"
+# transformers' names and values (`trainer_utils`), so code comparing or iterating them behaves the same
+IntervalStrategy = _enum("IntervalStrategy", "When to log or evaluate.", "no steps epoch")
+SaveStrategy = _enum("SaveStrategy", "When to save a checkpoint (`save_strategy`).", "no steps epoch best")
+HubStrategy = _enum(
+    "HubStrategy", "What to push to the Hub and when.", "end every_save checkpoint all_checkpoints"
+)
+SchedulerType = _enum(
+    "SchedulerType",
+    "The names `lr_scheduler_type` accepts (see `schedulers.get_scheduler`).",
+    "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
+    "REDUCE_ON_PLATEAU=reduce_lr_on_plateau cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay greedy",
+)
 
 
 class EvalLoopOutput(NamedTuple):

@@ -171,20 +171,10 @@ class ReportingMixin:
             dataset: Dataset names for the description.
             dataset_args: Dataset configurations for the description.
         """
+        card = {k: v for k, v in locals().items() if k != "self"}  # the arguments above, by name
         if not self.is_world_process_zero():
             return
-        text = render_model_card(
-            self,
-            language=language,
-            license=license,
-            tags=tags,
-            model_name=model_name,
-            finetuned_from=finetuned_from,
-            tasks=tasks,
-            dataset_tags=dataset_tags,
-            dataset=dataset,
-            dataset_args=dataset_args,
-        )
+        text = render_model_card(self, card)
         os.makedirs(self.args.output_dir, exist_ok=True)
         write_text_atomic(os.path.join(self.args.output_dir, MODEL_CARD_NAME), text)
 

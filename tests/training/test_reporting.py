@@ -8,38 +8,13 @@ import stat
 
 import pytest
 import torch
+from tiny_bert import save_tiny_bert, token_rows
 
 import pretrained
 from pretrained.training import outputs
 from pretrained.training.reporting import metrics_format
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-def _tiny_bert(folder):
-    import transformers
-
-    cfg = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(0)
-    transformers.BertForSequenceClassification(cfg).save_pretrained(folder)
-
-
-def _data(n=32, extra=False):
-    g = torch.Generator().manual_seed(0)
-    rows = [{"input_ids": torch.randint(1, 64, (8,), generator=g), "labels": i % 2} for i in range(n)]
-    if extra:
-        for r in rows:
-            r["sentence"] = 0  # a column the model's forward does not take
-    return rows
 
 
 def _accuracy(pred):
@@ -62,12 +37,12 @@ def _run(lib, model_dir, out, **kw):
     trainer = lib.Trainer(
         lib.BertForSequenceClassification.from_pretrained(model_dir),
         args,
-        train_dataset=_data(),
-        eval_dataset=_data(16),
+        train_dataset=token_rows(),
+        eval_dataset=token_rows(16),
         compute_metrics=_accuracy,
     )
     train = trainer.train().metrics
-    return trainer, train, trainer.evaluate(), trainer.predict(_data(16)).metrics
+    return trainer, train, trainer.evaluate(), trainer.predict(token_rows(16)).metrics
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +52,7 @@ def both_runs(tmp_path_factory):
     import transformers
 
     tmp = tmp_path_factory.mktemp("runs")
-    _tiny_bert(tmp / "model")
+    save_tiny_bert(tmp / "model")
     return {
         name: _run(lib, tmp / "model", tmp / name)
         for name, lib in (("pretrained", pretrained), ("transformers", transformers))
@@ -229,7 +204,7 @@ def test_push_to_hub_saves_then_uploads_the_folder(both_runs, tmp_path, monkeypa
 
 
 def test_info_lines_users_look_for(tmp_path, caplog):
-    _tiny_bert(tmp_path / "model")
+    save_tiny_bert(tmp_path / "model")
     args = pretrained.TrainingArguments(
         output_dir=str(tmp_path / "out"),
         max_steps=2,
@@ -240,7 +215,7 @@ def test_info_lines_users_look_for(tmp_path, caplog):
         report_to="none",
     )
     model = pretrained.BertForSequenceClassification.from_pretrained(tmp_path / "model")
-    trainer = pretrained.Trainer(model, args, train_dataset=_data(extra=True))
+    trainer = pretrained.Trainer(model, args, train_dataset=token_rows(extra_column=True))
     with caplog.at_level(logging.INFO, logger="pretrained"):
         trainer.train()
         trainer.save_model()

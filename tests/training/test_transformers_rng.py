@@ -7,33 +7,12 @@ import pickle
 
 import pytest
 import torch
+from tiny_bert import save_tiny_bert, token_rows
 
 import pretrained
 from pretrained.training import checkpoints as ckpt
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-def _tiny_bert(folder, dropout=0.1):
-    import transformers
-
-    cfg = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    torch.manual_seed(0)
-    transformers.BertForSequenceClassification(cfg).save_pretrained(folder)
-
-
-def _data():
-    g = torch.Generator().manual_seed(0)
-    return [{"input_ids": torch.randint(1, 64, (8,), generator=g), "labels": i % 2} for i in range(32)]
 
 
 def _losses(lib, model_dir, out, resume=None, after=0, **kw):
@@ -49,7 +28,7 @@ def _losses(lib, model_dir, out, resume=None, after=0, **kw):
         **kw,
     )
     trainer = lib.Trainer(
-        lib.BertForSequenceClassification.from_pretrained(model_dir), args, train_dataset=_data()
+        lib.BertForSequenceClassification.from_pretrained(model_dir), args, train_dataset=token_rows()
     )
     trainer.train(resume_from_checkpoint=resume)
     # a state resumed by ours carries the checkpoint's log history (transformers' does not): compare after it
@@ -60,7 +39,7 @@ def _losses(lib, model_dir, out, resume=None, after=0, **kw):
 def model_dir(tmp_path_factory):
     pytest.importorskip("accelerate")
     folder = tmp_path_factory.mktemp("bert") / "model"
-    _tiny_bert(folder)
+    save_tiny_bert(folder, dropout=0.1)
     return folder
 
 
