@@ -188,6 +188,7 @@ class TrainingLoopMixin:
         self._log_training_start(
             plan, train_dataloader, model, epochs_trained, batches_to_skip, resume_from_checkpoint
         )
+        self._initial_num_input_tokens_seen = self.state.num_input_tokens_seen
         start_time = time.time()
         tr_loss = RunningLoss(self.state.global_step, args.device, args.logging_nan_inf_filter)
         model.zero_grad(set_to_none=True)
@@ -522,6 +523,9 @@ class TrainingLoopMixin:
             logs["epoch"] = self.state.epoch
         if self.args.include_num_input_tokens_seen != "no":
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+            if start_time is not None:  # tokens of this train() call per second, as transformers logs
+                tokens = self.state.num_input_tokens_seen - getattr(self, "_initial_num_input_tokens_seen", 0)
+                logs.update(speed_metrics("train", start_time, num_tokens=tokens))
         self.state.log_history.append({**logs, "step": self.state.global_step})
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=logs)
 

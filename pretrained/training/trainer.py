@@ -368,7 +368,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         self.callback_handler.remove_callback(callback)
 
     def is_world_process_zero(self) -> bool:
-        return True
+        """Whether this is the main process of the whole run (the one that writes shared files)."""
+        return getattr(self.args, "process_index", 0) == 0
 
     def is_local_process_zero(self) -> bool:
-        return True
+        """Whether this is the main process of its machine."""
+        return getattr(self.args, "local_process_index", 0) == 0

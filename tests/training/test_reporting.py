@@ -54,7 +54,7 @@ def both_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     save_tiny_bert(tmp / "model")
     return {
-        name: _run(lib, tmp / "model", tmp / name)
+        name: _run(lib, tmp / "model", tmp / name, include_num_input_tokens_seen="all", logging_steps=2)
         for name, lib in (("pretrained", pretrained), ("transformers", transformers))
     }
 
@@ -67,6 +67,10 @@ def test_metric_keys_and_flos_match_transformers(both_runs):
         assert set(ours[i]) - {"total_flos"} == set(theirs[i])
     assert {"train_samples_per_second", "train_steps_per_second", "train_runtime"} <= set(ours[1])
     assert {"test_samples_per_second", "test_steps_per_second"} <= set(ours[3])
+    assert [set(h) - {"total_flos"} for h in ours[0].state.log_history] == [
+        set(h) - {"total_flos"} for h in theirs[0].state.log_history
+    ]
+    assert any("train_tokens_per_second" in h for h in ours[0].state.log_history)
     assert ours[1]["total_flos"] > 0
     assert ours[1]["total_flos"] == ours[0].state.total_flos == theirs[0].state.total_flos
     batch = {"input_ids": torch.zeros(8, 8, dtype=torch.long)}
