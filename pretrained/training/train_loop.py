@@ -222,7 +222,7 @@ class TrainingLoopMixin:
         if isinstance(self.train_dataset, IterableDataset) or args.max_steps > 0:
             examples = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else 0
             return examples or total_batch * plan.max_steps, plan.max_steps * total_batch
-        examples = len(train_dataloader.dataset)
+        examples = self.num_examples(train_dataloader)
         return examples, examples * args.num_train_epochs
 
     def _log_training_start(

@@ -229,6 +229,12 @@ def test_info_lines_users_look_for(tmp_path, caplog):
     assert f"Saving model checkpoint to {tmp_path / 'out' / 'checkpoint-2'}" in text
     assert f"Saving model checkpoint to {tmp_path / 'out'}\n" in text + "\n"
     assert "Training completed" in text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pretrained"):
+        trainer.evaluate(token_rows(12))
+    assert "***** Running Evaluation *****\n  Num examples = 12\n  Batch size = 8" in "\n".join(
+        r.getMessage().strip("\n") for r in caplog.records
+    )
     assert (
         "The following columns in the training set don't have a corresponding argument in "
         "`BertForSequenceClassification.forward` and have been ignored: sentence." in text
