@@ -356,6 +356,32 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
     def _get_learning_rate(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def get_num_trainable_parameters(self) -> int:
+        """The number of parameters that require gradients."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def get_learning_rates(self) -> list[float]:
+        """The learning rate of each optimizer parameter group."""
+        if self.optimizer is None:
+            raise ValueError("the Trainer has no optimizer yet: call create_optimizer() or train() first")
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_optimizer_group(self, param: str | nn.Parameter | None = None) -> dict | list[dict]:
+        """The optimizer group holding `param` (a parameter or its name), or every group when None."""
+        if self.optimizer is None:
+            raise ValueError("the Trainer has no optimizer yet: call create_optimizer() or train() first")
+        if param is None:
+            return [group["params"] for group in self.optimizer.param_groups]
+        if isinstance(param, str):
+            named = dict(self.model.named_parameters())
+            if param not in named:
+                raise KeyError(f"{type(self.model).__name__} has no parameter named {param!r}")
+            param = named[param]
+        for group in self.optimizer.param_groups:
+            if any(p is param for p in group["params"]):
+                return group
+        raise ValueError("the parameter is in no optimizer group (frozen, or added after the optimizer)")
+
     # ---- callbacks ------------------------------------------------------------------------------
 
     def add_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:

@@ -266,3 +266,24 @@ def test_scheduler_type_members_build_schedules(quiet_args):
     sched = get_scheduler(outputs.SchedulerType.LINEAR, opt, num_warmup_steps=0, num_training_steps=10)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.9)
+
+
+def test_parameter_and_learning_rate_helpers(quiet_args):
+    from training_helpers import TinyClassifier, VectorDataset
+
+    model = TinyClassifier()
+    model.net[0].weight.requires_grad_(False)
+    trainer = pretrained.Trainer(model, quiet_args(max_steps=1), train_dataset=VectorDataset())
+    assert trainer.get_num_trainable_parameters() == sum(p.numel() for p in model.parameters()) - 8 * 16
+    with pytest.raises(ValueError, match="no optimizer yet"):
+        trainer.get_learning_rates()
+    trainer.create_optimizer()
+    assert trainer.get_learning_rates() == [5e-5, 5e-5]
+    bias = model.net[3].bias
+    assert any(p is bias for p in trainer.get_optimizer_group(bias)["params"])
+    assert trainer.get_optimizer_group("net.3.bias") is trainer.get_optimizer_group(bias)
+    assert len(trainer.get_optimizer_group()) == 2
+    with pytest.raises(KeyError, match="no parameter named 'nope'"):
+        trainer.get_optimizer_group("nope")
+    with pytest.raises(ValueError, match="in no optimizer group"):
+        trainer.get_optimizer_group(model.net[0].weight)
