@@ -32,7 +32,10 @@ def _metric_title(key: str) -> str:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """Floats with more than 4 decimals rounded to 4 (`0.5` stays `0.5`), as transformers' cards show them."""
+    if isinstance(value, float) and len(str(value).partition(".")[2]) > 4:
+        return f"{value:.4f}"
+    return str(value)
 
 
 _SPEED_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_tokens_per_second")
