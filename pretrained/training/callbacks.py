@@ -31,6 +31,7 @@ EVENTS = (
     "on_save",
     "on_log",
     "on_prediction_step",
+    "on_push_begin",
 )
 
 
@@ -94,6 +95,9 @@ class TrainerCallback:
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs
     ):
         """After each evaluation/prediction batch."""
+
+    def on_push_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        """Before `Trainer.push_to_hub` saves and uploads."""
 
 
 class CallbackHandler(TrainerCallback):
@@ -203,6 +207,9 @@ class CallbackHandler(TrainerCallback):
 
     def on_prediction_step(self, args, state, control, **kwargs):
         return self.call_event("on_prediction_step", args, state, control)
+
+    def on_push_begin(self, args, state, control, **kwargs):
+        return self.call_event("on_push_begin", args, state, control)
 
 
 class DefaultFlowCallback(TrainerCallback):

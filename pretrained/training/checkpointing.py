@@ -48,6 +48,8 @@ class CheckpointingMixin:
             )
             if best == final or os.path.isdir(best):
                 self.state.best_model_checkpoint = best
+        logger.info(f"Saving model checkpoint to {final}")
+        self.store_flos()
         stateful = self._stateful_callbacks()
         self.state.stateful_callbacks = TrainerState(stateful_callbacks=stateful).stateful_callbacks
         files: dict[str, Any] = {}
@@ -98,7 +100,9 @@ class CheckpointingMixin:
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Write the model (safetensors), the processing class and `training_args.bin` to `output_dir`."""
-        self._save(output_dir or self.args.output_dir)
+        output_dir = output_dir or self.args.output_dir
+        logger.info(f"Saving model checkpoint to {output_dir}")
+        self._save(output_dir)
 
     def _save(self, output_dir: str | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write the model files to `output_dir`, from `state_dict` (a host copy) when given."""
@@ -133,8 +137,8 @@ class CheckpointingMixin:
             )
             return
         try:
-            state = ckpt.torch_load(path)
-        except Exception as e:  # e.g. numpy arrays pickled by another writer
+            state = ckpt.torch_load(path, numpy_arrays=True)  # transformers pickles numpy's keys as an array
+        except Exception as e:
             logger.warning("could not read %s (%s): RNG states not restored", path, e)
             return
         set_rng_state(state)

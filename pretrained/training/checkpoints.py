@@ -3,7 +3,8 @@
 A checkpoint is built in `tmp-checkpoint-N/` and renamed to `checkpoint-N/` only
 once every file is written, so a run killed mid-write leaves a `tmp-` folder
 that resume never picks up (and the next save clears). A `checkpoint-N/` without
-`trainer_state.json` (a half-written one from another writer) is ignored too.
+`trainer_state.json` (a half-written one from another writer) is ignored too, and resume skips, with a
+warning, one whose state does not parse or that holds no weights.
 Files are not fsync'ed and torch files carry no CRC32 checksums: the rename
 protects against a killed process (not a power cut), and skipping both shortens
 the time a save blocks training.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import re
 import shutil
@@ -22,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 PREFIX_CHECKPOINT_DIR = "checkpoint"
 TRAINING_ARGS_NAME = "training_args.bin"
@@ -62,10 +66,40 @@ def sorted_checkpoints(output_dir: str, best_model_checkpoint: str | None = None
     return paths
 
 
+def checkpoint_problem(path: str) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from, or None when it can.
+
+    It must hold a `trainer_state.json` that parses as a JSON object and model weights.
+    """
+    state = os.path.join(path, TRAINER_STATE_NAME)
+    try:
+        with open(state, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return f"no {TRAINER_STATE_NAME}"
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        return f"{TRAINER_STATE_NAME} does not parse ({e})"
+    if not isinstance(data, dict):
+        return f"{TRAINER_STATE_NAME} holds a {type(data).__name__}, not a JSON object"
+    if not any(
+        os.path.isfile(os.path.join(path, n)) for n in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME)
+    ):
+        return f"no model weights ({WEIGHTS_NAME}, {WEIGHTS_INDEX_NAME} or {PT_WEIGHTS_NAME})"
+    return None
+
+
 def get_last_checkpoint(folder: str) -> str | None:
-    """The complete checkpoint with the highest step in `folder`, or None."""
-    paths = sorted_checkpoints(folder)
-    return paths[-1] if paths else None
+    """The newest checkpoint in `folder` that can be resumed from, or None.
+
+    A newer `checkpoint-N` whose `trainer_state.json` does not parse, or that holds no weights, is
+    skipped with a warning naming it and what is wrong.
+    """
+    for path in reversed(sorted_checkpoints(folder)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        logger.warning("skipping checkpoint %s: %s; resuming from an older one", path, problem)
+    return None
 
 
 def rotate_checkpoints(
@@ -136,9 +170,27 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     os.replace(tmp, path)
 
 
-def torch_load(path: str) -> Any:
-    """Load a `.pt`/`.pth`/`.bin` file with `weights_only=True` (no arbitrary pickles)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def torch_load(path: str, numpy_arrays: bool = False) -> Any:
+    """Load a `.pt`/`.pth`/`.bin` file with `weights_only=True` (no arbitrary pickles).
+
+    Args:
+        path: The file.
+        numpy_arrays: Also accept pickled numpy arrays (transformers' `rng_state.pth` holds numpy's RNG
+            keys as one): exactly the globals that rebuild a plain array, for this load only.
+    """
+    if not numpy_arrays:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals(_numpy_array_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _numpy_array_globals() -> list[Any]:
+    """What unpickling a numpy array of a builtin dtype calls: the array rebuild, `ndarray`, `dtype`
+    and the uint32 dtype's class (numpy's RNG keys); no other callable."""
+    import numpy as np
+
+    core = np._core if hasattr(np, "_core") else np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 # ---- model weights --------------------------------------------------------------------------

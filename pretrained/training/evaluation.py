@@ -7,6 +7,7 @@ are padded with -100 when concatenated.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from torch.utils.data import DataLoader
 
 from .collators import IGNORE_INDEX
 from .outputs import EvalLoopOutput, EvalPrediction, PredictionOutput, denumpify, speed_metrics
+
+logger = logging.getLogger(__name__)
 
 
 class EvaluationMixin:
@@ -69,11 +72,25 @@ class EvaluationMixin:
         output = self.evaluation_loop(
             dataloader, description="Prediction", ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
         )
-        output.metrics.update(speed_metrics(metric_key_prefix, start, num_samples=output.num_samples))
+        num_steps = math.ceil(output.num_samples / self.args.eval_batch_size)
+        output.metrics.update(
+            speed_metrics(metric_key_prefix, start, num_samples=output.num_samples, num_steps=num_steps)
+        )
         self.control = self.callback_handler.on_predict(
             self.args, self.state, self.control, metrics=output.metrics
         )
         return PredictionOutput(output.predictions, output.label_ids, output.metrics)
+
+    def num_examples(self, dataloader: DataLoader) -> int:
+        """The examples `dataloader` goes through: its dataset's length, else batches x batch size.
+
+        Raises:
+            TypeError: Neither the dataset nor the loader has a length (an iterable dataset).
+        """
+        try:
+            return len(dataloader.dataset)
+        except (AttributeError, TypeError):
+            return len(dataloader) * self.args.per_device_train_batch_size
 
     def evaluation_loop(
         self,
@@ -87,6 +104,12 @@ class EvaluationMixin:
         args = self.args
         if prediction_loss_only is None:
             prediction_loss_only = args.prediction_loss_only
+        logger.info(f"\n***** Running {description} *****")
+        try:
+            logger.info(f"  Num examples = {self.num_examples(dataloader)}")
+        except TypeError:  # an iterable dataset: no length
+            logger.info("  Num examples: Unknown")
+        logger.info(f"  Batch size = {args.eval_batch_size}")
         model = self.model
         model.eval()
         self.callback_handler.eval_dataloader = dataloader

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,6 +33,40 @@ class EvalPrediction:
         return len(self.elements)
 
 
+class ExplicitEnum(StrEnum):
+    """A string enum whose error for an unknown value lists the valid ones."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        raise ValueError(f"{value!r} is not a valid {cls.__name__}; choose one of {[m.value for m in cls]}")
+
+
+def _enum(name: str, doc: str, values: str) -> type[ExplicitEnum]:
+    """An `ExplicitEnum` named `name` with a member per space-separated value, named as the value
+    upper-cased, or as written before it in `NAME=value`."""
+    members = {}
+    for item in values.split():
+        key, _, value = item.rpartition("=")
+        members[key or value.upper()] = value
+    cls = ExplicitEnum(name, members, module=__name__)
+    cls.__doc__ = doc
+    return cls
+
+
+# transformers' names and values (`trainer_utils`), so code comparing or iterating them behaves the same
+IntervalStrategy = _enum("IntervalStrategy", "When to log or evaluate.", "no steps epoch")
+SaveStrategy = _enum("SaveStrategy", "When to save a checkpoint (`save_strategy`).", "no steps epoch best")
+HubStrategy = _enum(
+    "HubStrategy", "What to push to the Hub and when.", "end every_save checkpoint all_checkpoints"
+)
+SchedulerType = _enum(
+    "SchedulerType",
+    "The names `lr_scheduler_type` accepts (see `schedulers.get_scheduler`).",
+    "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
+    "REDUCE_ON_PLATEAU=reduce_lr_on_plateau cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay greedy",
+)
+
+
 class EvalLoopOutput(NamedTuple):
     predictions: Any
     label_ids: Any
@@ -52,9 +87,19 @@ class TrainOutput(NamedTuple):
 
 
 def speed_metrics(
-    split: str, start_time: float, num_samples: int | None = None, num_steps: int | None = None
+    split: str,
+    start_time: float,
+    num_samples: float | None = None,
+    num_steps: int | None = None,
+    num_tokens: int | None = None,
 ) -> dict:
-    """`{split}_runtime` and, when counts are known, samples and steps per second."""
+    """`{split}_runtime` and, when counts are known, samples, steps and tokens per second.
+
+    Args:
+        split: The metric prefix (`train`, `eval`, `test`).
+        start_time: `time.time()` when the operation started.
+        num_samples / num_steps / num_tokens: What was processed since `start_time`.
+    """
     runtime = time.time() - start_time
     out = {f"{split}_runtime": round(runtime, 4)}
     if runtime == 0:
@@ -63,6 +108,8 @@ def speed_metrics(
         out[f"{split}_samples_per_second"] = round(num_samples / runtime, 3)
     if num_steps is not None:
         out[f"{split}_steps_per_second"] = round(num_steps / runtime, 3)
+    if num_tokens is not None:
+        out[f"{split}_tokens_per_second"] = round(num_tokens / runtime, 3)
     return out
 
 

@@ -158,13 +158,12 @@ class TrainingLoopMixin:
             resume_from_checkpoint = ckpt.get_last_checkpoint(args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(
-                    f"resume_from_checkpoint=True but {args.output_dir} holds no complete checkpoint"
+                    f"resume_from_checkpoint=True but {args.output_dir} holds no complete checkpoint to resume from"
                 )
         if resume_from_checkpoint is not None:
-            if not ckpt.is_complete_checkpoint(resume_from_checkpoint):
-                raise ValueError(
-                    f"{resume_from_checkpoint} is not a complete checkpoint (no {ckpt.TRAINER_STATE_NAME})"
-                )
+            problem = ckpt.checkpoint_problem(resume_from_checkpoint)
+            if problem is not None:
+                raise ValueError(f"{resume_from_checkpoint} is not a complete checkpoint: {problem}")
             ckpt.load_model_weights(self.model, resume_from_checkpoint)
         self.is_in_train = True
         try:
@@ -186,13 +185,10 @@ class TrainingLoopMixin:
         plan = TrainingPlan.from_args(args, None if iterable else len(train_dataloader))
         epochs_trained, batches_to_skip = self._init_training_state(plan, resume_from_checkpoint)
         model = self._prepare_for_training(plan.max_steps, train_dataloader, resume_from_checkpoint)
-        logger.info(
-            "training: %s steps (%s per epoch), batch %d x %d accumulation",
-            plan.max_steps,
-            plan.steps_per_epoch,
-            args.train_batch_size,
-            plan.gradient_accumulation_steps,
+        self._log_training_start(
+            plan, train_dataloader, model, epochs_trained, batches_to_skip, resume_from_checkpoint
         )
+        self._initial_num_input_tokens_seen = self.state.num_input_tokens_seen
         start_time = time.time()
         tr_loss = RunningLoss(self.state.global_step, args.device, args.logging_nan_inf_filter)
         model.zero_grad(set_to_none=True)
@@ -203,9 +199,14 @@ class TrainingLoopMixin:
 
         for epoch in range(epochs_trained, plan.num_epochs):
             skip = batches_to_skip if epoch == epochs_trained else 0
+            # the RNG states are restored where the saving run stood: before the epoch's iterator (which
+            # draws from the global RNG) at an epoch's start, after it mid-epoch
+            resuming = resume_from_checkpoint is not None and epoch == epochs_trained
+            if resuming and skip == 0:
+                self._load_rng_state(resume_from_checkpoint)
             epoch_iterator = self._epoch_iterator(train_dataloader, epoch, skip)
-            if resume_from_checkpoint is not None and epoch == epochs_trained:
-                self._load_rng_state(resume_from_checkpoint)  # after building the iterator, before a step
+            if resuming and skip:
+                self._load_rng_state(resume_from_checkpoint)
             self.control = handler.on_epoch_begin(args, self.state, self.control)
             self._run_epoch(
                 model, epoch, epoch_iterator, plan, skip, tr_loss, trial, ignore_keys_for_eval, start_time
@@ -213,6 +214,51 @@ class TrainingLoopMixin:
             if self.control.should_training_stop or self.state.global_step >= plan.max_steps:
                 break
         return self._finalize_training(trial, tr_loss, start_time)
+
+    def _num_train_samples(self, plan: TrainingPlan, train_dataloader: DataLoader) -> tuple[int, float]:
+        """(examples in the dataset, samples the whole schedule trains on), as transformers counts them."""
+        args = self.args
+        total_batch = args.train_batch_size * plan.gradient_accumulation_steps
+        if isinstance(self.train_dataset, IterableDataset) or args.max_steps > 0:
+            examples = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else 0
+            return examples or total_batch * plan.max_steps, plan.max_steps * total_batch
+        examples = self.num_examples(train_dataloader)
+        return examples, examples * args.num_train_epochs
+
+    def _log_training_start(
+        self,
+        plan: TrainingPlan,
+        train_dataloader: DataLoader,
+        model: nn.Module,
+        epochs_trained: int,
+        batches_to_skip: int,
+        resume_from_checkpoint: str | None,
+    ) -> None:
+        """The `***** Running training *****` block at INFO, with transformers' lines and counts."""
+        args = self.args
+        examples, self._train_samples = self._num_train_samples(plan, train_dataloader)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info("***** Running training *****")
+        logger.info(f"  Num examples = {examples:,}")
+        logger.info(f"  Num Epochs = {plan.num_epochs:,}")
+        logger.info(f"  Num update steps per epoch = {plan.steps_per_epoch:,}")
+        logger.info(f"  Instantaneous batch size per device = {args.per_device_train_batch_size:,}")
+        total = args.train_batch_size * plan.gradient_accumulation_steps
+        logger.info(f"  Total train batch size (w. parallel, distributed & accumulation) = {total:,}")
+        logger.info(f"  Gradient Accumulation steps = {plan.gradient_accumulation_steps}")
+        logger.info(f"  Total optimization steps = {plan.max_steps:,}")
+        logger.info(f"  Number of trainable parameters = {trainable:,}")
+        if resume_from_checkpoint is not None:
+            logger.info(
+                f"  Resuming training from checkpoint with epoch {epochs_trained} and global step "
+                f"{self.state.global_step}"
+            )
+            if not args.ignore_data_skip:
+                logger.info(
+                    f"  Fast-forwarding the dataloader past {epochs_trained} epochs and "
+                    f"{batches_to_skip // plan.gradient_accumulation_steps} batches to resume from the exact "
+                    "training state."
+                )
 
     def _init_training_state(self, plan: TrainingPlan, resume_from_checkpoint: str | None) -> tuple[int, int]:
         """A fresh `TrainerState`, or the checkpoint's; returns (epochs trained, batches to skip in the next)."""
@@ -280,6 +326,10 @@ class TrainingLoopMixin:
             sampler.skip(skip * args.train_batch_size)
         train_dataloader.generator.manual_seed(args.seed + epoch)  # same worker seeds after a resume
         batches = iter(train_dataloader)
+        # transformers' loader draws its workers' base seed from the global torch RNG when an epoch's
+        # iterator is made (ours comes from the private generator): draw once too, so that dropout
+        # afterwards gets the same masks as a transformers run with the same seed
+        torch.empty((), dtype=torch.int64).random_()
         if not isinstance(sampler, EpochSampler) and skip:  # an iterable dataset is skipped by reading it
             for _ in islice(batches, skip):
                 pass
@@ -312,6 +362,7 @@ class TrainingLoopMixin:
             self.control = handler.on_step_begin(args, self.state, self.control)
             for i, inputs in enumerate(batch_samples):
                 self._track_num_input_tokens(inputs)
+                self.current_flos += float(self.floating_point_ops(inputs))
                 tr_loss.add(self.training_step(model, inputs, num_items_in_batch), self.state.global_step)
                 if i < len(batch_samples) - 1:
                     self.control = handler.on_substep_end(args, self.state, self.control)
@@ -472,16 +523,25 @@ class TrainingLoopMixin:
             logs["epoch"] = self.state.epoch
         if self.args.include_num_input_tokens_seen != "no":
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+            if start_time is not None:  # tokens of this train() call per second, as transformers logs
+                tokens = self.state.num_input_tokens_seen - getattr(self, "_initial_num_input_tokens_seen", 0)
+                logs.update(speed_metrics("train", start_time, num_tokens=tokens))
         self.state.log_history.append({**logs, "step": self.state.global_step})
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=logs)
 
     def _finalize_training(self, trial: Any, tr_loss: RunningLoss, start_time: float) -> TrainOutput:
         """Last `on_save`, train metrics, the best model (if asked for), `on_train_end`."""
         args = self.args
+        logger.info(
+            "\n\nTraining completed. Do not forget to share your model on huggingface.co/models =)\n\n"
+        )
         self._finish_pending_save()
         steps = self.state.global_step - tr_loss.first_step
         train_loss = tr_loss.mean(self.state.global_step)
-        metrics = speed_metrics("train", start_time, num_steps=steps)
+        # the samples of the whole schedule: count only the share of the steps run in this call
+        samples = self._train_samples * steps / max(self.state.max_steps, 1)
+        metrics = speed_metrics("train", start_time, num_samples=samples, num_steps=steps)
+        self.store_flos()
         metrics["total_flos"] = self.state.total_flos
         metrics["train_loss"] = train_loss
         self.log(metrics)

@@ -7,7 +7,9 @@ schedule; the rest comes from one mixin per concern, each in a module of its own
   `get_batch_samples`, `_maybe_log_save_evaluate`, `log`, ...);
 - `loss.TrainingStepMixin`: `training_step` and `compute_loss`;
 - `evaluation.EvaluationMixin`: `evaluate`, `predict`, `evaluation_loop`, `prediction_step`;
-- `checkpointing.CheckpointingMixin`: `save_model`, `_save_checkpoint` and the loading on resume.
+- `checkpointing.CheckpointingMixin`: `save_model`, `_save_checkpoint` and the loading on resume;
+- `reporting.ReportingMixin`: `log_metrics`, `save_metrics`, `save_state`, `create_model_card`,
+  `push_to_hub`, `floating_point_ops`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .evaluation import EvaluationMixin
 from .loss import TrainingStepMixin
 from .optimizers import create_optimizer, get_decay_parameter_names, get_optimizer_cls_and_kwargs
 from .outputs import EvalPrediction
+from .reporting import ReportingMixin
 from .sampling import EpochSampler
 from .schedulers import get_scheduler
 from .seeding import set_seed
@@ -47,7 +50,7 @@ from .train_loop import TrainingLoopMixin
 logger = logging.getLogger(__name__)
 
 
-class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, CheckpointingMixin):
+class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, CheckpointingMixin, ReportingMixin):
     """Train, evaluate and predict with a PyTorch model, the transformers way.
 
     Args:
@@ -148,6 +151,8 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         self.state = TrainerState()
         self.control = TrainerControl()
         self.is_in_train = False
+        self.current_flos = 0  # counted per micro-batch, added to state.total_flos at saves and the end
+        self.hub_model_id = None  # set by init_hf_repo
         self._pending_save = None  # a checkpoint being written in the background (see checkpointing.py)
         # micro-batches of the current optimizer step: weighs each one's loss where items can't be counted
         self.current_gradient_accumulation_steps = 1
@@ -193,14 +198,19 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
 
     # ---- data -----------------------------------------------------------------------------------
 
-    def _collator_for(self, dataset: Any) -> Callable:
+    def _collator_for(self, dataset: Any, description: str = "training") -> Callable:
         if not self.args.remove_unused_columns:
             return self.data_collator
         keep = set(self._signature_columns) | set(self.label_names) | {"label", "label_ids"}
         collate = self.data_collator
+        noticed = False
 
         def collate_used_columns(features: list[Any]) -> Any:
+            nonlocal noticed
             if features and isinstance(features[0], Mapping):
+                if not noticed:  # once per loader, like transformers' notice
+                    noticed = True
+                    self._notice_ignored_columns([k for k in features[0] if k not in keep], description)
                 kept = [{k: v for k, v in f.items() if k in keep} for f in features]
                 if features[0] and not kept[0]:
                     raise ValueError(
@@ -212,6 +222,21 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             return collate(features)
 
         return collate_used_columns
+
+    def _notice_ignored_columns(self, ignored: list[str], description: str) -> None:
+        if not ignored:
+            return
+        name = type(self.model).__name__
+        columns = ", ".join(ignored)
+        logger.info(
+            "The following columns in the %s set don't have a corresponding argument in `%s.forward` and have "
+            "been ignored: %s. If %s are not expected by `%s.forward`,  you can safely ignore this message.",
+            description,
+            name,
+            columns,
+            columns,
+            name,
+        )
 
     def _lengths(self, dataset: Any) -> list[int]:
         column = self.args.length_column_name
@@ -238,14 +263,16 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             batch_size=args.train_batch_size,
         )
 
-    def _dataloader(self, dataset: Any, batch_size: int, sampler: Any, drop_last: bool) -> DataLoader:
+    def _dataloader(
+        self, dataset: Any, batch_size: int, sampler: Any, drop_last: bool, description: str = "training"
+    ) -> DataLoader:
         args = self.args
         workers = args.dataloader_num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=self._collator_for(dataset),
+            collate_fn=self._collator_for(dataset, description),
             drop_last=drop_last,
             num_workers=workers,
             pin_memory=args.dataloader_pin_memory and args.device.type == "cuda",
@@ -269,7 +296,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("Trainer: evaluation needs an `eval_dataset`")
-        return self._dataloader(dataset, self.args.eval_batch_size, None, self.args.dataloader_drop_last)
+        return self._dataloader(
+            dataset, self.args.eval_batch_size, None, self.args.dataloader_drop_last, "evaluation"
+        )
 
     def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
         return self.get_eval_dataloader(test_dataset)
@@ -327,6 +356,32 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
     def _get_learning_rate(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def get_num_trainable_parameters(self) -> int:
+        """The number of parameters that require gradients."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def get_learning_rates(self) -> list[float]:
+        """The learning rate of each optimizer parameter group."""
+        if self.optimizer is None:
+            raise ValueError("the Trainer has no optimizer yet: call create_optimizer() or train() first")
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_optimizer_group(self, param: str | nn.Parameter | None = None) -> dict | list[dict]:
+        """The optimizer group holding `param` (a parameter or its name), or every group when None."""
+        if self.optimizer is None:
+            raise ValueError("the Trainer has no optimizer yet: call create_optimizer() or train() first")
+        if param is None:
+            return [group["params"] for group in self.optimizer.param_groups]
+        if isinstance(param, str):
+            named = dict(self.model.named_parameters())
+            if param not in named:
+                raise KeyError(f"{type(self.model).__name__} has no parameter named {param!r}")
+            param = named[param]
+        for group in self.optimizer.param_groups:
+            if any(p is param for p in group["params"]):
+                return group
+        raise ValueError("the parameter is in no optimizer group (frozen, or added after the optimizer)")
+
     # ---- callbacks ------------------------------------------------------------------------------
 
     def add_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:
@@ -339,7 +394,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         self.callback_handler.remove_callback(callback)
 
     def is_world_process_zero(self) -> bool:
-        return True
+        """Whether this is the main process of the whole run (the one that writes shared files)."""
+        return getattr(self.args, "process_index", 0) == 0
 
     def is_local_process_zero(self) -> bool:
-        return True
+        """Whether this is the main process of its machine."""
+        return getattr(self.args, "local_process_index", 0) == 0
