@@ -53,6 +53,7 @@ MODULES: dict[str, dict[str, str]] = {
                                 "PreTrainedTokenizerBase": "pretrained.tokenization.base"},
     "tokenization_utils_fast": {"PreTrainedTokenizerFast": "pretrained.tokenization.fast"},
     "tokenization_utils": {"PreTrainedTokenizer": "pretrained.tokenization.fast"},
+    "testing_utils": {"CaptureLogger": "pretrained.utils.logging"},
     "models.auto.configuration_auto": {"AutoConfig": "pretrained.models.auto",
                                        "CONFIG_MAPPING": "pretrained.models.auto"},
     "models.auto.modeling_auto": {"*": "pretrained.models.auto"},

@@ -8,6 +8,7 @@ Nothing is configured until one of them is called: importing the library never t
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -192,8 +193,35 @@ def disable_progress_bar() -> None:
     _progress_bars = False
 
 
+class CaptureLogger:
+    """Collect what ``logger`` writes inside a ``with`` block into ``.out`` (run_clm.py uses it to spot
+    tokenizer warnings)::
+
+        with CaptureLogger(logger) as captured:
+            ...
+        "warning text" in captured.out
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.out = ""
+
+    def __enter__(self) -> CaptureLogger:
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+        self.out = self.stream.getvalue()
+
+    def __repr__(self) -> str:
+        return f"captured: {self.out}\n"
+
+
 __all__ = [
-    "CRITICAL", "DEBUG", "ERROR", "FATAL", "INFO", "NOTSET", "WARN", "WARNING", "add_handler",
+    "CaptureLogger", "CRITICAL", "DEBUG", "ERROR", "FATAL", "INFO", "NOTSET", "WARN", "WARNING", "add_handler",
     "captureWarnings", "disable_default_handler", "disable_progress_bar", "disable_propagation",
     "enable_default_handler", "enable_explicit_format", "enable_progress_bar", "enable_propagation",
     "get_log_levels_dict", "get_logger", "get_verbosity", "is_progress_bar_enabled", "remove_handler",

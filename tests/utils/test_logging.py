@@ -90,3 +90,13 @@ def test_same_functions_as_transformers():
               and getattr(getattr(transformers_logging, n), "__module__", "") == transformers_logging.__name__}
     missing = public - ours - {"warning_advice", "warning_once", "info_once", "set_tqdm_hook", "tqdm"}
     assert not missing
+
+
+def test_capture_logger_collects_what_a_logger_writes():
+    logger = logging.getLogger("pretrained.tokenization.test")
+    logger.setLevel(logging.WARNING)
+    with plog.CaptureLogger(logger) as captured:
+        logger.warning("Token indices sequence length is longer than the specified maximum")
+    logger.warning("after the block")
+    assert captured.out == "Token indices sequence length is longer than the specified maximum\n"
+    assert not logger.handlers
