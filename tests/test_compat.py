@@ -198,3 +198,16 @@ def test_alias_refuses_after_the_real_transformers():
     code = "import transformers, pretrained.compat as c\ntry:\n    c.install_alias()\nexcept RuntimeError as e:\n    print(e)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "already imported" in out
+
+
+def test_real_modules_gain_the_listed_names_after_their_own():
+    import inspect
+
+    import pretrained.utils as utils
+
+    assert utils.PaddingStrategy is pretrained.PaddingStrategy and utils.TensorType is pretrained.TensorType
+    assert utils.check_min_version is pretrained.utils.versions.check_min_version  # its own name first
+    with pytest.raises(AttributeError, match="'pretrained.utils' has no attribute 'Nope'"):
+        utils.Nope  # noqa: B018
+    assert "def check_min_version" in inspect.getsource(pretrained.utils.versions)
+    assert "class BertModel" in inspect.getsource(pretrained.models.bert)  # a real module made a package

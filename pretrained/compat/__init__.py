@@ -29,6 +29,10 @@ _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
+    # A real module listed here keeps its own names and gains these (the layers below cannot import them).
+    "utils": {"PaddingStrategy": "pretrained.tokenization.batch_encoding",
+              "TensorType": "pretrained.tokenization.batch_encoding", "ModelOutput": "pretrained.modeling.outputs",
+              "CaptureLogger": "pretrained.utils.logging"},
     "hf_argparser": {"HfArgumentParser": f"{_T}.argparser"},
     "training_args": {"TrainingArguments": f"{_T}.arguments"},
     "trainer": {"Trainer": f"{_T}.trainer", "TRAINER_STATE_NAME": f"{_T}.checkpoints",
@@ -140,6 +144,13 @@ class _Loader(importlib.abc.Loader):
                  real: importlib.abc.Loader | None = None) -> None:
         self.table, self.same_as, self.real = table, same_as, real
 
+    def __getattr__(self, name: str) -> Any:
+        # get_source, get_filename, ... of a real module's own loader (tracebacks, inspect, coverage).
+        real = self.__dict__.get("real")
+        if real is None:
+            raise AttributeError(name)
+        return getattr(real, name)
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         if self.same_as is not None:
             return importlib.import_module(self.same_as)
@@ -149,8 +160,31 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         if self.real is not None:
-            module.__path__ = []  # so that the alias paths below it can be imported
+            if not hasattr(module, "__path__"):
+                module.__path__ = []  # so that the alias paths below it can be imported
             self.real.exec_module(module)
+            if self.table:
+                _extend(module, self.table)
+
+
+def _extend(module: types.ModuleType, table: dict[str, str]) -> None:
+    """Give a real module the names ``table`` lists, looked up on first use after its own."""
+    own = module.__dict__.get("__getattr__")
+
+    def __getattr__(name: str) -> Any:
+        if own is not None:
+            try:
+                return own(name)
+            except AttributeError:
+                pass
+        if name not in table:
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(table[name]), name)
+        setattr(module, name, value)
+        return value
+
+    __getattr__.compat_table = table  # type: ignore[attr-defined]
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
 def _has_children(fullname: str) -> bool:
@@ -173,9 +207,9 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         real = importlib.machinery.PathFinder.find_spec(fullname, path)
         if real is not None:
-            if real.submodule_search_locations is not None or real.loader is None:
-                return None  # a real package: its own import serves it
-            real.loader = _Loader(real=real.loader)
+            if real.loader is None or (real.submodule_search_locations is not None and rest not in MODULES):
+                return None  # a real package with nothing to add: its own import serves it
+            real.loader = _Loader(table=MODULES.get(rest), real=real.loader)
             return real
         return importlib.machinery.ModuleSpec(fullname, _Loader(table=MODULES.get(rest, {})),
                                               is_package=_has_children(fullname))
@@ -215,6 +249,11 @@ def install() -> None:
     """Serve the :data:`MODULES` paths under ``pretrained`` (done by ``import pretrained``)."""
     if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
+    for path, table in MODULES.items():  # a listed real module imported before the hook (rare)
+        module = sys.modules.get(f"pretrained.{path}")
+        if (module is not None and not isinstance(module, AliasModule)
+                and not hasattr(vars(module).get("__getattr__"), "compat_table")):
+            _extend(module, table)
 
 
 def install_alias() -> None:
