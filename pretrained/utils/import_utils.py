@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+from collections.abc import Callable
 
 # Optional packages pretrained works with when present.
 _PACKAGES = {
@@ -31,13 +32,23 @@ def _installed(module: str) -> bool:
         return False
 
 
-def _available(package: str):
-    def is_available() -> bool:
-        return _installed(_PACKAGES[package])
+def _check(name: str, doc: str, answer: Callable[[], bool]) -> Callable[..., bool]:
+    def is_available(*args: object, **kwargs: object) -> bool:  # some take a min_version, as transformers'
+        return answer()
 
-    is_available.__name__ = is_available.__qualname__ = f"is_{package}_available"
-    is_available.__doc__ = f"Whether the optional package ``{_PACKAGES[package]}`` is installed."
+    is_available.__name__ = is_available.__qualname__ = f"is_{name}_available"
+    is_available.__doc__ = doc
     return is_available
+
+
+def _available(package: str) -> Callable[..., bool]:
+    return _check(package, f"Whether the optional package ``{_PACKAGES[package]}`` is installed.",
+                  lambda: _installed(_PACKAGES[package]))
+
+
+def _not_in_pretrained(feature: str) -> Callable[..., bool]:
+    return _check(feature, f"Always False: pretrained does not implement {feature.replace('_', ' ')}.",
+                  lambda: False)
 
 
 is_accelerate_available = _available("accelerate")
@@ -88,15 +99,6 @@ def is_torch_tf32_available() -> bool:
     import torch
 
     return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
-
-
-def _not_in_pretrained(feature: str):
-    def is_available(*args: object, **kwargs: object) -> bool:
-        return False
-
-    is_available.__name__ = is_available.__qualname__ = f"is_{feature}_available"
-    is_available.__doc__ = f"Always False: pretrained does not implement {feature.replace('_', ' ')}."
-    return is_available
 
 
 # Features pretrained does not implement: False even with their package installed (see the module doc).
