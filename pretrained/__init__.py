@@ -199,7 +199,6 @@ _export(
 )
 _export("pretrained.training.checkpoints", "get_last_checkpoint")
 _export("pretrained.training.argparser", "HfArgumentParser")
-_export("pretrained.training.outputs", "EvalLoopOutput", "speed_metrics")
 
 # --- transformers' module paths and helpers (pretrained.compat) ---
 _export("pretrained.models.auto", "CONFIG_MAPPING", "MODEL_MAPPING", "MODEL_FOR_MASKED_LM_MAPPING",
@@ -207,10 +206,8 @@ _export("pretrained.models.auto", "CONFIG_MAPPING", "MODEL_MAPPING", "MODEL_FOR_
         "MODEL_FOR_QUESTION_ANSWERING_MAPPING", "MODEL_FOR_CAUSAL_LM_MAPPING")
 _export("pretrained.utils.import_utils", *(
     f"is_{name}_available" for name in (
-        "accelerate", "datasets", "evaluate", "peft", "safetensors", "sentencepiece", "tokenizers", "scipy",
-        "sklearn", "pandas", "nltk", "rich", "tensorboard", "wandb", "psutil", "protobuf", "torch",
-        "torch_cuda", "torch_mps", "torch_bf16_gpu", "torch_tf32", "torch_xla", "torch_npu", "torch_xpu",
-        "flash_attn_2", "deepspeed", "apex", "bitsandbytes", "vision", "torchvision")))
+        "datasets", "sentencepiece", "tokenizers", "scipy", "sklearn", "tensorboard", "wandb", "psutil", "torch",
+        "torch_xla", "torch_npu", "torch_xpu", "apex", "bitsandbytes", "vision", "torchvision")))
 _compat.install()  # serves pretrained.trainer_utils, pretrained.models.bert.modeling_bert, ... (one table)
 
 

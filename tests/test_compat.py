@@ -156,6 +156,7 @@ import pretrained.trainer_utils
 print(json.dumps({
     "argv": sys.argv[1:], "main": __name__, "double": double(2),
     "version": transformers.__version__, "metadata": importlib.metadata.version("transformers"),
+    "dist": type(importlib.metadata.distribution("transformers")).__name__,
     "pretrained_version": pretrained.__version__,
     "same_modules": sys.modules["transformers.trainer_utils"] is pretrained.trainer_utils
                     and transformers.utils.logging is pretrained.utils.logging
@@ -182,6 +183,7 @@ def test_alias_runner_runs_a_transformers_program_unchanged(tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["argv"] == ["--flag", "x"] and out["main"] == "__main__" and out["double"] == 4
     assert out["version"] == out["metadata"] == "5.24.0" != out["pretrained_version"]
+    assert out["dist"] == "_AliasDistribution"  # not the installed transformers' metadata
     assert out["same_modules"] and out["same_names"]
     assert out["model"] == "pretrained.models.bert.BertForSequenceClassification"
     assert out["xla"] is False and out["level"] == 20
@@ -211,3 +213,28 @@ def test_real_modules_gain_the_listed_names_after_their_own():
         utils.Nope  # noqa: B018
     assert "def check_min_version" in inspect.getsource(pretrained.utils.versions)
     assert "class BertModel" in inspect.getsource(pretrained.models.bert)  # a real module made a package
+
+
+def _explicit_entries():
+    return [(path, name) for path, name, _ in _tables() if not name.endswith("*")]
+
+
+@pytest.mark.parametrize("path,name", _explicit_entries())
+def test_table_names_exist_at_the_same_path_in_transformers(path, name):
+    transformers_module = pytest.importorskip(f"transformers.{path}")
+    assert hasattr(transformers_module, name), f"transformers.{path} has no {name}"
+
+
+def test_helper_names_match_transformers():
+    transformers = pytest.importorskip("transformers")
+    from pretrained.utils import import_utils
+
+    checks = [n for n in dir(import_utils) if n.startswith("is_") and n.endswith("_available")]
+    utils = importlib.import_module("transformers.utils")
+    integrations = importlib.import_module("transformers.integrations")
+    assert [n for n in checks if n not in import_utils.INTEGRATION_CHECKS and not hasattr(utils, n)] == []
+    assert [n for n in import_utils.INTEGRATION_CHECKS if not hasattr(integrations, n)] == []
+    added = [n for n, module in pretrained._EXPORTS.items()
+             if module in ("pretrained.utils.import_utils", "pretrained.training.argparser") or n.endswith("_MAPPING")]
+    assert len(added) > 20 and [n for n in added if not hasattr(transformers, n)] == []
+    assert [n for n in compat.NOT_IMPLEMENTED if not hasattr(transformers, n)] == []

@@ -31,8 +31,7 @@ _COLLATORS = {"*": f"{_T}.collators"}
 MODULES: dict[str, dict[str, str]] = {
     # A real module listed here keeps its own names and gains these (the layers below cannot import them).
     "utils": {"PaddingStrategy": "pretrained.tokenization.batch_encoding",
-              "TensorType": "pretrained.tokenization.batch_encoding", "ModelOutput": "pretrained.modeling.outputs",
-              "CaptureLogger": "pretrained.utils.logging"},
+              "TensorType": "pretrained.tokenization.batch_encoding", "ModelOutput": "pretrained.modeling.outputs"},
     "hf_argparser": {"HfArgumentParser": f"{_T}.argparser"},
     "training_args": {"TrainingArguments": f"{_T}.arguments"},
     "trainer": {"Trainer": f"{_T}.trainer", "TRAINER_STATE_NAME": f"{_T}.checkpoints",
@@ -47,8 +46,8 @@ MODULES: dict[str, dict[str, str]] = {
     "data": _COLLATORS,
     "data.data_collator": _COLLATORS,
     "integrations": {"TensorBoardCallback": f"{_T}.callbacks",
-                     "is_tensorboard_available": "pretrained.utils.import_utils",
-                     "is_wandb_available": "pretrained.utils.import_utils"},
+                     **dict.fromkeys(("is_deepspeed_available", "is_tensorboard_available", "is_wandb_available"),
+                                     "pretrained.utils.import_utils")},
     "modeling_outputs": {"*": "pretrained.modeling.outputs"},
     "modeling_utils": {"PreTrainedModel": "pretrained.modeling.base"},
     "configuration_utils": {"PretrainedConfig": "pretrained.configuration",

@@ -15,7 +15,8 @@ def __getattr__(name: str) -> Any:
     if name in ("check_min_version", "TRANSFORMERS_API_VERSION"):
         value = getattr(importlib.import_module(f"{__name__}.versions"), name)
     elif name.startswith("is_") and name.endswith("_available"):
-        value = getattr(importlib.import_module(f"{__name__}.import_utils"), name, None)
+        checks = importlib.import_module(f"{__name__}.import_utils")
+        value = None if name in checks.INTEGRATION_CHECKS else getattr(checks, name, None)
         if value is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     else:

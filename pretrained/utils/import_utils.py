@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 # Optional packages pretrained works with when present.
 _PACKAGES = {
-    "accelerate": "accelerate", "datasets": "datasets", "evaluate": "evaluate", "peft": "peft",
-    "safetensors": "safetensors", "sentencepiece": "sentencepiece", "tokenizers": "tokenizers",
+    "accelerate": "accelerate", "datasets": "datasets", "peft": "peft",
+    "sentencepiece": "sentencepiece", "tokenizers": "tokenizers",
     "scipy": "scipy", "sklearn": "sklearn", "pandas": "pandas", "nltk": "nltk", "rich": "rich",
     "tensorboard": "tensorboard", "wandb": "wandb", "psutil": "psutil", "protobuf": "google.protobuf",
-    "jinja": "jinja2", "torch": "torch", "huggingface_hub": "huggingface_hub", "tqdm": "tqdm",
+    "jinja": "jinja2", "torch": "torch",
 }
 
 
@@ -53,9 +53,7 @@ def _not_in_pretrained(feature: str) -> Callable[..., bool]:
 
 is_accelerate_available = _available("accelerate")
 is_datasets_available = _available("datasets")
-is_evaluate_available = _available("evaluate")
 is_peft_available = _available("peft")
-is_safetensors_available = _available("safetensors")
 is_sentencepiece_available = _available("sentencepiece")
 is_tokenizers_available = _available("tokenizers")
 is_scipy_available = _available("scipy")
@@ -69,8 +67,6 @@ is_psutil_available = _available("psutil")
 is_protobuf_available = _available("protobuf")
 is_jinja_available = _available("jinja")
 is_torch_available = _available("torch")
-is_huggingface_hub_available = _available("huggingface_hub")
-is_tqdm_available = _available("tqdm")
 
 
 def is_torch_cuda_available() -> bool:
@@ -115,3 +111,6 @@ is_bitsandbytes_available = _not_in_pretrained("bitsandbytes")
 is_liger_kernel_available = _not_in_pretrained("liger_kernel")
 is_vision_available = _not_in_pretrained("vision")
 is_torchvision_available = _not_in_pretrained("torchvision")
+
+# transformers keeps these three in transformers.integrations, not transformers.utils.
+INTEGRATION_CHECKS = ("is_deepspeed_available", "is_tensorboard_available", "is_wandb_available")
