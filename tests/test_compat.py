@@ -238,3 +238,13 @@ def test_helper_names_match_transformers():
              if module in ("pretrained.utils.import_utils", "pretrained.training.argparser") or n.endswith("_MAPPING")]
     assert len(added) > 20 and [n for n in added if not hasattr(transformers, n)] == []
     assert [n for n in compat.NOT_IMPLEMENTED if not hasattr(transformers, n)] == []
+
+
+def test_alias_paths_are_reachable_as_attributes():
+    code = ("import pretrained\n"
+            "m = pretrained.models.roberta.modeling_roberta\n"
+            "print(m.RobertaModel is pretrained.RobertaModel, pretrained.models.auto.modeling_auto.AutoModel is "
+            "pretrained.AutoModel, pretrained.data.data_collator.default_data_collator is "
+            "pretrained.default_data_collator)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["True", "True", "True"]

@@ -111,6 +111,9 @@ class AliasModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        path = f"{self.__name__.removeprefix('pretrained.')}.{name}"
+        if path in MODULES or path in _PARENTS:
+            return importlib.import_module(f"{self.__name__}.{name}")
         if name in self._table:
             value = getattr(importlib.import_module(self._table[name]), name)
         else:
@@ -162,8 +165,7 @@ class _Loader(importlib.abc.Loader):
             if not hasattr(module, "__path__"):
                 module.__path__ = []  # so that the alias paths below it can be imported
             self.real.exec_module(module)
-            if self.table:
-                _extend(module, self.table)
+            _extend(module, self.table or {})
 
 
 def _extend(module: types.ModuleType, table: dict[str, str]) -> None:
@@ -176,6 +178,9 @@ def _extend(module: types.ModuleType, table: dict[str, str]) -> None:
                 return own(name)
             except AttributeError:
                 pass
+        path = f"{module.__name__.removeprefix('pretrained.')}.{name}"
+        if path in MODULES or path in _PARENTS:  # an alias path below it, reached as an attribute
+            return importlib.import_module(f"{module.__name__}.{name}")
         if name not in table:
             raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(table[name]), name)
@@ -206,9 +211,9 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         real = importlib.machinery.PathFinder.find_spec(fullname, path)
         if real is not None:
-            if real.loader is None or (real.submodule_search_locations is not None and rest not in MODULES):
-                return None  # a real package with nothing to add: its own import serves it
-            real.loader = _Loader(table=MODULES.get(rest), real=real.loader)
+            if real.loader is None:
+                return None
+            real.loader = _Loader(table=MODULES.get(rest, {}), real=real.loader)
             return real
         return importlib.machinery.ModuleSpec(fullname, _Loader(table=MODULES.get(rest, {})),
                                               is_package=_has_children(fullname))
