@@ -107,6 +107,9 @@ def test_mappings_follow_the_registry():
     assert MODEL_FOR_CAUSAL_LM_MAPPING[pretrained.GPT2Config] is pretrained.GPT2LMHeadModel
     assert pretrained.BertConfig not in MODEL_FOR_CAUSAL_LM_MAPPING
     assert MODEL_MAPPING[pretrained.BertConfig] is pretrained.BertModel
+    assert auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES["qwen3"] == "Qwen3ForCausalLM"
+    assert "bert" not in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and auto.CONFIG_MAPPING_NAMES["gpt2"] == "GPT2Config"
+    assert "BertModel" in auto.MODEL_MAPPING_NAMES.values()
     assert tuple(c.model_type for c in MODEL_FOR_CAUSAL_LM_MAPPING.keys())  # noqa: SIM118  (as run_clm.py)
 
     class TinyConfig(pretrained.PretrainedConfig):
@@ -119,6 +122,7 @@ def test_mappings_follow_the_registry():
         pretrained.AutoModelForCausalLM.register(TinyConfig, TinyModel)
         assert CONFIG_MAPPING["tiny-compat-test"] is TinyConfig
         assert MODEL_FOR_CAUSAL_LM_MAPPING[TinyConfig] is TinyModel
+        assert auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES["tiny-compat-test"] == "TinyModel"
     finally:
         auto._CONFIGS.pop("tiny-compat-test", None)
         auto._MODELS["causal_lm"].pop("tiny-compat-test", None)

@@ -58,7 +58,8 @@ MODULES: dict[str, dict[str, str]] = {
     "tokenization_utils": {"PreTrainedTokenizer": "pretrained.tokenization.fast"},
     "testing_utils": {"CaptureLogger": "pretrained.utils.logging"},
     "models.auto.configuration_auto": {"AutoConfig": "pretrained.models.auto",
-                                       "CONFIG_MAPPING": "pretrained.models.auto"},
+                                       "CONFIG_MAPPING": "pretrained.models.auto",
+                                       "CONFIG_MAPPING_NAMES": "pretrained.models.auto"},
     "models.auto.modeling_auto": {"*": "pretrained.models.auto"},
     "models.auto.tokenization_auto": {"AutoTokenizer": "pretrained.tokenization.auto"},
 }

@@ -213,7 +213,34 @@ class _ModelMapping(Mapping[type, type]):
         return f"{type(self).__name__}({self._task!r})"
 
 
+class _NamesMapping(Mapping[str, str]):
+    """``model_type`` -> class name, like transformers' ``*_MAPPING_NAMES`` (``CONFIG_MAPPING_NAMES`` when
+    ``task`` is None): programs test ``model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` or look for a
+    class name among its values."""
+
+    def __init__(self, task: str | None) -> None:
+        self._task = task
+
+    def _items(self) -> dict[str, str]:
+        if self._task is None:
+            return {t: config_class_for(t).__name__ for t in _all_model_types()}
+        models = _MODELS[self._task]
+        return {t: models[t].__name__ for t in _all_model_types() if t in models}
+
+    def __getitem__(self, model_type: str) -> str:
+        return self._items()[model_type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
 CONFIG_MAPPING = _ConfigMapping()
+CONFIG_MAPPING_NAMES = _NamesMapping(None)
 for _task in TASKS:
-    globals()["MODEL_MAPPING" if _task == "base" else f"MODEL_FOR_{_task.upper()}_MAPPING"] = _ModelMapping(_task)
-del _task
+    _name = "MODEL_MAPPING" if _task == "base" else f"MODEL_FOR_{_task.upper()}_MAPPING"
+    globals()[_name] = _ModelMapping(_task)
+    globals()[f"{_name}_NAMES"] = _NamesMapping(_task)
+del _task, _name
