@@ -67,6 +67,7 @@ for _family, _module in _FAMILIES.items():
     for _path in (f"models.{_family}", f"models.{_family}.modeling_{_family}",
                   f"models.{_family}.configuration_{_family}"):
         MODULES[_path] = {f"{_family}*": f"pretrained.models.{_module}"}  # the family's own names
+del _family, _module, _path
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
