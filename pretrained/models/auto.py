@@ -189,21 +189,19 @@ class _ConfigMapping(Mapping[str, type[PretrainedConfig]]):
         AutoConfig.register(key, value, exist_ok=exist_ok)
 
 
-class _ModelMapping(Mapping[type, type]):
-    """Config class -> model class for one task, like transformers' ``MODEL_FOR_*_MAPPING``."""
+class _RegistryView(Mapping[Any, Any]):
+    """A read-only mapping computed from the registry for one task on every use."""
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str | None) -> None:
         self._task = task
 
-    def _items(self) -> dict[type, type]:
-        types = _all_model_types()
-        models = _MODELS[self._task]
-        return {config_class_for(t): models[t] for t in types if t in models}
+    def _items(self) -> dict[Any, Any]:
+        raise NotImplementedError
 
-    def __getitem__(self, config_class: type) -> type:
-        return self._items()[config_class]
+    def __getitem__(self, key: Any) -> Any:
+        return self._items()[key]
 
-    def __iter__(self) -> Iterator[type]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._items())
 
     def __len__(self) -> int:
@@ -213,28 +211,24 @@ class _ModelMapping(Mapping[type, type]):
         return f"{type(self).__name__}({self._task!r})"
 
 
-class _NamesMapping(Mapping[str, str]):
+class _ModelMapping(_RegistryView):
+    """Config class -> model class for one task, like transformers' ``MODEL_FOR_*_MAPPING``."""
+
+    def _items(self) -> dict[type, type]:
+        models = _MODELS[str(self._task)]
+        return {config_class_for(t): models[t] for t in _all_model_types() if t in models}
+
+
+class _NamesMapping(_RegistryView):
     """``model_type`` -> class name, like transformers' ``*_MAPPING_NAMES`` (``CONFIG_MAPPING_NAMES`` when
     ``task`` is None): programs test ``model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` or look for a
     class name among its values."""
-
-    def __init__(self, task: str | None) -> None:
-        self._task = task
 
     def _items(self) -> dict[str, str]:
         if self._task is None:
             return {t: config_class_for(t).__name__ for t in _all_model_types()}
         models = _MODELS[self._task]
         return {t: models[t].__name__ for t in _all_model_types() if t in models}
-
-    def __getitem__(self, model_type: str) -> str:
-        return self._items()[model_type]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
 
 
 CONFIG_MAPPING = _ConfigMapping()
