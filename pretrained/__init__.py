@@ -7,7 +7,10 @@ torch (and everything else heavy) is imported only when something needs it.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
+
+from pretrained import compat as _compat
 
 __version__ = "0.1.0"
 
@@ -195,13 +198,29 @@ _export(
     "DataCollatorWithFlattening",
 )
 _export("pretrained.training.checkpoints", "get_last_checkpoint")
+_export("pretrained.training.argparser", "HfArgumentParser")
+
+# --- transformers' module paths and helpers (pretrained.compat) ---
+_export("pretrained.models.auto", "CONFIG_MAPPING", "MODEL_MAPPING", "MODEL_FOR_MASKED_LM_MAPPING",
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING", "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
+        "MODEL_FOR_QUESTION_ANSWERING_MAPPING", "MODEL_FOR_CAUSAL_LM_MAPPING")
+_export("pretrained.utils.import_utils", *(
+    f"is_{name}_available" for name in (
+        "datasets", "sentencepiece", "tokenizers", "scipy", "sklearn", "tensorboard", "wandb", "psutil", "torch",
+        "torch_xla", "torch_npu", "torch_xpu", "apex", "bitsandbytes", "vision", "torchvision")))
+_compat.install()  # serves pretrained.trainer_utils, pretrained.models.bert.modeling_bert, ... (one table)
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _compat.NOT_IMPLEMENTED:
+        value = _compat.not_implemented(name)
+    elif name in _compat.MODULES or any(info.name == name for info in pkgutil.iter_modules(__path__)):
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule, e.g. pretrained.utils
+    else:
         raise AttributeError(f"module 'pretrained' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pretrained.configuration import PretrainedConfig
@@ -163,3 +164,84 @@ AutoModelForTokenClassification = _auto_class(
 AutoModelForQuestionAnswering = _auto_class(
     "AutoModelForQuestionAnswering", "question_answering", "an extractive question-answering model")
 AutoModelForCausalLM = _auto_class("AutoModelForCausalLM", "causal_lm", "a causal language model")
+
+
+# --- transformers' mapping objects (CONFIG_MAPPING, MODEL_MAPPING, MODEL_FOR_<TASK>_MAPPING) ---
+# Read from the registry on every use, so they include families registered later; reading keys imports
+# every known family, as transformers' mappings do.
+
+
+def _all_model_types() -> list[str]:
+    for model_type in _FAMILY_MODULES:
+        _load_family(model_type)
+    return list(dict.fromkeys([*_FAMILY_MODULES, *_CONFIGS]))
+
+
+class _ConfigMapping(Mapping[str, type[PretrainedConfig]]):
+    """``model_type`` -> config class, like transformers' ``CONFIG_MAPPING``."""
+
+    def __getitem__(self, model_type: str) -> type[PretrainedConfig]:
+        if model_type not in _FAMILY_MODULES and model_type not in _CONFIGS:
+            raise KeyError(model_type)
+        return config_class_for(model_type)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_all_model_types())
+
+    def __len__(self) -> int:
+        return len(_all_model_types())
+
+    def register(self, key: str, value: type[PretrainedConfig], exist_ok: bool = False) -> None:
+        """Register a config class for ``key`` (as ``AutoConfig.register``)."""
+        AutoConfig.register(key, value, exist_ok=exist_ok)
+
+
+class _RegistryView(Mapping[Any, Any]):
+    """A read-only mapping computed from the registry for one task on every use."""
+
+    def __init__(self, task: str | None) -> None:
+        self._task = task
+
+    def _items(self) -> dict[Any, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._task!r})"
+
+
+class _ModelMapping(_RegistryView):
+    """Config class -> model class for one task, like transformers' ``MODEL_FOR_*_MAPPING``."""
+
+    def _items(self) -> dict[type, type]:
+        models = _MODELS[str(self._task)]
+        return {config_class_for(t): models[t] for t in _all_model_types() if t in models}
+
+
+class _NamesMapping(_RegistryView):
+    """``model_type`` -> class name, like transformers' ``*_MAPPING_NAMES`` (``CONFIG_MAPPING_NAMES`` when
+    ``task`` is None): programs test ``model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` or look for a
+    class name among its values."""
+
+    def _items(self) -> dict[str, str]:
+        if self._task is None:
+            return {t: config_class_for(t).__name__ for t in _all_model_types()}
+        models = _MODELS[self._task]
+        return {t: models[t].__name__ for t in _all_model_types() if t in models}
+
+
+CONFIG_MAPPING = _ConfigMapping()
+CONFIG_MAPPING_NAMES = _NamesMapping(None)
+for _task in TASKS:
+    _name = "MODEL_MAPPING" if _task == "base" else f"MODEL_FOR_{_task.upper()}_MAPPING"
+    globals()[_name] = _ModelMapping(_task)
+    globals()[f"{_name}_NAMES"] = _NamesMapping(_task)
+del _task, _name
