@@ -36,6 +36,9 @@ _export(
     "AutoModelForTokenClassification",
     "AutoModelForQuestionAnswering",
     "AutoModelForCausalLM",
+    "AutoModelForMultipleChoice",
+    "AutoModelForPreTraining",
+    "AutoModelForNextSentencePrediction",
 )
 _export(
     "pretrained.models.bert",
@@ -45,6 +48,10 @@ _export(
     "BertForSequenceClassification",
     "BertForTokenClassification",
     "BertForQuestionAnswering",
+    "BertForMultipleChoice",
+    "BertForPreTraining",
+    "BertForNextSentencePrediction",
+    "RobertaForMultipleChoice",
     "RobertaConfig",
     "RobertaModel",
     "RobertaForMaskedLM",
@@ -60,6 +67,7 @@ _export(
     "DistilBertForSequenceClassification",
     "DistilBertForTokenClassification",
     "DistilBertForQuestionAnswering",
+    "DistilBertForMultipleChoice",
 )
 
 # --- tokenization ---
@@ -172,7 +180,8 @@ _export(
     "EarlyStoppingCallback",
     "TensorBoardCallback",
 )
-_export("pretrained.training.outputs", "EvalPrediction", "PredictionOutput", "TrainOutput")
+_export("pretrained.training.outputs", "EvalPrediction", "PredictionOutput", "TrainOutput", "SchedulerType",
+        "IntervalStrategy")
 _export("pretrained.training.seeding", "set_seed")
 _export(
     "pretrained.training.schedulers",
@@ -196,6 +205,7 @@ _export(
     "DataCollatorForLanguageModeling",
     "DataCollatorForSeq2Seq",
     "DataCollatorWithFlattening",
+    "DataCollatorForMultipleChoice",
 )
 _export("pretrained.training.checkpoints", "get_last_checkpoint")
 _export("pretrained.training.argparser", "HfArgumentParser")
@@ -203,7 +213,8 @@ _export("pretrained.training.argparser", "HfArgumentParser")
 # --- transformers' module paths and helpers (pretrained.compat) ---
 _export("pretrained.models.auto", "CONFIG_MAPPING", "MODEL_MAPPING", "MODEL_FOR_MASKED_LM_MAPPING",
         "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING", "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
-        "MODEL_FOR_QUESTION_ANSWERING_MAPPING", "MODEL_FOR_CAUSAL_LM_MAPPING")
+        "MODEL_FOR_QUESTION_ANSWERING_MAPPING", "MODEL_FOR_CAUSAL_LM_MAPPING", "MODEL_FOR_MULTIPLE_CHOICE_MAPPING",
+        "MODEL_FOR_PRETRAINING_MAPPING", "MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING")
 _export("pretrained.utils.import_utils", *(
     f"is_{name}_available" for name in (
         "datasets", "sentencepiece", "tokenizers", "scipy", "sklearn", "tensorboard", "wandb", "psutil", "torch",
