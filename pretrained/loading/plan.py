@@ -6,12 +6,13 @@ import copy
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pretrained.configuration import PretrainedConfig
+from pretrained.configuration import CONFIG_NAME, PretrainedConfig
 from pretrained.loading import hooks as weight_hooks
 from pretrained.loading.checkpoint import Checkpoint, LazyTensor, find_checkpoint, iter_checkpoint
 from pretrained.loading.device_map import device_lookup, normalize_device_map
@@ -68,10 +69,23 @@ def resolve_config(
     if unused:
         raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: "
                         f"they are neither loading options nor attributes of {type(config).__name__}.")
+    config.check_sizes(_config_source(path, options.config))
     config.name_or_path = str(path)
     if options.attn_implementation is not None:
         config._attn_implementation = options.attn_implementation
     return config
+
+
+def _config_source(path: str | os.PathLike, config: Any) -> str:
+    """How to name where a config's values came from, in errors."""
+    if isinstance(config, PretrainedConfig):  # the Auto classes read config.json first
+        if not config.name_or_path:
+            return "the config given to from_pretrained"
+        config = config.name_or_path
+    source = Path(path if config is None else config)
+    if source.is_file():
+        return str(source)
+    return str(source / CONFIG_NAME) if source.is_dir() else f"{CONFIG_NAME} of {source}"
 
 
 def find_weights(path: str | os.PathLike, options: LoadOptions) -> Checkpoint | None:
