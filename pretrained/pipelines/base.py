@@ -227,7 +227,7 @@ class Pipeline:
     def _check_length(self, model_inputs: Any) -> None:
         """Refuse inputs longer than the model's position embeddings, which would fail inside the model
         with a shape error that names neither the text's length nor the limit."""
-        ids = model_inputs.get("input_ids") if isinstance(model_inputs, dict) else None
+        ids = model_inputs.get("input_ids") if isinstance(model_inputs, collections.abc.Mapping) else None
         if not isinstance(ids, torch.Tensor) or ids.dim() == 0:
             return
         if not hasattr(self, "_max_positions"):
