@@ -36,7 +36,7 @@ def test_id_outside_the_vocabulary(model, bad):
 
 @pytest.mark.parametrize("shape", [(1, 0), (0, 4)])
 def test_empty_prompt(model, shape):
-    with pytest.raises(ValueError, match=r"input_ids is empty \(shape \(%d, %d\)\)" % shape):
+    with pytest.raises(ValueError, match=rf"input_ids is empty \(shape \({shape[0]}, {shape[1]}\)\)"):
         model.generate(torch.zeros(shape, dtype=torch.long), max_new_tokens=2)
 
 
