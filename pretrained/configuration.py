@@ -20,6 +20,19 @@ CONFIG_NAME = "config.json"
 FORMAT_VERSION = "5.24.0"
 # Set at run time, never written to config.json (as in transformers).
 _NOT_SAVED = frozenset({"_attn_implementation_internal"})
+# Generation settings that old config.json files carry. A config that does not declare one as its own
+# field drops it, as transformers 5 does (they belong in generation_config.json), so it is neither
+# used nor written back.
+_GENERATION_FLAGS = frozenset({
+    "max_length", "min_length", "do_sample", "use_cache", "early_stopping", "num_beams", "temperature", "top_k",
+    "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
+    "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "epsilon_cutoff",
+    "eta_cutoff", "encoder_repetition_penalty", "num_assistant_tokens", "num_assistant_tokens_schedule",
+    "assistant_confidence_threshold", "assistant_lookbehind", "target_lookbehind", "num_beam_groups",
+    "diversity_penalty",
+})  # fmt: skip
 # The size fields models build tensors from, under every family's own name, with the least value
 # each may take: layer counts may be 0 (an empty stack is legal), the rest size a dimension.
 SIZE_FIELDS: dict[str, int] = {
@@ -98,7 +111,7 @@ class PretrainedConfig:
         elif not hasattr(self, "label2id") or len(self.label2id) != len(self.id2label):
             self.label2id = {v: k for k, v in self.id2label.items()}
         self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
-        for key in ("transformers_version", "model_type", *_NOT_SAVED):
+        for key in ("transformers_version", "model_type", *_NOT_SAVED, *_GENERATION_FLAGS):
             kwargs.pop(key, None)
         for key, value in kwargs.items():
             try:

@@ -91,11 +91,11 @@ def test_saved_files_follow_the_umask(tmp_path, umask):
     assert not [p for p in os.listdir(tmp_path / str(umask)) if p.endswith(".tmp")]
 
 
-# DistilBERT declares no use_cache (transformers drops it there, we keep it): not compared with it.
+# DistilBERT declares no use_cache: both libraries drop it there (and legacy generation flags everywhere).
 @pytest.mark.parametrize(("name", "values"), [
     (name, values) for name in ("BertConfig", "GPT2Config", "LlamaConfig", "DistilBertConfig", "RobertaConfig")
-    for values in ({}, {"use_cache": False}, {"hidden_size": 64, "num_attention_heads": 4})
-    if not (name == "DistilBertConfig" and "use_cache" in values)
+    for values in ({}, {"use_cache": False}, {"hidden_size": 64, "num_attention_heads": 4},
+                   {"max_length": 128, "num_beams": 4, "do_sample": True})
 ])  # fmt: skip
 def test_saved_json_matches_transformers(tmp_path, name, values):
     if "hidden_size" in values and name in ("GPT2Config", "DistilBertConfig"):
