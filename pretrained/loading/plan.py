@@ -88,6 +88,45 @@ def _config_source(path: str | os.PathLike, config: Any) -> str:
     return str(source / CONFIG_NAME) if source.is_dir() else f"{CONFIG_NAME} of {source}"
 
 
+def check_fits(model: nn.Module, device_for: Callable[[str], torch.device]) -> None:
+    """Refuse, before anything is allocated, a model whose weights exceed the memory of the devices they
+    are placed on: sizes that large come from a damaged ``config.json``, and the allocator's own error
+    names neither the config nor the tensor.
+
+    Raises:
+        ValueError: naming the device, the bytes needed and the largest tensor with its shape.
+    """
+    need: dict[torch.device, int] = {}
+    largest: dict[torch.device, tuple[int, str, tuple[int, ...]]] = {}
+    for name, param in model.named_parameters():
+        size = param.numel() * param.element_size()
+        device = device_for(name)
+        need[device] = need.get(device, 0) + size
+        largest[device] = max(largest.get(device, (0, "", ())), (size, name, tuple(param.shape)))
+    for device, size in need.items():
+        capacity = _capacity(device)
+        if capacity is not None and size > capacity:
+            _, name, shape = largest[device]
+            source = getattr(model.config, "name_or_path", "") or "the config"
+            raise ValueError(
+                f"{type(model).__name__} built from {source} needs {size / 2**30:.1f} GiB for its weights on "
+                f"{device}, which has {capacity / 2**30:.1f} GiB (largest: {name} of shape {list(shape)}); "
+                "check the size fields of its config.json (vocab_size, hidden_size, ...)."
+            )
+
+
+def _capacity(device: torch.device) -> int | None:
+    """Total memory of a device in bytes (``None`` when not known)."""
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device.index or 0).total_memory
+    return None
+
+
 def find_weights(path: str | os.PathLike, options: LoadOptions) -> Checkpoint | None:
     """The checkpoint's weight files (``None`` when ``options.state_dict`` provides the tensors)."""
     if options.state_dict is not None:
@@ -128,6 +167,8 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
              weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
              weight_hooks.PlacementHook(device_for)]
     chain = [hook for hook in chain if hook is not None]
+    if quantization is None and options.tp_plan is None:  # both shrink what each device holds
+        check_fits(model, device_for)
     for hook in chain:
         hook.before_load(model)
     record = options.device_map is not None or len(set(mapping.values())) > 1

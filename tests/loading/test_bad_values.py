@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import pretrained as P
-from pretrained.loading import hooks
+from pretrained.loading import hooks, plan
 
 
 def _with_config(saved, tmp_path, **values):
@@ -95,3 +95,19 @@ def test_a_quantizer_may_claim_other_dtypes(saved, tmp_path, monkeypatch):
     reference = load_file(path / "model.safetensors")
     key = next(k for k in reference if k.endswith("word_embeddings.weight"))
     assert torch.equal(model.embeddings.word_embeddings.weight, reference[key].float())
+
+
+
+
+def test_weights_larger_than_memory_refused_before_allocating(saved, tmp_path, monkeypatch):
+    # Every tensor is of a plausible size, together they need more than the device has (1 GiB here):
+    # refused with the total and the largest tensor named, before any weight is allocated.
+    assert plan._capacity(torch.device("cpu")) > 2**30
+    monkeypatch.setattr(plan, "_capacity", lambda device: 2**30)
+    path = _with_config(saved, tmp_path, hidden_size=1024, intermediate_size=4096, num_attention_heads=4,
+                        num_hidden_layers=24)
+    with pytest.raises(ValueError, match=r"BertModel built from .* needs 1\.1 GiB for its weights on cpu, "
+                                         r"which has 1\.0 GiB \(largest: .* of shape \[(4096, 1024|1024, 4096)\]"):
+        P.BertModel.from_pretrained(path)
+    with pytest.raises(RuntimeError, match="size mismatch"):  # 0.9 GiB fits: loading goes on to the weights
+        P.BertModel.from_pretrained(path, num_hidden_layers=20)
