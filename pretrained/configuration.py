@@ -20,6 +20,30 @@ CONFIG_NAME = "config.json"
 FORMAT_VERSION = "5.24.0"
 # Set at run time, never written to config.json (as in transformers).
 _NOT_SAVED = frozenset({"_attn_implementation_internal"})
+# Generation settings that old config.json files carry. A config that does not declare one as its own
+# field drops it, as transformers 5 does (they belong in generation_config.json), so it is neither
+# used nor written back.
+_GENERATION_FLAGS = frozenset({
+    "max_length", "min_length", "do_sample", "use_cache", "early_stopping", "num_beams", "temperature", "top_k",
+    "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
+    "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "epsilon_cutoff",
+    "eta_cutoff", "encoder_repetition_penalty", "num_assistant_tokens", "num_assistant_tokens_schedule",
+    "assistant_confidence_threshold", "assistant_lookbehind", "target_lookbehind", "num_beam_groups",
+    "diversity_penalty",
+})  # fmt: skip
+# The size fields models build tensors from, under every family's own name, with the least value
+# each may take: layer counts may be 0 (an empty stack is legal), the rest size a dimension.
+SIZE_FIELDS: dict[str, int] = {
+    "vocab_size": 1, "hidden_size": 1, "intermediate_size": 1, "num_attention_heads": 1,
+    "num_key_value_heads": 1, "head_dim": 1, "max_position_embeddings": 1, "type_vocab_size": 0,
+    "num_hidden_layers": 0, "n_layer": 0, "n_layers": 0, "n_embd": 1, "n_head": 1, "n_heads": 1,
+    "n_inner": 1, "n_positions": 1, "n_ctx": 1, "dim": 1, "hidden_dim": 1,
+}  # fmt: skip
+# Above this, a size is a typo: no tensor dimension of a real model comes near it, and torch's
+# index kernels use 32-bit offsets for embeddings past it.
+MAX_SIZE = 2**31 - 1
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -87,7 +111,7 @@ class PretrainedConfig:
         elif not hasattr(self, "label2id") or len(self.label2id) != len(self.id2label):
             self.label2id = {v: k for k, v in self.id2label.items()}
         self._name_or_path = str(kwargs.pop("name_or_path", kwargs.pop("_name_or_path", "")))
-        for key in ("transformers_version", "model_type", *_NOT_SAVED):
+        for key in ("transformers_version", "model_type", *_NOT_SAVED, *_GENERATION_FLAGS):
             kwargs.pop(key, None)
         for key, value in kwargs.items():
             try:
@@ -227,6 +251,28 @@ class PretrainedConfig:
             raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
         save_directory.mkdir(parents=True, exist_ok=True)
         self.to_json_file(save_directory / CONFIG_NAME)
+
+    def check_sizes(self, source: str | os.PathLike | None = None) -> None:
+        """Check the size fields models build tensors from (``hidden_size``, ``num_hidden_layers``,
+        ``vocab_size``, ... under each family's own names) before anything is allocated.
+
+        Args:
+            source: Where the values came from (a ``config.json`` path), named in the error.
+
+        Raises:
+            ValueError: a size that is not an integer, is negative (or 0 where a dimension needs one),
+                or is beyond any real model's size; the message names the field, its value and ``source``.
+        """
+        where = f" in {source}" if source else ""
+        for name, least in SIZE_FIELDS.items():
+            value = self.__dict__.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}{where} must be an integer, got {value!r} ({type(value).__name__}).")
+            if not least <= value <= MAX_SIZE:
+                low = "non-negative" if least == 0 else "positive"
+                raise ValueError(f"{name}{where} must be a {low} integer of at most {MAX_SIZE}, got {value}.")
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():

@@ -1,6 +1,8 @@
 """Configs read and write config.json like transformers does."""
 
 import json
+import os
+import stat
 
 import pytest
 import transformers as T
@@ -74,3 +76,32 @@ def test_bad_files(tmp_path):
         P.AutoConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="problem_type"):
         P.BertConfig(problem_type="nonsense")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_saved_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        P.BertConfig(hidden_size=32, num_attention_heads=4).save_pretrained(tmp_path / str(umask))
+        P.GenerationConfig(max_new_tokens=3).save_pretrained(tmp_path / str(umask))
+    finally:
+        os.umask(old)
+    for name in ("config.json", "generation_config.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / str(umask) / name).st_mode) == 0o666 & ~umask, name
+    assert not [p for p in os.listdir(tmp_path / str(umask)) if p.endswith(".tmp")]
+
+
+# DistilBERT declares no use_cache: both libraries drop it there (and legacy generation flags everywhere).
+@pytest.mark.parametrize(("name", "values"), [
+    (name, values) for name in ("BertConfig", "GPT2Config", "LlamaConfig", "DistilBertConfig", "RobertaConfig")
+    for values in ({}, {"use_cache": False}, {"hidden_size": 64, "num_attention_heads": 4},
+                   {"max_length": 128, "num_beams": 4, "do_sample": True})
+])  # fmt: skip
+def test_saved_json_matches_transformers(tmp_path, name, values):
+    if "hidden_size" in values and name in ("GPT2Config", "DistilBertConfig"):
+        values = {}  # their own names for the same fields are tested by the default case
+    getattr(T, name)(**values).save_pretrained(tmp_path / "theirs")
+    getattr(P, name)(**values).save_pretrained(tmp_path / "ours")
+    theirs = json.loads((tmp_path / "theirs" / "config.json").read_text())
+    ours = json.loads((tmp_path / "ours" / "config.json").read_text())
+    assert ours == theirs

@@ -259,9 +259,8 @@ def generate(
     if attention_mask is None:
         can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
         attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
-    elif attention_mask.dim() != 2:
-        raise ValueError("the attention_mask given to generate() must be 2D (batch, length)")
     attention_mask = attention_mask.to(device)
+    _check_inputs(model, input_ids, attention_mask)
     if streamer is not None and (input_ids.shape[0] > 1 or (config.num_beams or 1) > 1):
         raise ValueError("streamers support batch size 1 only, without beam search")
 
@@ -325,6 +324,34 @@ def generate(
 
     search = _Search(runner, config, input_ids, processors, criteria, eos, pad)
     return _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
+
+
+def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+    """Clear errors for prompts the model would fail on deep inside: empty ones, a mask of another shape,
+    ids outside the vocabulary. One host sync per ``generate`` call (the id range), none per token."""
+    if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+        raise ValueError(
+            f"input_ids is empty (shape {tuple(input_ids.shape)}): give at least one token per prompt, or no "
+            "input_ids to start from bos_token_id"
+        )
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has shape "
+            f"{tuple(input_ids.shape)}; give one mask value per input id"
+        )
+    if input_ids.is_floating_point() or input_ids.is_complex():
+        raise TypeError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    vocab = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
+    if vocab is None:
+        return
+    low, high = (int(v) for v in torch.aminmax(input_ids))
+    if low < 0 or high >= vocab:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"input_ids holds the token id {bad}, outside the model's vocabulary of {vocab} ids (0 to "
+            f"{vocab - 1}); were they made by another model's tokenizer?"
+        )
 
 
 @dataclass

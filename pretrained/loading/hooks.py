@@ -48,6 +48,11 @@ class WeightHook:
         """The shape the checkpoint tensor must have for a model parameter of ``shape`` (for checks)."""
         return shape
 
+    def claims_dtype(self, name: str, dtype: torch.dtype) -> bool:
+        """Whether this hook turns a checkpoint tensor stored as ``dtype`` into the parameter ``name``
+        (a quantizer reading int8 weights says yes); the loader refuses any other non-float mismatch."""
+        return False
+
 
 class DtypeHook(WeightHook):
     """Cast floating-point tensors to the load dtype, except modules kept in fp32."""

@@ -93,6 +93,7 @@ def stream_weights(
                 f"checkpoint has shape {list(shape)}, the model expects {list(want)}. Pass "
                 f"ignore_mismatched_sizes=True to skip it and initialise it randomly."
             )
+        _check_dtype(lazy, name, target, hooks)
         tensor = lazy.load()
         for hook in hooks:
             tensor = hook(name, tensor, model)
@@ -103,6 +104,24 @@ def stream_weights(
         loaded.add(name)
     info.missing_keys = [k for k in expected if k not in loaded]
     return info
+
+
+def _check_dtype(lazy: LazyTensor, name: str, target: torch.Tensor, hooks: list[WeightHook]) -> None:
+    """Refuse a checkpoint tensor whose dtype is not the parameter's unless both are floating point
+    (a ``dtype=`` cast) or a hook claims it (a quantizer): int8 values read as fp32 are not the weights."""
+    if not isinstance(target, nn.Parameter):
+        return  # buffers (position ids, masks) keep what the checkpoint stores
+    stored = lazy.dtype
+    if stored is None or stored == target.dtype or (stored.is_floating_point and target.is_floating_point()):
+        return
+    if any(hook.claims_dtype(name, stored) for hook in hooks):
+        return
+    where = lazy.file if lazy.file != "<state_dict>" else "the state_dict given"
+    raise TypeError(
+        f"The checkpoint tensor {lazy.name!r} in {where} is {stored}, but the parameter {name} is "
+        f"{target.dtype}; it is not a weight of this model (a quantized checkpoint needs its "
+        "quantization_config and a quantizer that reads it)."
+    )
 
 
 def filter_keys(keys: list[str], patterns: Iterable[str] | None) -> list[str]:

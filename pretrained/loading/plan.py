@@ -6,12 +6,13 @@ import copy
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pretrained.configuration import PretrainedConfig
+from pretrained.configuration import CONFIG_NAME, PretrainedConfig
 from pretrained.loading import hooks as weight_hooks
 from pretrained.loading.checkpoint import Checkpoint, LazyTensor, find_checkpoint, iter_checkpoint
 from pretrained.loading.device_map import device_lookup, normalize_device_map
@@ -68,10 +69,62 @@ def resolve_config(
     if unused:
         raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: "
                         f"they are neither loading options nor attributes of {type(config).__name__}.")
+    config.check_sizes(_config_source(path, options.config))
     config.name_or_path = str(path)
     if options.attn_implementation is not None:
         config._attn_implementation = options.attn_implementation
     return config
+
+
+def _config_source(path: str | os.PathLike, config: Any) -> str:
+    """How to name where a config's values came from, in errors."""
+    if isinstance(config, PretrainedConfig):  # the Auto classes read config.json first
+        if not config.name_or_path:
+            return "the config given to from_pretrained"
+        config = config.name_or_path
+    source = Path(path if config is None else config)
+    if source.is_file():
+        return str(source)
+    return str(source / CONFIG_NAME) if source.is_dir() else f"{CONFIG_NAME} of {source}"
+
+
+def check_fits(model: nn.Module, device_for: Callable[[str], torch.device]) -> None:
+    """Refuse, before anything is allocated, a model whose weights exceed the memory of the devices they
+    are placed on: sizes that large come from a damaged ``config.json``, and the allocator's own error
+    names neither the config nor the tensor.
+
+    Raises:
+        ValueError: naming the device, the bytes needed and the largest tensor with its shape.
+    """
+    need: dict[torch.device, int] = {}
+    largest: dict[torch.device, tuple[int, str, tuple[int, ...]]] = {}
+    for name, param in model.named_parameters():
+        size = param.numel() * param.element_size()
+        device = device_for(name)
+        need[device] = need.get(device, 0) + size
+        largest[device] = max(largest.get(device, (0, "", ())), (size, name, tuple(param.shape)))
+    for device, size in need.items():
+        capacity = _capacity(device)
+        if capacity is not None and size > capacity:
+            _, name, shape = largest[device]
+            source = getattr(model.config, "name_or_path", "") or "the config"
+            raise ValueError(
+                f"{type(model).__name__} built from {source} needs {size / 2**30:.1f} GiB for its weights on "
+                f"{device}, which has {capacity / 2**30:.1f} GiB (largest: {name} of shape {list(shape)}); "
+                "check the size fields of its config.json (vocab_size, hidden_size, ...)."
+            )
+
+
+def _capacity(device: torch.device) -> int | None:
+    """Total memory of a device in bytes (``None`` when not known)."""
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device.index or 0).total_memory
+    return None
 
 
 def find_weights(path: str | os.PathLike, options: LoadOptions) -> Checkpoint | None:
@@ -114,6 +167,8 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
              weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
              weight_hooks.PlacementHook(device_for)]
     chain = [hook for hook in chain if hook is not None]
+    if quantization is None and options.tp_plan is None:  # both shrink what each device holds
+        check_fits(model, device_for)
     for hook in chain:
         hook.before_load(model)
     record = options.device_map is not None or len(set(mapping.values())) > 1

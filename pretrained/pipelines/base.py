@@ -218,10 +218,27 @@ class Pipeline:
 
     def forward(self, model_inputs: dict[str, Any], **forward_params: Any) -> Any:
         """Move inputs to the model's device, run ``_forward`` without autograd, bring tensors back to the CPU."""
+        self._check_length(model_inputs)
         with self.get_inference_context()():
             model_inputs = _to_device(model_inputs, self.device)
             outputs = self._forward(model_inputs, **forward_params)
         return _to_device(outputs, _CPU)
+
+    def _check_length(self, model_inputs: Any) -> None:
+        """Refuse inputs longer than the model's position embeddings, which would fail inside the model
+        with a shape error that names neither the text's length nor the limit."""
+        ids = model_inputs.get("input_ids") if isinstance(model_inputs, collections.abc.Mapping) else None
+        if not isinstance(ids, torch.Tensor) or ids.dim() == 0:
+            return
+        if not hasattr(self, "_max_positions"):
+            self._max_positions = _position_limit(self.model)
+        limit = self._max_positions
+        if limit is not None and ids.shape[-1] > limit:
+            raise ValueError(
+                f"The input is {ids.shape[-1]} tokens long, but {type(self.model).__name__} accepts at most "
+                f"{limit}. Pass truncation=True to cut it to the model's limit (with max_length={limit} "
+                "when the tokenizer does not know it), or split the text."
+            )
 
     def _model_kwargs(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         if self._forward_accepts_use_cache:
@@ -369,6 +386,19 @@ class _Preprocessed(torch.utils.data.Dataset):
 
 _CPU = torch.device("cpu")
 _END = object()  # marks the end of the inputs in Pipeline._grouped
+
+
+def _position_limit(model: Any) -> int | None:
+    """The longest input a model with learned absolute positions takes (``None``: no such table).
+
+    RoBERTa-style tables start counting after the padding index, so they hold that many fewer positions.
+    """
+    for module in model.modules():
+        table = getattr(module, "position_embeddings", None) or getattr(module, "wpe", None)
+        if isinstance(table, torch.nn.Embedding):
+            offset = module.padding_idx + 1 if getattr(module, "roberta_positions", False) else 0
+            return table.num_embeddings - offset
+    return None
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

@@ -97,7 +97,10 @@ def load_tokenizer(
     cls: type, pretrained_model_name_or_path: str | os.PathLike, *init_inputs: Any, **kwargs: Any
 ) -> Any:
     """Build `cls` from a folder / repo id / file, with `kwargs` overriding the saved configuration."""
-    hub_kwargs = {k: kwargs.pop(k) for k in _HUB_KEYS if k in kwargs and kwargs[k] is not None}
+    # Loading arguments are popped even when None: they say where the files are, never what the
+    # tokenizer is, so none of them may reach `init_kwargs` (and from there `tokenizer_config.json`).
+    hub_kwargs = {k: kwargs.pop(k) for k in _HUB_KEYS if k in kwargs}
+    hub_kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
     for key in _IGNORED_KEYS:
         kwargs.pop(key, None)
     path = str(pretrained_model_name_or_path)
