@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 from pretrained.loading.options import LoadOptions
 from pretrained.utils.io import atomic_write_text, read_json_object
+from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 
 CONFIG_NAME = "config.json"
-FORMAT_VERSION = "5.24.0"
+FORMAT_VERSION = TRANSFORMERS_API_VERSION  # the transformers_version written into saved files
 # Set at run time, never written to config.json (as in transformers).
 _NOT_SAVED = frozenset({"_attn_implementation_internal"})
 # Generation settings that old config.json files carry. A config that does not declare one as its own

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pretrained.utils.io import atomic_write_text, read_json_object
+from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 
 GENERATION_CONFIG_NAME = "generation_config.json"
-FORMAT_VERSION = "5.24.0"
+FORMAT_VERSION = TRANSFORMERS_API_VERSION  # the transformers_version written into saved files
 
 # Every field and its value when unset. The second table is applied at generate time.
 _FIELDS: tuple[str, ...] = (
