@@ -1,7 +1,7 @@
 """Speed transforms for inference, applied to a plain model on purpose and owning their state.
 
 * :class:`~pretrained.inference.routing.DecodeKernels`: a per-thread torch function mode that sends the
-  few-row linears and one-query attention of a decode step to faster CPU kernels
+  few-row linears of a decode step to faster CPU kernels
   (:mod:`pretrained.inference.kernels`); anything else (quantized or sharded layers, other dtypes,
   autograd) runs as without it.
 * :class:`~pretrained.inference.compiled.CompiledDecoder`: the ``torch.compile``-d decode step that

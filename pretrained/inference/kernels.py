@@ -1,5 +1,5 @@
 """Kernels for inference steps of few rows on the CPU, which :class:`~pretrained.inference.routing.DecodeKernels`
-sends ``F.linear`` and one-query attention to.
+sends ``F.linear`` calls to.
 
 ``F.linear`` (MKL) streams the weights at full memory bandwidth for 1-2 rows, but from 3-4 rows on it
 switches from its matrix-vector kernel to a packing GEMM that reads them at about half that rate. So, for
@@ -11,9 +11,9 @@ fp32 weights too big for the caches (``MIN_WEIGHT`` elements or more) and ``SMAL
 
 For one row inside graphs compiled by inductor, the product is written as a multiply and a sum over the
 input features (:func:`one_row_linear`), which inductor fuses into one vectorised, threaded reduction of
-the step instead of a library call; one-query attention likewise (:func:`decode_attention`).
+the step instead of a library call.
 
-All compute the same products as MKL and SDPA, summed in another order. ``benchmarks/small_rows_gemm.py``
+All compute the same products as MKL, summed in another order. ``benchmarks/small_rows_gemm.py``
 compares the kernels; ``benchmarks/generation.py`` measures decoding.
 """
 
@@ -159,24 +159,3 @@ def one_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     x = torch.ops.prims.inductor_force_stride_order(x, x.stride())
     out = (x.unsqueeze(-2) * weight).sum(-1)
     return out if bias is None else out + bias
-
-
-def decode_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """SDPA for one query position against a cache, written as multiplies and sums (``key``/``value`` may
-    have fewer heads than ``query``), for graphs compiled by inductor, which fuses it into the step's
-    loops instead of calling its attention kernel (mostly fixed overhead at one query). Same math as SDPA
-    with the default scale and a boolean or additive mask."""
-    batch, heads, _, dim = query.shape
-    kv_heads, kv_len = key.shape[1], key.shape[2]
-    groups = heads // kv_heads
-    q = query.reshape(batch, kv_heads, groups, 1, dim) * dim**-0.5
-    scores = (q * key.unsqueeze(2)).sum(-1)  # (batch, kv_heads, groups, kv_len)
-    if mask is not None:
-        mask = mask.expand(mask.shape[0], heads, 1, kv_len) if mask.shape[1] == 1 else mask
-        mask = mask.reshape(mask.shape[0], kv_heads, groups, kv_len)
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    weights = scores.softmax(dim=-1)
-    out = (weights.unsqueeze(-1) * value.unsqueeze(2)).sum(-2)  # (batch, kv_heads, groups, dim)
-    return out.reshape(batch, heads, 1, dim)

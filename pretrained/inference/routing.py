@@ -1,8 +1,8 @@
-"""``DecodeKernels``: a torch function mode that sends the linear and attention calls of an inference
-step to the kernels of :mod:`pretrained.inference.kernels` where they are faster.
+"""``DecodeKernels``: a torch function mode that sends the linear calls of an inference step to the
+kernels of :mod:`pretrained.inference.kernels` where they are faster.
 
-Models call ``nn.Linear`` and ``F.scaled_dot_product_attention`` as always; inside ``with
-DecodeKernels(...)`` those calls are looked at one by one. A call is rerouted only when its tensors are
+Models call ``nn.Linear`` as always; inside ``with DecodeKernels(...)`` those calls are looked at one by
+one. A call is rerouted only when its tensors are
 plain fp32 CPU tensors outside autograd and its shape is one the kernels serve; anything else (a
 quantized layer, which never calls ``F.linear`` with a float weight; a sharded ``DTensor`` weight; bf16;
 training) runs exactly as without the mode. Torch function modes are per thread and last only for the
@@ -29,13 +29,14 @@ def _plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
 
 
 class DecodeKernels(TorchFunctionMode):
-    """Reroute few-row linears (and, in inductor graphs, one-query attention) to faster kernels.
+    """Reroute few-row linears to faster kernels (one-query attention stays with SDPA: written as
+    multiplies and sums it measured slower in compiled steps at every batch size tried).
 
     Args:
         compiled: The step is being traced by ``torch.compile``: small batches call the opaque custom op
             (:func:`kernels.small_rows_op`, built by :meth:`prepare`) instead of oneDNN.
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
-            the step's loops: one-row linears and one-query attention are written that way. Another
+            the step's loops: one-row linears are written that way. Another
             backend would materialise a weight-sized product, so this is off for them.
     """
 
@@ -56,12 +57,7 @@ class DecodeKernels(TorchFunctionMode):
         kwargs = kwargs or {}
         if torch.is_grad_enabled():
             return func(*args, **kwargs)
-        if func is F.linear:
-            out = self._linear(*args, **kwargs)
-        elif func is F.scaled_dot_product_attention and self.reductions:
-            out = self._attention(*args, **kwargs)
-        else:
-            out = None
+        out = self._linear(*args, **kwargs) if func is F.linear else None
         return func(*args, **kwargs) if out is None else out
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
@@ -76,20 +72,3 @@ class DecodeKernels(TorchFunctionMode):
             return kernels.onednn_linear(x, weight, bias)
         op = kernels.small_rows_op(build=False)
         return None if op is None else op(x, weight, bias)
-
-    def _attention(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        attn_mask: torch.Tensor | None = None,
-        dropout_p: float = 0.0,
-        is_causal: bool = False,
-        scale: float | None = None,
-        enable_gqa: bool = False,
-    ) -> Any:
-        one_query = query.shape[2] == 1 and not dropout_p and not is_causal
-        default_scale = scale is None or scale == query.shape[-1] ** -0.5
-        if one_query and default_scale and _plain_fp32_cpu(query, key, value):
-            return kernels.decode_attention(query, key, value, attn_mask)
-        return None

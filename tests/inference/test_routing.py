@@ -1,5 +1,4 @@
-"""`inference.routing.DecodeKernels`: few-row linears and one-query attention go to faster kernels; every
-other call (autograd, other dtypes, quantized or sliced weights) runs as without the mode."""
+"""`inference.routing.DecodeKernels`: few-row linears go to faster kernels; every other call (autograd, other dtypes, quantized or sliced weights) runs as without the mode."""
 
 from __future__ import annotations
 
@@ -116,20 +115,3 @@ def test_small_rows_kernel_matches_f_linear(rows):
     x = torch.randn(rows + 8, 40, generator=g)
     got = kernels._small_rows_linear(x, w[:, :40], None)
     torch.testing.assert_close(got, F.linear(x, w[:, :40]), atol=1e-4, rtol=1e-5)
-
-
-def test_one_query_attention_in_graphs_matches_sdpa():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(2, 4, 1, 8, generator=g), torch.randn(2, 2, 7, 8, generator=g), torch.randn(2, 2, 7, 8, generator=g)
-    mask = torch.ones(2, 1, 1, 7, dtype=torch.bool)
-    mask[0, ..., :2] = False
-    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
-
-    def step(q, k, v):
-        with DecodeKernels(compiled=True, reductions=True):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
-
-    torch._dynamo.reset()
-    with torch.no_grad():
-        got = torch.compile(step, backend="eager", fullgraph=True)(q, k, v)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
