@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -60,12 +59,6 @@ from pretrained.inference import kernels
 from pretrained.inference.compiled import compiled_decoder
 from pretrained.inference.routing import DecodeKernels
 from pretrained.modeling.cache import StaticCache
-
-
-def astuple_shallow(obj: Any) -> tuple:
-    """A dataclass's field values, in order, without copying them (``dataclasses.astuple`` deep-copies)."""
-    return tuple(getattr(obj, f.name) for f in fields(obj))
-
 
 _UNSUPPORTED = {
     "assistant_model": "assisted generation",
@@ -354,8 +347,7 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
         )
 
 
-@dataclass
-class _Search:
+class _Search(NamedTuple):
     """What both decoding loops start from."""
 
     runner: Runner
@@ -369,7 +361,7 @@ class _Search:
 
 def _sample(search: _Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnlyOutput:
     """Greedy decoding or multinomial sampling (``config.do_sample``)."""
-    runner, config, input_ids, processors, criteria, eos, pad = astuple_shallow(search)
+    runner, config, input_ids, processors, criteria, eos, pad = search
     batch, prompt_len = input_ids.shape
     max_length = config.max_length
     device = input_ids.device
@@ -440,7 +432,7 @@ def _beam_search(search: _Search, num_beams: int) -> torch.Tensor | GenerateBeam
     ``num_beams`` unfinished ones remain even if the best ones end. Finished hypotheses are scored with
     ``logprob / generated_len ** length_penalty`` and the best ``num_beams`` kept per prompt.
     """
-    runner, config, input_ids, processors, criteria, eos, pad = astuple_shallow(search)
+    runner, config, input_ids, processors, criteria, eos, pad = search
     flat, prompt_len = input_ids.shape
     batch = flat // num_beams
     max_length = config.max_length

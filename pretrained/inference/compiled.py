@@ -61,7 +61,6 @@ class CompiledDecoder:
     def __init__(self, model: nn.Module, compile_config: Any = None) -> None:
         device = next(model.parameters()).device
         self.options = compile_options(compile_config, device)
-        self.key = repr(sorted(self.options.items()))
         self.static_len = 0
         self.kernels = device.type == "cpu"
         self.reductions = self.kernels and self.options.get("backend", "inductor") == "inductor"
@@ -90,10 +89,9 @@ class CompiledDecoder:
 
 def compiled_decoder(model: nn.Module, compile_config: Any = None) -> CompiledDecoder:
     """The :class:`CompiledDecoder` of ``model`` for these options: made once, then reused."""
-    device = next(model.parameters()).device
-    key = repr(sorted(compile_options(compile_config, device).items()))
+    options = compile_options(compile_config, next(model.parameters()).device)
     decoder = _DECODERS.get(model)
-    if decoder is None or decoder.key != key:
+    if decoder is None or decoder.options != options:
         decoder = CompiledDecoder(model, compile_config)
         _DECODERS[model] = decoder
     else:

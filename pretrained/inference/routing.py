@@ -36,8 +36,8 @@ class DecodeKernels(TorchFunctionMode):
         compiled: The step is being traced by ``torch.compile``: small batches call the opaque custom op
             (:func:`kernels.small_rows_op`, built by :meth:`prepare`) instead of oneDNN.
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
-            the step's loops: one-row linears are written that way. Another
-            backend would materialise a weight-sized product, so this is off for them.
+            the step's loops: one-row linears are written that way. Another backend would materialise a
+            weight-sized product, so this is off for them.
     """
 
     def __init__(self, compiled: bool = False, reductions: bool = False) -> None:

@@ -75,8 +75,3 @@ def causal_mask(
     if attention_mask is not None:
         allowed = allowed & padding_slice(attention_mask, kv_offset, kv_len)[:, None, None, :]
     return allowed
-
-
-def sdpa_is_causal(mask: torch.Tensor | None, q_len: int) -> bool:
-    """Whether SDPA should apply its own causal mask: only for a mask-free multi-token prefill."""
-    return mask is None and q_len > 1
