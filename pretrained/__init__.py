@@ -134,7 +134,7 @@ _export(
     "GenerateDecoderOnlyOutput",
     "GenerateBeamDecoderOnlyOutput",
 )
-_export("pretrained.modeling.cache", "Cache", "DynamicCache", "StaticCache")
+_export("pretrained.modeling.cache", "Cache", "DynamicCache", "EncoderDecoderCache", "StaticCache")
 _export("pretrained.models.gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
 _export(
     "pretrained.models.llama",

@@ -419,3 +419,102 @@ class StaticCache(Cache):
         """Count ``tokens`` more written slots (after a compiled step, which cannot update the count)."""
         for layer in self.layers:
             layer.length += tokens
+
+
+class EncoderDecoderCache:
+    """The caches of an encoder-decoder: decoder self-attention and cross-attention over the encoder.
+
+    The self-attention cache grows (or fills its static slots) one token at a time. The cross-attention
+    cache is written once per layer, from the encoder's output, on the first decoder step;
+    ``is_updated[layer_idx]`` tells a layer whether its cross keys/values are already there, so later
+    steps reuse them instead of projecting the encoder output again.
+
+    Args:
+        self_attention_cache: The decoder's own cache (:class:`DynamicCache` or :class:`StaticCache`).
+        cross_attention_cache: Keys/values over the encoder output (a :class:`DynamicCache` by default).
+    """
+
+    def __init__(self, self_attention_cache: Cache | None = None, cross_attention_cache: Cache | None = None):
+        self.self_attention_cache = self_attention_cache if self_attention_cache is not None else DynamicCache()
+        self.cross_attention_cache = cross_attention_cache if cross_attention_cache is not None else DynamicCache()
+        self.is_updated: dict[int, bool] = {
+            i: self.cross_attention_cache.get_seq_length(i) > 0 for i in range(len(self.cross_attention_cache))
+        }
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
+        cache_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the self-attention cache (cross-attention layers write ``cross_attention_cache``)."""
+        return self.self_attention_cache.update(key_states, value_states, layer_idx, cache_kwargs)
+
+    def update_cross(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int) -> None:
+        """Store a layer's cross-attention keys/values (once per generation) and mark it updated."""
+        self.cross_attention_cache.update(key_states, value_states, layer_idx)
+        self.is_updated[layer_idx] = True
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Decoder tokens seen so far."""
+        return self.self_attention_cache.get_seq_length(layer_idx)
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int = 0) -> tuple[int, int]:
+        return self.self_attention_cache.get_mask_sizes(query_length, layer_idx)
+
+    def get_max_cache_shape(self) -> int | None:
+        return self.self_attention_cache.get_max_cache_shape()
+
+    @property
+    def is_compileable(self) -> bool:
+        return self.self_attention_cache.is_compileable
+
+    @property
+    def is_sliding(self) -> list[bool]:
+        return self.self_attention_cache.is_sliding
+
+    def _both(self, method: str, *args: Any) -> None:
+        getattr(self.self_attention_cache, method)(*args)
+        getattr(self.cross_attention_cache, method)(*args)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._both("reorder_cache", beam_idx)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._both("batch_repeat_interleave", repeats)
+
+    def crop(self, max_length: int) -> None:
+        """Crop the decoder's own history; the encoder side never changes length."""
+        self.self_attention_cache.crop(max_length)
+
+    def reset(self) -> None:
+        self._both("reset")
+        self.is_updated = {}
+
+    def __len__(self) -> int:
+        return len(self.self_attention_cache)
+
+    def __getitem__(self, layer_idx: int) -> tuple[torch.Tensor, ...]:
+        """``(self_keys, self_values, cross_keys, cross_values)`` of one layer (the legacy layout)."""
+        cross = (self.cross_attention_cache[layer_idx] if layer_idx < len(self.cross_attention_cache)
+                 else (None, None))
+        return (*self.self_attention_cache[layer_idx], *cross)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def to_legacy_cache(self) -> tuple[tuple[torch.Tensor, ...], ...]:
+        return tuple(self)
+
+    @classmethod
+    def from_legacy_cache(cls, past_key_values: Iterable[tuple[torch.Tensor, ...]] | None) -> EncoderDecoderCache:
+        """Build from ``((self_k, self_v, cross_k, cross_v), ...)``."""
+        cache = cls()
+        for i, layer in enumerate(past_key_values or ()):
+            cache.self_attention_cache.update(layer[0], layer[1], i)
+            if len(layer) > 2 and layer[2] is not None:
+                cache.update_cross(layer[2], layer[3], i)
+        return cache
+
+    def __repr__(self) -> str:
+        return (f"EncoderDecoderCache(self={self.self_attention_cache!r}, "
+                f"cross={self.cross_attention_cache!r})")
