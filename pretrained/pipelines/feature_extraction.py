@@ -64,5 +64,14 @@ class FeatureExtractionPipeline(Pipeline):
         hidden = model_outputs["hidden"]
         mask = model_outputs.get("attention_mask")
         if mask is not None and hidden.ndim == 3 and not bool(mask.all()):
-            hidden = hidden[:, mask[0].bool()]  # drop the positions added by batch padding
+            hidden = _unpadded(hidden, mask[0])  # drop the positions added by batch padding
         return hidden if return_tensors else hidden.tolist()
+
+
+def _unpadded(hidden: Any, mask: Any) -> Any:
+    """``hidden`` without its padded positions: a view when the padding is on the right (the common case),
+    a boolean-mask copy otherwise."""
+    n = int(mask.sum())
+    if n and bool(mask[n - 1]) and not bool(mask[n]):
+        return hidden[:, :n]
+    return hidden[:, mask.bool()]
