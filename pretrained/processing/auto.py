@@ -1,0 +1,138 @@
+"""``AutoImageProcessor`` and ``AutoProcessor``: pick the processor class a checkpoint names.
+
+The class comes from ``image_processor_type`` (or the older ``feature_extractor_type``) in
+``preprocessor_config.json`` / ``processor_config.json``, else from ``config.json``'s ``model_type``.
+Classes are listed by module name, so this module imports no family until one is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from pretrained.processing.image_processing import (
+    _HUB_KEYS,
+    IMAGE_PROCESSOR_NAME,
+    PROCESSOR_NAME,
+    read_processor_file,
+)
+
+# class name (without the "Fast" / "Pil" backend suffix) -> module under pretrained.processing
+IMAGE_PROCESSOR_CLASSES: dict[str, str] = {
+    "ViTImageProcessor": "vit",
+    "ViTFeatureExtractor": "vit",
+    "CLIPImageProcessor": "clip",
+    "CLIPFeatureExtractor": "clip",
+}
+# config.json model_type -> image processor class name, for checkpoints whose settings name no class
+MODEL_TYPE_TO_IMAGE_PROCESSOR: dict[str, str] = {
+    "vit": "ViTImageProcessor",
+    "clip": "CLIPImageProcessor",
+    "clip_vision_model": "CLIPImageProcessor",
+}
+# processor class name -> module under pretrained.processing
+PROCESSOR_CLASSES: dict[str, str] = {"CLIPProcessor": "processor"}
+MODEL_TYPE_TO_PROCESSOR: dict[str, str] = {"clip": "CLIPProcessor"}
+
+
+def _class(name: str, table: dict[str, str], what: str) -> type:
+    base = name.removesuffix("Fast").removesuffix("Pil")
+    module = table.get(base)
+    if module is None:
+        raise ValueError(f"Unrecognized {what} class {name!r}; pretrained supports: {', '.join(sorted(table))}.")
+    base = base.replace("FeatureExtractor", "ImageProcessor")
+    return getattr(importlib.import_module(f"pretrained.processing.{module}"), base)
+
+
+def image_processor_class_from_name(class_name: str) -> type:
+    """The image processor class called ``class_name`` (backend suffixes ``Fast`` / ``Pil`` ignored)."""
+    return _class(class_name, IMAGE_PROCESSOR_CLASSES, "image processor")
+
+
+def _hub(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in _HUB_KEYS if kwargs.get(k) not in (None, "")}
+
+
+def _json(path: str, filename: str, hub: dict[str, Any]) -> dict[str, Any]:
+    from pretrained.hub import cached_file
+    from pretrained.utils.io import read_json_object
+
+    if os.path.isfile(path):
+        return {}
+    try:
+        file = cached_file(path, filename, raise_if_missing=False, **hub)
+    except OSError:
+        return {}
+    return read_json_object(file) if file else {}
+
+
+class AutoImageProcessor:
+    """Load the image processor a checkpoint names: ``AutoImageProcessor.from_pretrained(path)``."""
+
+    def __init__(self) -> None:
+        raise OSError("AutoImageProcessor is designed to be instantiated with "
+                      "`AutoImageProcessor.from_pretrained(pretrained_model_name_or_path)`.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *inputs: Any, **kwargs: Any) -> Any:
+        """Read the settings and build their class; keyword arguments that are settings override the file's.
+
+        Raises:
+            OSError: the checkpoint has no image processor settings.
+            ValueError: the class it names is not supported.
+        """
+        kwargs.pop("use_fast", None)
+        kwargs.pop("trust_remote_code", None)
+        config = kwargs.pop("config", None)
+        path = str(pretrained_model_name_or_path)
+        hub = _hub(kwargs)
+        data = read_processor_file(path, IMAGE_PROCESSOR_NAME, "image_processor", hub)
+        name = data.get("image_processor_type") or data.get("feature_extractor_type")
+        if not name:
+            model_type = getattr(config, "model_type", None) or _json(path, "config.json", hub).get("model_type")
+            name = MODEL_TYPE_TO_IMAGE_PROCESSOR.get(model_type or "")
+            if name is None:
+                raise ValueError(f"The image processor settings of {path!r} name no image_processor_type and the "
+                                 f"model type {model_type!r} has no known image processor; supported: "
+                                 f"{', '.join(sorted(IMAGE_PROCESSOR_CLASSES))}.")
+        for key in _HUB_KEYS:
+            kwargs.pop(key, None)
+        return image_processor_class_from_name(name).from_dict(data, **kwargs)
+
+    @staticmethod
+    def register(name: str, module: str) -> None:
+        """Make ``image_processor_type: name`` load the class of that name from ``module`` (a
+        ``pretrained.processing`` submodule)."""
+        IMAGE_PROCESSOR_CLASSES[name] = module
+
+
+class AutoProcessor:
+    """Load a checkpoint's processor: the multimodal processor it names (``CLIPProcessor``), else its image
+    processor, else its tokenizer."""
+
+    def __init__(self) -> None:
+        raise OSError("AutoProcessor is designed to be instantiated with "
+                      "`AutoProcessor.from_pretrained(pretrained_model_name_or_path)`.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
+        kwargs.pop("use_fast", None)
+        kwargs.pop("trust_remote_code", None)
+        path = str(pretrained_model_name_or_path)
+        hub = _hub(kwargs)
+        name = None
+        for filename in (PROCESSOR_NAME, IMAGE_PROCESSOR_NAME, "tokenizer_config.json"):
+            name = _json(path, filename, hub).get("processor_class")
+            if name:
+                break
+        if not name:
+            name = MODEL_TYPE_TO_PROCESSOR.get(_json(path, "config.json", hub).get("model_type", ""))
+        if name:
+            return _class(name, PROCESSOR_CLASSES, "processor").from_pretrained(path, **kwargs)
+        try:
+            return AutoImageProcessor.from_pretrained(path, **kwargs)
+        except OSError:
+            from pretrained.tokenization.auto import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(path, **kwargs)
