@@ -27,8 +27,23 @@ from pretrained.models.auto import register
 # --- configs ---------------------------------------------------------------------------------------------
 
 
-class CLIPTextConfig(PretrainedConfig):
+class _TowerConfig(PretrainedConfig):
+    """A tower's config, which can also be read from a whole CLIP checkpoint's ``config.json`` (its
+    ``text_config`` / ``vision_config`` section), so ``CLIPVisionModel.from_pretrained(clip_folder)`` works."""
+
+    base_config_key = ""
+
+    @classmethod
+    def get_config_dict(cls, path_or_repo_id: Any, **kwargs: Any) -> dict[str, Any]:
+        data = super().get_config_dict(path_or_repo_id, **kwargs)
+        if data.get("model_type") == "clip" and isinstance(data.get(cls.base_config_key), dict):
+            data = dict(data[cls.base_config_key])
+        return data
+
+
+class CLIPTextConfig(_TowerConfig):
     model_type = "clip_text_model"
+    base_config_key = "text_config"
 
     def __init__(self, vocab_size: int = 49408, hidden_size: int = 512, intermediate_size: int = 2048,
                  projection_dim: int = 512, num_hidden_layers: int = 12, num_attention_heads: int = 8,
@@ -40,8 +55,9 @@ class CLIPTextConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class CLIPVisionConfig(PretrainedConfig):
+class CLIPVisionConfig(_TowerConfig):
     model_type = "clip_vision_model"
+    base_config_key = "vision_config"
 
     def __init__(self, hidden_size: int = 768, intermediate_size: int = 3072, projection_dim: int = 512,
                  num_hidden_layers: int = 12, num_attention_heads: int = 12, num_channels: int = 3,

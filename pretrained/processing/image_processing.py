@@ -470,3 +470,7 @@ class BaseImageProcessor(ImageProcessingMixin):
         if isinstance(image_url_or_urls, (str, os.PathLike)):
             return load_image(image_url_or_urls)
         return image_url_or_urls
+
+
+# transformers 5 names the Pillow backend base class; family processors subclass it with class defaults.
+PilBackend = BaseImageProcessor
