@@ -38,6 +38,18 @@ class ImagePipeline(Pipeline):
         inputs = self.image_processor(load_pipeline_image(image, timeout), return_tensors="pt", **processor_kwargs)
         return dict(inputs.to(self.dtype))
 
+    def preprocess_batch(self, inputs: list[Any], **preprocess_parameters: Any) -> dict[str, Any] | None:
+        # One image processor call for the batch (its images resize in parallel); equal to processing them
+        # one by one and stacking, since every image is processed on its own.
+        if self.image_processor is None:
+            return None
+        timeout = preprocess_parameters.pop("timeout", None)
+        images = [load_pipeline_image(image, timeout) for image in inputs]
+        return self._pixel_batch(images, **preprocess_parameters)
+
+    def _pixel_batch(self, images: list[Any], **preprocess_parameters: Any) -> dict[str, Any]:
+        return dict(self.image_processor(images, return_tensors="pt", **preprocess_parameters).to(self.dtype))
+
     def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
         if "images" in kwargs:
             inputs = kwargs.pop("images")

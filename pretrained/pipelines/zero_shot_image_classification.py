@@ -55,6 +55,18 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
         inputs["candidate_labels"] = candidate_labels
         return inputs
 
+    def _pixel_batch(self, images: list[Any], candidate_labels: list[str] | None = None,
+                     hypothesis_template: str = "This is a photo of {}.",
+                     tokenizer_kwargs: dict | None = None) -> dict[str, Any]:
+        if not candidate_labels:
+            raise ValueError("The zero-shot-image-classification pipeline needs candidate_labels=[...].")
+        batch = super()._pixel_batch(images)
+        texts = [hypothesis_template.format(label) for label in candidate_labels]
+        batch["text_inputs"] = dict(self.tokenizer(texts, return_tensors="pt",
+                                                   **{"padding": True, **(tokenizer_kwargs or {})}))
+        batch["candidate_labels"] = [candidate_labels] * len(images)
+        return batch
+
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         # Every image of a call is scored against the same labels, so the batch shares one set of texts.
         first = items[0]

@@ -225,3 +225,12 @@ def test_batch_feature():
         feature.missing  # noqa: B018
     with pytest.raises(ValueError, match="return_tensors"):
         P.BatchFeature({"x": [1]}, tensor_type="tf")
+
+
+def test_threaded_batch_equals_transformers(images, monkeypatch):
+    # Batches resize on a thread pool where there are 4+ cores; force it here.
+    import pretrained.processing.image_processing as IP
+
+    monkeypatch.setattr(IP, "_threads", lambda: 4)
+    ours, theirs = pair("clip", size=40, crop_size=32)
+    assert_same(ours, theirs, images)
