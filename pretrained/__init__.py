@@ -100,12 +100,14 @@ _export(
 )
 
 # --- images: processors (beside tokenization), models, pipelines ---
-_export("pretrained.processing.image_processing", "BatchFeature", "ImageProcessingMixin", "BaseImageProcessor")
+_export("pretrained.processing.feature_extraction", "BatchFeature", "FeatureExtractionMixin", "SequenceFeatureExtractor")
+_export("pretrained.processing.image_processing", "ImageProcessingMixin", "BaseImageProcessor")
 _export("pretrained.processing.image_utils", "load_image", "PILImageResampling", "ChannelDimension")
 _export("pretrained.processing.vit", "ViTImageProcessor", "ViTImageProcessorPil")
 _export("pretrained.processing.clip", "CLIPImageProcessor", "CLIPImageProcessorPil")
 _export("pretrained.processing.processor", "ProcessorMixin", "CLIPProcessor")
-_export("pretrained.processing.auto", "AutoImageProcessor", "AutoProcessor")
+_export("pretrained.processing.auto", "AutoImageProcessor", "AutoProcessor", "AutoFeatureExtractor")
+_export("pretrained.processing.whisper", "WhisperFeatureExtractor")
 _export("pretrained.tokenization.models", "CLIPTokenizer", "CLIPTokenizerFast")
 _export("pretrained.models.auto", "AutoModelForImageClassification", "AutoModelForZeroShotImageClassification",
         "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING", "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING")

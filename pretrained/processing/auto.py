@@ -1,4 +1,5 @@
-"""``AutoImageProcessor`` and ``AutoProcessor``: pick the processor class a checkpoint names.
+"""``AutoImageProcessor``, ``AutoFeatureExtractor`` and ``AutoProcessor``: pick the processor class a
+checkpoint names.
 
 The class comes from ``image_processor_type`` (or the older ``feature_extractor_type``) in
 ``preprocessor_config.json`` / ``processor_config.json``, else from ``config.json``'s ``model_type``.
@@ -11,7 +12,7 @@ import importlib
 import os
 from typing import Any
 
-from pretrained.processing.image_processing import (
+from pretrained.processing.feature_extraction import (
     _HUB_KEYS,
     IMAGE_PROCESSOR_NAME,
     PROCESSOR_NAME,
@@ -31,6 +32,9 @@ MODEL_TYPE_TO_IMAGE_PROCESSOR: dict[str, str] = {
     "clip": "CLIPImageProcessor",
     "clip_vision_model": "CLIPImageProcessor",
 }
+# feature extractor class name -> module under pretrained.processing
+FEATURE_EXTRACTOR_CLASSES: dict[str, str] = {"WhisperFeatureExtractor": "whisper"}
+MODEL_TYPE_TO_FEATURE_EXTRACTOR: dict[str, str] = {"whisper": "WhisperFeatureExtractor"}
 # processor class name -> module under pretrained.processing
 PROCESSOR_CLASSES: dict[str, str] = {"CLIPProcessor": "processor"}
 MODEL_TYPE_TO_PROCESSOR: dict[str, str] = {"clip": "CLIPProcessor"}
@@ -41,7 +45,8 @@ def _class(name: str, table: dict[str, str], what: str) -> type:
     module = table.get(base)
     if module is None:
         raise ValueError(f"Unrecognized {what} class {name!r}; pretrained supports: {', '.join(sorted(table))}.")
-    base = base.replace("FeatureExtractor", "ImageProcessor")
+    if table is IMAGE_PROCESSOR_CLASSES:  # old image checkpoints name a ...FeatureExtractor
+        base = base.replace("FeatureExtractor", "ImageProcessor")
     return getattr(importlib.import_module(f"pretrained.processing.{module}"), base)
 
 
@@ -107,6 +112,44 @@ class AutoImageProcessor:
         IMAGE_PROCESSOR_CLASSES[name] = module
 
 
+class AutoFeatureExtractor:
+    """Load the feature extractor a checkpoint names: ``AutoFeatureExtractor.from_pretrained(path)``; image
+    checkpoints get their image processor, as in transformers."""
+
+    def __init__(self) -> None:
+        raise OSError("AutoFeatureExtractor is designed to be instantiated with "
+                      "`AutoFeatureExtractor.from_pretrained(pretrained_model_name_or_path)`.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
+        """Read the settings and build their class; keyword arguments override the file's settings.
+
+        Raises:
+            OSError: the checkpoint has no feature extractor settings.
+            ValueError: the class it names is not supported.
+        """
+        kwargs.pop("trust_remote_code", None)
+        config = kwargs.pop("config", None)
+        path = str(pretrained_model_name_or_path)
+        hub = _hub(kwargs)
+        data = read_processor_file(path, IMAGE_PROCESSOR_NAME, "feature_extractor", hub)
+        name = data.get("feature_extractor_type")
+        if name is None and data.get("image_processor_type"):
+            return AutoImageProcessor.from_pretrained(path, **kwargs)
+        if not name:
+            model_type = getattr(config, "model_type", None) or _json(path, "config.json", hub).get("model_type")
+            name = MODEL_TYPE_TO_FEATURE_EXTRACTOR.get(model_type or "")
+            if name is None:
+                raise ValueError(f"The settings of {path!r} name no feature_extractor_type and the model type "
+                                 f"{model_type!r} has no known feature extractor; supported: "
+                                 f"{', '.join(sorted(FEATURE_EXTRACTOR_CLASSES))}.")
+        if name.removesuffix("Fast") in IMAGE_PROCESSOR_CLASSES:
+            return AutoImageProcessor.from_pretrained(path, **kwargs)
+        for key in _HUB_KEYS:
+            kwargs.pop(key, None)
+        return _class(name, FEATURE_EXTRACTOR_CLASSES, "feature extractor").from_dict(data, **kwargs)
+
+
 class AutoProcessor:
     """Load a checkpoint's processor: the multimodal processor it names (``CLIPProcessor``), else its image
     processor, else its tokenizer."""
@@ -130,6 +173,9 @@ class AutoProcessor:
             name = MODEL_TYPE_TO_PROCESSOR.get(_json(path, "config.json", hub).get("model_type", ""))
         if name:
             return _class(name, PROCESSOR_CLASSES, "processor").from_pretrained(path, **kwargs)
+        settings = _json(path, IMAGE_PROCESSOR_NAME, hub)
+        if settings.get("feature_extractor_type") in FEATURE_EXTRACTOR_CLASSES:
+            return AutoFeatureExtractor.from_pretrained(path, **kwargs)
         try:
             return AutoImageProcessor.from_pretrained(path, **kwargs)
         except OSError:

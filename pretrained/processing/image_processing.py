@@ -1,5 +1,6 @@
-"""Image processors: ``BatchFeature``, ``ImageProcessingMixin`` (the ``preprocessor_config.json`` file)
-and ``BaseImageProcessor`` (convert → resize → crop → rescale → normalise).
+"""Image processors: ``ImageProcessingMixin`` (the ``preprocessor_config.json`` file) and
+``BaseImageProcessor`` (convert → resize → crop → rescale → normalise); ``BatchFeature`` comes from
+:mod:`pretrained.processing.feature_extraction`.
 
 A processor's settings are its attributes; each call may override any of them. Per image, Pillow
 converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
@@ -13,13 +14,19 @@ import copy
 import json
 import os
 import threading
-from collections import UserDict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pretrained.processing import image_transforms as T
+from pretrained.processing.feature_extraction import (
+    _HUB_KEYS,
+    _IGNORED_HUB_KEYS,
+    IMAGE_PROCESSOR_NAME,
+    BatchFeature,
+    read_processor_file,
+)
 from pretrained.processing.image_utils import (
     ChannelDimension,
     PILImageResampling,
@@ -28,116 +35,6 @@ from pretrained.processing.image_utils import (
     make_flat_list_of_images,
 )
 from pretrained.utils.io import atomic_write_text, read_json_object
-
-IMAGE_PROCESSOR_NAME = "preprocessor_config.json"
-PROCESSOR_NAME = "processor_config.json"
-_HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
-_IGNORED_HUB_KEYS = ("force_download", "proxies", "resume_download", "trust_remote_code", "_from_auto",
-                     "_from_pipeline", "use_fast")
-
-
-class BatchFeature(UserDict):
-    """A processor's output: a dict (``out["pixel_values"]``) that also reads as attributes
-    (``out.pixel_values``), optionally converted to tensors.
-
-    Args:
-        data: The outputs by name.
-        tensor_type: ``"pt"`` (torch), ``"np"`` (numpy) or ``None`` (as given: lists of arrays).
-        skip_tensor_conversion: Keys left as they are when converting.
-    """
-
-    def __init__(self, data: dict[str, Any] | None = None, tensor_type: str | None = None,
-                 skip_tensor_conversion: list[str] | set[str] | None = None) -> None:
-        super().__init__(data)
-        self.skip_tensor_conversion = skip_tensor_conversion
-        self.convert_to_tensors(tensor_type)
-
-    def __getattr__(self, item: str) -> Any:
-        if item == "data":  # not yet set while unpickling
-            raise AttributeError(item)
-        try:
-            return self.data[item]
-        except KeyError:
-            raise AttributeError(f"BatchFeature has no key {item!r}; keys: {sorted(self.data)}") from None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"data": self.data, "skip_tensor_conversion": self.skip_tensor_conversion}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.data = state["data"]
-        self.skip_tensor_conversion = state.get("skip_tensor_conversion")
-
-    def convert_to_tensors(self, tensor_type: str | None = None,
-                           skip_tensor_conversion: list[str] | set[str] | None = None) -> BatchFeature:
-        """Convert array-like values to ``tensor_type`` (``"pt"`` / ``"np"``); ``None`` changes nothing.
-
-        Raises:
-            ValueError: an unknown tensor type, or values that cannot form one array (different shapes).
-        """
-        if tensor_type is None:
-            return self
-        kind = getattr(tensor_type, "value", tensor_type)
-        if kind not in ("pt", "np"):
-            raise ValueError(f"Unsupported return_tensors {tensor_type!r}: use 'pt' (torch) or 'np' (numpy).")
-        skip = skip_tensor_conversion if skip_tensor_conversion is not None else self.skip_tensor_conversion
-        for key, value in list(self.data.items()):
-            if (skip and key in skip) or not _array_like(value):
-                continue
-            try:
-                self.data[key] = _as_tensor(value, kind)
-            except (ValueError, TypeError, RuntimeError) as e:
-                raise ValueError(f"Unable to convert output {key!r} to {kind} tensors: {e}. The images may have "
-                                 "different sizes: resize / crop them to one size, or pass return_tensors=None."
-                                 ) from None
-        return self
-
-    def to(self, *args: Any, **kwargs: Any) -> BatchFeature:
-        """Move tensors to a device and/or cast floating tensors to a dtype (integer tensors keep theirs)."""
-        import torch
-
-        device = kwargs.get("device")
-        if device is None and args and not isinstance(args[0], torch.dtype):
-            if not isinstance(args[0], (str, int, torch.device)):
-                raise ValueError(f"Attempting to cast a BatchFeature to type {args[0]}. This is not supported.")
-            device = args[0]
-
-        def move(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and torch.is_floating_point(value):
-                return value.to(*args, **kwargs)
-            if isinstance(value, torch.Tensor) and device is not None:
-                return value.to(device=device, non_blocking=kwargs.get("non_blocking", False))
-            if isinstance(value, (list, tuple)):
-                return type(value)(move(v) for v in value)
-            return value
-
-        self.data = {k: move(v) for k, v in self.data.items()}
-        return self
-
-
-def _array_like(value: Any) -> bool:
-    if isinstance(value, np.ndarray) or is_torch_tensor(value):
-        return True
-    if isinstance(value, (list, tuple)) and value:
-        return _array_like(value[0]) or isinstance(value[0], (int, float))
-    return False
-
-
-def _as_tensor(value: Any, kind: str) -> Any:
-    if kind == "np":
-        if is_torch_tensor(value):
-            return value.detach().cpu().numpy()
-        return np.asarray(value)
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
-        return torch.stack(list(value))
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
-        value = np.stack(value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    return torch.tensor(value)
 
 
 class ImageProcessingMixin:
@@ -228,27 +125,6 @@ class ImageProcessingMixin:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
-
-
-def read_processor_file(path_or_id: str | os.PathLike, filename: str, section: str,
-                        hub: dict[str, Any]) -> dict[str, Any]:
-    """The settings of one processor part: ``filename`` in a folder / cached repo (or the file itself), or
-    the ``section`` of a ``processor_config.json`` that holds every part's settings."""
-    from pretrained.hub import cached_file
-
-    path = str(path_or_id)
-    if os.path.isfile(path):
-        return read_json_object(path)
-    combined = cached_file(path, PROCESSOR_NAME, raise_if_missing=False, **hub)
-    if combined is not None:
-        data = read_json_object(combined)
-        if isinstance(data.get(section), dict):
-            return data[section]
-    file = cached_file(path, filename, raise_if_missing=False, **hub)
-    if file is None:
-        raise OSError(f"Can't load the {section.replace('_', ' ')} of {path!r}: it has no {filename} (nor a "
-                      f"{PROCESSOR_NAME} with an {section!r} section).")
-    return read_json_object(file)
 
 
 _POOL: list[Any] = []

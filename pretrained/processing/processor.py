@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pretrained.processing.image_processing import PROCESSOR_NAME, BatchFeature
+from pretrained.processing.feature_extraction import PROCESSOR_NAME, BatchFeature
 from pretrained.utils.io import atomic_write_text
 
 # Keyword arguments that belong to the tokenizer when a processor is called.
