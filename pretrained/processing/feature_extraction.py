@@ -154,18 +154,21 @@ def read_processor_file(path_or_id: str | os.PathLike, filename: str, section: s
     return read_json_object(file)
 
 
-class FeatureExtractionMixin:
-    """Loading and saving of a feature extractor's settings (``preprocessor_config.json``).
+class ProcessorSettings:
+    """What image processors and feature extractors share: settings kept as attributes, read from and
+    written to ``preprocessor_config.json`` (or their section of ``processor_config.json``).
 
-    The settings are the instance's attributes; ``to_dict`` adds ``feature_extractor_type`` (the class
-    name) and leaves out computed tables (``mel_filters``, ``window``).
+    Subclasses name their section (``_section``) and the key holding their class name (``_type_key``);
+    ``_COMPUTED`` attributes (tables derived from the settings) are never written.
     """
 
-    _COMPUTED: ClassVar[tuple[str, ...]] = ("mel_filters", "window")
+    _section: ClassVar[str] = ""
+    _type_key: ClassVar[str] = ""
+    _COMPUTED: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("processor_class", None)
-        kwargs.pop("feature_extractor_type", None)
+        for key in ("processor_class", "feature_extractor_type", "image_processor_type"):
+            kwargs.pop(key, None)
         for key, value in kwargs.items():
             setattr(self, key, value)
 
@@ -173,46 +176,55 @@ class FeatureExtractionMixin:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, cache_dir: Any = None,
                         force_download: bool = False, local_files_only: bool = False, token: Any = None,
                         revision: str | None = None, **kwargs: Any) -> Any:
-        """Load the settings from a folder, a cached repo id or a ``preprocessor_config.json`` file (or the
-        ``feature_extractor`` section of ``processor_config.json``); keyword arguments override them.
+        """Load the settings from a folder, a cached repo id or a ``preprocessor_config.json`` file.
+
+        Keyword arguments that are settings override the file's; ``return_unused_kwargs=True`` also
+        returns the others.
 
         Raises:
-            OSError: no settings file is there, or it is not a JSON object.
+            OSError: no ``preprocessor_config.json`` (nor a ``processor_config.json`` with this part's
+                section) is there, or it is not a JSON object.
         """
-        hub = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token, "revision": revision,
-               "subfolder": kwargs.pop("subfolder", "")}
-        data, kwargs = cls.get_feature_extractor_dict(pretrained_model_name_or_path, **hub, **kwargs)
+        hub = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token,
+               "revision": revision, "subfolder": kwargs.pop("subfolder", "")}
+        data, kwargs = cls._settings_dict(pretrained_model_name_or_path, **hub, **kwargs)
         return cls.from_dict(data, **kwargs)
 
     @classmethod
-    def get_feature_extractor_dict(cls, pretrained_model_name_or_path: str | os.PathLike,
-                                   **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(settings read from the checkpoint, the remaining kwargs)``."""
+    def _settings_dict(cls, pretrained_model_name_or_path: str | os.PathLike, filename: str = FEATURE_EXTRACTOR_NAME,
+                       **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         hub = {k: kwargs.pop(k) for k in _HUB_KEYS if k in kwargs}
         hub = {k: v for k, v in hub.items() if v not in (None, "")}
         for key in _IGNORED_HUB_KEYS:
             kwargs.pop(key, None)
-        return read_processor_file(pretrained_model_name_or_path, FEATURE_EXTRACTOR_NAME, "feature_extractor",
-                                   hub), kwargs
+        return read_processor_file(pretrained_model_name_or_path, filename, cls._section, hub), kwargs
 
     @classmethod
-    def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> Any:
-        """Build from settings; ``kwargs`` that are attributes of the result override them."""
+    def from_dict(cls, settings: dict[str, Any], **kwargs: Any) -> Any:
+        """Build from settings; ``kwargs`` that are settings, or attributes of the result, override them."""
+        data = dict(settings)
         return_unused = kwargs.pop("return_unused_kwargs", False)
-        extractor = cls(**feature_extractor_dict)
+        valid = cls._setting_names()
+        data.update({k: kwargs.pop(k) for k in list(kwargs) if k in valid})
+        made = cls(**data)
         for key in list(kwargs):
-            if hasattr(extractor, key):
-                setattr(extractor, key, kwargs.pop(key))
-        return (extractor, kwargs) if return_unused else extractor
+            if hasattr(made, key):  # an attribute that is not a constructor setting
+                setattr(made, key, kwargs.pop(key))
+        return (made, kwargs) if return_unused else made
+
+    @classmethod
+    def _setting_names(cls) -> tuple[str, ...]:
+        return ()
 
     @classmethod
     def from_json_file(cls, json_file: str | os.PathLike) -> Any:
         return cls(**read_json_object(json_file))
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a dict, with the class name under ``_type_key``."""
         out = copy.deepcopy({k: v for k, v in self.__dict__.items()
                              if not k.startswith("_") and k not in self._COMPUTED})
-        out["feature_extractor_type"] = type(self).__name__
+        out[self._type_key] = type(self).__name__
         return out
 
     def to_json_string(self) -> str:
@@ -236,6 +248,21 @@ class FeatureExtractionMixin:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
+
+
+class FeatureExtractionMixin(ProcessorSettings):
+    """A feature extractor's settings (``preprocessor_config.json``, ``feature_extractor_type``); computed
+    tables (``mel_filters``, ``window``) are not written."""
+
+    _section = "feature_extractor"
+    _type_key = "feature_extractor_type"
+    _COMPUTED = ("mel_filters", "window")
+
+    @classmethod
+    def get_feature_extractor_dict(cls, pretrained_model_name_or_path: str | os.PathLike,
+                                   **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(settings read from the checkpoint, the remaining kwargs)``."""
+        return cls._settings_dict(pretrained_model_name_or_path, **kwargs)
 
 
 _STRATEGIES = {True: "longest", False: "do_not_pad", "longest": "longest", "max_length": "max_length",

@@ -11,22 +11,14 @@ transformers' ``...ImageProcessorPil`` classes, which model files were trained a
 from __future__ import annotations
 
 import copy
-import json
 import os
 import threading
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pretrained.processing import image_transforms as T
-from pretrained.processing.feature_extraction import (
-    _HUB_KEYS,
-    _IGNORED_HUB_KEYS,
-    IMAGE_PROCESSOR_NAME,
-    BatchFeature,
-    read_processor_file,
-)
+from pretrained.processing.feature_extraction import IMAGE_PROCESSOR_NAME, BatchFeature, ProcessorSettings
 from pretrained.processing.image_utils import (
     ChannelDimension,
     PILImageResampling,
@@ -34,97 +26,21 @@ from pretrained.processing.image_utils import (
     is_torch_tensor,
     make_flat_list_of_images,
 )
-from pretrained.utils.io import atomic_write_text, read_json_object
 
 
-class ImageProcessingMixin:
-    """Loading and saving of an image processor's settings (``preprocessor_config.json``)."""
+class ImageProcessingMixin(ProcessorSettings):
+    """An image processor's settings (``preprocessor_config.json``, ``image_processor_type``)."""
 
+    _section = "image_processor"
+    _type_key = "image_processor_type"
     _auto_class: ClassVar[str | None] = None
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.pop("feature_extractor_type", None)
-        kwargs.pop("processor_class", None)
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, cache_dir: Any = None,
-                        force_download: bool = False, local_files_only: bool = False, token: Any = None,
-                        revision: str | None = None, **kwargs: Any) -> Any:
-        """Load the settings from a folder, a cached repo id, or a ``preprocessor_config.json`` file.
-
-        Keyword arguments that are settings override the file's; ``return_unused_kwargs=True`` also
-        returns the others.
-
-        Raises:
-            OSError: no ``preprocessor_config.json`` (nor ``processor_config.json`` with an image processor)
-                is there, or it is not a JSON object.
-        """
-        hub = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token,
-               "revision": revision, "subfolder": kwargs.pop("subfolder", "")}
-        data, kwargs = cls.get_image_processor_dict(pretrained_model_name_or_path, **hub, **kwargs)
-        return cls.from_dict(data, **kwargs)
 
     @classmethod
     def get_image_processor_dict(cls, pretrained_model_name_or_path: str | os.PathLike,
                                  **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(settings read from the checkpoint, the remaining kwargs)``."""
-        hub = {k: kwargs.pop(k) for k in _HUB_KEYS if k in kwargs}
-        hub = {k: v for k, v in hub.items() if v not in (None, "")}
-        for key in _IGNORED_HUB_KEYS:
-            kwargs.pop(key, None)
         filename = kwargs.pop("image_processor_filename", IMAGE_PROCESSOR_NAME)
-        return read_processor_file(pretrained_model_name_or_path, filename, "image_processor", hub), kwargs
-
-    @classmethod
-    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> Any:
-        """Build from settings; ``kwargs`` that are settings override them."""
-        data = dict(image_processor_dict)
-        return_unused = kwargs.pop("return_unused_kwargs", False)
-        valid = cls._setting_names()
-        data.update({k: kwargs.pop(k) for k in list(kwargs) if k in valid})
-        processor = cls(**data)
-        for key in list(kwargs):
-            if hasattr(processor, key):  # an attribute that is not a setting (kept for old configs)
-                setattr(processor, key, kwargs.pop(key))
-        return (processor, kwargs) if return_unused else processor
-
-    @classmethod
-    def _setting_names(cls) -> tuple[str, ...]:
-        return ()
-
-    @classmethod
-    def from_json_file(cls, json_file: str | os.PathLike) -> Any:
-        return cls(**read_json_object(json_file))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a dict, with ``image_processor_type`` (the class name)."""
-        out = copy.deepcopy({k: v for k, v in self.__dict__.items() if not k.startswith("_")})
-        out["image_processor_type"] = type(self).__name__
-        return out
-
-    def to_json_string(self) -> str:
-        data = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.to_dict().items()}
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
-        atomic_write_text(json_file_path, self.to_json_string())
-
-    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
-        """Write ``preprocessor_config.json`` into ``save_directory`` (atomically, with the user's umask)."""
-        if push_to_hub:
-            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        directory = Path(save_directory)
-        if directory.is_file():
-            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / IMAGE_PROCESSOR_NAME
-        self.to_json_file(path)
-        return [str(path)]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__} {self.to_json_string()}"
+        return cls._settings_dict(pretrained_model_name_or_path, filename, **kwargs)
 
 
 _POOL: list[Any] = []
