@@ -197,8 +197,12 @@ def pipeline(
     options, overrides = LoadOptions.split(model_kwargs or {})
     if trust_remote_code:
         raise ValueError("trust_remote_code=True is refused: pretrained never executes code from a model repository.")
-    if feature_extractor is not None:
-        raise ValueError("feature_extractor is not supported yet (audio); image pipelines take image_processor.")
+    if feature_extractor is not None:  # the older name of an image processor; audio pipelines are not built yet
+        if image_processor is None and getattr(feature_extractor, "_type_key", "") == "image_processor_type":
+            image_processor = feature_extractor
+        else:
+            raise ValueError("feature_extractor is only accepted as an image processor: no audio pipeline "
+                             "(automatic-speech-recognition) is implemented yet.")
     if processor is not None:  # a multimodal processor carries the parts the pipelines use
         tokenizer = tokenizer if tokenizer is not None else getattr(processor, "tokenizer", None)
         image_processor = image_processor if image_processor is not None else getattr(processor, "image_processor",

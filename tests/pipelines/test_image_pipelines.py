@@ -143,3 +143,12 @@ def test_cli_prints_json_lines(vit, clip, files, capsys):
         files[1], candidate_labels=["cat", "dog", "car"])])
     code = main(["run", "image-classification", "--model", vit, "/no/such/image.png"])
     assert code == 1 and "image" in capsys.readouterr().err
+
+
+def test_feature_extractor_argument(vit, files):
+    # transformers' older name for an image processor is accepted; an audio extractor is refused by name
+    pipe = P.pipeline("image-classification", model=vit, feature_extractor=P.ViTImageProcessor(size=32))
+    assert pipe.image_processor.size == {"height": 32, "width": 32}
+    assert_same(pipe(files[0]), T.pipeline("image-classification", model=vit)(files[0]))
+    with pytest.raises(ValueError, match="automatic-speech-recognition"):
+        P.pipeline("image-classification", model=vit, feature_extractor=P.WhisperFeatureExtractor())
