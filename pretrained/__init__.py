@@ -113,7 +113,8 @@ _export("pretrained.models.auto", "AutoModelForImageClassification", "AutoModelF
         "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING", "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING")
 _export("pretrained.models.vit", "ViTConfig", "ViTModel", "ViTForImageClassification", "ViTPreTrainedModel")
 _export("pretrained.models.clip", "CLIPConfig", "CLIPTextConfig", "CLIPVisionConfig", "CLIPModel", "CLIPTextModel",
-        "CLIPVisionModel", "CLIPTextModelWithProjection", "CLIPVisionModelWithProjection", "CLIPPreTrainedModel")
+        "CLIPVisionModel", "CLIPTextModelWithProjection", "CLIPVisionModelWithProjection", "CLIPPreTrainedModel",
+        "CLIPForImageClassification")
 _export("pretrained.pipelines.image_classification", "ImageClassificationPipeline")
 _export("pretrained.pipelines.zero_shot_image_classification", "ZeroShotImageClassificationPipeline")
 _export("pretrained.pipelines.image_feature_extraction", "ImageFeatureExtractionPipeline")

@@ -20,7 +20,8 @@ from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.encoder import EncoderSelfAttention, LayerStack
-from pretrained.modeling.outputs import BaseModelOutputWithPooling, ModelOutput
+from pretrained.modeling.losses import sequence_classification_loss
+from pretrained.modeling.outputs import BaseModelOutputWithPooling, ImageClassifierOutput, ModelOutput
 from pretrained.modeling.vision import interpolate_positions
 from pretrained.models.auto import register
 
@@ -502,6 +503,39 @@ class CLIPVisionModelWithProjection(CLIPPreTrainedModel):
         return self._outputs(out, return_dict)
 
 
-register("clip", CLIPConfig, base=CLIPModel, zero_shot_image_classification=CLIPModel)
+class CLIPForImageClassification(CLIPPreTrainedModel):
+    """The image tower with a linear classifier on the mean of its patch states (the class token left out)."""
+
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: CLIPConfig):
+        super().__init__(config)
+        _with_sub_attention(config)
+        self.vision_model = CLIPVisionModel(config.vision_config)
+        hidden = config.vision_config.hidden_size
+        self.classifier = nn.Linear(hidden, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self and isinstance(self.classifier, nn.Linear):
+            _normal(self.classifier, self.config.vision_config.hidden_size ** -0.5 * self.config.initializer_factor)
+
+    def forward(self, pixel_values: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs: Any) -> ImageClassifierOutput:
+        encoded = self.vision_model(pixel_values, output_attentions=output_attentions,
+                                    output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.classifier(encoded.last_hidden_state[:, 1:].mean(dim=1))
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        return self._head_output(ImageClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+    def set_attn_implementation(self, attn_implementation: str) -> None:
+        super().set_attn_implementation(attn_implementation)
+        _with_sub_attention(self.config)
+
+
+register("clip", CLIPConfig, base=CLIPModel, zero_shot_image_classification=CLIPModel,
+         image_classification=CLIPForImageClassification)
 register("clip_text_model", CLIPTextConfig, base=CLIPTextModel)
 register("clip_vision_model", CLIPVisionConfig, base=CLIPVisionModel)

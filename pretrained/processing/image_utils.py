@@ -156,16 +156,19 @@ def load_image(image: Any, timeout: float | None = None) -> Any:
     if isinstance(image, os.PathLike):
         image = os.fspath(image)
     if isinstance(image, str):
+        # An image opened here is ours: rotate it in place and convert it only when it is not RGB already,
+        # saving two full-size copies per image.
         image = _open_image_source(image, timeout, Image)
-    elif isinstance(image, np.ndarray) or is_torch_tensor(image):
+        ImageOps.exif_transpose(image, in_place=True)
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, np.ndarray) or is_torch_tensor(image):
         from pretrained.processing.image_transforms import to_pil_image
 
         image = to_pil_image(image)
     elif not is_pil_image(image):
         raise TypeError(f"Incorrect format used for image: {type(image).__name__}. Should be a URL, a local path, "
                         "a base64 string, a PIL image, or a numpy array / torch tensor.")
-    image = ImageOps.exif_transpose(image)
-    return image.convert("RGB")
+    return ImageOps.exif_transpose(image).convert("RGB")  # the caller's image is left as it is
 
 
 def _open_image_source(source: str, timeout: float | None, Image: Any) -> Any:

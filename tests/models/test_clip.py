@@ -142,3 +142,18 @@ def test_from_config_and_errors(inputs):
         model(input_ids=torch.zeros(1, 20, dtype=torch.long), pixel_values=inputs["pixel_values"])
     with pytest.raises(ValueError, match="interpolate_pos_encoding"):
         model.get_image_features(torch.randn(1, 3, 40, 40))
+
+
+def test_image_classifier(folder, inputs, tmp_path):
+    config = T.CLIPConfig.from_pretrained(folder)
+    config.num_labels = 4
+    torch.manual_seed(5)
+    theirs = T.CLIPForImageClassification(config).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = P.AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert type(ours).__name__ == "CLIPForImageClassification"
+    labels = torch.tensor([1, 3])
+    with torch.no_grad():
+        a, b = ours(inputs["pixel_values"], labels=labels), theirs(inputs["pixel_values"], labels=labels)
+    close(a.logits, b.logits)
+    close(a.loss, b.loss)

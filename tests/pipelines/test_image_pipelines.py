@@ -73,8 +73,9 @@ def test_image_classification_errors(vit, clip, files):
         pipe(files[0], top_k=0)
     with pytest.raises(ValueError, match="empty list"):
         pipe([])
-    with pytest.raises(ValueError, match="no image classification model"):
-        P.pipeline("image-classification", model=clip)
+    with pytest.raises(ValueError, match="not supported for image-classification"):
+        P.pipeline("image-classification", model=P.CLIPModel.from_pretrained(clip),
+                   image_processor=P.AutoImageProcessor.from_pretrained(clip))
 
 
 def test_zero_shot_image_classification(clip, files):

@@ -199,6 +199,13 @@ def test_load_image_sources(files, tmp_path, monkeypatch):
     assert np.array_equal(np.array(load_image(array)), array)
     assert np.array_equal(np.array(load_image(torch.from_numpy(array).permute(2, 0, 1))), array)
     assert load_image(Image.fromarray(array[..., 0])).mode == "RGB"
+    rotated = tmp_path / "rotated.jpg"
+    exif = rgb.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    rgb.save(rotated, exif=exif)
+    ours, theirs = load_image(str(rotated)), T.image_utils.load_image(str(rotated))
+    assert ours.size == theirs.size == (rgb.height, rgb.width)
+    assert np.array_equal(np.array(ours), np.array(theirs))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="offline"):
         load_image("https://example.com/cat.png")
