@@ -20,7 +20,7 @@ from pretrained.processing.feature_extraction import (
 )
 
 # class name (without the "Fast" / "Pil" backend suffix) -> module under pretrained.processing
-IMAGE_PROCESSOR_CLASSES: dict[str, str] = {
+IMAGE_PROCESSOR_CLASSES: dict[str, Any] = {
     "ViTImageProcessor": "vit",
     "ViTFeatureExtractor": "vit",
     "CLIPImageProcessor": "clip",
@@ -33,18 +33,20 @@ MODEL_TYPE_TO_IMAGE_PROCESSOR: dict[str, str] = {
     "clip_vision_model": "CLIPImageProcessor",
 }
 # feature extractor class name -> module under pretrained.processing
-FEATURE_EXTRACTOR_CLASSES: dict[str, str] = {"WhisperFeatureExtractor": "whisper"}
+FEATURE_EXTRACTOR_CLASSES: dict[str, Any] = {"WhisperFeatureExtractor": "whisper"}
 MODEL_TYPE_TO_FEATURE_EXTRACTOR: dict[str, str] = {"whisper": "WhisperFeatureExtractor"}
 # processor class name -> module under pretrained.processing
-PROCESSOR_CLASSES: dict[str, str] = {"CLIPProcessor": "processor"}
+PROCESSOR_CLASSES: dict[str, Any] = {"CLIPProcessor": "processor"}
 MODEL_TYPE_TO_PROCESSOR: dict[str, str] = {"clip": "CLIPProcessor"}
 
 
-def _class(name: str, table: dict[str, str], what: str) -> type:
+def _class(name: str, table: dict[str, Any], what: str) -> type:
     base = name.removesuffix("Fast").removesuffix("Pil")
-    module = table.get(base)
+    module = table.get(base, table.get(name))
     if module is None:
         raise ValueError(f"Unrecognized {what} class {name!r}; pretrained supports: {', '.join(sorted(table))}.")
+    if isinstance(module, type):  # registered by a program
+        return module
     if table is IMAGE_PROCESSOR_CLASSES:  # old image checkpoints name a ...FeatureExtractor
         base = base.replace("FeatureExtractor", "ImageProcessor")
     return getattr(importlib.import_module(f"pretrained.processing.{module}"), base)
@@ -106,10 +108,25 @@ class AutoImageProcessor:
         return image_processor_class_from_name(name).from_dict(data, **kwargs)
 
     @staticmethod
-    def register(name: str, module: str) -> None:
-        """Make ``image_processor_type: name`` load the class of that name from ``module`` (a
-        ``pretrained.processing`` submodule)."""
-        IMAGE_PROCESSOR_CLASSES[name] = module
+    def register(config_class: type, image_processor_class: type | None = None,
+                 slow_image_processor_class: type | None = None, fast_image_processor_class: type | None = None,
+                 exist_ok: bool = False) -> None:
+        """Use ``image_processor_class`` for checkpoints of ``config_class``'s model type and for settings
+        naming it (one class serves here: the fast / slow pair of transformers is one implementation)."""
+        processor_class = image_processor_class or fast_image_processor_class or slow_image_processor_class
+        if processor_class is None:
+            raise ValueError("Pass the image processor class to register.")
+        _register(config_class, processor_class, IMAGE_PROCESSOR_CLASSES, MODEL_TYPE_TO_IMAGE_PROCESSOR, exist_ok)
+
+
+def _register(config_class: type, cls: type, classes: dict[str, Any], by_model_type: dict[str, str],
+              exist_ok: bool) -> None:
+    model_type = getattr(config_class, "model_type", "") or ""
+    if not exist_ok and (model_type in by_model_type or cls.__name__ in classes):
+        raise ValueError(f"{cls.__name__} / model type {model_type!r} is already registered; pass exist_ok=True.")
+    classes[cls.__name__] = cls
+    if model_type:
+        by_model_type[model_type] = cls.__name__
 
 
 class AutoFeatureExtractor:
@@ -149,6 +166,12 @@ class AutoFeatureExtractor:
             kwargs.pop(key, None)
         return _class(name, FEATURE_EXTRACTOR_CLASSES, "feature extractor").from_dict(data, **kwargs)
 
+    @staticmethod
+    def register(config_class: type, feature_extractor_class: type, exist_ok: bool = False) -> None:
+        """Use ``feature_extractor_class`` for checkpoints of ``config_class``'s model type."""
+        _register(config_class, feature_extractor_class, FEATURE_EXTRACTOR_CLASSES, MODEL_TYPE_TO_FEATURE_EXTRACTOR,
+                  exist_ok)
+
 
 class AutoProcessor:
     """Load a checkpoint's processor: the multimodal processor it names (``CLIPProcessor``), else its image
@@ -182,3 +205,8 @@ class AutoProcessor:
             from pretrained.tokenization.auto import AutoTokenizer
 
             return AutoTokenizer.from_pretrained(path, **kwargs)
+
+    @staticmethod
+    def register(config_class: type, processor_class: type, exist_ok: bool = False) -> None:
+        """Use ``processor_class`` for checkpoints of ``config_class``'s model type and for files naming it."""
+        _register(config_class, processor_class, PROCESSOR_CLASSES, MODEL_TYPE_TO_PROCESSOR, exist_ok)

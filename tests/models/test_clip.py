@@ -157,3 +157,12 @@ def test_image_classifier(folder, inputs, tmp_path):
         a, b = ours(inputs["pixel_values"], labels=labels), theirs(inputs["pixel_values"], labels=labels)
     close(a.logits, b.logits)
     close(a.loss, b.loss)
+
+
+def test_interpolated_positions(models):
+    ours, theirs = models
+    big = torch.randn(1, 3, 48, 40)
+    with torch.no_grad():
+        a = ours.get_image_features(big, interpolate_pos_encoding=True).pooler_output
+        b = theirs.get_image_features(big, interpolate_pos_encoding=True).pooler_output
+    close(a, b)

@@ -84,3 +84,37 @@ def test_auto_processor_falls_back(tmp_path):
 def test_processor_needs_both_parts():
     with pytest.raises(ValueError, match="tokenizer"):
         P.CLIPProcessor(image_processor=P.CLIPImageProcessor())
+
+
+def test_auto_register(tmp_path):
+    class MyConfig(P.PretrainedConfig):
+        model_type = "my-vision-model"
+
+    class MyImageProcessor(P.BaseImageProcessor):
+        size = {"height": 8, "width": 8}
+        do_resize = True
+        resample = 2
+
+    P.AutoImageProcessor.register(MyConfig, MyImageProcessor)
+    with pytest.raises(ValueError, match="already registered"):
+        P.AutoImageProcessor.register(MyConfig, MyImageProcessor)
+    MyImageProcessor().save_pretrained(tmp_path)
+    loaded = P.AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is MyImageProcessor and loaded.size == {"height": 8, "width": 8}
+
+
+def test_transformers_module_paths():
+    import importlib
+
+    for path, name in (("image_processing_utils", "BaseImageProcessor"), ("image_processing_utils", "BatchFeature"),
+                       ("image_utils", "load_image"), ("image_transforms", "center_crop"),
+                       ("processing_utils", "ProcessorMixin"), ("feature_extraction_utils", "BatchFeature"),
+                       ("feature_extraction_sequence_utils", "SequenceFeatureExtractor"),
+                       ("models.auto.image_processing_auto", "AutoImageProcessor"),
+                       ("models.auto.processing_auto", "AutoProcessor"), ("models.clip", "CLIPProcessor"),
+                       ("models.clip", "CLIPModel"), ("models.clip.modeling_clip", "CLIPTextModel"),
+                       ("models.clip.tokenization_clip", "CLIPTokenizer"), ("models.vit", "ViTImageProcessor"),
+                       ("models.vit.modeling_vit", "ViTForImageClassification"),
+                       ("models.whisper.feature_extraction_whisper", "WhisperFeatureExtractor"),
+                       ("image_processing_backends", "PilBackend")):
+        assert getattr(importlib.import_module(f"pretrained.{path}"), name) is not None, (path, name)
