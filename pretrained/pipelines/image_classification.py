@@ -16,9 +16,9 @@ def load_pipeline_image(image: Any, timeout: float | None = None) -> Any:
     else (a path, URL, base64 text or PIL image) loaded as an RGB PIL image."""
     if isinstance(image, (np.ndarray, torch.Tensor)):
         return image
-    from pretrained.processing.image_utils import load_image
+    from pretrained.processing.image_utils import load_image_to_read
 
-    return load_image(image, timeout=timeout)
+    return load_image_to_read(image, timeout=timeout)
 
 
 class ImagePipeline(Pipeline):

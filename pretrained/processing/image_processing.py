@@ -152,6 +152,15 @@ class BaseImageProcessor(ImageProcessingMixin):
         if settings.get("resample") is not None:
             settings["resample"] = int(settings["resample"])
 
+    @staticmethod
+    def _standard(settings: dict[str, Any]) -> bool:
+        """Whether settings are already in the standard form (they may have been reassigned since init)."""
+        return (all(settings.get(name) is None or isinstance(settings[name], dict)
+                    for name in ("size", "crop_size", "pad_size"))
+                and not isinstance(settings.get("image_mean"), tuple)
+                and not isinstance(settings.get("image_std"), tuple)
+                and (settings.get("resample") is None or type(settings["resample"]) is int))
+
     def to_dict(self) -> dict[str, Any]:
         """The settings as saved: unset settings (``None`` where the class has no default) are left out."""
         out = {}
@@ -176,11 +185,10 @@ class BaseImageProcessor(ImageProcessingMixin):
         if unknown:
             raise ValueError(f"{type(self).__name__} got unexpected argument(s) {sorted(unknown)}; it accepts "
                              f"{', '.join(self._SETTINGS)}.")
-        settings = {key: kwargs.get(key, getattr(self, key, None)) for key in self._SETTINGS}
-        for key, value in kwargs.items():
-            if value is None:
-                settings[key] = getattr(self, key, None)
-        self._standardize(settings)
+        settings = {key: getattr(self, key, None) for key in self._SETTINGS}
+        settings.update({key: value for key, value in kwargs.items() if value is not None})
+        if kwargs or not self._standard(settings):  # the processor's own settings were standardised at init
+            self._standardize(settings)
         self._validate(settings)
         images = make_flat_list_of_images(images)
         if len(images) > 1 and _threads() >= 4:

@@ -171,6 +171,14 @@ def load_image(image: Any, timeout: float | None = None) -> Any:
     return ImageOps.exif_transpose(image).convert("RGB")  # the caller's image is left as it is
 
 
+def load_image_to_read(image: Any, timeout: float | None = None) -> Any:
+    """:func:`load_image` for code that only reads the result (the pipelines): an RGB PIL image with no EXIF
+    rotation to apply is returned as it is, not copied."""
+    if is_pil_image(image) and image.mode == "RGB" and image.getexif().get(0x0112, 1) == 1:
+        return image
+    return load_image(image, timeout)
+
+
 def _open_image_source(source: str, timeout: float | None, Image: Any) -> Any:
     if source.startswith(("http://", "https://")):
         return Image.open(io.BytesIO(_fetch(source, timeout)))

@@ -122,6 +122,9 @@ def test_call_overrides_do_not_stick(images):
     ours, theirs = pair("clip")
     assert_same(ours, theirs, images[0], size={"shortest_edge": 40}, crop_size={"height": 40, "width": 40})
     assert ours(images[0], return_tensors="pt")["pixel_values"].shape[-1] == 224
+    ours.size = theirs.size = 40  # reassigned after construction: standardised at the next call
+    ours.crop_size = theirs.crop_size = (30, 36)
+    assert_same(ours, theirs, images[1])
 
 
 def test_saved_file_matches_transformers_both_ways(tmp_path, images):
@@ -206,6 +209,13 @@ def test_load_image_sources(files, tmp_path, monkeypatch):
     ours, theirs = load_image(str(rotated)), T.image_utils.load_image(str(rotated))
     assert ours.size == theirs.size == (rgb.height, rgb.width)
     assert np.array_equal(np.array(ours), np.array(theirs))
+    from pretrained.processing.image_utils import load_image_to_read
+
+    with Image.open(rotated) as opened:
+        opened.load()
+        assert np.array_equal(np.array(load_image_to_read(opened)), np.array(theirs))  # rotated, not skipped
+    plain = Image.fromarray(np.array(rgb))
+    assert load_image_to_read(plain) is plain  # nothing to change: no copy for the pipelines
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="offline"):
         load_image("https://example.com/cat.png")
