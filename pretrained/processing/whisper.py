@@ -67,7 +67,9 @@ class WhisperFeatureExtractor(SequenceFeatureExtractor):
             logger.warning("Pass sampling_rate=... to %s() so that audio at another rate is caught.",
                            type(self).__name__)
         clips = _clips(raw_speech)
-        strategy = {True: "longest", False: "do_not_pad"}.get(padding, padding)
+        strategy = {True: "longest", False: "do_not_pad"}.get(padding, getattr(padding, "value", padding))
+        if strategy not in ("longest", "max_length", "do_not_pad"):
+            raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}.")
         target = max_length if max_length else self.n_samples
         lengths = [min(len(c), target) if truncation else len(c) for c in clips]
         if strategy == "longest":
@@ -142,6 +144,8 @@ def _clips(raw_speech: Any) -> list[np.ndarray]:
     else:
         raise ValueError(f"Audio must be an array or a list of floats (or a list of those), got "
                          f"{type(raw_speech).__name__}.")
+    if not clips or any(len(clip) == 0 for clip in clips):
+        raise ValueError("Got no audio: pass at least one clip with at least one sample.")
     out = []
     for clip in clips:
         array = np.asarray(clip.detach().cpu().numpy() if hasattr(clip, "detach") else clip, dtype=np.float32)

@@ -150,3 +150,5 @@ def test_bad_audio_is_named(extractors):
         ours(np.zeros((2, 3, 100), np.float32), sampling_rate=16000)
     with pytest.raises(ValueError, match="mono"):
         ours([np.zeros((100, 2), np.float32)], sampling_rate=16000)
+    with pytest.raises(ValueError, match="padding"):
+        ours(np.zeros(100, np.float32), sampling_rate=16000, padding="everything")
