@@ -118,3 +118,20 @@ def test_transformers_module_paths():
                        ("models.whisper.feature_extraction_whisper", "WhisperFeatureExtractor"),
                        ("image_processing_backends", "PilBackend")):
         assert getattr(importlib.import_module(f"pretrained.{path}"), name) is not None, (path, name)
+
+
+def test_older_layouts(tmp_path):
+    # preprocessor_config.json naming the processor class (files written before processor_config.json)
+    tokenizer = save_clip_tokenizer(tmp_path / "old")
+    settings = T.CLIPImageProcessorPil(size=40, crop_size=32).to_dict()
+    (tmp_path / "old" / "preprocessor_config.json").write_text(json.dumps({**settings,
+                                                                          "processor_class": "CLIPProcessor"}))
+    processor = P.AutoProcessor.from_pretrained(tmp_path / "old")
+    assert type(processor) is P.CLIPProcessor and processor.image_processor.crop_size == {"height": 32, "width": 32}
+    assert processor.tokenizer.eos_token_id == tokenizer.eos_token_id
+    # settings without a class name: the class comes from config.json's model_type
+    (tmp_path / "typeless").mkdir()
+    (tmp_path / "typeless" / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 16, "width": 16}}))
+    (tmp_path / "typeless" / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    loaded = P.AutoImageProcessor.from_pretrained(tmp_path / "typeless")
+    assert type(loaded) is P.ViTImageProcessor and loaded.size == {"height": 16, "width": 16}
