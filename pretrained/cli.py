@@ -1,8 +1,9 @@
 """The ``pretrained`` command line: ``run`` a pipeline, print the ``env``, ``train`` a model.
 
-``pretrained run TASK --model PATH [TEXT ...]`` reads inputs from the arguments, from ``--file`` or
-from stdin (one per line; ``--json-input`` for JSON values such as ``{"question": ..., "context": ...}``)
-and writes one JSON line per input to stdout, in order. A progress bar goes to stderr for long inputs.
+``pretrained run TASK --model PATH [TEXT ...]`` reads inputs (texts; image paths or URLs for the image
+tasks) from the arguments, from ``--file`` or from stdin (one per line; ``--json-input`` for JSON values
+such as ``{"question": ..., "context": ...}``) and writes one JSON line per input to stdout, in order.
+A progress bar goes to stderr for long inputs.
 Heavy imports happen inside the sub-commands, so ``pretrained --help`` and ``pretrained env`` are quick.
 """
 
@@ -19,8 +20,9 @@ from typing import Any
 _TASK_OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--top-k": ("top_k", int, "number of results (classification, fill-mask, question-answering)"),
     "--aggregation-strategy": ("aggregation_strategy", str, "token-classification: none/simple/first/average/max"),
-    "--candidate-labels": ("candidate_labels", str, "zero-shot-classification: comma-separated labels"),
-    "--hypothesis-template": ("hypothesis_template", str, "zero-shot-classification template with {}"),
+    "--candidate-labels": ("candidate_labels", str,
+                           "zero-shot-(image-)classification: comma-separated labels"),
+    "--hypothesis-template": ("hypothesis_template", str, "zero-shot-(image-)classification template with {}"),
     "--question": ("question", str, "question-answering: the question asked of every input context"),
     "--max-new-tokens": ("max_new_tokens", int, "text-generation: tokens to generate"),
     "--temperature": ("temperature", float, "text-generation: sampling temperature"),
@@ -191,6 +193,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.similarity:
         args.pool = "mean" if args.pool == "none" else args.pool
         args.normalize = True
+    if task == "zero-shot-image-classification" and isinstance(params.get("candidate_labels"), str):
+        params["candidate_labels"] = [x.strip() for x in params["candidate_labels"].split(",") if x.strip()]
     question = params.pop("question", None)
     if task == "question-answering" and question is None and not args.json_input:
         raise ValueError("question-answering needs --question (inputs are contexts) or --json-input with "

@@ -13,16 +13,22 @@ import pretrained
 
 ROOT = Path(pretrained.__file__).parent
 ABOVE_MODELING = ("pretrained.models", "pretrained.generation", "pretrained.pipelines", "pretrained.training",
-                  "pretrained.inference", "pretrained.tokenization", "pretrained.embed", "pretrained.cli")
+                  "pretrained.inference", "pretrained.tokenization", "pretrained.embed", "pretrained.cli",
+                  "pretrained.processing")
 PROGRAMS = ("pretrained.pipelines", "pretrained.training", "pretrained.embed", "pretrained.cli")
 FORBIDDEN = {
     "modeling": ABOVE_MODELING,
     "loading": ("pretrained.modeling", *ABOVE_MODELING),
     "tokenization": ("pretrained.modeling", "pretrained.loading",
                      *(m for m in ABOVE_MODELING if m != "pretrained.tokenization")),
+    # Processors sit beside tokenization: a multimodal processor holds a tokenizer, nothing above.
+    "processing": ("pretrained.modeling", "pretrained.loading",
+                   *(m for m in ABOVE_MODELING if m not in ("pretrained.tokenization", "pretrained.processing"))),
     "utils": ("pretrained.modeling", "pretrained.loading", *ABOVE_MODELING),
-    "inference": ("pretrained.models", "pretrained.generation", "pretrained.tokenization", *PROGRAMS),
-    "models": ("pretrained.generation", "pretrained.inference", "pretrained.tokenization", *PROGRAMS),
+    "inference": ("pretrained.models", "pretrained.generation", "pretrained.tokenization", "pretrained.processing",
+                  *PROGRAMS),
+    "models": ("pretrained.generation", "pretrained.inference", "pretrained.tokenization", "pretrained.processing",
+               *PROGRAMS),
     "generation": PROGRAMS,
 }
 # The one upward import the design writes down: a model that generates lists GenerationMixin.

@@ -25,7 +25,7 @@ from typing import Any
 
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
-             "mistral": "llama", "qwen2": "llama", "qwen3": "llama"}
+             "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip"}
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -69,6 +69,38 @@ for _family, _module in _FAMILIES.items():
                   f"models.{_family}.configuration_{_family}"):
         MODULES[_path] = {f"{_family}*": f"pretrained.models.{_module}"}  # the family's own names
 del _family, _module, _path
+# Image processing and the image families' processor modules.
+_PR = "pretrained.processing"
+MODULES.update({
+    "image_processing_utils": {**dict.fromkeys(("BaseImageProcessor", "ImageProcessingMixin", "get_size_dict"),
+                                               f"{_PR}.image_processing"),
+                               "BatchFeature": f"{_PR}.feature_extraction"},
+    "image_processing_base": {"ImageProcessingMixin": f"{_PR}.image_processing",
+                              "BatchFeature": f"{_PR}.feature_extraction"},
+    "image_processing_backends": {"PilBackend": f"{_PR}.image_processing"},
+    "image_utils": {"*": f"{_PR}.image_utils"},
+    "image_transforms": {"*": f"{_PR}.image_transforms"},
+    "feature_extraction_utils": dict.fromkeys(("BatchFeature", "FeatureExtractionMixin"),
+                                              f"{_PR}.feature_extraction"),
+    "feature_extraction_sequence_utils": {"SequenceFeatureExtractor": f"{_PR}.feature_extraction"},
+    "processing_utils": {"ProcessorMixin": f"{_PR}.processor"},
+    "models.auto.image_processing_auto": {"AutoImageProcessor": f"{_PR}.auto"},
+    "models.auto.processing_auto": {"AutoProcessor": f"{_PR}.auto"},
+    "models.auto.feature_extraction_auto": {"AutoFeatureExtractor": f"{_PR}.auto"},
+    "models.whisper.feature_extraction_whisper": {"WhisperFeatureExtractor": f"{_PR}.whisper"},
+    "audio_utils": {"*": f"{_PR}.audio_utils"},
+    "models.vit.image_processing_vit": {"ViTImageProcessor": f"{_PR}.vit"},
+    "models.vit.image_processing_pil_vit": {"ViTImageProcessorPil": f"{_PR}.vit"},
+    "models.clip.image_processing_clip": {"CLIPImageProcessor": f"{_PR}.clip"},
+    "models.clip.image_processing_pil_clip": {"CLIPImageProcessorPil": f"{_PR}.clip"},
+    "models.clip.processing_clip": {"CLIPProcessor": f"{_PR}.processor"},
+    "models.clip.tokenization_clip": {"CLIPTokenizer": "pretrained.tokenization.models"},
+})
+MODULES["models.vit"].update(dict.fromkeys(("ViTImageProcessor", "ViTImageProcessorPil"), f"{_PR}.vit"))
+MODULES["models.clip"].update({**dict.fromkeys(("CLIPImageProcessor", "CLIPImageProcessorPil"), f"{_PR}.clip"),
+                               "CLIPProcessor": f"{_PR}.processor",
+                               **dict.fromkeys(("CLIPTokenizer", "CLIPTokenizerFast"), "pretrained.tokenization.models")})
+del _PR
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.

@@ -68,23 +68,25 @@ class EncoderSelfAttention(nn.Module):
 
 
 class LayerStack(nn.Module):
-    """``self.layer`` run in order, collecting hidden states / attention weights when asked.
+    """``self.layer`` (or the ``attribute`` named) run in order, collecting hidden states / attention weights when asked.
 
     Each layer takes ``(hidden, mask, output_attentions)`` and returns ``(hidden, weights)``.
     With gradient checkpointing on (``PreTrainedModel.gradient_checkpointing_enable``) and in training,
     layers recompute their activations in backward.
     """
 
-    def __init__(self, layers: list[nn.Module]):
+    def __init__(self, layers: list[nn.Module], attribute: str = "layer"):
         super().__init__()
-        self.layer = nn.ModuleList(layers)
+        # The checkpoints name the list ``layer`` (BERT, ViT) or ``layers`` (CLIP).
+        self._attribute = attribute
+        setattr(self, attribute, nn.ModuleList(layers))
         self.gradient_checkpointing = False
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool,
                 output_hidden_states: bool):
         all_hidden = (hidden,) if output_hidden_states else None
         all_weights = () if output_attentions else None
-        for layer in self.layer:
+        for layer in getattr(self, self._attribute):
             if self.gradient_checkpointing and self.training:
                 hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
             else:

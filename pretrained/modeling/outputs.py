@@ -136,6 +136,11 @@ class SequenceClassifierOutputWithPast(_ScoredOutputWithPast):
 
 
 @dataclass
+class ImageClassifierOutput(_ScoredOutput):
+    """An image classifier's output: ``logits`` ``(batch, num_labels)``."""
+
+
+@dataclass
 class TokenClassifierOutput(_ScoredOutput):
     """A token classifier's output: class ``logits`` at every position."""
 

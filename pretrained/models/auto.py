@@ -24,10 +24,15 @@ _FAMILY_MODULES: dict[str, str] = {
     "mistral": "pretrained.models.llama",
     "qwen2": "pretrained.models.llama",
     "qwen3": "pretrained.models.llama",
+    "vit": "pretrained.models.vit",
+    "clip": "pretrained.models.clip",
+    "clip_text_model": "pretrained.models.clip",
+    "clip_vision_model": "pretrained.models.clip",
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
-         "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction")
+         "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction",
+         "image_classification", "zero_shot_image_classification")
 _CONFIGS: dict[str, type[PretrainedConfig]] = {}
 _MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
 
@@ -164,6 +169,11 @@ AutoModelForTokenClassification = _auto_class(
 AutoModelForQuestionAnswering = _auto_class(
     "AutoModelForQuestionAnswering", "question_answering", "an extractive question-answering model")
 AutoModelForCausalLM = _auto_class("AutoModelForCausalLM", "causal_lm", "a causal language model")
+AutoModelForImageClassification = _auto_class(
+    "AutoModelForImageClassification", "image_classification", "an image classifier")
+AutoModelForZeroShotImageClassification = _auto_class(
+    "AutoModelForZeroShotImageClassification", "zero_shot_image_classification",
+    "an image-text model scoring images against candidate labels (CLIP)")
 
 
 # --- transformers' mapping objects (CONFIG_MAPPING, MODEL_MAPPING, MODEL_FOR_<TASK>_MAPPING) ---

@@ -35,6 +35,9 @@ _TASKS: dict[str, tuple[str, str]] = {
     "fill-mask": ("AutoModelForMaskedLM", "distilbert/distilroberta-base"),
     "zero-shot-classification": ("AutoModelForSequenceClassification", "facebook/bart-large-mnli"),
     "text-generation": ("AutoModelForCausalLM", "HuggingFaceTB/SmolLM3-3B"),
+    "image-classification": ("AutoModelForImageClassification", "google/vit-base-patch16-224"),
+    "zero-shot-image-classification": ("AutoModelForZeroShotImageClassification", "openai/clip-vit-base-patch32"),
+    "image-feature-extraction": ("AutoModel", "google/vit-base-patch16-224"),
 }
 # task -> {"impl": (module, pipeline class), "auto": Auto model class, "default": default checkpoint}
 SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
@@ -66,10 +69,15 @@ _CLASSES: dict[str, str] = {
     "AggregationStrategy": "token_classification",
     "QuestionAnsweringArgumentHandler": "question_answering",
     "SquadExample": "question_answering",
+    "ImagePipeline": "image_classification",
 }
 
 # Architecture name endings -> task, to infer the task from config.json when only a model is given.
 _ARCHITECTURE_TASKS = (
+    ("ForImageClassification", "image-classification"),
+    ("CLIPModel", "zero-shot-image-classification"),
+    ("ViTModel", "image-feature-extraction"),
+    ("CLIPVisionModel", "image-feature-extraction"),
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForQuestionAnswering", "question-answering"),
@@ -150,7 +158,7 @@ def pipeline(
     model: str | os.PathLike | PreTrainedModel | None = None,
     config: str | os.PathLike | PretrainedConfig | None = None,
     tokenizer: str | os.PathLike | PreTrainedTokenizerBase | tuple[str, dict[str, Any]] | None = None,
-    feature_extractor: Any = None, image_processor: Any = None, processor: Any = None,  # refused: text only
+    feature_extractor: Any = None, image_processor: Any = None, processor: Any = None,
     revision: str | None = None,
     use_fast: bool = True,
     token: str | bool | None = None,
@@ -189,9 +197,16 @@ def pipeline(
     options, overrides = LoadOptions.split(model_kwargs or {})
     if trust_remote_code:
         raise ValueError("trust_remote_code=True is refused: pretrained never executes code from a model repository.")
-    if feature_extractor is not None or image_processor is not None or processor is not None:
-        raise ValueError("pretrained pipelines handle text tasks only: feature_extractor, image_processor and "
-                         "processor are not supported.")
+    if feature_extractor is not None:  # the older name of an image processor; audio pipelines are not built yet
+        if image_processor is None and getattr(feature_extractor, "_type_key", "") == "image_processor_type":
+            image_processor = feature_extractor
+        else:
+            raise ValueError("feature_extractor is only accepted as an image processor: no audio pipeline "
+                             "(automatic-speech-recognition) is implemented yet.")
+    if processor is not None:  # a multimodal processor carries the parts the pipelines use
+        tokenizer = tokenizer if tokenizer is not None else getattr(processor, "tokenizer", None)
+        image_processor = image_processor if image_processor is not None else getattr(processor, "image_processor",
+                                                                                      None)
     if task is None and model is None:
         raise RuntimeError("Impossible to instantiate a pipeline without either a task or a model being specified. "
                            "Please provide a task class or a model")
@@ -254,7 +269,26 @@ def pipeline(
 
     if pipeline_class._load_tokenizer:
         tokenizer = _load_tokenizer(tokenizer, model, hub)
+    if getattr(pipeline_class, "_load_image_processor", False):
+        kwargs["image_processor"] = _load_image_processor(image_processor, model, hub)
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, **kwargs)
+
+
+def _load_image_processor(image_processor: Any, model: Any, hub: dict[str, Any]) -> Any:
+    if image_processor is not None and not isinstance(image_processor, (str, os.PathLike)):
+        return image_processor
+    from pretrained.processing.auto import AutoImageProcessor
+
+    source = image_processor if image_processor is not None else (
+        getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
+    if not source:
+        raise ValueError("The model has no name_or_path to load an image processor from; pass image_processor=... "
+                         "to pipeline().")
+    try:
+        return AutoImageProcessor.from_pretrained(source, **hub)
+    except (OSError, ValueError) as e:
+        raise OSError(f"Could not load an image processor for the model from {source!r}: {str(e).rstrip('.')}. "
+                      "Pass image_processor=... to pipeline().") from e
 
 
 def _load_tokenizer(tokenizer: Any, model: Any, hub: dict[str, Any]) -> Any:

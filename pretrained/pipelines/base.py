@@ -132,6 +132,7 @@ class Pipeline:
     """
 
     _load_tokenizer = True
+    _load_image_processor = False
     _pipeline_calls_generate = False
     # Run a list's inputs in batches of similar length (outputs still come back in input order): a
     # task opts in when its outputs do not depend on the batch an input lands in.
@@ -150,7 +151,8 @@ class Pipeline:
         num_workers: int | None = None,
         **kwargs: Any,
     ) -> None:
-        for key in ("dtype", "torch_dtype", "args_parser", "feature_extractor", "image_processor", "processor"):
+        self.image_processor = kwargs.pop("image_processor", None)
+        for key in ("dtype", "torch_dtype", "args_parser", "feature_extractor", "processor"):
             kwargs.pop(key, None)
         self.task = task
         self.model = model
@@ -364,10 +366,12 @@ class Pipeline:
         return self(X)
 
     def save_pretrained(self, save_directory: str, **kwargs: Any) -> None:
-        """Save the model and the tokenizer to one folder."""
+        """Save the model, the tokenizer and the image processor to one folder."""
         self.model.save_pretrained(save_directory, **kwargs)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
+        if self.image_processor is not None:
+            self.image_processor.save_pretrained(save_directory)
 
 
 class ChunkPipeline(Pipeline):

@@ -21,6 +21,7 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "RobertaTokenizer": models.RobertaTokenizer,
     "LlamaTokenizer": models.LlamaTokenizer,
     "T5Tokenizer": models.T5Tokenizer,
+    "CLIPTokenizer": models.CLIPTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -31,6 +32,7 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "gpt2": models.GPT2Tokenizer,
     "llama": models.LlamaTokenizer,
     "t5": models.T5Tokenizer,
+    "clip": models.CLIPTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")

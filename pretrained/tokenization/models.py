@@ -213,6 +213,28 @@ class T5Tokenizer(PreTrainedTokenizerFast):
         )
 
 
+class CLIPTokenizer(PreTrainedTokenizerFast):
+    """CLIP byte-level BPE tokenizer (lowercasing, ``</w>`` word ends, ``<|startoftext|> A <|endoftext|>``).
+
+    Loaded from a `tokenizer.json` as written (transformers writes CLIP's normaliser, pre-tokenizer and
+    post-processor into it); decoding turns the ``</w>`` word ends back into spaces.
+    """
+
+    model_input_names = ["input_ids", "attention_mask"]
+    saved_class_name = "CLIPTokenizer"
+    default_special_tokens = {
+        "unk_token": "<|endoftext|>",
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    }
+
+    def _decode(self, token_ids: Any, skip_special_tokens: bool = False, **kwargs: Any) -> str:
+        text = super()._decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
+        suffix = getattr(self._tokenizer.model, "end_of_word_suffix", None) or "</w>"
+        return text.replace(suffix, " ").strip()
+
+
 def _add_sentencepiece_specials(kwargs: dict[str, Any], extra_ids: int) -> None:
     # As in transformers: with no extra special tokens configured, a `.model`'s control and user-defined
     # pieces become them, followed by `extra_ids` `<extra_id_N>` sentinels (T5).
@@ -235,3 +257,4 @@ GPT2TokenizerFast = GPT2Tokenizer
 RobertaTokenizerFast = RobertaTokenizer
 LlamaTokenizerFast = LlamaTokenizer
 T5TokenizerFast = T5Tokenizer
+CLIPTokenizerFast = CLIPTokenizer

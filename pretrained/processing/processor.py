@@ -1,0 +1,134 @@
+"""``ProcessorMixin``: one object holding a model's input processors (image processor + tokenizer), and
+``CLIPProcessor``.
+
+A processor call sends ``text`` to the tokenizer and ``images`` to the image processor and merges their
+outputs; ``save_pretrained`` writes the tokenizer's files and ``processor_config.json`` (the image
+processor's settings under ``"image_processor"``), as transformers 5 does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pretrained.processing.feature_extraction import PROCESSOR_NAME, BatchFeature
+from pretrained.utils.io import atomic_write_text
+
+# Keyword arguments that belong to the tokenizer when a processor is called.
+_TEXT_KWARGS = frozenset({
+    "add_special_tokens", "padding", "truncation", "max_length", "stride", "is_split_into_words",
+    "pad_to_multiple_of", "return_token_type_ids", "return_attention_mask", "return_overflowing_tokens",
+    "return_special_tokens_mask", "return_offsets_mapping", "return_length", "verbose", "padding_side",
+    "text_pair", "text_target", "text_pair_target",
+})
+
+
+class ProcessorMixin:
+    """A model's processors under their ``attributes`` names (``image_processor``, ``tokenizer``).
+
+    Args:
+        *args / **kwargs: The processors, by position in ``attributes`` order or by name.
+    """
+
+    attributes: ClassVar[list[str]] = ["image_processor", "tokenizer"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(self.attributes):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self.attributes)} processors "
+                            f"({', '.join(self.attributes)}), got {len(args)} positional arguments.")
+        values = dict(zip(self.attributes, args))
+        for name in self.attributes:
+            if name in kwargs:
+                if name in values:
+                    raise TypeError(f"Got two values for {name!r}.")
+                values[name] = kwargs.pop(name)
+        missing = [name for name in self.attributes if values.get(name) is None]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs {', '.join(missing)}.")
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.chat_template = kwargs.pop("chat_template", None)
+
+    def __call__(self, images: Any = None, text: Any = None, videos: Any = None, audio: Any = None,
+                 **kwargs: Any) -> BatchFeature:
+        """Tokenize ``text`` and process ``images``; ``return_tensors`` applies to both, tokenizer
+        arguments (``padding``, ``truncation``, ...) to the text, the image processor's settings to images."""
+        if videos is not None or audio is not None:
+            raise ValueError(f"{type(self).__name__} takes text and images only.")
+        if text is None and images is None:
+            raise ValueError("You have to specify either text or images. Both cannot be none.")
+        return_tensors = kwargs.pop("return_tensors", None)
+        for group in ("text_kwargs", "images_kwargs", "common_kwargs"):
+            kwargs.update(kwargs.pop(group, None) or {})
+        text_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _TEXT_KWARGS}
+        data: dict[str, Any] = {}
+        if text is not None:
+            data.update(self.tokenizer(text, return_tensors=return_tensors, **text_kwargs))
+        if images is not None:
+            data.update(self.image_processor(images, return_tensors=return_tensors, **kwargs))
+        elif kwargs:
+            raise ValueError(f"Unexpected argument(s) {sorted(kwargs)} for {type(self).__name__} without images.")
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        names: list[str] = []
+        for name in self.attributes:
+            names += [n for n in getattr(getattr(self, name), "model_input_names", []) if n not in names]
+        return names
+
+    def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
+        return self.tokenizer.batch_decode(*args, **kwargs)
+
+    def decode(self, *args: Any, **kwargs: Any) -> str:
+        return self.tokenizer.decode(*args, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"processor_class": type(self).__name__}
+        if "image_processor" in self.attributes:
+            out["image_processor"] = self.image_processor.to_dict()
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def __repr__(self) -> str:
+        parts = "\n".join(f"- {name}: {getattr(self, name)!r}" for name in self.attributes)
+        return f"{type(self).__name__}:\n{parts}\n\n{self.to_json_string()}"
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False,
+                        **kwargs: Any) -> list[str]:
+        """Write every part into ``save_directory``: the tokenizer's files and ``processor_config.json``."""
+        if push_to_hub:
+            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
+        directory = Path(save_directory)
+        if directory.is_file():
+            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[str] = []
+        if "tokenizer" in self.attributes:
+            written += [str(p) for p in self.tokenizer.save_pretrained(directory) or []]
+        path = directory / PROCESSOR_NAME
+        atomic_write_text(path, self.to_json_string())
+        return [*written, str(path)]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
+        """Load every part from one folder or cached repo id."""
+        from pretrained.processing.auto import AutoImageProcessor
+        from pretrained.tokenization.auto import AutoTokenizer
+
+        parts: dict[str, Any] = {}
+        if "image_processor" in cls.attributes:
+            parts["image_processor"] = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if "tokenizer" in cls.attributes:
+            hub = {k: v for k, v in kwargs.items()
+                   if k in ("cache_dir", "revision", "local_files_only", "token", "subfolder")}
+            parts["tokenizer"] = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub)
+        return cls(**parts)
+
+
+class CLIPProcessor(ProcessorMixin):
+    """CLIP's processor: a ``CLIPImageProcessor`` and a ``CLIPTokenizer``."""
