@@ -26,6 +26,7 @@ from typing import Any
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama"}
+_FAMILIES.update({"t5": "t5", "mt5": "t5", "umt5": "t5"})
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -73,9 +74,8 @@ del _family, _module, _path
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
 NOT_IMPLEMENTED: dict[str, str] = {
-    **dict.fromkeys(("AutoModelForSeq2SeqLM", "Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
+    **dict.fromkeys(("Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
                     "encoder-decoder (sequence-to-sequence) models"),
-    **dict.fromkeys(("T5ForConditionalGeneration", "T5Model", "T5Config"), "the T5 family"),
     **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
     **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBartTokenizer", "MBartTokenizerFast",
                      "MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART family"),
