@@ -98,6 +98,8 @@ _export(
     "T5Tokenizer",
     "T5TokenizerFast",
 )
+_export("pretrained.tokenization.models", "MT5Tokenizer", "MT5TokenizerFast", "BartTokenizer", "BartTokenizerFast",
+        "MBartTokenizer", "MBartTokenizerFast")
 
 # --- generation ---
 _export("pretrained.generation.configuration_utils", "GenerationConfig")

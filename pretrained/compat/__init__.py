@@ -77,8 +77,8 @@ NOT_IMPLEMENTED: dict[str, str] = {
     **dict.fromkeys(("Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
                     "encoder-decoder (sequence-to-sequence) models"),
     **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
-    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBartTokenizer", "MBartTokenizerFast",
-                     "MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART family"),
+    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBart50Tokenizer", "MBart50TokenizerFast"),
+                    "the mBART family"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
 }

@@ -21,6 +21,9 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "RobertaTokenizer": models.RobertaTokenizer,
     "LlamaTokenizer": models.LlamaTokenizer,
     "T5Tokenizer": models.T5Tokenizer,
+    "MT5Tokenizer": models.T5Tokenizer,
+    "BartTokenizer": models.BartTokenizer,
+    "MBartTokenizer": models.MBartTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -31,6 +34,10 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "gpt2": models.GPT2Tokenizer,
     "llama": models.LlamaTokenizer,
     "t5": models.T5Tokenizer,
+    "mt5": models.T5Tokenizer,
+    "umt5": models.T5Tokenizer,
+    "bart": models.BartTokenizer,
+    "mbart": models.MBartTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
