@@ -213,6 +213,7 @@ _export(
     "DataCollatorForMultipleChoice",
 )
 _export("pretrained.training.checkpoints", "get_last_checkpoint")
+_export("pretrained.training.seq2seq", "Seq2SeqTrainer", "Seq2SeqTrainingArguments")
 _export("pretrained.training.argparser", "HfArgumentParser")
 
 # --- transformers' module paths and helpers (pretrained.compat) ---

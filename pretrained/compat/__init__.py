@@ -35,6 +35,8 @@ MODULES: dict[str, dict[str, str]] = {
               "TensorType": "pretrained.tokenization.batch_encoding", "ModelOutput": "pretrained.modeling.outputs"},
     "hf_argparser": {"HfArgumentParser": f"{_T}.argparser"},
     "training_args": dict.fromkeys(("TrainingArguments", "ParallelMode", "OptimizerNames"), f"{_T}.arguments"),
+    "training_args_seq2seq": {"Seq2SeqTrainingArguments": f"{_T}.seq2seq"},
+    "trainer_seq2seq": {"Seq2SeqTrainer": f"{_T}.seq2seq"},
     "trainer": {"Trainer": f"{_T}.trainer", "TRAINER_STATE_NAME": f"{_T}.checkpoints",
                 "TRAINING_ARGS_NAME": f"{_T}.checkpoints"},
     "trainer_utils": {
@@ -74,8 +76,6 @@ del _family, _module, _path
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
 NOT_IMPLEMENTED: dict[str, str] = {
-    **dict.fromkeys(("Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
-                    "encoder-decoder (sequence-to-sequence) models"),
     **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
     **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBart50Tokenizer", "MBart50TokenizerFast"),
                     "the mBART family"),

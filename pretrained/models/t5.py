@@ -58,6 +58,8 @@ class T5Config(PretrainedConfig):
     """
 
     model_type = "t5"
+    # The decoder's cache is not a prediction (Trainer.prediction_step leaves it out).
+    keys_to_ignore_at_inference = ["past_key_values"]
     attribute_map = {
         "hidden_size": "d_model",
         "num_attention_heads": "num_heads",
