@@ -100,6 +100,7 @@ _export(
 )
 _export("pretrained.tokenization.models", "MT5Tokenizer", "MT5TokenizerFast", "BartTokenizer", "BartTokenizerFast",
         "MBartTokenizer", "MBartTokenizerFast")
+_export("pretrained.tokenization.marian", "MarianTokenizer")
 
 # --- generation ---
 _export("pretrained.generation.configuration_utils", "GenerationConfig")

@@ -9,6 +9,7 @@ from ..hub import cached_file
 from ..utils.io import read_json_object
 from . import models
 from .fast import PreTrainedTokenizerFast
+from .marian import MarianTokenizer
 
 # Class names found in tokenizer_config.json ("Fast" suffix stripped) -> class.
 TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
@@ -24,6 +25,7 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "MT5Tokenizer": models.T5Tokenizer,
     "BartTokenizer": models.BartTokenizer,
     "MBartTokenizer": models.MBartTokenizer,
+    "MarianTokenizer": MarianTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -38,6 +40,7 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "umt5": models.T5Tokenizer,
     "bart": models.BartTokenizer,
     "mbart": models.MBartTokenizer,
+    "marian": MarianTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")

@@ -187,3 +187,70 @@ def test_mbart_save_round_trip(mbart_folder, tmp_path):
     theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
     assert again.src_lang == theirs.src_lang == "ro_RO"
     _compare(again, theirs, SAMPLE[:5], TARGETS[:5])
+
+
+# -- Marian: two SentencePiece models and one vocab.json ------------------------------------------------
+
+GERMAN = [line for line in TRAIN if "Der " in line or "Das " in line] + TARGETS[:1] + [
+    "Ich mag grünen Tee. Wo ist der Bahnhof? Vielen Dank, guten Morgen!", "Straße, Größe, Äpfel, öffnen, über"]
+
+
+@pytest.fixture(scope="module")
+def marian_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("marian")
+    sources = [_train_on(TRAIN, folder / "source.spm"), _train_on(GERMAN * 4, folder / "target.spm", 60)]
+    pieces = [sp.id_to_piece(i) for sp in sources for i in range(3, sp.get_piece_size())]
+    vocab = {"</s>": 0, "<unk>": 1}
+    for piece in [*pieces, ">>de<<", ">>fr<<"]:
+        vocab.setdefault(piece, len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "MarianTokenizer", "source_lang": "en", "target_lang": "de"}))
+    return folder
+
+
+def _train_on(lines, path, size=160):
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=size, model_type="unigram",
+        character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
+    )
+    path.write_bytes(model.getvalue())
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+MARIAN_SAMPLE = [*SAMPLE[:5], ">>de<< The house is wonderful.", "a </s> inside", ""]
+MARIAN_TARGETS = ["Das Haus ist wunderbar.", "Ich mag grünen Tee.", "Straße über", "", "Größe </s>", "x",
+                  "Guten Morgen!", "z"]
+
+
+def test_marian_matches_transformers(marian_folder, tmp_path):
+    theirs = transformers.AutoTokenizer.from_pretrained(marian_folder)
+    ours = AutoTokenizer.from_pretrained(marian_folder)
+    assert type(theirs).__name__ == type(ours).__name__ == "MarianTokenizer"
+    for text, target in zip(MARIAN_SAMPLE, MARIAN_TARGETS):
+        assert ours.tokenize(text) == theirs.tokenize(text), text
+        assert_same_encoding(ours(text, text_target=target), theirs(text, text_target=target), text)
+        ids = ours(text, text_target=target)
+        for skip in (False, True):
+            assert ours.decode(ids["labels"], skip_special_tokens=skip) == \
+                theirs.decode(ids["labels"], skip_special_tokens=skip)
+            assert ours.decode(ids["input_ids"], skip_special_tokens=skip, use_source_tokenizer=True) == \
+                theirs.decode(ids["input_ids"], skip_special_tokens=skip, use_source_tokenizer=True)
+    batch = dict(padding=True, truncation=True, max_length=10, return_tensors="pt")
+    assert_same_encoding(ours(MARIAN_SAMPLE, text_target=MARIAN_TARGETS, **batch),
+                         theirs(MARIAN_SAMPLE, text_target=MARIAN_TARGETS, **batch))
+    assert ours(MARIAN_SAMPLE[1], text_target=MARIAN_TARGETS[2]).labels != ours(MARIAN_TARGETS[2]).input_ids
+    with pytest.warns(FutureWarning), ours.as_target_tokenizer():
+        assert ours(MARIAN_TARGETS[2]).input_ids == theirs(text_target=MARIAN_TARGETS[2]).input_ids
+    assert ours.supported_language_codes == theirs.supported_language_codes
+    assert ours.vocab_size == theirs.vocab_size and ours.pad_token_id == theirs.pad_token_id
+
+    ours.save_pretrained(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} >= {"source.spm", "target.spm", "vocab.json",
+                                                     "tokenizer_config.json"}
+    assert not (tmp_path / "tokenizer.json").exists()
+    again, theirs_again = AutoTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert_same_encoding(again(MARIAN_SAMPLE, text_target=MARIAN_TARGETS),
+                         theirs_again(MARIAN_SAMPLE, text_target=MARIAN_TARGETS))
