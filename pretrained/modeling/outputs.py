@@ -210,3 +210,19 @@ class Seq2SeqLMOutput(_Seq2SeqScoredOutput):
 @dataclass
 class Seq2SeqSequenceClassifierOutput(_Seq2SeqScoredOutput):
     """An encoder-decoder classifier's output: class ``logits`` per sequence."""
+
+
+@dataclass
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    """An encoder-decoder question-answering output: start / end scores over the decoder positions."""
+
+    loss: FloatTensor | None = None
+    start_logits: FloatTensor | None = None
+    end_logits: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None

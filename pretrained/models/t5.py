@@ -31,7 +31,11 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
-from pretrained.modeling.losses import sequence_classification_loss
+from pretrained.modeling.losses import (
+    sequence_classification_loss,
+    span_logits_and_loss,
+    token_classification_loss,
+)
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
@@ -39,7 +43,9 @@ from pretrained.modeling.outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
     Seq2SeqSequenceClassifierOutput,
+    TokenClassifierOutput,
 )
 from pretrained.models.auto import register
 
@@ -562,6 +568,10 @@ class T5PreTrainedModel(PreTrainedModel):
                 module.relative_attention_bias.weight.normal_(0.0, factor * d_model**-0.5)
         elif isinstance(module, nn.Linear) and getattr(self, "lm_head", None) is module:
             module.weight.normal_(0.0, factor)
+        elif isinstance(module, nn.Linear) and module in (getattr(self, "qa_outputs", None),
+                                                          getattr(self, "classifier", None)):
+            module.weight.normal_(0.0, factor * (d_model**-0.5 if module is getattr(self, "qa_outputs", None) else 1))
+            module.bias.zero_()
 
     def _shift_right(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Decoder inputs from labels: ``decoder_start_token_id`` first, the labels shifted one to the right,
@@ -843,13 +853,94 @@ class T5ForSequenceClassification(T5PreTrainedModel):
         return self._outputs(result, return_dict)
 
 
+class T5ForTokenClassification(T5PreTrainedModel):
+    """The encoder with a linear classifier on every token (the decoder is not used)."""
+
+    _aliased_weights_keys = {"transformer.encoder.embed_tokens.weight": "transformer.shared.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"(^|\.)decoder\.", r"(^|\.)lm_head\."]
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = T5EncoderModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> TokenClassifierOutput | tuple:
+        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored)."""
+        encoded = self.transformer(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                   return_dict=True)
+        logits = self.classifier(self.dropout(encoded.last_hidden_state))
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class T5ForQuestionAnswering(_EncoderDecoder):
+    """The encoder-decoder with start / end scores (``qa_outputs``) over the decoder positions; the decoder
+    reads the shifted input unless given its own."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.model_dim = config.d_model
+        self.num_labels = config.num_labels
+        self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
+        """Start and end logits; with both positions the mean of their cross-entropies (positions past the
+        end are ignored)."""
+        if start_positions is not None and end_positions is not None:
+            use_cache = False
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Without decoder_input_ids or decoder_inputs_embeds, input_ids are needed (the "
+                                 "decoder reads them shifted right)")
+            decoder_input_ids = self._shift_right(input_ids)
+        past_key_values, cache_position = None, None
+        encoded, decoded = _seq2seq(self, locals())
+        logits = self.qa_outputs(decoded.last_hidden_state)
+        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
+        out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                                  **_seq2seq_fields(encoded, decoded))
+        return self._outputs(out, return_dict)
+
+
 # --------------------------------------------------------------------------------------------------------
 # mT5 and UMT5: the same modules under their own names
 
 
 def _renamed(prefix: str, config_class: type[T5Config]) -> dict[str, type]:
     classes = {}
-    for base in (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification):
+    for base in (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
+                 T5ForTokenClassification, T5ForQuestionAnswering):
         name = base.__name__.replace("T5", prefix, 1)
         doc = f"{prefix} version of :class:`{base.__name__}` (same modules and checkpoint keys)."
         classes[name] = type(name, (base,), {"config_class": config_class, "__doc__": doc,
@@ -863,13 +954,17 @@ UMT5PreTrainedModel = type("UMT5PreTrainedModel", (T5PreTrainedModel,), {"config
                                                                          "__module__": __name__})
 _MT5 = _renamed("MT5", MT5Config)
 _UMT5 = _renamed("UMT5", UMT5Config)
-MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification = _MT5.values()
-UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification = _UMT5.values()
+(MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification, MT5ForTokenClassification,
+ MT5ForQuestionAnswering) = _MT5.values()
+(UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+ UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _UMT5.values()
 
 for _type, _config, _classes in (
-    ("t5", T5Config, (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification)),
+    ("t5", T5Config, (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
+                      T5ForTokenClassification, T5ForQuestionAnswering)),
     ("mt5", MT5Config, tuple(_MT5.values())),
     ("umt5", UMT5Config, tuple(_UMT5.values())),
 ):
-    register(_type, _config, base=_classes[0], seq2seq_lm=_classes[1], sequence_classification=_classes[3])
+    register(_type, _config, base=_classes[0], seq2seq_lm=_classes[1], sequence_classification=_classes[3],
+             token_classification=_classes[4], question_answering=_classes[5])
 del _type, _config, _classes

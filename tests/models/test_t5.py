@@ -217,3 +217,39 @@ def test_transformers_module_paths():
     assert T5EncoderModel is pretrained.T5EncoderModel
     assert MT5ForConditionalGeneration is pretrained.MT5ForConditionalGeneration
     assert MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES["umt5"] == "UMT5ForConditionalGeneration"
+
+
+@pytest.mark.parametrize("variant", ["t5", "mt5"])
+def test_token_classification_and_question_answering(tmp_path, variant):
+    prefix, extra = VARIANTS[variant]
+    ids, mask, _ = _batch()
+    for head in ("ForTokenClassification", "ForQuestionAnswering"):
+        torch.manual_seed(0)
+        hf = getattr(transformers, f"{prefix}{head}")(_config(prefix, extra, num_labels=2)).eval()
+        hf.save_pretrained(tmp_path / head)
+        model = getattr(pretrained, f"{prefix}{head}").from_pretrained(tmp_path / head)
+        if head == "ForTokenClassification":
+            kw = {"labels": torch.randint(0, 2, ids.shape).masked_fill(mask == 0, -100)}
+            names = ("logits", "loss")
+        else:
+            kw = {"start_positions": torch.tensor([2, 30]), "end_positions": torch.tensor([4, 6])}
+            names = ("start_logits", "end_logits", "loss")
+        with torch.no_grad():
+            want, got = hf(ids, attention_mask=mask, **kw), model(ids, attention_mask=mask, **kw)
+        for name in names:
+            torch.testing.assert_close(got[name], want[name], atol=1e-4, rtol=0, msg=f"{head} {name}")
+
+
+def test_every_class_builds_initialises_and_runs():
+    ids, mask, labels = _batch()
+    for prefix in ("T5", "MT5", "UMT5"):
+        config = getattr(pretrained, f"{prefix}Config")(**TINY, num_labels=2)
+        for head in ("Model", "ForConditionalGeneration", "EncoderModel", "ForSequenceClassification",
+                     "ForTokenClassification", "ForQuestionAnswering"):
+            model = getattr(pretrained, f"{prefix}{head}")(config)
+            assert model.get_input_embeddings().weight.std() > 0.5  # shared table ~ N(0, 1)
+            kw = {"labels": labels} if head == "ForConditionalGeneration" else {}
+            if head == "Model":
+                kw = {"decoder_input_ids": model.prepare_decoder_input_ids_from_labels(labels)}
+            out = model(ids, attention_mask=mask, **kw)
+            assert all(torch.isfinite(v).all() for v in out.values() if isinstance(v, torch.Tensor)), head
