@@ -253,3 +253,20 @@ def test_every_class_builds_initialises_and_runs():
                 kw = {"decoder_input_ids": model.prepare_decoder_input_ids_from_labels(labels)}
             out = model(ids, attention_mask=mask, **kw)
             assert all(torch.isfinite(v).all() for v in out.values() if isinstance(v, torch.Tensor)), head
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(checkpoint):
+    _, _, folder = checkpoint
+    ids, mask, labels = _batch()
+    grads = []
+    for flag in (False, True):
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder, dropout_rate=0.0)
+        model.train()
+        if flag:
+            model.gradient_checkpointing_enable()
+            assert model.is_gradient_checkpointing
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
