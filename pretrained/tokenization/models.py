@@ -252,6 +252,7 @@ class MBartTokenizer(PreTrainedTokenizerFast):
                               "unk_token": "<unk>", "pad_token": "<pad>"}
 
     def __init__(self, *args: Any, src_lang: str | None = None, tgt_lang: str | None = None, **kwargs: Any):
+        _add_sentencepiece_specials(kwargs, extra_ids=0)  # a .model's control pieces, when building from one
         mask = kwargs.get("mask_token", "<mask>")
         # The mask token swallows the space before it, as in fairseq.
         kwargs["mask_token"] = AddedToken(mask, lstrip=True, rstrip=False) if isinstance(mask, str) else mask
@@ -265,9 +266,18 @@ class MBartTokenizer(PreTrainedTokenizerFast):
 
     @classmethod
     def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
-        if not parts:
-            return None  # (building from sentencepiece.bpe.model alone is not supported yet)
-        return builders.mbart_tokenizer(parts["vocab"])
+        if parts:
+            return builders.mbart_tokenizer(parts["vocab"])
+        if not kwargs.get("vocab_file"):
+            return None
+        # fairseq's layout over a SentencePiece model, as transformers converts one: its four specials,
+        # the pieces after SentencePiece's own three, the language codes, the mask.
+        names = [_special(kwargs, cls.default_special_tokens, key)
+                 for key in ("bos_token", "pad_token", "eos_token", "unk_token")]
+        scores = builders.sentencepiece_parts(kwargs["vocab_file"])["scores"]
+        mask = str(kwargs.get("mask_token") or "<mask>")
+        vocab = [(name, 0.0) for name in names] + scores[3:] + [(code, 0.0) for code in FAIRSEQ_LANGUAGE_CODES]
+        return builders.mbart_tokenizer(vocab + [(mask, 0.0)])
 
     @property
     def src_lang(self) -> str:

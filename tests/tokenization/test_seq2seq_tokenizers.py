@@ -180,6 +180,28 @@ def test_mbart_language_codes(mbart_folder):
         ours.src_lang = "xx_YY"
 
 
+def test_mbart_from_sentencepiece_model(tmp_path):
+    from tokenizers import AddedToken
+
+    from pretrained.tokenization.models import FAIRSEQ_LANGUAGE_CODES
+
+    sp = _train(tmp_path / "sentencepiece.bpe.model", unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "MBartTokenizer", "src_lang": "ro_RO", "tgt_lang": "en_XX"}))
+    ours = AutoTokenizer.from_pretrained(tmp_path)
+    # what transformers' mBART converter makes of the .model (it needs protobuf to read one)
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [(sp.id_to_piece(i), sp.get_score(i)) for i in range(3, sp.get_piece_size())]
+    vocab += [(code, 0.0) for code in FAIRSEQ_LANGUAGE_CODES] + [("<mask>", 0.0)]
+    theirs = transformers.MBartTokenizer(
+        vocab=vocab, src_lang="ro_RO", tgt_lang="en_XX",
+        additional_special_tokens=[AddedToken("<s>", normalized=False, special=True),
+                                   AddedToken("</s>", normalized=False, special=True)],
+    )
+    assert ours.src_lang == "ro_RO" and len(ours) == len(theirs)
+    _compare(ours, theirs, SAMPLE[:5], TARGETS[:5])
+
+
 def test_mbart_save_round_trip(mbart_folder, tmp_path):
     ours = AutoTokenizer.from_pretrained(mbart_folder, src_lang="ro_RO", tgt_lang="en_XX")
     ours.save_pretrained(tmp_path)
