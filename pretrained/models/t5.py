@@ -193,7 +193,15 @@ def relative_position_bucket(
 
 
 class T5LayerNorm(RMSNorm):
-    """T5's layer norm: RMSNorm (scale only, no mean subtraction, no bias)."""
+    """T5's layer norm: RMSNorm (scale only, no mean subtraction, no bias) whose output takes the weight's
+    half-precision dtype, so the float32 residual that a float32 ``wo`` leaves goes back to half."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.weight.dtype in (torch.float16, torch.bfloat16):
+            shape = (hidden_states.shape[-1],)
+            normed = F.rms_norm(hidden_states.float(), shape, None, self.variance_epsilon)
+            return self.weight * normed.to(self.weight.dtype)
+        return super().forward(hidden_states)
 
 
 class T5DenseActDense(nn.Module):

@@ -270,3 +270,21 @@ def test_gradient_checkpointing_gives_the_same_gradients(checkpoint):
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_keeps_wo_as_transformers(checkpoint, dtype):
+    """``wo`` stays float32 in float16 loads only (transformers' _keep_in_fp32_modules); the layer norms
+    bring the float32 residual back to half."""
+    prefix, _, folder = checkpoint
+    ref = getattr(transformers, f"{prefix}ForConditionalGeneration").from_pretrained(folder, dtype=dtype).eval()
+    ours = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=dtype)
+    wo = "encoder.block.0.layer.1.DenseReluDense.wo.weight"
+    assert ours.get_parameter(wo).dtype == ref.get_parameter(wo).dtype
+    assert ours.get_parameter(wo).dtype == (torch.float32 if dtype == torch.float16 else dtype)
+    ids, mask, labels = _batch()
+    with torch.no_grad():
+        want = ref(input_ids=ids, attention_mask=mask, labels=labels).logits
+        got = ours(input_ids=ids, attention_mask=mask, labels=labels).logits
+    assert got.dtype == want.dtype == dtype
+    torch.testing.assert_close(got.float(), want.float(), atol=1e-2, rtol=0)
