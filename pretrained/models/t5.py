@@ -551,6 +551,7 @@ class T5PreTrainedModel(PreTrainedModel):
     # The reference never used this weight: cross-attention has no position bias.
     _keys_to_ignore_on_load_unexpected = [r"decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias"]
 
+    @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         factor = self.config.initializer_factor
         d_model, d_ff, d_kv = self.config.d_model, self.config.d_ff, self.config.d_kv

@@ -288,3 +288,15 @@ def test_half_precision_keeps_wo_as_transformers(checkpoint, dtype):
         got = ours(input_ids=ids, attention_mask=mask, labels=labels).logits
     assert got.dtype == want.dtype == dtype
     torch.testing.assert_close(got.float(), want.float(), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_resize_token_embeddings_keeps_the_stacks_on_the_shared_table(tie):
+    model = pretrained.T5ForConditionalGeneration(pretrained.T5Config(**TINY, tie_word_embeddings=tie))
+    old = model.shared.weight.detach().clone()
+    model.resize_token_embeddings(120)
+    assert model.shared.weight.shape == (120, 32) and model.lm_head.weight.shape == (120, 32)
+    assert model.encoder.embed_tokens.weight is model.shared.weight is model.decoder.embed_tokens.weight
+    assert (model.lm_head.weight is model.shared.weight) == tie
+    torch.testing.assert_close(model.shared.weight[:99], old)
+    assert model(input_ids=torch.tensor([[110, 1]]), labels=torch.tensor([[115, 1]])).logits.shape == (1, 2, 120)
