@@ -300,3 +300,11 @@ def test_resize_token_embeddings_keeps_the_stacks_on_the_shared_table(tie):
     assert (model.lm_head.weight is model.shared.weight) == tie
     torch.testing.assert_close(model.shared.weight[:99], old)
     assert model(input_ids=torch.tensor([[110, 1]]), labels=torch.tensor([[115, 1]])).logits.shape == (1, 2, 120)
+
+
+def test_resize_token_embeddings_of_other_families():
+    # (the base class initialises the new rows without autograd for every family)
+    for model in (pretrained.BertForMaskedLM(pretrained.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1,
+                                                                   num_attention_heads=2, intermediate_size=37)),
+                  pretrained.GPT2LMHeadModel(pretrained.GPT2Config(vocab_size=99, n_embd=32, n_layer=1, n_head=2))):
+        assert model.resize_token_embeddings(120).weight.shape[0] == 120
