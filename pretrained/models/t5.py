@@ -115,6 +115,7 @@ class T5Config(PretrainedConfig):
         self.feed_forward_proj = feed_forward_proj
         self.use_cache = use_cache
         self.classifier_dropout = classifier_dropout
+        self.is_decoder = kwargs.pop("is_decoder", False)  # (the stacks know their side; kept for the file)
         parts = feed_forward_proj.split("-")
         if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
             raise ValueError(
@@ -154,6 +155,8 @@ class MT5Config(T5Config):
         decoder_start_token_id: int | None = 0,
         **kwargs: Any,
     ) -> None:
+        if type(self).model_type == "mt5":
+            kwargs.setdefault("bos_token_id", None)  # (a field of transformers' MT5Config only)
         super().__init__(
             vocab_size=vocab_size, d_ff=d_ff, num_layers=num_layers, num_heads=num_heads,
             feed_forward_proj=feed_forward_proj, decoder_start_token_id=decoder_start_token_id, **kwargs,
@@ -585,7 +588,7 @@ class T5PreTrainedModel(PreTrainedModel):
     def _shift_right(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Decoder inputs from labels: ``decoder_start_token_id`` first, the labels shifted one to the right,
         ``-100`` replaced by ``pad_token_id``."""
-        start, pad = self.config.decoder_start_token_id, self.config.pad_token_id
+        start, pad = getattr(self.config, "decoder_start_token_id", None), self.config.pad_token_id
         if start is None:
             raise ValueError("config.decoder_start_token_id must be set (T5 uses the pad_token_id, 0) to build "
                              "decoder inputs from labels")

@@ -178,6 +178,14 @@ def test_untied_checkpoint_and_round_trip(tmp_path):
         torch.testing.assert_close(again(ids, attention_mask=mask, labels=labels).logits, want, atol=0, rtol=0)
 
 
+def test_config_files_match_transformers():
+    for prefix in ("T5", "MT5", "UMT5"):
+        ours = getattr(pretrained, f"{prefix}Config")(**TINY).to_dict()
+        theirs = getattr(transformers, f"{prefix}Config")(**TINY).to_dict()
+        ours.pop("transformers_version"), theirs.pop("transformers_version")
+        assert ours == theirs, prefix
+
+
 def test_config_defaults_and_errors():
     for prefix in ("T5", "MT5", "UMT5"):
         ref = getattr(transformers, f"{prefix}Config")()
@@ -188,7 +196,8 @@ def test_config_defaults_and_errors():
             assert getattr(ours, key) == getattr(ref, key), (prefix, key)
     with pytest.raises(ValueError, match="feed_forward_proj"):
         pretrained.T5Config(feed_forward_proj="gelu-gated")
-    model = pretrained.T5ForConditionalGeneration(pretrained.T5Config(**{**TINY, "decoder_start_token_id": None}))
+    model = pretrained.T5ForConditionalGeneration(pretrained.T5Config(
+        **{k: v for k, v in TINY.items() if k != "decoder_start_token_id"}))
     with pytest.raises(ValueError, match="decoder_start_token_id"):
         model(input_ids=torch.tensor([[5, 1]]), labels=torch.tensor([[5, 1]]))
 
