@@ -118,3 +118,4 @@ def test_compat_module_paths():
 
     assert Seq2SeqTrainer is pretrained.Seq2SeqTrainer
     assert Seq2SeqTrainingArguments is pretrained.Seq2SeqTrainingArguments
+
