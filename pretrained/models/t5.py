@@ -309,8 +309,8 @@ class T5Attention(nn.Module):
             if cross:
                 if isinstance(cache, EncoderDecoderCache):
                     cache.update_cross(key, value, self.layer_idx)
-            elif cache is not None:
-                key, value = cache.update(key, value, self.layer_idx)
+            elif cache is not None:  # (written at the queries' slots: a static cache is indexed by them)
+                key, value = cache.update(key, value, self.layer_idx, {"cache_position": query_positions})
         if position_bias is None and self.has_relative_attention_bias:
             if query_positions is None:
                 query_positions = torch.arange(hidden.shape[1], device=hidden.device)
@@ -519,13 +519,15 @@ def _prepare_cache(past_key_values: Any, use_cache: bool) -> Any:
 
 
 def _padding_allowed(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)``; ``None`` when nothing is masked."""
+    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` (a 4-d additive mask: where it is 0).
+
+    The mask is kept even when nothing is masked: T5's attention always takes an additive bias, so
+    dropping it would gain no faster kernel, and checking would cost a device sync per forward."""
     if attention_mask is None:
         return None
     if attention_mask.dim() == 4:
-        return attention_mask.bool() if attention_mask.dtype == torch.bool else attention_mask == 0
-    mask = attention_mask.bool()
-    return None if bool(mask.all()) else mask[:, None, None, :]
+        return attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    return attention_mask.bool()[:, None, None, :]
 
 
 def _explicit_causal(attention_mask: torch.Tensor | None, cache_position: torch.Tensor, kv_len: int,

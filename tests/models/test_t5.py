@@ -317,3 +317,29 @@ def test_resize_token_embeddings_of_other_families():
                                                                    num_attention_heads=2, intermediate_size=37)),
                   pretrained.GPT2LMHeadModel(pretrained.GPT2Config(vocab_size=99, n_embd=32, n_layer=1, n_head=2))):
         assert model.resize_token_embeddings(120).weight.shape[0] == 120
+
+
+def test_decode_step_traces_as_one_graph_with_a_static_cache(checkpoint):
+    """A decoder step over a static self-attention cache compiles without graph breaks (dynamo, eager
+    backend) and gives the full forward's logits."""
+    prefix, hf, folder = checkpoint
+    if prefix == "MT5":
+        pytest.skip("same graph as T5 v1.1")
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    ids, mask, labels = _batch()
+    decoder_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    with torch.no_grad():
+        want = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+        encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
+        shape = SimpleNamespace(num_hidden_layers=TINY["num_decoder_layers"], num_attention_heads=4, head_dim=8)
+        cache = EncoderDecoderCache(StaticCache(shape, max_cache_len=10, max_batch_size=2), DynamicCache())
+        first = model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=decoder_ids[:, :1],
+                      past_key_values=cache, cache_position=torch.tensor([0])).logits
+
+        def step(token, position):
+            return model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=token,
+                         past_key_values=cache, cache_position=position).logits
+
+        compiled = torch.compile(step, backend="eager", fullgraph=True)
+        steps = [first] + [compiled(decoder_ids[:, t:t + 1], torch.tensor([t])) for t in range(1, 4)]
+    torch.testing.assert_close(torch.cat(steps, 1), want[:, :4], atol=1e-4, rtol=0)
