@@ -293,9 +293,13 @@ class MBartTokenizer(PreTrainedTokenizerFast):
 
     def _set_language(self, code: str) -> None:
         # `A </s> code` (pairs: `A B </s> code`), the fairseq layout.
+        key = (code, str(self.eos_token), self._tokenizer.post_processor is not None)
+        if getattr(self, "_language_layout", None) == key:
+            return  # (every call switches to the input mode: keep that cheap)
         code_id = self.convert_tokens_to_ids(code)
         if code_id is None or code_id == self.unk_token_id:
             raise ValueError(f"{code!r} is not a language code of this tokenizer")
+        self._language_layout = key
         self.cur_lang_code = code_id
         self.prefix_tokens, self.suffix_tokens = [], [self.eos_token_id, code_id]
         eos = str(self.eos_token)
