@@ -318,7 +318,7 @@ class T5Attention(nn.Module):
             if allowed is not None:
                 position_bias = position_bias.masked_fill(~allowed, torch.finfo(query.dtype).min)
         mask = position_bias
-        if mask is None and allowed is not None:
+        if mask is None and allowed is not None:  # (a layer built without bias, given none)
             mask = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
             mask = mask.masked_fill(~allowed, torch.finfo(query.dtype).min)
         attend = attention_function(self.config._attn_implementation, output_attentions)
@@ -354,10 +354,10 @@ class T5LayerCrossAttention(nn.Module):
         self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, hidden: torch.Tensor, encoder_states: torch.Tensor, allowed: torch.Tensor | None,
+    def forward(self, hidden: torch.Tensor, encoder_states: torch.Tensor, encoder_bias: torch.Tensor | None,
                 cache: Any, output_attentions: bool) -> tuple:
         out, _, weights = self.EncDecAttention(
-            self.layer_norm(hidden), allowed, key_value_states=encoder_states, cache=cache,
+            self.layer_norm(hidden), None, encoder_bias, key_value_states=encoder_states, cache=cache,
             output_attentions=output_attentions,
         )
         return hidden + self.dropout(out), weights
@@ -375,7 +375,7 @@ class T5Block(nn.Module):
         self.layer.append(T5LayerFF(config))
 
     def forward(self, hidden: torch.Tensor, allowed: torch.Tensor | None, position_bias: torch.Tensor | None,
-                encoder_states: torch.Tensor | None, encoder_allowed: torch.Tensor | None, cache: Any,
+                encoder_states: torch.Tensor | None, encoder_bias: torch.Tensor | None, cache: Any,
                 query_positions: torch.Tensor | None, output_attentions: bool) -> tuple:
         hidden, position_bias, self_weights = self.layer[0](
             hidden, allowed, position_bias, cache, query_positions, output_attentions
@@ -383,7 +383,7 @@ class T5Block(nn.Module):
         hidden = _clamp_half(hidden)
         cross_weights = None
         if self.is_decoder and encoder_states is not None:
-            hidden, cross_weights = self.layer[1](hidden, encoder_states, encoder_allowed, cache, output_attentions)
+            hidden, cross_weights = self.layer[1](hidden, encoder_states, encoder_bias, cache, output_attentions)
             hidden = _clamp_half(hidden)
         return _clamp_half(self.layer[-1](hidden)), position_bias, self_weights, cross_weights
 
@@ -470,7 +470,12 @@ class T5Stack(nn.Module):
             allowed = _explicit_causal(attention_mask, cache_position, kv_len, not static)
         else:
             allowed = _padding_allowed(attention_mask)
-        encoder_allowed = _padding_allowed(encoder_attention_mask) if encoder_hidden_states is not None else None
+        # The encoder's padding as one additive bias shared by every cross-attention layer.
+        encoder_bias = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_allowed = _padding_allowed(encoder_attention_mask)
+            encoder_bias = torch.zeros(encoder_allowed.shape, dtype=inputs_embeds.dtype, device=device)
+            encoder_bias = encoder_bias.masked_fill(~encoder_allowed, torch.finfo(inputs_embeds.dtype).min)
 
         hidden = self.dropout(inputs_embeds)
         all_hidden: list[torch.Tensor] = []
@@ -481,7 +486,7 @@ class T5Stack(nn.Module):
         for block in self.block:
             if output_hidden_states:
                 all_hidden.append(hidden)
-            args = (hidden, allowed, position_bias, encoder_hidden_states, encoder_allowed, cache,
+            args = (hidden, allowed, position_bias, encoder_hidden_states, encoder_bias, cache,
                     cache_position, output_attentions)
             if checkpointed:
                 hidden, bias, weights, cross = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
