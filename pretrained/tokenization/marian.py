@@ -142,6 +142,17 @@ class MarianTokenizer(PreTrainedTokenizerFast):
 
     # -- encoding: SentencePiece pieces, then the word-level Rust tokenizer ---------------------------
 
+    def normalize(self, x: str) -> str:
+        """Moses punctuation normalisation of `x` (unchanged without the `sacremoses` package). Encoding
+        does not apply it, as in transformers; programs call it themselves."""
+        if not x:
+            return ""
+        try:
+            from sacremoses import MosesPunctNormalizer
+        except ImportError:
+            return x
+        return MosesPunctNormalizer(self.source_lang).normalize(x)
+
     def remove_language_code(self, text: str) -> tuple[list[str], str]:
         """A leading `>>xx<<` language code, split from the text it starts."""
         if text.startswith(">>") and (end := text.find("<<")) != -1:
