@@ -98,6 +98,9 @@ _export(
     "T5Tokenizer",
     "T5TokenizerFast",
 )
+_export("pretrained.tokenization.models", "MT5Tokenizer", "MT5TokenizerFast", "BartTokenizer", "BartTokenizerFast",
+        "MBartTokenizer", "MBartTokenizerFast")
+_export("pretrained.tokenization.marian", "MarianTokenizer")
 
 # --- images: processors (beside tokenization), models, pipelines ---
 _export("pretrained.processing.feature_extraction", "BatchFeature", "FeatureExtractionMixin", "SequenceFeatureExtractor")
@@ -155,6 +158,10 @@ _export(
     "GenerateBeamDecoderOnlyOutput",
 )
 _export("pretrained.modeling.cache", "Cache", "DynamicCache", "EncoderDecoderCache", "StaticCache")
+_export("pretrained.models.auto", "AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING")
+_export("pretrained.models.t5", *(f"{p}{n}" for p in ("T5", "MT5", "UMT5") for n in (
+    "Config", "PreTrainedModel", "Model", "ForConditionalGeneration", "EncoderModel", "ForSequenceClassification",
+    "ForTokenClassification", "ForQuestionAnswering")))
 _export("pretrained.models.gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
 _export(
     "pretrained.models.llama",
@@ -228,6 +235,7 @@ _export(
     "DataCollatorForMultipleChoice",
 )
 _export("pretrained.training.checkpoints", "get_last_checkpoint")
+_export("pretrained.training.seq2seq", "Seq2SeqTrainer", "Seq2SeqTrainingArguments")
 _export("pretrained.training.argparser", "HfArgumentParser")
 
 # --- transformers' module paths and helpers (pretrained.compat) ---

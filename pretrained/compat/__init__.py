@@ -25,7 +25,8 @@ from typing import Any
 
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
-             "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip"}
+             "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip",
+             "t5": "t5", "mt5": "t5", "umt5": "t5"}
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -34,6 +35,8 @@ MODULES: dict[str, dict[str, str]] = {
               "TensorType": "pretrained.tokenization.batch_encoding", "ModelOutput": "pretrained.modeling.outputs"},
     "hf_argparser": {"HfArgumentParser": f"{_T}.argparser"},
     "training_args": dict.fromkeys(("TrainingArguments", "ParallelMode", "OptimizerNames"), f"{_T}.arguments"),
+    "training_args_seq2seq": {"Seq2SeqTrainingArguments": f"{_T}.seq2seq"},
+    "trainer_seq2seq": {"Seq2SeqTrainer": f"{_T}.seq2seq"},
     "trainer": {"Trainer": f"{_T}.trainer", "TRAINER_STATE_NAME": f"{_T}.checkpoints",
                 "TRAINING_ARGS_NAME": f"{_T}.checkpoints"},
     "trainer_utils": {
@@ -105,12 +108,9 @@ del _PR
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
 NOT_IMPLEMENTED: dict[str, str] = {
-    **dict.fromkeys(("AutoModelForSeq2SeqLM", "Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
-                    "encoder-decoder (sequence-to-sequence) models"),
-    **dict.fromkeys(("T5ForConditionalGeneration", "T5Model", "T5Config"), "the T5 family"),
     **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
-    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBartTokenizer", "MBartTokenizerFast",
-                     "MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART family"),
+    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBart50Tokenizer", "MBart50TokenizerFast"),
+                    "the mBART family"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
 }

@@ -162,7 +162,11 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
                                    no_split=model._no_split_modules)
     device_for = device_lookup(mapping)
     quantization = options.quantization_config or getattr(model.config, "quantization_config", None)
-    chain = [weight_hooks.DtypeHook(dtype, tuple(model._keep_in_fp32_modules)),
+    # As transformers: `_keep_in_fp32_modules` holds for float16 loads, `..._strict` for bfloat16 too.
+    keep = tuple(model._keep_in_fp32_modules) if dtype == torch.float16 else ()
+    if dtype in (torch.float16, torch.bfloat16):
+        keep += tuple(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    chain = [weight_hooks.DtypeHook(dtype, keep),
              weight_hooks.quantizer_hook(quantization, model.config),
              weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
              weight_hooks.PlacementHook(device_for)]

@@ -139,8 +139,8 @@ class PreTrainedModel(nn.Module):
 
     def _resized(self, old: nn.Module, new: nn.Module) -> nn.Module:
         """``new`` initialised, then given ``old``'s rows (token ids) that it has room for."""
-        self._init_weights(new)
         with torch.no_grad():
+            self._init_weights(new)
             for name, param in new.named_parameters():
                 rows = min(len(param), len(old.get_parameter(name)))
                 param[:rows] = old.get_parameter(name)[:rows]

@@ -164,3 +164,70 @@ class QuestionAnsweringModelOutput(ModelOutput):
     end_logits: FloatTensor | None = None
     hidden_states: tuple[FloatTensor, ...] | None = None
     attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    """A decoder stack's output in an encoder-decoder: the cache and, when asked for, the attention
+    weights over the encoder output (``cross_attentions``)."""
+
+    last_hidden_state: FloatTensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[FloatTensor, ...] | None = None
+    attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqModelOutput(ModelOutput):
+    """A bare encoder-decoder's output: the decoder's last states, its cache, and the encoder's output."""
+
+    last_hidden_state: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class _Seq2SeqScoredOutput(ModelOutput):
+    # The fields of every encoder-decoder head scored against ``labels`` (the classes differ by name only).
+    loss: FloatTensor | None = None
+    logits: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqLMOutput(_Seq2SeqScoredOutput):
+    """An encoder-decoder language model's output: next-token ``logits`` of the decoder, the loss, the
+    cache and the encoder's output."""
+
+
+@dataclass
+class Seq2SeqSequenceClassifierOutput(_Seq2SeqScoredOutput):
+    """An encoder-decoder classifier's output: class ``logits`` per sequence."""
+
+
+@dataclass
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    """An encoder-decoder question-answering output: start / end scores over the decoder positions."""
+
+    loss: FloatTensor | None = None
+    start_logits: FloatTensor | None = None
+    end_logits: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None

@@ -13,7 +13,9 @@
 - `saving.py`: `from_pretrained` / `save_pretrained`; `loading.py`: file resolution and the saved
   configuration -> constructor arguments.
 - `models.py`: family classes (`BertTokenizer`, `GPT2Tokenizer`, `RobertaTokenizer`, `LlamaTokenizer`,
-  `T5Tokenizer`, ...) and `builders.py`, which builds their Rust tokenizers from vocabularies.
+  `T5Tokenizer`, `MBartTokenizer`, ...) and `builders.py`, which builds their Rust tokenizers from vocabularies.
+- `marian.py`: `MarianTokenizer`, whose text is segmented by the `sentencepiece` library (source and target
+  models) before a word-level Rust tokenizer maps the pieces to `vocab.json` ids.
 - `batch_encoding.py`: `BatchEncoding` and the strategy enums.
 - `sentencepiece_model.py`: a reader for SentencePiece `.model` files (no `sentencepiece` needed).
 """

@@ -9,6 +9,7 @@ from ..hub import cached_file
 from ..utils.io import read_json_object
 from . import models
 from .fast import PreTrainedTokenizerFast
+from .marian import MarianTokenizer
 
 # Class names found in tokenizer_config.json ("Fast" suffix stripped) -> class.
 TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
@@ -22,6 +23,10 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "LlamaTokenizer": models.LlamaTokenizer,
     "T5Tokenizer": models.T5Tokenizer,
     "CLIPTokenizer": models.CLIPTokenizer,
+    "MT5Tokenizer": models.T5Tokenizer,
+    "BartTokenizer": models.BartTokenizer,
+    "MBartTokenizer": models.MBartTokenizer,
+    "MarianTokenizer": MarianTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -33,6 +38,11 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "llama": models.LlamaTokenizer,
     "t5": models.T5Tokenizer,
     "clip": models.CLIPTokenizer,
+    "mt5": models.T5Tokenizer,
+    "umt5": models.T5Tokenizer,
+    "bart": models.BartTokenizer,
+    "mbart": models.MBartTokenizer,
+    "marian": MarianTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")

@@ -8,10 +8,11 @@ the Rust `tokenizers` backend.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Sequence, Sized
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 from .batch_encoding import (
@@ -277,16 +278,47 @@ class PreTrainedTokenizerBase(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         all_kwargs.update(padding_strategy=padding_strategy, truncation_strategy=truncation_strategy)
         encodings = None
         if text is not None:
+            # Inside as_target_tokenizer() the plain text is a target: the mode stays as the block set it.
+            if not self._in_target_context_manager:
+                self._switch_to_input_mode()
             encodings = self._encode_plus(text, text_pair, max_length=max_length, **all_kwargs)
         if text_target is None:
             return encodings
         if max_target_length is None:
             max_target_length = max_length
-        targets = self._encode_plus(text_target, text_pair_target, max_length=max_target_length, **all_kwargs)
+        self._switch_to_target_mode()
+        try:
+            targets = self._encode_plus(text_target, text_pair_target, max_length=max_target_length, **all_kwargs)
+        finally:
+            self._switch_to_input_mode()
         if encodings is None:
             return targets
         encodings["labels"] = targets["input_ids"]
         return encodings
+
+    # -- source / target modes (tokenizers whose targets differ: mBART language codes, Marian's two models)
+
+    _in_target_context_manager: bool = False
+
+    def _switch_to_input_mode(self) -> None:
+        """Make the tokenizer encode source texts (the default; a no-op for most tokenizers)."""
+
+    def _switch_to_target_mode(self) -> None:
+        """Make the tokenizer encode target texts (the labels of a sequence-to-sequence model)."""
+
+    @contextlib.contextmanager
+    def as_target_tokenizer(self) -> Iterator[None]:
+        """Inside the block, texts are encoded as targets (the transformers 4 spelling of ``text_target=``)."""
+        warnings.warn(
+            "`as_target_tokenizer` is deprecated: tokenize targets with the `text_target` argument of the "
+            "tokenizer's call instead.", FutureWarning, stacklevel=3)
+        self._switch_to_target_mode()
+        self._in_target_context_manager = True
+        try:
+            yield
+        finally:
+            self._in_target_context_manager = False
+            self._switch_to_input_mode()
 
     def encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
         """Same as calling the tokenizer on one text (kept for code written against transformers 4)."""

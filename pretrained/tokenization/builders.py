@@ -203,3 +203,16 @@ def t5_tokenizer(scores: list[tuple[str, float]], *, precompiled_charsmap: bytes
     )
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     return tokenizer
+
+
+def mbart_tokenizer(scores: list[tuple[str, float]]) -> Tokenizer:
+    """mBART: Unigram (unknown id 3, fairseq's layout), no normaliser, Metaspace."""
+    tokenizer = Tokenizer(Unigram(scores, unk_id=3, byte_fallback=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
+    )
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    return tokenizer

@@ -84,6 +84,8 @@ def resolve_tokenizer_files(
         for key, name in cls.vocab_files_names.items():
             if key != "tokenizer_file":
                 files[key] = find(name)
+                for other in getattr(cls, "vocab_file_alternatives", {}).get(key, ()):
+                    files[key] = files[key] or find(other)
     found = [p for p in files.values() if p is not None]
     if found:
         template_dir = Path(found[0]).parent / CHAT_TEMPLATE_DIR

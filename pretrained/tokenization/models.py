@@ -10,9 +10,10 @@ byte-level file declared as Llama) is used as written. The plain names (`BertTok
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from tokenizers import Tokenizer, processors
+from tokenizers import AddedToken, Tokenizer, processors
 
 from . import builders
 from .fast import PreTrainedTokenizerFast
@@ -186,7 +187,9 @@ class T5Tokenizer(PreTrainedTokenizerFast):
         extra_ids: Number of `<extra_id_N>` sentinel tokens added when the files list none.
     """
 
-    vocab_files_names = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
+    vocab_files_names = {"vocab_file": "spiece.model", "tokenizer_file": "tokenizer.json"}
+    # Folders converted by other tools name the SentencePiece model tokenizer.model.
+    vocab_file_alternatives = {"vocab_file": ("tokenizer.model",)}
     model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "T5Tokenizer"
     rebuild_model_type = "Unigram"
@@ -200,7 +203,10 @@ class T5Tokenizer(PreTrainedTokenizerFast):
     def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
         if not parts and kwargs.get("vocab_file"):
             parts = builders.sentencepiece_parts(kwargs["vocab_file"])
-            parts["vocab"] = parts["scores"]
+            # As transformers converts a `.model`: the sentinels follow the pieces, the last one first
+            # (so `<extra_id_0>` has the highest id, as in the original T5 vocabularies).
+            extra_ids = kwargs.get("extra_ids", 100)
+            parts["vocab"] = parts["scores"] + [(f"<extra_id_{i}>", 0.0) for i in range(extra_ids - 1, -1, -1)]
         if not parts:
             return None
         return builders.t5_tokenizer(parts["vocab"], precompiled_charsmap=parts["precompiled_charsmap"])
@@ -211,6 +217,127 @@ class T5Tokenizer(PreTrainedTokenizerFast):
             pair=["$A", "</s>", "$B", "</s>"],
             special_tokens=[("</s>", self.eos_token_id)],
         )
+
+    def get_sentinel_tokens(self) -> list[str]:
+        """The `<extra_id_N>` sentinel tokens (in no particular order, as in transformers)."""
+        return list({str(t) for t in self.additional_special_tokens if re.fullmatch(r"<extra_id_\d+>", str(t))})
+
+    def get_sentinel_token_ids(self) -> list[int]:
+        """The ids of :meth:`get_sentinel_tokens`."""
+        return [self.convert_tokens_to_ids(token) for token in self.get_sentinel_tokens()]
+
+
+# Language codes of the mBART-25 checkpoints (fairseq's list, in its order).
+FAIRSEQ_LANGUAGE_CODES = [
+    "ar_AR", "cs_CZ", "de_DE", "en_XX", "es_XX", "et_EE", "fi_FI", "fr_XX", "gu_IN", "hi_IN", "it_IT", "ja_XX",
+    "kk_KZ", "ko_KR", "lt_LT", "lv_LV", "my_MM", "ne_NP", "nl_XX", "ro_RO", "ru_RU", "si_LK", "tr_TR", "vi_VN",
+    "zh_CN",
+]
+
+
+class MBartTokenizer(PreTrainedTokenizerFast):
+    """mBART SentencePiece-Unigram tokenizer with language codes: source texts end `</s> src_lang`, targets
+    (``text_target=``) `</s> tgt_lang`.
+
+    Args:
+        src_lang: Language code of the source texts (default `en_XX`).
+        tgt_lang: Language code of the targets (default: `src_lang`).
+    """
+
+    vocab_files_names = {"vocab_file": "sentencepiece.bpe.model", "tokenizer_file": "tokenizer.json"}
+    model_input_names = ["input_ids", "attention_mask"]
+    saved_class_name = "MBartTokenizer"
+    rebuild_model_type = "Unigram"
+    default_special_tokens = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+                              "unk_token": "<unk>", "pad_token": "<pad>"}
+
+    def __init__(self, *args: Any, src_lang: str | None = None, tgt_lang: str | None = None, **kwargs: Any):
+        _add_sentencepiece_specials(kwargs, extra_ids=0)  # a .model's control pieces, when building from one
+        mask = kwargs.get("mask_token", "<mask>")
+        # The mask token swallows the space before it, as in fairseq.
+        kwargs["mask_token"] = AddedToken(mask, lstrip=True, rstrip=False) if isinstance(mask, str) else mask
+        extra = kwargs.pop("extra_special_tokens", None) or kwargs.pop("additional_special_tokens", None) or []
+        codes = list(FAIRSEQ_LANGUAGE_CODES)
+        kwargs["extra_special_tokens"] = codes + [t for t in extra if str(t) not in codes]
+        self._src_lang = src_lang if src_lang is not None else "en_XX"
+        self.tgt_lang = tgt_lang
+        super().__init__(*args, src_lang=src_lang, tgt_lang=tgt_lang, **kwargs)
+        self.lang_code_to_id = {code: self.convert_tokens_to_ids(code) for code in FAIRSEQ_LANGUAGE_CODES}
+
+    @classmethod
+    def _build_backend(cls, kwargs: dict[str, Any], parts: dict[str, Any] | None = None) -> Tokenizer | None:
+        if parts:
+            return builders.mbart_tokenizer(parts["vocab"])
+        if not kwargs.get("vocab_file"):
+            return None
+        # fairseq's layout over a SentencePiece model, as transformers converts one: its four specials,
+        # the pieces after SentencePiece's own three, the language codes, the mask.
+        names = [_special(kwargs, cls.default_special_tokens, key)
+                 for key in ("bos_token", "pad_token", "eos_token", "unk_token")]
+        scores = builders.sentencepiece_parts(kwargs["vocab_file"])["scores"]
+        mask = str(kwargs.get("mask_token") or "<mask>")
+        vocab = [(name, 0.0) for name in names] + scores[3:] + [(code, 0.0) for code in FAIRSEQ_LANGUAGE_CODES]
+        return builders.mbart_tokenizer(vocab + [(mask, 0.0)])
+
+    @property
+    def src_lang(self) -> str:
+        return self._src_lang
+
+    @src_lang.setter
+    def src_lang(self, value: str) -> None:
+        self._src_lang = value
+        self._set_language(value)
+
+    def _set_family_post_processor(self) -> None:
+        self._set_language(self._src_lang)
+
+    def _set_language(self, code: str) -> None:
+        # `A </s> code` (pairs: `A B </s> code`), the fairseq layout.
+        key = (code, str(self.eos_token), self._tokenizer.post_processor is not None)
+        if getattr(self, "_language_layout", None) == key:
+            return  # (every call switches to the input mode: keep that cheap)
+        code_id = self.convert_tokens_to_ids(code)
+        if code_id is None or code_id == self.unk_token_id:
+            raise ValueError(f"{code!r} is not a language code of this tokenizer")
+        self._language_layout = key
+        self.cur_lang_code = code_id
+        self.prefix_tokens, self.suffix_tokens = [], [self.eos_token_id, code_id]
+        eos = str(self.eos_token)
+        self._tokenizer.post_processor = processors.TemplateProcessing(
+            single=["$A", eos, code], pair=["$A", "$B", eos, code],
+            special_tokens=[(eos, self.eos_token_id), (code, code_id)],
+        )
+
+    def _switch_to_input_mode(self) -> None:
+        self._set_language(self._src_lang)
+
+    def _switch_to_target_mode(self) -> None:
+        if self.tgt_lang is None:
+            self.tgt_lang = self._src_lang
+        self._set_language(self.tgt_lang)
+
+    def set_src_lang_special_tokens(self, src_lang: str) -> None:
+        """Encode texts as `src_lang` sources."""
+        self._set_language(src_lang)
+
+    def set_tgt_lang_special_tokens(self, lang: str) -> None:
+        """Encode texts as `lang` targets."""
+        self._set_language(lang)
+
+    def _build_translation_inputs(self, raw_inputs: Any, return_tensors: str | None, src_lang: str | None,
+                                  tgt_lang: str | None, **extra_kwargs: Any) -> Any:
+        """Inputs of the translation pipeline: the source encoded as `src_lang`, and the `tgt_lang` code as
+        `forced_bos_token_id` for generation."""
+        if src_lang is None or tgt_lang is None:
+            raise ValueError("Translation requires a `src_lang` and a `tgt_lang` for this model")
+        self.src_lang = src_lang
+        inputs = self(raw_inputs, add_special_tokens=True, return_tensors=return_tensors, **extra_kwargs)
+        inputs["forced_bos_token_id"] = self.convert_tokens_to_ids(tgt_lang)
+        return inputs
+
+
+class BartTokenizer(RobertaTokenizer):
+    """BART byte-level BPE tokenizer: RoBERTa's (`<s> A </s></s> B </s>`)."""
 
 
 class CLIPTokenizer(PreTrainedTokenizerFast):
@@ -258,3 +385,6 @@ RobertaTokenizerFast = RobertaTokenizer
 LlamaTokenizerFast = LlamaTokenizer
 T5TokenizerFast = T5Tokenizer
 CLIPTokenizerFast = CLIPTokenizer
+MT5Tokenizer = MT5TokenizerFast = T5Tokenizer
+MBartTokenizerFast = MBartTokenizer
+BartTokenizerFast = BartTokenizer

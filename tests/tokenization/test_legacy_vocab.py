@@ -168,7 +168,8 @@ def test_sentencepiece_unigram_model(load_pair, tmp_path):
     )
     ours = AutoTokenizer.from_pretrained(tmp_path)
     theirs = transformers.T5Tokenizer(
-        vocab=vocab,
+        # transformers' T5 converter appends the sentinels to the pieces, the last one first
+        vocab=vocab + [(f"<extra_id_{i}>", 0.0) for i in range(4, -1, -1)],
         extra_ids=5,
         additional_special_tokens=[
             AddedToken("<pad>", normalized=False, special=True),

@@ -1,0 +1,989 @@
+"""The T5 family: T5 (v1.0 and v1.1 / flan-T5), mT5 and UMT5 in one file.
+
+An encoder and a decoder of pre-norm blocks (RMSNorm without bias, no learned absolute positions); the
+attention scores are not scaled by ``1/sqrt(d)`` and get a learned bias per head for each bucket of
+relative distance. The variants differ by config:
+
+==========  ===========================================================================================
+``t5``      v1.0 (``feed_forward_proj="relu"``, decoder output scaled by ``d_model**-0.5`` before the tied
+            LM head) or v1.1 / flan-T5 (``"gated-gelu"``, ``tie_word_embeddings=False``: no scaling)
+``mt5``     v1.1 with a multilingual vocabulary; the decoder output is never scaled
+``umt5``    every self-attention layer has its own relative position bias (T5: only the first layer's,
+            shared by the others)
+==========  ===========================================================================================
+
+Parameter names are the checkpoint keys (``encoder.block.0.layer.0.SelfAttention.q.weight``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.generation.mixin import GenerationMixin
+from pretrained.modeling.activations import get_activation
+from pretrained.modeling.attention import attention_function, merge_heads, split_heads
+from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
+from pretrained.modeling.losses import (
+    sequence_classification_loss,
+    span_logits_and_loss,
+    token_classification_loss,
+)
+from pretrained.modeling.masks import causal_mask
+from pretrained.modeling.norms import RMSNorm
+from pretrained.modeling.outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
+    Seq2SeqSequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from pretrained.models.auto import register
+
+# --------------------------------------------------------------------------------------------------------
+# configs
+
+
+class T5Config(PretrainedConfig):
+    """Configuration of a T5 model (field names and defaults as in transformers).
+
+    ``feed_forward_proj`` is ``"<act>"`` or ``"gated-<act>"`` (``"gated-gelu"`` means the tanh GELU).
+    ``scale_decoder_outputs`` (multiply the decoder output by ``d_model**-0.5`` before the LM head) follows
+    ``tie_word_embeddings`` unless given: the original T5 tied and scaled, v1.1 does neither. Unlike
+    transformers 5, which always ties and keeps only the scaling flag, ``tie_word_embeddings=False`` is
+    kept, so a checkpoint with its own ``lm_head.weight`` loads untied either way.
+    """
+
+    model_type = "t5"
+    # The decoder's cache is not a prediction (Trainer.prediction_step leaves it out).
+    keys_to_ignore_at_inference = ["past_key_values"]
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "num_heads",
+        "num_hidden_layers": "num_layers",
+        "head_dim": "d_kv",
+    }
+    # UMT5 gives each self-attention layer its own relative position bias; T5 shares the first layer's.
+    relative_bias_every_layer = False
+    # mT5 never scales the decoder output (its checkpoints are untied).
+    scales_decoder_output = True
+
+    def __init__(
+        self,
+        vocab_size: int = 32128,
+        d_model: int = 512,
+        d_kv: int = 64,
+        d_ff: int = 2048,
+        num_layers: int = 6,
+        num_decoder_layers: int | None = None,
+        num_heads: int = 8,
+        relative_attention_num_buckets: int = 32,
+        relative_attention_max_distance: int = 128,
+        dropout_rate: float = 0.1,
+        layer_norm_epsilon: float = 1e-6,
+        initializer_factor: float = 1.0,
+        feed_forward_proj: str = "relu",
+        is_encoder_decoder: bool = True,
+        use_cache: bool = True,
+        pad_token_id: int | None = 0,
+        eos_token_id: int | list[int] | None = 1,
+        classifier_dropout: float = 0.0,
+        tie_word_embeddings: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.d_kv = d_kv
+        self.d_ff = d_ff
+        self.num_layers = num_layers
+        self.num_decoder_layers = num_layers if num_decoder_layers is None else num_decoder_layers
+        self.num_heads = num_heads
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        self.dropout_rate = dropout_rate
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_factor = initializer_factor
+        self.feed_forward_proj = feed_forward_proj
+        self.use_cache = use_cache
+        self.classifier_dropout = classifier_dropout
+        self.is_decoder = kwargs.pop("is_decoder", False)  # (the stacks know their side; kept for the file)
+        parts = feed_forward_proj.split("-")
+        if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
+            raise ValueError(
+                f"feed_forward_proj {feed_forward_proj!r} is not valid: use '<activation>' or "
+                "'gated-<activation>', e.g. 'relu' or 'gated-gelu'"
+            )
+        self.is_gated_act = parts[0] == "gated"
+        # "gated-gelu" has always meant the tanh approximation in T5 checkpoints.
+        self.dense_act_fn = "gelu_new" if feed_forward_proj == "gated-gelu" else parts[-1]
+        kwargs.pop("dense_act_fn", None)
+        kwargs.pop("is_gated_act", None)
+        scale = kwargs.pop("scale_decoder_outputs", None)
+        if self.scales_decoder_output:
+            self.scale_decoder_outputs = tie_word_embeddings is not False if scale is None else scale
+        super().__init__(
+            is_encoder_decoder=is_encoder_decoder,
+            pad_token_id=pad_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+
+
+class MT5Config(T5Config):
+    """mT5: T5 v1.1 with a 250k multilingual vocabulary (defaults as in transformers)."""
+
+    model_type = "mt5"
+    scales_decoder_output = False
+
+    def __init__(
+        self,
+        vocab_size: int = 250112,
+        d_ff: int = 1024,
+        num_layers: int = 8,
+        num_heads: int = 6,
+        feed_forward_proj: str = "gated-gelu",
+        decoder_start_token_id: int | None = 0,
+        **kwargs: Any,
+    ) -> None:
+        if type(self).model_type == "mt5":
+            kwargs.setdefault("bos_token_id", None)  # (a field of transformers' MT5Config only)
+        super().__init__(
+            vocab_size=vocab_size, d_ff=d_ff, num_layers=num_layers, num_heads=num_heads,
+            feed_forward_proj=feed_forward_proj, decoder_start_token_id=decoder_start_token_id, **kwargs,
+        )
+
+
+class UMT5Config(MT5Config):
+    """UMT5: mT5 with a relative position bias in every self-attention layer."""
+
+    model_type = "umt5"
+    relative_bias_every_layer = True
+    scales_decoder_output = True
+
+
+# --------------------------------------------------------------------------------------------------------
+# layers
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> torch.Tensor:
+    """The bucket of each ``key_position - query_position``: exact for small distances, then logarithmic
+    bins up to ``max_distance`` (everything further shares the last bin). Bidirectional (encoder) attention
+    spends half the buckets on keys after the query; causal attention sees only keys before it."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    exact = num_buckets // 2
+    # The float computation matches the reference bit for bit, so distances land in the same bins.
+    log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (num_buckets - exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < exact, distance, far)
+
+
+class T5LayerNorm(RMSNorm):
+    """T5's layer norm: RMSNorm (scale only, no mean subtraction, no bias) whose output takes the weight's
+    half-precision dtype, so the float32 residual that a float32 ``wo`` leaves goes back to half."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.weight.dtype in (torch.float16, torch.bfloat16):
+            shape = (hidden_states.shape[-1],)
+            normed = F.rms_norm(hidden_states.float(), shape, None, self.variance_epsilon)
+            return self.weight * normed.to(self.weight.dtype)
+        return super().forward(hidden_states)
+
+
+class T5DenseActDense(nn.Module):
+    """Feed-forward ``wo(act(wi(x)))``."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__()
+        self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout = nn.Dropout(config.dropout_rate)
+        self.act = get_activation(config.dense_act_fn)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(self.act(self.wi(hidden)))
+        return self.wo(hidden.to(self.wo.weight.dtype) if self.wo.weight.is_floating_point() else hidden)
+
+
+class T5DenseGatedActDense(nn.Module):
+    """Gated feed-forward ``wo(act(wi_0(x)) * wi_1(x))`` (T5 v1.1)."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__()
+        self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout = nn.Dropout(config.dropout_rate)
+        self.act = get_activation(config.dense_act_fn)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(self.act(self.wi_0(hidden)) * self.wi_1(hidden))
+        # ``wo`` may be kept in float32 while the rest runs in half precision (_keep_in_fp32_modules).
+        return self.wo(hidden.to(self.wo.weight.dtype) if self.wo.weight.is_floating_point() else hidden)
+
+
+class T5LayerFF(nn.Module):
+    """Pre-norm residual feed-forward sub-layer."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__()
+        self.DenseReluDense = T5DenseGatedActDense(config) if config.is_gated_act else T5DenseActDense(config)
+        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.dropout(self.DenseReluDense(self.layer_norm(hidden)))
+
+
+class T5Attention(nn.Module):
+    """Unscaled multi-head attention with an additive relative position bias.
+
+    Self-attention with ``has_relative_attention_bias`` computes the bias (masked: ``-inf``-like where
+    ``allowed`` is False) and returns it, so the layers above can reuse it; cross-attention has no
+    position bias, only the encoder's padding mask.
+    """
+
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, layer_idx: int, is_decoder: bool):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.is_decoder = is_decoder
+        self.has_relative_attention_bias = has_relative_attention_bias
+        self.n_heads = config.num_heads
+        self.key_value_proj_dim = config.d_kv
+        self.dropout = config.dropout_rate
+        inner = config.num_heads * config.d_kv
+        self.q = nn.Linear(config.d_model, inner, bias=False)
+        self.k = nn.Linear(config.d_model, inner, bias=False)
+        self.v = nn.Linear(config.d_model, inner, bias=False)
+        self.o = nn.Linear(inner, config.d_model, bias=False)
+        if has_relative_attention_bias:
+            self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
+
+    def compute_bias(self, query_positions: torch.Tensor, key_length: int) -> torch.Tensor:
+        """``(1, heads, q_len, key_length)`` bias for queries at ``query_positions`` (their cache slots)."""
+        keys = torch.arange(key_length, device=query_positions.device)
+        buckets = relative_position_bucket(
+            keys[None, :] - query_positions[:, None],
+            bidirectional=not self.is_decoder,
+            num_buckets=self.config.relative_attention_num_buckets,
+            max_distance=self.config.relative_attention_max_distance,
+        )
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        allowed: torch.Tensor | None,
+        position_bias: torch.Tensor | None = None,
+        key_value_states: torch.Tensor | None = None,
+        cache: Any = None,
+        query_positions: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        query = split_heads(self.q(hidden), self.n_heads)  # (batch, heads, q_len, d_kv)
+        cross = key_value_states is not None
+        if cross and isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            key, value = layer.keys, layer.values  # projected from the encoder output at the first step
+        else:
+            source = key_value_states if cross else hidden
+            key, value = split_heads(self.k(source), self.n_heads), split_heads(self.v(source), self.n_heads)
+            if cross:
+                if isinstance(cache, EncoderDecoderCache):
+                    cache.update_cross(key, value, self.layer_idx)
+            elif cache is not None:  # (written at the queries' slots: a static cache is indexed by them)
+                key, value = cache.update(key, value, self.layer_idx, {"cache_position": query_positions})
+        if position_bias is None and self.has_relative_attention_bias:
+            if query_positions is None:
+                query_positions = torch.arange(hidden.shape[1], device=hidden.device)
+            position_bias = self.compute_bias(query_positions, key.shape[2]).to(query.dtype)
+            if allowed is not None:
+                position_bias = position_bias.masked_fill(~allowed, torch.finfo(query.dtype).min)
+        mask = position_bias
+        if mask is None and allowed is not None:  # (a layer built without bias, given none)
+            mask = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
+            mask = mask.masked_fill(~allowed, torch.finfo(query.dtype).min)
+        attend = attention_function(self.config._attn_implementation, output_attentions)
+        out, weights = attend(query, key, value, mask, dropout=self.dropout if self.training else 0.0, scale=1.0)
+        return self.o(merge_heads(out)), position_bias, weights
+
+
+class T5LayerSelfAttention(nn.Module):
+    """Pre-norm residual self-attention sub-layer."""
+
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, layer_idx: int, is_decoder: bool):
+        super().__init__()
+        self.SelfAttention = T5Attention(config, has_relative_attention_bias, layer_idx, is_decoder)
+        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, hidden: torch.Tensor, allowed: torch.Tensor | None, position_bias: torch.Tensor | None,
+                cache: Any, query_positions: torch.Tensor | None, output_attentions: bool) -> tuple:
+        cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+        out, bias, weights = self.SelfAttention(
+            self.layer_norm(hidden), allowed, position_bias, cache=cache, query_positions=query_positions,
+            output_attentions=output_attentions,
+        )
+        return hidden + self.dropout(out), bias, weights
+
+
+class T5LayerCrossAttention(nn.Module):
+    """Pre-norm residual attention over the encoder output."""
+
+    def __init__(self, config: T5Config, layer_idx: int):
+        super().__init__()
+        self.EncDecAttention = T5Attention(config, False, layer_idx, is_decoder=True)
+        self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, hidden: torch.Tensor, encoder_states: torch.Tensor, encoder_bias: torch.Tensor | None,
+                cache: Any, output_attentions: bool) -> tuple:
+        out, _, weights = self.EncDecAttention(
+            self.layer_norm(hidden), None, encoder_bias, key_value_states=encoder_states, cache=cache,
+            output_attentions=output_attentions,
+        )
+        return hidden + self.dropout(out), weights
+
+
+class T5Block(nn.Module):
+    """One encoder (self-attention, feed-forward) or decoder (self-, cross-attention, feed-forward) block."""
+
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, layer_idx: int, is_decoder: bool):
+        super().__init__()
+        self.is_decoder = is_decoder
+        self.layer = nn.ModuleList([T5LayerSelfAttention(config, has_relative_attention_bias, layer_idx, is_decoder)])
+        if is_decoder:
+            self.layer.append(T5LayerCrossAttention(config, layer_idx))
+        self.layer.append(T5LayerFF(config))
+
+    def forward(self, hidden: torch.Tensor, allowed: torch.Tensor | None, position_bias: torch.Tensor | None,
+                encoder_states: torch.Tensor | None, encoder_bias: torch.Tensor | None, cache: Any,
+                query_positions: torch.Tensor | None, output_attentions: bool) -> tuple:
+        hidden, position_bias, self_weights = self.layer[0](
+            hidden, allowed, position_bias, cache, query_positions, output_attentions
+        )
+        hidden = _clamp_half(hidden)
+        cross_weights = None
+        if self.is_decoder and encoder_states is not None:
+            hidden, cross_weights = self.layer[1](hidden, encoder_states, encoder_bias, cache, output_attentions)
+            hidden = _clamp_half(hidden)
+        return _clamp_half(self.layer[-1](hidden)), position_bias, self_weights, cross_weights
+
+
+def _clamp_half(hidden: torch.Tensor) -> torch.Tensor:
+    # float16 activations of large T5 models overflow; keep them finite, as the reference does.
+    if hidden.dtype != torch.float16:
+        return hidden
+    limit = torch.finfo(torch.float16).max
+    limit = torch.where(torch.isinf(hidden).any(), limit - 1000, limit)
+    return hidden.clamp(-limit, limit)
+
+
+class T5Stack(nn.Module):
+    """The encoder or the decoder: embeddings (the model's shared table), blocks, final norm."""
+
+    def __init__(self, config: T5Config, is_decoder: bool) -> None:
+        super().__init__()
+        self.config = config
+        self.is_decoder = is_decoder
+        layers = config.num_decoder_layers if is_decoder else config.num_layers
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        every = config.relative_bias_every_layer
+        self.block = nn.ModuleList(
+            [T5Block(config, every or i == 0, i, is_decoder) for i in range(layers)]
+        )
+        self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+        self.gradient_checkpointing = False
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        """Run the stack; the decoder takes the encoder's states and mask, and a cache when decoding."""
+        config = self.config
+        if past_key_values is None:
+            past_key_values = kwargs.get("cache")
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids or inputs_embeds")
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.return_dict if return_dict is None else return_dict
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch, seq = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+
+        cache = None
+        if self.is_decoder:
+            if use_cache is None:
+                use_cache = config.use_cache and not self.training
+            cache = _prepare_cache(past_key_values, use_cache)
+        elif use_cache:
+            raise ValueError("use_cache=True is only possible for the decoder of a T5 model")
+        self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+        if cache_position is None:
+            past = self_cache.get_seq_length() if self_cache is not None else 0
+            cache_position = torch.arange(past, past + seq, device=device)
+
+        if self.is_decoder:
+            static = isinstance(self_cache, StaticCache)
+            if self_cache is None:
+                kv_len = seq
+            else:
+                kv_len = self_cache.get_max_cache_shape() if static else self_cache.get_seq_length() + seq
+            allowed = _explicit_causal(attention_mask, cache_position, kv_len, not static)
+        else:
+            allowed = _padding_allowed(attention_mask)
+        # The encoder's padding as one additive bias shared by every cross-attention layer.
+        encoder_bias = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_allowed = _padding_allowed(encoder_attention_mask)
+            encoder_bias = torch.zeros(encoder_allowed.shape, dtype=inputs_embeds.dtype, device=device)
+            encoder_bias = encoder_bias.masked_fill(~encoder_allowed, torch.finfo(inputs_embeds.dtype).min)
+
+        hidden = self.dropout(inputs_embeds)
+        all_hidden: list[torch.Tensor] = []
+        all_attn: list[torch.Tensor] = []
+        all_cross: list[torch.Tensor] = []
+        position_bias = None
+        checkpointed = self.gradient_checkpointing and self.training
+        for block in self.block:
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            args = (hidden, allowed, position_bias, encoder_hidden_states, encoder_bias, cache,
+                    cache_position, output_attentions)
+            if checkpointed:
+                hidden, bias, weights, cross = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
+            else:
+                hidden, bias, weights, cross = block(*args)
+            if not config.relative_bias_every_layer:
+                position_bias = bias  # the first layer's bias serves them all
+            if output_attentions:
+                all_attn.append(weights)
+                if cross is not None:
+                    all_cross.append(cross)
+        hidden = self.dropout(self.final_layer_norm(hidden))
+        if output_hidden_states:
+            all_hidden.append(hidden)
+        out = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden,
+            past_key_values=cache if self.is_decoder and use_cache else None,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_attn) if output_attentions else None,
+            cross_attentions=tuple(all_cross) if output_attentions and all_cross else None,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+def _prepare_cache(past_key_values: Any, use_cache: bool) -> Any:
+    """The decoder's cache: an :class:`EncoderDecoderCache` (made when ``use_cache`` and none is given), a
+    legacy tuple of 4-tuples, or a plain self-attention cache."""
+    if past_key_values is None:
+        return EncoderDecoderCache(DynamicCache(), DynamicCache()) if use_cache else None
+    if isinstance(past_key_values, (EncoderDecoderCache, Cache)):
+        return past_key_values
+    if isinstance(past_key_values, (tuple, list)):
+        return EncoderDecoderCache.from_legacy_cache(past_key_values)
+    raise TypeError(f"past_key_values must be an EncoderDecoderCache, got {type(past_key_values).__name__}")
+
+
+def _padding_allowed(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` (a 4-d additive mask: where it is 0).
+
+    The mask is kept even when nothing is masked: T5's attention always takes an additive bias, so
+    dropping it would gain no faster kernel, and checking would cost a device sync per forward."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() == 4:
+        return attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    return attention_mask.bool()[:, None, None, :]
+
+
+def _explicit_causal(attention_mask: torch.Tensor | None, cache_position: torch.Tensor, kv_len: int,
+                     all_written: bool) -> torch.Tensor | None:
+    """The decoder's causal + padding mask, as booleans; ``None`` only when a lone query sees every key
+    (the position bias carries the rest, so SDPA's ``is_causal`` shortcut is never used)."""
+    mask = causal_mask(attention_mask, cache_position, kv_len, all_slots_written=all_written)
+    if mask is None and cache_position.shape[0] > 1:
+        keys = torch.arange(kv_len, device=cache_position.device)
+        mask = (keys[None, :] <= cache_position[:, None])[None, None]
+    return mask
+
+
+# --------------------------------------------------------------------------------------------------------
+# models
+
+
+class T5PreTrainedModel(PreTrainedModel):
+    """Weight initialisation, tying and decoder-input shifting shared by the T5 models."""
+
+    config_class = T5Config
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["T5Block"]
+    _keep_in_fp32_modules = ["wo"]
+    # The reference never used this weight: cross-attention has no position bias.
+    _keys_to_ignore_on_load_unexpected = [r"decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        factor = self.config.initializer_factor
+        d_model, d_ff, d_kv = self.config.d_model, self.config.d_ff, self.config.d_kv
+        if isinstance(module, RMSNorm):
+            module.weight.fill_(factor)
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, factor)
+        elif isinstance(module, T5ClassificationHead):
+            for linear in (module.dense, module.out_proj):
+                linear.weight.normal_(0.0, factor * d_model**-0.5)
+                linear.bias.zero_()
+        elif isinstance(module, (T5DenseActDense, T5DenseGatedActDense)):
+            for name in ("wi", "wi_0", "wi_1"):
+                if hasattr(module, name):
+                    getattr(module, name).weight.normal_(0.0, factor * d_model**-0.5)
+            module.wo.weight.normal_(0.0, factor * d_ff**-0.5)
+        elif isinstance(module, T5Attention):
+            module.q.weight.normal_(0.0, factor * (d_model * d_kv) ** -0.5)
+            module.k.weight.normal_(0.0, factor * d_model**-0.5)
+            module.v.weight.normal_(0.0, factor * d_model**-0.5)
+            module.o.weight.normal_(0.0, factor * (self.config.num_heads * d_kv) ** -0.5)
+            if module.has_relative_attention_bias:  # after the generic Embedding case (apply visits it first)
+                module.relative_attention_bias.weight.normal_(0.0, factor * d_model**-0.5)
+        elif isinstance(module, nn.Linear) and getattr(self, "lm_head", None) is module:
+            module.weight.normal_(0.0, factor)
+        elif isinstance(module, nn.Linear) and module in (getattr(self, "qa_outputs", None),
+                                                          getattr(self, "classifier", None)):
+            module.weight.normal_(0.0, factor * (d_model**-0.5 if module is getattr(self, "qa_outputs", None) else 1))
+            module.bias.zero_()
+
+    def _shift_right(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Decoder inputs from labels: ``decoder_start_token_id`` first, the labels shifted one to the right,
+        ``-100`` replaced by ``pad_token_id``."""
+        start, pad = getattr(self.config, "decoder_start_token_id", None), self.config.pad_token_id
+        if start is None:
+            raise ValueError("config.decoder_start_token_id must be set (T5 uses the pad_token_id, 0) to build "
+                             "decoder inputs from labels")
+        if pad is None:
+            raise ValueError("config.pad_token_id must be set to build decoder inputs from labels")
+        shifted = torch.full_like(input_ids, start)
+        shifted[..., 1:] = input_ids[..., :-1]
+        return shifted.masked_fill(shifted == -100, pad)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """``decoder_input_ids`` for ``labels`` (used by ``DataCollatorForSeq2Seq``)."""
+        return self._shift_right(labels)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        base = self.base_model
+        base.shared = value
+        base.encoder.embed_tokens = value
+        if hasattr(base, "decoder"):
+            base.decoder.embed_tokens = value
+
+    def get_encoder(self) -> T5Stack:
+        return self.base_model.encoder
+
+    def get_decoder(self) -> T5Stack:
+        return self.base_model.decoder
+
+
+def _encoder_output(model: T5PreTrainedModel, encoder_outputs: Any, inputs: dict[str, Any]) -> BaseModelOutput:
+    """The encoder's output: given (a tuple or output object) or computed from the inputs."""
+    if encoder_outputs is None:
+        return model.get_encoder()(
+            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+            inputs_embeds=inputs["inputs_embeds"], output_attentions=inputs.get("output_attentions"),
+            output_hidden_states=inputs.get("output_hidden_states"), return_dict=True,
+        )
+    if isinstance(encoder_outputs, (tuple, list)):
+        return BaseModelOutput(*encoder_outputs[:3])
+    return encoder_outputs
+
+
+def _seq2seq(model: T5PreTrainedModel, inputs: dict[str, Any]) -> tuple[BaseModelOutput, Any]:
+    """Encoder (unless its outputs are given) then decoder, from a forward's ``locals()``."""
+    encoded = _encoder_output(model, inputs["encoder_outputs"], inputs)
+    decoded = model.get_decoder()(
+        input_ids=inputs["decoder_input_ids"],
+        attention_mask=inputs["decoder_attention_mask"],
+        inputs_embeds=inputs["decoder_inputs_embeds"],
+        encoder_hidden_states=encoded[0],
+        encoder_attention_mask=inputs["attention_mask"],
+        past_key_values=inputs["past_key_values"] if inputs["past_key_values"] is not None
+        else inputs["kwargs"].get("cache"),
+        use_cache=inputs["use_cache"],
+        output_attentions=inputs["output_attentions"],
+        output_hidden_states=inputs["output_hidden_states"],
+        cache_position=inputs["cache_position"],
+        return_dict=True,
+    )
+    return encoded, decoded
+
+
+def _seq2seq_fields(encoded: BaseModelOutput, decoded: Any) -> dict[str, Any]:
+    return {
+        "past_key_values": decoded.past_key_values,
+        "decoder_hidden_states": decoded.hidden_states,
+        "decoder_attentions": decoded.attentions,
+        "cross_attentions": decoded.cross_attentions,
+        "encoder_last_hidden_state": encoded.last_hidden_state,
+        "encoder_hidden_states": encoded.hidden_states,
+        "encoder_attentions": encoded.attentions,
+    }
+
+
+class _EncoderDecoder(T5PreTrainedModel):
+    # Shared by T5Model and T5ForConditionalGeneration: the embedding table under ``shared``, used by both
+    # stacks (one tensor under three names).
+    _aliased_weights_keys = {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+    }
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, is_decoder=False)
+        self.decoder = T5Stack(config, is_decoder=True)
+
+
+class T5Model(_EncoderDecoder):
+    """The bare encoder-decoder: the decoder's last hidden states."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode ``input_ids`` (unless ``encoder_outputs`` are given), decode ``decoder_input_ids``."""
+        encoded, decoded = _seq2seq(self, locals())
+        out = Seq2SeqModelOutput(last_hidden_state=decoded.last_hidden_state, **_seq2seq_fields(encoded, decoded))
+        return self._outputs(out, return_dict)
+
+
+class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
+    """T5 with its language-model head: next-token logits of the decoder, and the loss against ``labels``."""
+
+    _tied_weights_keys = {"lm_head.weight": "shared.weight"}
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.model_dim = config.d_model
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqLMOutput | tuple:
+        """Vocabulary logits for every decoder position; with ``labels`` (``-100`` ignored) the mean
+        cross-entropy, and decoder inputs made from the labels when none are given."""
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._shift_right(labels)
+        encoded, decoded = _seq2seq(self, locals())
+        sequence = decoded.last_hidden_state
+        if getattr(self.config, "scale_decoder_outputs", False):
+            sequence = sequence * self.model_dim**-0.5
+        logits = self.lm_head(sequence)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.to(logits.device).view(-1),
+                                   ignore_index=-100)
+        out = Seq2SeqLMOutput(loss=loss, logits=logits, **_seq2seq_fields(encoded, decoded))
+        return self._outputs(out, return_dict)
+
+
+class T5EncoderModel(T5PreTrainedModel):
+    """The encoder alone (the text encoder of many diffusion and retrieval models)."""
+
+    _aliased_weights_keys = {"encoder.embed_tokens.weight": "shared.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^lm_head\."]
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, is_decoder=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutput | tuple:
+        """The encoder's hidden states."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                           return_dict=True)
+        out = BaseModelOutput(out.last_hidden_state, out.hidden_states, out.attentions)
+        return self._outputs(out, return_dict)
+
+
+class T5ClassificationHead(nn.Module):
+    """``out_proj(tanh(dense(x)))`` with dropout, on the decoder state at the last end-of-sequence token."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.d_model, config.d_model)
+        self.dropout = nn.Dropout(p=config.classifier_dropout)
+        self.out_proj = nn.Linear(config.d_model, config.num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(torch.tanh(self.dense(self.dropout(hidden))))
+        return self.out_proj(hidden)
+
+
+class T5ForSequenceClassification(T5PreTrainedModel):
+    """T5 as a classifier: the decoder reads the shifted input, the head reads the last ``</s>`` position."""
+
+    _aliased_weights_keys = {
+        "transformer.encoder.embed_tokens.weight": "transformer.shared.weight",
+        "transformer.decoder.embed_tokens.weight": "transformer.shared.weight",
+    }
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.transformer = T5Model(config)
+        self.classification_head = T5ClassificationHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqSequenceClassifierOutput | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Every input must hold the same number (at least one) of ``eos_token_id`` tokens."""
+        if input_ids is None:
+            raise ValueError(f"{type(self).__name__} needs input_ids (the </s> positions pick the sentence vector)")
+        if labels is not None:
+            use_cache = False
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._shift_right(input_ids)
+        out = self.transformer(
+            input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        sequence = out.last_hidden_state
+        eos = input_ids.eq(self.config.eos_token_id).to(sequence.device)
+        counts = eos.sum(1)
+        if bool((counts != counts[0]).any()):
+            raise ValueError("All examples must have the same number of <eos> tokens.")
+        if int(counts[0]) < 1:
+            raise ValueError("Each example must contain at least one <eos> token.")
+        batch, _, hidden = sequence.shape
+        sentence = sequence[eos, :].view(batch, -1, hidden)[:, -1, :]
+        logits = self.classification_head(sentence)
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        fields = {k: v for k, v in out.items() if k != "last_hidden_state"}
+        result = Seq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **fields)
+        return self._outputs(result, return_dict)
+
+
+class T5ForTokenClassification(T5PreTrainedModel):
+    """The encoder with a linear classifier on every token (the decoder is not used)."""
+
+    _aliased_weights_keys = {"transformer.encoder.embed_tokens.weight": "transformer.shared.weight"}
+    _keys_to_ignore_on_load_unexpected = [r"(^|\.)decoder\.", r"(^|\.)lm_head\."]
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = T5EncoderModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> TokenClassifierOutput | tuple:
+        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored)."""
+        encoded = self.transformer(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                   return_dict=True)
+        logits = self.classifier(self.dropout(encoded.last_hidden_state))
+        loss = token_classification_loss(logits, labels) if labels is not None else None
+        return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
+
+
+class T5ForQuestionAnswering(_EncoderDecoder):
+    """The encoder-decoder with start / end scores (``qa_outputs``) over the decoder positions; the decoder
+    reads the shifted input unless given its own."""
+
+    def __init__(self, config: T5Config) -> None:
+        super().__init__(config)
+        self.model_dim = config.d_model
+        self.num_labels = config.num_labels
+        self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
+        """Start and end logits; with both positions the mean of their cross-entropies (positions past the
+        end are ignored)."""
+        if start_positions is not None and end_positions is not None:
+            use_cache = False
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("Without decoder_input_ids or decoder_inputs_embeds, input_ids are needed (the "
+                                 "decoder reads them shifted right)")
+            decoder_input_ids = self._shift_right(input_ids)
+        past_key_values, cache_position = None, None
+        encoded, decoded = _seq2seq(self, locals())
+        logits = self.qa_outputs(decoded.last_hidden_state)
+        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
+        out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                                  **_seq2seq_fields(encoded, decoded))
+        return self._outputs(out, return_dict)
+
+
+# --------------------------------------------------------------------------------------------------------
+# mT5 and UMT5: the same modules under their own names
+
+
+def _renamed(prefix: str, config_class: type[T5Config]) -> dict[str, type]:
+    classes = {}
+    for base in (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
+                 T5ForTokenClassification, T5ForQuestionAnswering):
+        name = base.__name__.replace("T5", prefix, 1)
+        doc = f"{prefix} version of :class:`{base.__name__}` (same modules and checkpoint keys)."
+        classes[name] = type(name, (base,), {"config_class": config_class, "__doc__": doc,
+                                              "__module__": __name__, "__qualname__": name})
+    return classes
+
+
+MT5PreTrainedModel = type("MT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": MT5Config,
+                                                                       "__module__": __name__})
+UMT5PreTrainedModel = type("UMT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": UMT5Config,
+                                                                         "__module__": __name__})
+_MT5 = _renamed("MT5", MT5Config)
+_UMT5 = _renamed("UMT5", UMT5Config)
+(MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification, MT5ForTokenClassification,
+ MT5ForQuestionAnswering) = _MT5.values()
+(UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+ UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _UMT5.values()
+
+for _type, _config, _classes in (
+    ("t5", T5Config, (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
+                      T5ForTokenClassification, T5ForQuestionAnswering)),
+    ("mt5", MT5Config, tuple(_MT5.values())),
+    ("umt5", UMT5Config, tuple(_UMT5.values())),
+):
+    register(_type, _config, base=_classes[0], seq2seq_lm=_classes[1], sequence_classification=_classes[3],
+             token_classification=_classes[4], question_answering=_classes[5])
+del _type, _config, _classes
