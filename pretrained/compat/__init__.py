@@ -26,6 +26,7 @@ from typing import Any
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama"}
+_FAMILIES.update({"bart": "bart", "mbart": "mbart", "marian": "marian"})
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -76,9 +77,8 @@ NOT_IMPLEMENTED: dict[str, str] = {
     **dict.fromkeys(("AutoModelForSeq2SeqLM", "Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
                     "encoder-decoder (sequence-to-sequence) models"),
     **dict.fromkeys(("T5ForConditionalGeneration", "T5Model", "T5Config"), "the T5 family"),
-    **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
-    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBartTokenizer", "MBartTokenizerFast",
-                     "MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART family"),
+    **dict.fromkeys(("MBartTokenizer", "MBartTokenizerFast", "MBart50Tokenizer", "MBart50TokenizerFast"),
+                    "the mBART family"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
 }

@@ -24,10 +24,14 @@ _FAMILY_MODULES: dict[str, str] = {
     "mistral": "pretrained.models.llama",
     "qwen2": "pretrained.models.llama",
     "qwen3": "pretrained.models.llama",
+    "bart": "pretrained.models.bart",
+    "mbart": "pretrained.models.mbart",
+    "marian": "pretrained.models.marian",
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
          "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction")
+TASKS += ("seq2seq_lm",)
 _CONFIGS: dict[str, type[PretrainedConfig]] = {}
 _MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
 
@@ -164,6 +168,7 @@ AutoModelForTokenClassification = _auto_class(
 AutoModelForQuestionAnswering = _auto_class(
     "AutoModelForQuestionAnswering", "question_answering", "an extractive question-answering model")
 AutoModelForCausalLM = _auto_class("AutoModelForCausalLM", "causal_lm", "a causal language model")
+AutoModelForSeq2SeqLM = _auto_class("AutoModelForSeq2SeqLM", "seq2seq_lm", "an encoder-decoder language model")
 
 
 # --- transformers' mapping objects (CONFIG_MAPPING, MODEL_MAPPING, MODEL_FOR_<TASK>_MAPPING) ---
@@ -245,3 +250,6 @@ for _task in TASKS:
     globals()[_name] = _ModelMapping(_task)
     globals()[f"{_name}_NAMES"] = _NamesMapping(_task)
 del _task, _name
+# transformers' name for the sequence-to-sequence mappings
+MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING"]
+MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING_NAMES"]
