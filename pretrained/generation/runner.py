@@ -163,9 +163,11 @@ def _first_of_each(value: Any, rows: int, repeat: int) -> Any:
     return value
 
 
-def make_seq2seq_cache(model: Any, config: Any, max_length: int, user_cache: Any) -> EncoderDecoderCache:
+def make_seq2seq_cache(model: Any, config: Any, max_length: int, user_cache: Any, min_static_len: int = 0
+                       ) -> EncoderDecoderCache:
     """An encoder-decoder's cache: the user's (empty) one, or a dynamic or static self-attention cache (of
-    ``max_length`` slots, allocated at its first update) with a dynamic cross-attention cache."""
+    ``max_length`` slots or more, see :func:`make_cache`; allocated at its first update) with a dynamic
+    cross-attention cache."""
     if user_cache is not None:
         if isinstance(user_cache, (tuple, list)):
             return EncoderDecoderCache.from_legacy_cache(user_cache)
@@ -177,7 +179,7 @@ def make_seq2seq_cache(model: Any, config: Any, max_length: int, user_cache: Any
     model_config = model.config
     layers = next((getattr(model_config, name) for name in ("decoder_layers", "num_decoder_layers")
                    if getattr(model_config, name, None) is not None), model_config.num_hidden_layers)
-    size = max(config.max_cache_len or 0, max_length)
+    size = max(config.max_cache_len or 0, max_length, min_static_len)
     return EncoderDecoderCache(StaticCache(SimpleNamespace(num_hidden_layers=layers), max_cache_len=size),
                                DynamicCache())
 

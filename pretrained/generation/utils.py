@@ -313,17 +313,20 @@ def generate(
     user_cache = model_kwargs.pop("past_key_values", None)
     static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
     decoder = None
-    if static and config.compile_config is not None and not config.disable_compile and not seq2seq:
+    static = static or isinstance(getattr(user_cache, "self_attention_cache", None), StaticCache)
+    if static and config.compile_config is not None and not config.disable_compile:
         decoder = compiled_decoder(model, config.compile_config)
     if seq2seq:
-        cache = make_seq2seq_cache(model, config, config.max_length, user_cache)
+        cache = make_seq2seq_cache(model, config, config.max_length, user_cache,
+                                   decoder.static_len if decoder is not None else 0)  # fmt: skip
     else:
         cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
                            decoder.static_len if decoder is not None else 0)  # fmt: skip
     runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs,
                     seq2seq=seq2seq)  # fmt: skip
-    if decoder is not None and isinstance(cache, StaticCache):
-        decoder.static_len = cache.max_cache_len
+    self_cache = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder's own-token cache
+    if decoder is not None and isinstance(self_cache, StaticCache):
+        decoder.static_len = self_cache.max_cache_len
         runner.decoder = decoder
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
@@ -646,8 +649,10 @@ def _beam_search(search: _Search, num_beams: int) -> torch.Tensor | GenerateBeam
             going = going & ~is_finished.all()
         if not bool(going):  # one host sync per step
             break
-        # The cache follows the beams that survived.
-        runner.cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
+        # The cache follows the beams that survived. An encoder-decoder's cross-attention cache is left as it
+        # is: the beams of a row share its encoder output, and beams never move to another row.
+        cache = getattr(runner.cache, "self_attention_cache", runner.cache)
+        cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
         out = runner.step(running[:, :, cur - 1].reshape(flat, 1))
 
     sequences = finished_seqs[:, :num_return].reshape(batch * num_return, max_length)

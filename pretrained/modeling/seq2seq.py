@@ -441,7 +441,10 @@ class Seq2SeqDecoder(_Stack):
             inputs_embeds = inputs_embeds * self.embed_scale
         hidden = self._embed(input_ids, inputs_embeds, cache_position)
         mask = build_masks(attention_mask, self_cache, cache_position, [None])[None]
-        encoder_mask = padding_mask(encoder_attention_mask)
+        # No check for an all-ones mask here (a host sync per decode step): generate passes None then.
+        encoder_mask = encoder_attention_mask
+        if encoder_mask is not None and encoder_mask.dim() == 2:
+            encoder_mask = encoder_mask.bool()[:, None, None, :]
         all_hidden: list[torch.Tensor] = []
         all_attn: list[torch.Tensor | None] = []
         all_cross: list[torch.Tensor | None] = []

@@ -3,10 +3,15 @@ models: token-identical sequences on padded batches for greedy, beam and seeded 
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
+
+from seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
 
 from pretrained import AutoModelForSeq2SeqLM  # noqa: E402
 from pretrained.generation.outputs import (  # noqa: E402
@@ -14,7 +19,6 @@ from pretrained.generation.outputs import (  # noqa: E402
     GenerateEncoderDecoderOutput,
 )
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache  # noqa: E402
-from tests.seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
 
 FAMILIES = ["bart", "mbart", "marian", "marian_separate_vocab"]
 CASES = {
@@ -112,3 +116,19 @@ def test_static_self_attention_cache(models, num_beams):
 def test_no_encoder_input_is_a_clear_error(models):
     with pytest.raises(ValueError, match="input_ids"):
         models[1].generate(max_new_tokens=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_compiled_static_decode_matches(tmp_path, num_beams):
+    # About 40 s per case on 2 cores with a cold inductor cache; inductor's C++ wrapper needs a compiler.
+    if os.environ.get("PRETRAINED_TEST_COMPILE") == "0" or not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        pytest.skip("no C++ compiler for inductor, or PRETRAINED_TEST_COMPILE=0")
+    hf, folder = save_tiny_seq2seq(tmp_path, "bart")
+    ours = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    ids, mask = padded_batch()
+    want = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10, num_beams=num_beams)
+    for _ in range(2):  # the second run reuses the graph
+        got = ours.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10, num_beams=num_beams,
+                            cache_implementation="static", compile_config={})
+        assert torch.equal(got, want)

@@ -7,10 +7,11 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
+
 import pretrained  # noqa: E402
 from pretrained import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification  # noqa: E402
 from pretrained.modeling.cache import DynamicCache, EncoderDecoderCache, StaticCache  # noqa: E402
-from tests.seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
 
 ATOL = 1e-4
 

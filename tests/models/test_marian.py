@@ -8,11 +8,11 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from safetensors.torch import load_file  # noqa: E402
+from seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
 
 from pretrained import AutoModelForSeq2SeqLM, MarianConfig, MarianMTModel  # noqa: E402
 from pretrained.modeling.cache import DynamicCache, EncoderDecoderCache  # noqa: E402
 from pretrained.modeling.seq2seq import sinusoidal_table  # noqa: E402
-from tests.seq2seq_models import padded_batch, save_tiny_seq2seq  # noqa: E402
 
 ATOL = 1e-4
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers as T
 from pipeline_fixtures import TEXTS, assert_close
+from seq2seq_models import save_tiny_seq2seq
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import pretrained as P
@@ -16,7 +17,6 @@ from pretrained.pipelines.text2text_generation import (
     Text2TextGenerationPipeline,
     TranslationPipeline,
 )
-from tests.seq2seq_models import save_tiny_seq2seq
 
 CORPUS = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.",
           "I love this movie, it was great.", "An awful, boring film.", "How old are you?"] * 20
