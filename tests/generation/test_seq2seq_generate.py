@@ -132,3 +132,21 @@ def test_compiled_static_decode_matches(tmp_path, num_beams):
         got = ours.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10, num_beams=num_beams,
                             cache_implementation="static", compile_config={})
         assert torch.equal(got, want)
+
+
+def test_step_attentions_and_hidden_states_match(tmp_path):
+    _, folder = save_tiny_seq2seq(tmp_path, "bart")
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder, attn_implementation="eager").eval()
+    ours = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    ids, mask = padded_batch()
+    kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=4, return_dict_in_generate=True,
+                  output_attentions=True, output_hidden_states=True)
+    want, got = hf.generate(**kwargs), ours.generate(**kwargs)
+    for name in ("decoder_attentions", "cross_attentions", "decoder_hidden_states"):
+        assert len(getattr(got, name)) == len(getattr(want, name)) == 4, name
+        for ours_step, want_step in zip(getattr(got, name), getattr(want, name)):
+            for a, b in zip(ours_step, want_step, strict=True):
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    for name in ("encoder_attentions", "encoder_hidden_states"):
+        for a, b in zip(getattr(got, name), getattr(want, name), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
