@@ -156,7 +156,6 @@ _export(
     "Qwen3ForCausalLM",
     "Qwen3ForSequenceClassification",
 )
-_export("pretrained.modeling.outputs", "Seq2SeqLMOutput", "Seq2SeqModelOutput")
 _export("pretrained.models.bart", "BartConfig", "BartModel", "BartForConditionalGeneration",
         "BartForSequenceClassification", "BartForQuestionAnswering", "BartPreTrainedModel")
 _export("pretrained.models.mbart", "MBartConfig", "MBartModel", "MBartForConditionalGeneration",

@@ -120,6 +120,13 @@ class BartModel(BartPreTrainedModel):
         return self.shared
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if not isinstance(value, ScaledWordEmbedding):
+            # A plain table (resize_token_embeddings makes one) keeps the model's embedding scale.
+            with torch.device("meta"):
+                scaled = ScaledWordEmbedding(value.num_embeddings, value.embedding_dim, value.padding_idx,
+                                             getattr(self.shared, "embed_scale", 1.0))
+            scaled.weight = value.weight
+            value = scaled
         self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
 
     def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor:

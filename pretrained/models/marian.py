@@ -130,6 +130,22 @@ class MarianMTModel(BartForConditionalGeneration):
         self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
         self.post_init()
 
+    def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
+        """Resize the source vocabulary (and, when shared, the target one with the head and its bias)."""
+        if not _shared(self.config):  # the encoder's table only; the target side keeps decoder_vocab_size
+            if pad_to_multiple_of:
+                new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+            old = self.model.encoder.embed_tokens
+            new = self._resized(old, nn.Embedding(new_num_tokens, old.embedding_dim, old.padding_idx,
+                                                  device=old.weight.device, dtype=old.weight.dtype))
+            self.model.encoder.embed_tokens = new
+            self.config.vocab_size = new_num_tokens
+            return new
+        new = super(BartForConditionalGeneration, self).resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
+        self.config.decoder_vocab_size = new.num_embeddings
+        self._resize_final_logits_bias(new.num_embeddings)
+        return new
+
     def _tie_pairs(self) -> dict[str, str]:
         tie = getattr(self.config, "tie_word_embeddings", True)
         if _shared(self.config):

@@ -160,3 +160,17 @@ def test_config_defaults_follow_transformers():
                      "pad_token_id", "eos_token_id", "num_labels", "scale_embedding", "is_encoder_decoder",
                      "hidden_size", "num_attention_heads"):
             assert getattr(ours, name) == getattr(theirs, name), name
+
+
+def test_resize_keeps_the_embedding_scale_and_the_bias(tmp_path):
+    hf, folder = save_tiny_seq2seq(tmp_path, "bart", scale_embedding=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    model.resize_token_embeddings(120)
+    hf.resize_token_embeddings(120)
+    assert model.final_logits_bias.shape == (1, 120) and model.lm_head.weight is model.model.shared.weight
+    assert model.model.encoder.embed_tokens is model.model.shared and model.model.shared.embed_scale > 1
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        got = model(input_ids=ids, attention_mask=mask, decoder_input_ids=_decoder_inputs()).logits
+        want = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=_decoder_inputs()).logits
+    torch.testing.assert_close(got[..., :99], want[..., :99], atol=ATOL, rtol=0)

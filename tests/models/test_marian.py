@@ -91,3 +91,17 @@ def test_config_defaults_and_decoder_inputs_required():
                                        decoder_ffn_dim=8, pad_token_id=1, decoder_start_token_id=1))
     with pytest.raises(ValueError, match="decoder_input_ids"):
         model(input_ids=torch.tensor([[3, 4]]))
+
+
+def test_resize_token_embeddings(checkpoint):
+    family, hf, folder = checkpoint
+    model = MarianMTModel.from_pretrained(folder)
+    new = model.resize_token_embeddings(120)
+    assert new.num_embeddings == 120 and model.model.encoder.embed_tokens is new
+    target = 120 if family == "marian" else 77
+    assert model.lm_head.weight.shape[0] == model.final_logits_bias.shape[-1] == target
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
+        want = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
+    torch.testing.assert_close(logits[..., :want.shape[-1]], want, atol=ATOL, rtol=0)
