@@ -157,10 +157,10 @@ _export(
     "Qwen3ForSequenceClassification",
 )
 _export("pretrained.models.bart", "BartConfig", "BartModel", "BartForConditionalGeneration",
-        "BartForSequenceClassification", "BartForQuestionAnswering", "BartPreTrainedModel")
+        "BartForSequenceClassification", "BartForQuestionAnswering", "BartForCausalLM", "BartPreTrainedModel")
 _export("pretrained.models.mbart", "MBartConfig", "MBartModel", "MBartForConditionalGeneration",
-        "MBartForSequenceClassification", "MBartForQuestionAnswering")
-_export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel")
+        "MBartForSequenceClassification", "MBartForQuestionAnswering", "MBartForCausalLM")
+_export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel", "MarianForCausalLM")
 
 # --- pipelines ---
 _export("pretrained.pipelines", "pipeline", "get_supported_tasks")

@@ -13,12 +13,14 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
 from pretrained.modeling.outputs import (
+    CausalLMOutputWithCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
     Seq2SeqQuestionAnsweringModelOutput,
@@ -328,6 +330,86 @@ class BartForQuestionAnswering(BartPreTrainedModel):
         return self._outputs(out, return_dict)
 
 
+class BartDecoderWrapper(BartPreTrainedModel):
+    """Holds a decoder under ``decoder`` so a decoder-only head reads a full checkpoint's ``model.decoder.*``."""
+
+    decoder_class: type[Seq2SeqDecoder] = BartDecoder
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.decoder = self.decoder_class(config)
+        self.post_init()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.decoder(*args, **kwargs)
+
+
+class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
+    """BART's decoder alone with the language-modelling head (tied to its token embedding): a causal LM,
+    optionally attending to ``encoder_hidden_states`` (as in transformers' ``EncoderDecoderModel``)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    wrapper_class: type[BartDecoderWrapper] = BartDecoderWrapper
+
+    def __init__(self, config: BartConfig) -> None:
+        config.is_decoder = True
+        config.is_encoder_decoder = False
+        super().__init__(config)
+        self.model = self.wrapper_class(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.decoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """Next-token logits; with ``labels`` the cross-entropy against them as given (transformers 5 does
+        not shift them here: ``labels[:, i]`` is the target of position ``i``)."""
+        return_dict = kwargs.pop("return_dict", None)
+        kwargs.pop("position_ids", None)  # positions follow the cache, as in the reference
+        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask,
+                                 encoder_hidden_states=encoder_hidden_states,
+                                 encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
+                                 inputs_embeds=inputs_embeds, use_cache=use_cache, return_dict=True, **kwargs)
+        hidden = out.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            hidden = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
+        else:
+            hidden = hidden[:, logits_to_keep]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.to(logits.device).reshape(-1))
+        result = CausalLMOutputWithCrossAttentions(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions, cross_attentions=out.cross_attentions)
+        return self._outputs(result, return_dict)
+
+
 register(
     "bart",
     BartConfig,
@@ -335,4 +417,5 @@ register(
     seq2seq_lm=BartForConditionalGeneration,
     sequence_classification=BartForSequenceClassification,
     question_answering=BartForQuestionAnswering,
+    causal_lm=BartForCausalLM,
 )

@@ -16,7 +16,13 @@ from torch import nn
 
 from pretrained.modeling.seq2seq import Seq2SeqDecoder, Seq2SeqEncoder
 from pretrained.models.auto import register
-from pretrained.models.bart import BartConfig, BartForConditionalGeneration, BartModel
+from pretrained.models.bart import (
+    BartConfig,
+    BartDecoderWrapper,
+    BartForCausalLM,
+    BartForConditionalGeneration,
+    BartModel,
+)
 
 
 class MarianConfig(BartConfig):
@@ -155,4 +161,20 @@ class MarianMTModel(BartForConditionalGeneration):
         return {"lm_head.weight": "model.decoder.embed_tokens.weight"} if tie else {}
 
 
-register("marian", MarianConfig, base=MarianModel, seq2seq_lm=MarianMTModel)
+class MarianDecoderWrapper(BartDecoderWrapper):
+    """Holds Marian's decoder under ``decoder`` (see :class:`MarianForCausalLM`)."""
+
+    config_class = MarianConfig
+    decoder_class = MarianDecoder
+    _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
+
+
+class MarianForCausalLM(BartForCausalLM):
+    """Marian's decoder alone with the language-modelling head."""
+
+    config_class = MarianConfig
+    wrapper_class = MarianDecoderWrapper
+    _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
+
+
+register("marian", MarianConfig, base=MarianModel, seq2seq_lm=MarianMTModel, causal_lm=MarianForCausalLM)

@@ -13,6 +13,8 @@ from pretrained.modeling.seq2seq import Seq2SeqDecoder, Seq2SeqEncoder
 from pretrained.models.auto import register
 from pretrained.models.bart import (
     BartConfig,
+    BartDecoderWrapper,
+    BartForCausalLM,
     BartForConditionalGeneration,
     BartForQuestionAnswering,
     BartForSequenceClassification,
@@ -94,6 +96,20 @@ class MBartForQuestionAnswering(BartForQuestionAnswering):
     model_class = MBartModel
 
 
+class MBartDecoderWrapper(BartDecoderWrapper):
+    """Holds mBART's decoder under ``decoder`` (see :class:`MBartForCausalLM`)."""
+
+    config_class = MBartConfig
+    decoder_class = MBartDecoder
+
+
+class MBartForCausalLM(BartForCausalLM):
+    """mBART's decoder alone with the language-modelling head."""
+
+    config_class = MBartConfig
+    wrapper_class = MBartDecoderWrapper
+
+
 register(
     "mbart",
     MBartConfig,
@@ -101,4 +117,5 @@ register(
     seq2seq_lm=MBartForConditionalGeneration,
     sequence_classification=MBartForSequenceClassification,
     question_answering=MBartForQuestionAnswering,
+    causal_lm=MBartForCausalLM,
 )

@@ -174,3 +174,26 @@ def test_resize_keeps_the_embedding_scale_and_the_bias(tmp_path):
         got = model(input_ids=ids, attention_mask=mask, decoder_input_ids=_decoder_inputs()).logits
         want = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=_decoder_inputs()).logits
     torch.testing.assert_close(got[..., :99], want[..., :99], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["bart", "mbart", "marian"])
+def test_decoder_only_causal_lm(family, tmp_path):
+    head = {"bart": "BartForCausalLM", "mbart": "MBartForCausalLM", "marian": "MarianForCausalLM"}[family]
+    hf, folder = save_tiny_seq2seq(tmp_path, family, head=head)
+    model = pretrained.AutoModelForCausalLM.from_pretrained(folder)
+    assert type(model).__name__ == head and not model.config.is_encoder_decoder
+    assert model.lm_head.weight is model.model.decoder.embed_tokens.weight
+    ids = torch.tensor([[1, 1, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]])
+    mask = (ids != 1).long()
+    encoder_states = torch.randn(2, 4, 32, generator=torch.Generator().manual_seed(0))
+    labels = ids.masked_fill(mask == 0, -100)
+    with torch.no_grad():
+        for extra in ({}, {"encoder_hidden_states": encoder_states}):
+            want = hf(input_ids=ids, attention_mask=mask, labels=labels, **extra)
+            got = model(input_ids=ids, attention_mask=mask, labels=labels, **extra)
+            real = mask.bool()
+            torch.testing.assert_close(got.logits[real], want.logits[real], atol=ATOL, rtol=0)
+            torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
+    for kwargs in (dict(max_new_tokens=6), dict(max_new_tokens=6, num_beams=3)):
+        assert torch.equal(model.generate(ids, attention_mask=mask, **kwargs),
+                           hf.generate(ids, attention_mask=mask, **kwargs))
