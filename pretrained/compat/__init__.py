@@ -70,6 +70,9 @@ for _family, _module in _FAMILIES.items():
                   f"models.{_family}.configuration_{_family}"):
         MODULES[_path] = {f"{_family}*": f"pretrained.models.{_module}"}  # the family's own names
 del _family, _module, _path
+for _family in ("bart", "mbart", "marian"):  # programs import the encoder-decoders' label shifting too
+    MODULES[f"models.{_family}.modeling_{_family}"]["shift_tokens_right"] = f"pretrained.models.{_family}"
+del _family
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.

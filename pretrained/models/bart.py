@@ -31,7 +31,7 @@ from pretrained.modeling.seq2seq import (
     Seq2SeqDecoder,
     Seq2SeqEncoder,
     Seq2SeqPreTrainedModel,
-    shift_tokens_right,
+    shift_tokens_right,  # public here too, as in transformers' modeling_bart
 )
 from pretrained.models.auto import register
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pretrained.modeling.seq2seq import Seq2SeqDecoder, Seq2SeqEncoder
+from pretrained.modeling.seq2seq import Seq2SeqDecoder, Seq2SeqEncoder, shift_tokens_right  # noqa: F401 (public)
 from pretrained.models.auto import register
 from pretrained.models.bart import (
     BartConfig,

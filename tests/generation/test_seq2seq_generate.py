@@ -31,6 +31,7 @@ CASES = {
     "beams_never": dict(max_new_tokens=10, num_beams=3, early_stopping="never", length_penalty=2.0),
     "sampling": dict(do_sample=True, max_new_tokens=12, top_k=10, temperature=0.8),
     "beam_sampling": dict(do_sample=True, num_beams=2, max_new_tokens=8),
+    "sampling_several": dict(do_sample=True, num_return_sequences=2, max_new_tokens=6, top_p=0.9),
     "min_max_length": dict(min_length=6, max_length=15),
     "repetition": dict(max_new_tokens=10, repetition_penalty=1.5, no_repeat_ngram_size=1),
 }

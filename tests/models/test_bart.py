@@ -197,3 +197,17 @@ def test_decoder_only_causal_lm(family, tmp_path):
     for kwargs in (dict(max_new_tokens=6), dict(max_new_tokens=6, num_beams=3)):
         assert torch.equal(model.generate(ids, attention_mask=mask, **kwargs),
                            hf.generate(ids, attention_mask=mask, **kwargs))
+
+
+def test_transformers_module_paths():
+    from pretrained.models.bart.modeling_bart import BartForConditionalGeneration, shift_tokens_right
+    from pretrained.models.mbart.modeling_mbart import MBartConfig
+    from pretrained.models.mbart.modeling_mbart import shift_tokens_right as mbart_shift
+
+    assert BartForConditionalGeneration is pretrained.BartForConditionalGeneration
+    assert MBartConfig is pretrained.MBartConfig
+    labels = torch.tensor([[5, 6, 2, 98, -100], [7, 2, 98, -100, -100]])
+    reference = transformers.models.mbart.modeling_mbart.shift_tokens_right
+    assert torch.equal(mbart_shift(labels, 1), reference(labels.clone(), 1))
+    assert torch.equal(shift_tokens_right(labels, 1, 2),
+                       transformers.models.bart.modeling_bart.shift_tokens_right(labels, 1, 2))
