@@ -156,10 +156,13 @@ class Seq2SeqAttention(nn.Module):
         return self.out_proj(merge_heads(out)), weights
 
 
-class _FeedForward(nn.Module):
-    # fc1 -> activation -> fc2 with the families' two dropouts; a mixin of both layer kinds, whose
-    # checkpoint keys put fc1 / fc2 directly on the layer.
-    def _init_ffn(self, config: Any, ffn_dim: int) -> None:
+class _Sublayers(nn.Module):
+    """What both layer kinds share: the feed-forward block (``fc1`` / ``fc2`` / ``final_layer_norm`` sit
+    directly on the layer in the checkpoints) and the residual wiring of every sub-layer, post-LayerNorm
+    (``norm(x + f(x))``: BART, Marian) or pre-LayerNorm (``x + f(norm(x))``: mBART)."""
+
+    def _init_ffn(self, config: Any, ffn_dim: int, normalize_before: bool) -> None:
+        self.normalize_before = normalize_before
         self.fc1 = nn.Linear(config.d_model, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, config.d_model)
         self.final_layer_norm = nn.LayerNorm(config.d_model)
@@ -167,15 +170,19 @@ class _FeedForward(nn.Module):
         self.dropout = config.dropout
         self.activation_dropout = config.activation_dropout
 
-    def _residual(self, hidden: torch.Tensor, norm: nn.Module, block: Any) -> torch.Tensor:
-        """``norm(x + block(x))`` (post-LayerNorm) or ``x + block(norm(x))`` (pre-LayerNorm)."""
-        if self.normalize_before:
-            return hidden + F.dropout(block(norm(hidden)), self.dropout, self.training)
-        return norm(hidden + F.dropout(block(hidden), self.dropout, self.training))
+    def _input(self, hidden: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """What a sub-layer reads: the normalised states (pre-LayerNorm) or the states themselves."""
+        return norm(hidden) if self.normalize_before else hidden
 
-    def _ffn(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = F.dropout(self.activation_fn(self.fc1(hidden)), self.activation_dropout, self.training)
-        return self.fc2(hidden)
+    def _add(self, residual: torch.Tensor, out: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """The residual sum after a sub-layer, normalised there in the post-LayerNorm layout."""
+        hidden = residual + F.dropout(out, self.dropout, self.training)
+        return hidden if self.normalize_before else norm(hidden)
+
+    def _feed_forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        x = self._input(hidden, self.final_layer_norm)
+        x = F.dropout(self.activation_fn(self.fc1(x)), self.activation_dropout, self.training)
+        return self._add(hidden, self.fc2(x), self.final_layer_norm)
 
 
 def _clamp_fp16(hidden: torch.Tensor) -> torch.Tensor:
@@ -187,42 +194,34 @@ def _clamp_fp16(hidden: torch.Tensor) -> torch.Tensor:
     return hidden
 
 
-class EncoderLayer(_FeedForward):
+class EncoderLayer(_Sublayers):
     """Self-attention then the feed-forward block, each with a residual and a LayerNorm."""
 
     def __init__(self, config: Any, layer_idx: int, normalize_before: bool = False):
         super().__init__()
-        self.normalize_before = normalize_before
         self.self_attn = Seq2SeqAttention(config, config.encoder_attention_heads, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self._init_ffn(config, config.encoder_ffn_dim)
+        self._init_ffn(config, config.encoder_ffn_dim, normalize_before)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        weights = None
-
-        def attend(x: torch.Tensor) -> torch.Tensor:
-            nonlocal weights
-            out, weights = self.self_attn(x, mask, output_attentions=output_attentions)
-            return out
-
-        hidden = self._residual(hidden, self.self_attn_layer_norm, attend)
-        hidden = self._residual(hidden, self.final_layer_norm, self._ffn)
-        return _clamp_fp16(hidden), weights
+        out, weights = self.self_attn(self._input(hidden, self.self_attn_layer_norm), mask,
+                                      output_attentions=output_attentions)
+        hidden = self._add(hidden, out, self.self_attn_layer_norm)
+        return _clamp_fp16(self._feed_forward(hidden)), weights
 
 
-class DecoderLayer(_FeedForward):
+class DecoderLayer(_Sublayers):
     """Causal self-attention, cross-attention over the encoder output, then the feed-forward block."""
 
     def __init__(self, config: Any, layer_idx: int, normalize_before: bool = False):
         super().__init__()
-        self.normalize_before = normalize_before
         heads = config.decoder_attention_heads
         self.self_attn = Seq2SeqAttention(config, heads, layer_idx, is_causal=True)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model)
         self.encoder_attn = Seq2SeqAttention(config, heads, layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model)
-        self._init_ffn(config, config.decoder_ffn_dim)
+        self._init_ffn(config, config.decoder_ffn_dim, normalize_before)
 
     def forward(
         self,
@@ -234,22 +233,16 @@ class DecoderLayer(_FeedForward):
         cache_position: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        weights: list[torch.Tensor | None] = [None, None]
-
-        def self_attend(x: torch.Tensor) -> torch.Tensor:
-            out, weights[0] = self.self_attn(x, mask, cache, cache_position, output_attentions=output_attentions)
-            return out
-
-        def cross_attend(x: torch.Tensor) -> torch.Tensor:
-            out, weights[1] = self.encoder_attn(x, encoder_mask, cache, key_value_states=encoder_hidden,
-                                                output_attentions=output_attentions)
-            return out
-
-        hidden = self._residual(hidden, self.self_attn_layer_norm, self_attend)
+        out, weights = self.self_attn(self._input(hidden, self.self_attn_layer_norm), mask, cache, cache_position,
+                                      output_attentions=output_attentions)
+        hidden = self._add(hidden, out, self.self_attn_layer_norm)
+        cross_weights = None
         if encoder_hidden is not None:
-            hidden = self._residual(hidden, self.encoder_attn_layer_norm, cross_attend)
-        hidden = self._residual(hidden, self.final_layer_norm, self._ffn)
-        return hidden, weights[0], weights[1]
+            out, cross_weights = self.encoder_attn(self._input(hidden, self.encoder_attn_layer_norm), encoder_mask,
+                                                   cache, key_value_states=encoder_hidden,
+                                                   output_attentions=output_attentions)
+            hidden = self._add(hidden, out, self.encoder_attn_layer_norm)
+        return self._feed_forward(hidden), weights, cross_weights
 
 
 def _flag(config: Any, value: bool | None, name: str) -> bool:
@@ -259,12 +252,15 @@ def _flag(config: Any, value: bool | None, name: str) -> bool:
 class _Stack(nn.Module):
     """What the encoder and decoder stacks share: embeddings, positions and the optional norms.
 
-    A family subclass sets ``learned_positions`` (else sinusoidal), ``embedding_norm``
-    (``layernorm_embedding`` after the embeddings: BART), ``final_norm`` (``layer_norm`` after the last
-    layer: mBART) and ``normalize_before`` (pre-LayerNorm layers: mBART).
+    A family subclass sets ``learned_positions`` (else sinusoidal), ``scaled_embedding_module`` (the token
+    embedding is a :class:`ScaledWordEmbedding`, shared with the model: BART; else a plain table whose
+    output the stack scales: Marian), ``embedding_norm`` (``layernorm_embedding`` after the embeddings:
+    BART), ``final_norm`` (``layer_norm`` after the last layer: mBART) and ``normalize_before``
+    (pre-LayerNorm layers: mBART).
     """
 
     learned_positions: ClassVar[bool] = True
+    scaled_embedding_module: ClassVar[bool] = True
     embedding_norm: ClassVar[bool] = True
     final_norm: ClassVar[bool] = False
     normalize_before: ClassVar[bool] = False
@@ -274,12 +270,10 @@ class _Stack(nn.Module):
         self.dropout = config.dropout
         dim = config.d_model
         scale = math.sqrt(dim) if config.scale_embedding else 1.0
-        # BART-style families scale inside the embedding module (it is shared with the model); Marian's
-        # embeddings are plain and the stack scales what they return.
         if embed_tokens is None:
-            embed_tokens = (ScaledWordEmbedding(vocab_size, dim, config.pad_token_id, scale) if self.learned_positions
-                            else nn.Embedding(vocab_size, dim, config.pad_token_id))
-        self.embed_scale = 1.0 if self.learned_positions else scale
+            embed_tokens = (ScaledWordEmbedding(vocab_size, dim, config.pad_token_id, scale)
+                            if self.scaled_embedding_module else nn.Embedding(vocab_size, dim, config.pad_token_id))
+        self.embed_scale = 1.0 if self.scaled_embedding_module else scale
         self.embed_tokens = embed_tokens
         if self.learned_positions:
             self.embed_positions = LearnedPositionalEmbedding(config.max_position_embeddings, dim)

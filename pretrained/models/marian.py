@@ -57,6 +57,7 @@ class MarianEncoder(Seq2SeqEncoder):
     """Marian's encoder: sinusoidal positions, no LayerNorm after the embeddings."""
 
     learned_positions = False
+    scaled_embedding_module = False
     embedding_norm = False
 
 
@@ -65,6 +66,7 @@ class MarianDecoder(Seq2SeqDecoder):
     are scaled too."""
 
     learned_positions = False
+    scaled_embedding_module = False
     embedding_norm = False
     scales_given_embeds = True
 
