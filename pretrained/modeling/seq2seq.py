@@ -299,7 +299,8 @@ class _Stack(nn.Module):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
-        hidden = inputs_embeds + self.embed_positions(positions).to(inputs_embeds.device)
+        # (Marian's computed table is fp32 whatever the weights' dtype: it is added in theirs)
+        hidden = inputs_embeds + self.embed_positions(positions).to(inputs_embeds.device, inputs_embeds.dtype)
         if self.embedding_norm:
             hidden = self.layernorm_embedding(hidden)
         return F.dropout(hidden, self.dropout, self.training)

@@ -211,3 +211,22 @@ def test_transformers_module_paths():
     assert torch.equal(mbart_shift(labels, 1), reference(labels.clone(), 1))
     assert torch.equal(shift_tokens_right(labels, 1, 2),
                        transformers.models.bart.modeling_bart.shift_tokens_right(labels, 1, 2))
+
+
+def test_gradient_checkpointing_and_summed_loss(checkpoint):
+    _, _, folder = checkpoint
+    ids, mask = padded_batch()
+    labels = torch.tensor([[0, 30, 31, 2, 98], [0, 40, 2, 98, -100], [0, 50, 51, 2, 98]])
+    grads = []
+    for checkpointing in (False, True):
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            assert model.model.encoder.gradient_checkpointing and model.is_gradient_checkpointing
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=(labels != -100).sum())
+        out.loss.backward()
+        grads.append(model.model.shared.weight.grad.clone())
+        mean = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        torch.testing.assert_close(out.loss, mean, atol=1e-5, rtol=0)  # summed, then divided by the count
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=0)

@@ -105,3 +105,16 @@ def test_resize_token_embeddings(checkpoint):
         logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
         want = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
     torch.testing.assert_close(logits[..., :want.shape[-1]], want, atol=ATOL, rtol=0)
+
+
+def test_bfloat16_matches(checkpoint):
+    # The computed sinusoidal table stays fp32; it is added in the weights' dtype, as transformers' bf16 table is.
+    _, hf, folder = checkpoint
+    model = MarianMTModel.from_pretrained(folder, dtype=torch.bfloat16)
+    reference = transformers.MarianMTModel.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        got = model(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
+        want = reference(input_ids=ids, attention_mask=mask, decoder_input_ids=DEC).logits
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want.float(), atol=1e-2, rtol=0)
