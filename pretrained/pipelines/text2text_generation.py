@@ -130,7 +130,14 @@ class Text2TextGenerationPipeline(Pipeline):
         self.check_inputs(input_length, generate_kwargs.get("min_length", config.min_length or 0),
                           generate_kwargs.get("max_length", config.max_length or 20))
         generate_kwargs.setdefault("generation_config", config)
-        inputs = {k: v for k, v in model_inputs.items() if k in ("input_ids", "attention_mask")}
+        inputs = dict(model_inputs)
+        for key, value in model_inputs.items():
+            # Per-input settings of a batch (a multilingual tokenizer's forced_bos_token_id) must agree.
+            if isinstance(value, list):
+                if any(v != value[0] for v in value):
+                    raise ValueError(f"the inputs batched together ask for different {key} values {value}; "
+                                     "run them with batch_size=1 or in separate calls")
+                inputs[key] = value[0]
         output_ids = self.model.generate(**inputs, **generate_kwargs)
         if not isinstance(output_ids, torch.Tensor):
             output_ids = output_ids.sequences

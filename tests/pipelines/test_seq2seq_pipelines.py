@@ -136,3 +136,22 @@ def test_zero_shot_with_a_bart_mnli_style_model(folders, kwargs):
     for batch_size in (1, 3):
         assert_close(ours(TEXTS[:3], batch_size=batch_size, **kwargs), theirs(TEXTS[:3], batch_size=batch_size,
                                                                               **kwargs), atol=1e-4)
+
+
+def test_translation_tokenizer_inputs_reach_generate(folders):
+    # Multilingual tokenizers (mBART, M2M100) build the inputs and name the target language's first token.
+    translator = P.pipeline("translation", model=folders["lm"])
+    calls = []
+
+    def build(text, return_tensors, truncation, src_lang, tgt_lang):
+        calls.append((src_lang, tgt_lang))
+        return {**translator.tokenizer(text, return_tensors=return_tensors, truncation=truncation),
+                "forced_bos_token_id": 7}
+
+    translator.tokenizer._build_translation_inputs = build
+    (want,) = _expected(folders["lm"], [TEXTS[0]], num_beams=1, forced_bos_token_id=7, **SHORT)
+    for batch_size in (1, 2):
+        out = translator([TEXTS[0], TEXTS[0]], src_lang="en_XX", tgt_lang="fr_XX", num_beams=1,
+                         batch_size=batch_size, **SHORT)
+        assert out == [{"translation_text": want[0]}] * 2
+    assert calls[0] == ("en_XX", "fr_XX")
