@@ -133,6 +133,9 @@ class Pipeline:
 
     _load_tokenizer = True
     _pipeline_calls_generate = False
+    # Run a list's inputs in batches of similar length (outputs still come back in input order): a
+    # task opts in when its outputs do not depend on the batch an input lands in.
+    _sort_by_length = False
     # Auto registry task(s) whose models this pipeline runs (see pretrained.models.auto.TASKS).
     _model_tasks: tuple[str, ...] = ()
 
@@ -267,7 +270,14 @@ class Pipeline:
         post = {**self._postprocess_params, **post}
         self.call_count += 1
         if isinstance(inputs, list):
-            return list(self._iterate(inputs, batch_size, num_workers, pre, fwd, post))
+            order = self._length_order(inputs, pre) if batch_size > 1 and num_workers == 0 else None
+            if order is None:
+                return list(self._iterate(inputs, batch_size, num_workers, pre, fwd, post))
+            results: list[Any] = [None] * len(inputs)
+            ordered = self._iterate([inputs[i] for i in order], batch_size, num_workers, pre, fwd, post)
+            for i, result in zip(order, ordered):
+                results[i] = result
+            return results
         if _is_stream(inputs):
             return self._iterate(inputs, batch_size, num_workers, pre, fwd, post)
         return self.run_single(inputs, pre, fwd, post)
@@ -300,6 +310,22 @@ class Pipeline:
                 group = []
         if group:
             yield (self.collate(group) if len(group) > 1 else group[0]), len(group)
+
+    def _length_order(self, inputs: list[Any], pre: dict) -> list[int] | None:
+        """Indices of ``inputs``, longest first, for tasks that sort by length; ``None`` keeps the order.
+
+        Batches of similar lengths carry little padding: on texts of varied lengths, padding to each
+        batch's longest text costs most of the compute of an encoder that runs in input order. One extra
+        tokenizer call (in Rust, without tensors) measures the lengths; longest first makes a batch too
+        large for memory fail at once rather than at the end.
+        """
+        if not self._sort_by_length or self.tokenizer is None or len(inputs) < 2:
+            return None
+        if not all(isinstance(x, str) for x in inputs):
+            return None
+        kwargs = {k: v for k, v in pre.items() if k in ("truncation", "max_length", "add_special_tokens")}
+        lengths = [len(ids) for ids in self.tokenizer(inputs, **kwargs)["input_ids"]]
+        return sorted(range(len(inputs)), key=lambda i: -lengths[i])
 
     def preprocess_batch(self, inputs: list[Any], **preprocess_parameters: Any) -> dict[str, Any] | None:
         """Optionally preprocess a whole batch at once (one tokenizer call); ``None`` falls back to

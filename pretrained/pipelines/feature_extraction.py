@@ -17,13 +17,15 @@ class FeatureExtractionPipeline(Pipeline):
 
     Deliberate difference from transformers: with ``batch_size > 1``, transformers returns each text's
     features padded to the longest text of its batch; pretrained drops the padded positions, so the
-    output for a text does not depend on the batch it was run in.
+    output for a text does not depend on the batch it was run in. A list runs in batches of similar
+    length (longest first; outputs in input order), so little compute goes to padding.
 
     Call parameters: ``truncation``, ``tokenize_kwargs`` (tokenizer arguments), ``return_tensors``.
     """
 
     # Any model works (transformers does not check either): the first output is taken as the features.
     _model_tasks = ()
+    _sort_by_length = True
 
     def _sanitize_parameters(self, truncation: Any = None, tokenize_kwargs: dict | None = None,
                              return_tensors: Any = None, **kwargs: Any):
@@ -62,5 +64,14 @@ class FeatureExtractionPipeline(Pipeline):
         hidden = model_outputs["hidden"]
         mask = model_outputs.get("attention_mask")
         if mask is not None and hidden.ndim == 3 and not bool(mask.all()):
-            hidden = hidden[:, mask[0].bool()]  # drop the positions added by batch padding
+            hidden = _unpadded(hidden, mask[0])  # drop the positions added by batch padding
         return hidden if return_tensors else hidden.tolist()
+
+
+def _unpadded(hidden: Any, mask: Any) -> Any:
+    """``hidden`` without its padded positions: a view when the padding is on the right (the common case),
+    a boolean-mask copy otherwise."""
+    n = int(mask.sum())
+    if n and bool(mask[n - 1]) and not bool(mask[n]):
+        return hidden[:, :n]
+    return hidden[:, mask.bool()]

