@@ -262,7 +262,9 @@ def generate(
         can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
         attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
     attention_mask = attention_mask.to(device)
-    _check_inputs(model, input_ids, attention_mask)
+    # (an encoder-decoder's prompt here is the decoder's: checked against the decoder's table)
+    _check_inputs(model, input_ids, attention_mask,
+                  getattr(model.get_decoder(), "embed_tokens", None) if seq2seq else None)
     if streamer is not None and (input_ids.shape[0] > 1 or (config.num_beams or 1) > 1):
         raise ValueError("streamers support batch size 1 only, without beam search")
 
@@ -416,7 +418,7 @@ def _with_encoder(result: Any, encoder_outputs: Any) -> Any:
     return GenerateEncoderDecoderOutput(**common)
 
 
-def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, embeddings: Any = None) -> None:
     """Clear errors for prompts the model would fail on deep inside: empty ones, a mask of another shape,
     ids outside the vocabulary. One host sync per ``generate`` call (the id range), none per token."""
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
@@ -431,7 +433,8 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
         )
     if input_ids.is_floating_point() or input_ids.is_complex():
         raise TypeError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embeddings is None and hasattr(model, "get_input_embeddings"):
+        embeddings = model.get_input_embeddings()
     vocab = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
     if vocab is None:
         return

@@ -151,3 +151,13 @@ def test_step_attentions_and_hidden_states_match(tmp_path):
     for name in ("encoder_attentions", "encoder_hidden_states"):
         for a, b in zip(getattr(got, name), getattr(want, name), strict=True):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_decoder_ids_checked_against_the_decoder_vocabulary(tmp_path):
+    _, folder = save_tiny_seq2seq(tmp_path, "marian_separate_vocab")  # source 99 ids, target 77
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    ids, mask = padded_batch()
+    with pytest.raises(ValueError, match="token id 90, outside the model's vocabulary of 77"):
+        model.generate(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.tensor([[1, 90]] * 3))
+    with pytest.raises(ValueError, match="outside the model's vocabulary of 99"):
+        model.generate(input_ids=ids + 200, max_new_tokens=2)
