@@ -58,7 +58,8 @@ class ScaledWordEmbedding(nn.Embedding):
         self.embed_scale = embed_scale
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return super().forward(input_ids) * self.embed_scale
+        embeds = super().forward(input_ids)
+        return embeds if self.embed_scale == 1.0 else embeds * self.embed_scale
 
 
 class LearnedPositionalEmbedding(nn.Embedding):
@@ -298,7 +299,9 @@ class _Stack(nn.Module):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale
+            inputs_embeds = self.embed_tokens(input_ids)
+            if self.embed_scale != 1.0:
+                inputs_embeds = inputs_embeds * self.embed_scale
         # (Marian's computed table is fp32 whatever the weights' dtype: it is added in theirs)
         hidden = inputs_embeds + self.embed_positions(positions).to(inputs_embeds.device, inputs_embeds.dtype)
         if self.embedding_norm:
