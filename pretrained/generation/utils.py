@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from pretrained.generation.configuration_utils import GenerationConfig
 from pretrained.generation.logits_process import (
+    EncoderNoRepeatNGramLogitsProcessor,
+    EncoderRepetitionPenaltyLogitsProcessor,
     EpsilonLogitsWarper,
     EtaLogitsWarper,
     ExponentialDecayLengthPenalty,
@@ -112,11 +114,20 @@ def build_logits_processor(
     eos_token_id: list[int] | None,
     attention_mask: torch.Tensor | None = None,
     extra: list[Any] | None = None,
+    encoder_input_ids: torch.Tensor | None = None,
 ) -> LogitsProcessorList:
-    """The processors ``config`` asks for, in transformers' order, then the user's, then the warpers."""
+    """The processors ``config`` asks for, in transformers' order, then the user's, then the warpers.
+    ``encoder_input_ids`` (an encoder-decoder's input, one row per prompt) serve the ``encoder_*`` ones."""
     procs = LogitsProcessorList()
     if config.sequence_bias is not None:
         procs.append(SequenceBiasLogitsProcessor(config.sequence_bias))
+    encoder_penalty = getattr(config, "encoder_repetition_penalty", None)
+    encoder_ngrams = getattr(config, "encoder_no_repeat_ngram_size", None)
+    if (encoder_penalty not in (None, 1.0) or encoder_ngrams) and encoder_input_ids is None:
+        warnings.warn("encoder_repetition_penalty / encoder_no_repeat_ngram_size need the encoder's input_ids "
+                      "passed to generate; ignoring them", UserWarning, stacklevel=3)
+    elif encoder_penalty not in (None, 1.0):
+        procs.append(EncoderRepetitionPenaltyLogitsProcessor(float(encoder_penalty), encoder_input_ids))
     if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
         # Pad tokens on the left are not part of the text: skip them.
         ignore = (attention_mask != 0).int().argmax(dim=1) if attention_mask is not None else None
@@ -125,6 +136,8 @@ def build_logits_processor(
         )
     if config.no_repeat_ngram_size:
         procs.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if encoder_ngrams and encoder_input_ids is not None:
+        procs.append(EncoderNoRepeatNGramLogitsProcessor(int(encoder_ngrams), encoder_input_ids))
     if config.bad_words_ids is not None:
         procs.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos_token_id))
     if eos_token_id is not None and config.min_length:
@@ -245,6 +258,8 @@ def generate(
         pad = eos[0]
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     encoder_outputs = None
+    # The encoder's ids (one row per prompt) for the encoder_* processors (a decoder's prompt is its own).
+    encoder_ids = input_ids.to(device) if seq2seq and input_ids is not None and input_ids.dim() == 2 else None
     if seq2seq:
         # The encoder runs once; from here on the decoder's tokens are the "prompt" of the loops below.
         input_ids, encoder_outputs, model_kwargs = _start_decoder(model, config, input_ids, pad, eos, model_kwargs)
@@ -302,7 +317,7 @@ def generate(
                 model_kwargs[key] = tuple(t.repeat_interleave(expand, dim=0) for t in value)
 
     # --- loop machinery, built once
-    processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor)
+    processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor, encoder_ids)
     criteria = StoppingCriteriaList(stopping_criteria or [])
     if config.max_time is not None:
         criteria.append(MaxTimeCriteria(config.max_time))

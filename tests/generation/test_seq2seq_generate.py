@@ -34,6 +34,9 @@ CASES = {
     "sampling_several": dict(do_sample=True, num_return_sequences=2, max_new_tokens=6, top_p=0.9),
     "min_max_length": dict(min_length=6, max_length=15),
     "repetition": dict(max_new_tokens=10, repetition_penalty=1.5, no_repeat_ngram_size=1),
+    "encoder_processors": dict(max_new_tokens=10, num_beams=2, encoder_repetition_penalty=3.0,
+                               encoder_no_repeat_ngram_size=2),
+    "encoder_unigrams": dict(max_new_tokens=6, encoder_no_repeat_ngram_size=1, encoder_repetition_penalty=0.5),
 }
 
 
@@ -161,3 +164,29 @@ def test_decoder_ids_checked_against_the_decoder_vocabulary(tmp_path):
         model.generate(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.tensor([[1, 90]] * 3))
     with pytest.raises(ValueError, match="outside the model's vocabulary of 99"):
         model.generate(input_ids=ids + 200, max_new_tokens=2)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_encoder_processors_match_transformers(n):
+    from transformers.generation import logits_process as theirs
+
+    from pretrained.generation.logits_process import (
+        EncoderNoRepeatNGramLogitsProcessor,
+        EncoderRepetitionPenaltyLogitsProcessor,
+    )
+
+    g = torch.Generator().manual_seed(n)
+    encoder_ids = torch.randint(0, 3, (2, 9), generator=g)  # few ids: n-grams recur
+    decoder_ids = torch.randint(0, 3, (6, 5), generator=g)  # 3 beams per prompt
+    scores = torch.randn(6, 8, generator=g)
+    pairs = [(EncoderNoRepeatNGramLogitsProcessor(n, encoder_ids),
+              theirs.EncoderNoRepeatNGramLogitsProcessor(n, encoder_ids)),
+             (EncoderRepetitionPenaltyLogitsProcessor(1.0 + n, encoder_ids),
+              theirs.EncoderRepetitionPenaltyLogitsProcessor(1.0 + n, encoder_ids))]
+    for ours, reference in pairs:
+        changed = False
+        for length in range(1, 6):
+            want = reference(decoder_ids[:, :length], scores.clone())
+            assert torch.equal(ours(decoder_ids[:, :length], scores.clone()), want)
+            changed |= not torch.equal(want, scores)
+        assert changed
