@@ -120,6 +120,8 @@ _export(
     "MinNewTokensLengthLogitsProcessor",
     "ForcedBOSTokenLogitsProcessor",
     "ForcedEOSTokenLogitsProcessor",
+    "EncoderRepetitionPenaltyLogitsProcessor",
+    "EncoderNoRepeatNGramLogitsProcessor",
 )
 _export(
     "pretrained.generation.stopping_criteria",
