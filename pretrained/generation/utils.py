@@ -1,4 +1,9 @@
-"""``generate``: greedy decoding, sampling and beam search for decoder-only models.
+"""``generate``: greedy decoding, sampling and beam search for decoder-only and encoder-decoder models.
+
+An encoder-decoder (``config.is_encoder_decoder``) runs its encoder once; from then on the decoder's
+tokens (``decoder_start_token_id`` first) are the prompt of the same loops, and every step also gets the
+encoder's states and padding mask. Its cache is an ``EncoderDecoderCache`` (dynamic or static
+self-attention, cross-attention written at the first step and reused).
 
 The loop is kept cheap in Python. Everything that does not change from one token to the next is built
 once before it starts: the logits processors, the output buffer (tokens are written in place, never
@@ -210,22 +215,26 @@ def generate(
     negative_prompt_attention_mask: torch.Tensor | None = None,
     **kwargs: Any,
 ) -> torch.LongTensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
-    """Generate token ids with a causal language model, like ``transformers``' ``model.generate``.
+    """Generate token ids with a causal or encoder-decoder language model, like ``transformers``'
+    ``model.generate``.
 
     Args:
-        model: A causal LM (``...ForCausalLM`` / ``GPT2LMHeadModel``).
-        inputs: ``(batch, prompt_len)`` token ids; left-pad batches and pass ``attention_mask``.
+        model: A causal LM (``...ForCausalLM`` / ``GPT2LMHeadModel``) or an encoder-decoder
+            (``...ForConditionalGeneration``, ``MarianMTModel``).
+        inputs: ``(batch, prompt_len)`` token ids; left-pad a causal LM's batches (an encoder's may be padded
+            on either side) and pass ``attention_mask``.
         generation_config: Base settings (default: ``model.generation_config``).
         logits_processor: Extra processors, applied after the configured ones and before sampling warpers.
         stopping_criteria: Extra criteria (each returns a ``(batch,)`` bool tensor).
         streamer: Receives the prompt, then each new token (``put``), then ``end()``; batch size 1.
         **kwargs: Any ``GenerationConfig`` field (``max_new_tokens=..., do_sample=True, ...``), model inputs
-            (``attention_mask``, ``position_ids``, ``token_type_ids``, ``past_key_values``), and
+            (``attention_mask``, ``position_ids``, ``token_type_ids``, ``past_key_values``; for an
+            encoder-decoder ``encoder_outputs``, ``decoder_input_ids``, ``decoder_attention_mask``), and
             ``tokenizer`` (needed for ``stop_strings``).
 
     Returns:
-        The sequences ``(batch * num_return_sequences, length)``, or a ``Generate...Output`` when
-        ``return_dict_in_generate=True``.
+        The sequences ``(batch * num_return_sequences, length)`` (an encoder-decoder's: the decoder's tokens,
+        start token first), or a ``Generate...Output`` when ``return_dict_in_generate=True``.
 
     ``cache_implementation="static"`` preallocates the cache; with a ``compile_config`` (a dict of
     ``torch.compile`` options, e.g. ``{"mode": "reduce-overhead"}``) the decode step is compiled.
