@@ -255,6 +255,8 @@ def generate(
     for name in ("guidance_scale",):
         if getattr(config, name, None) not in (None, 1, 1.0):
             raise NotImplementedError(f"`{name}` is not supported by pretrained's generate")
+    # Seq2SeqTrainer passes its batch, labels included: they describe the data, never a generation input.
+    model_kwargs.pop("labels", None)
     if model_kwargs.pop("inputs_embeds", None) is not None:
         raise NotImplementedError("generate() from inputs_embeds is not supported; pass input_ids")
 

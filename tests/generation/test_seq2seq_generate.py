@@ -190,3 +190,13 @@ def test_encoder_processors_match_transformers(n):
             assert torch.equal(ours(decoder_ids[:, :length], scores.clone()), want)
             changed |= not torch.equal(want, scores)
         assert changed
+
+
+def test_labels_passed_by_a_trainer_are_not_model_inputs(models):
+    # Seq2SeqTrainer.prediction_step calls generate(**batch) with the batch's labels still in it.
+    _, ours = models
+    ids, mask = padded_batch()
+    labels = torch.tensor([[5, 6, 2], [7, 2, -100], [8, 9, 2]])
+    want = ours.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, num_beams=2)
+    assert torch.equal(ours.generate(input_ids=ids, attention_mask=mask, labels=labels, max_new_tokens=5,
+                                     num_beams=2), want)
