@@ -339,9 +339,10 @@ def generate(
     if not config.use_cache:
         raise NotImplementedError("generate() always uses a KV cache; use_cache=False is not supported")
     user_cache = model_kwargs.pop("past_key_values", None)
-    static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
+    # (an encoder-decoder's cache is static when its self-attention part is)
+    static = config.cache_implementation == "static" or isinstance(
+        getattr(user_cache, "self_attention_cache", user_cache), StaticCache)
     decoder = None
-    static = static or isinstance(getattr(user_cache, "self_attention_cache", None), StaticCache)
     if static and config.compile_config is not None and not config.disable_compile:
         decoder = compiled_decoder(model, config.compile_config)
     if seq2seq:
