@@ -26,7 +26,8 @@ from typing import Any
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip",
-             "t5": "t5", "mt5": "t5", "umt5": "t5"}
+             "t5": "t5", "mt5": "t5", "umt5": "t5",
+             "bart": "bart", "mbart": "mbart", "marian": "marian"}
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -104,13 +105,14 @@ MODULES["models.clip"].update({**dict.fromkeys(("CLIPImageProcessor", "CLIPImage
                                "CLIPProcessor": f"{_PR}.processor",
                                **dict.fromkeys(("CLIPTokenizer", "CLIPTokenizerFast"), "pretrained.tokenization.models")})
 del _PR
+for _family in ("bart", "mbart", "marian"):  # programs import the encoder-decoders' label shifting too
+    MODULES[f"models.{_family}.modeling_{_family}"]["shift_tokens_right"] = f"pretrained.models.{_family}"
+del _family
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
 NOT_IMPLEMENTED: dict[str, str] = {
-    **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
-    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBart50Tokenizer", "MBart50TokenizerFast"),
-                    "the mBART family"),
+    **dict.fromkeys(("MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART-50 tokenizers"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
 }

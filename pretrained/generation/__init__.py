@@ -22,9 +22,11 @@ _MODULES = {
         "SequenceBiasLogitsProcessor", "MinLengthLogitsProcessor", "MinNewTokensLengthLogitsProcessor",
         "ForcedBOSTokenLogitsProcessor", "ForcedEOSTokenLogitsProcessor", "SuppressTokensLogitsProcessor",
         "SuppressTokensAtBeginLogitsProcessor", "InfNanRemoveLogitsProcessor", "LogitNormalization",
-        "ExponentialDecayLengthPenalty",
+        "ExponentialDecayLengthPenalty", "EncoderRepetitionPenaltyLogitsProcessor",
+        "EncoderNoRepeatNGramLogitsProcessor",
     ),
-    "utils": ("generate", "GenerateDecoderOnlyOutput", "GenerateBeamDecoderOnlyOutput"),
+    "utils": ("generate", "GenerateDecoderOnlyOutput", "GenerateBeamDecoderOnlyOutput",
+              "GenerateEncoderDecoderOutput", "GenerateBeamEncoderDecoderOutput"),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

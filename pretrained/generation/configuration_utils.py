@@ -28,6 +28,7 @@ _FIELDS: tuple[str, ...] = (
     # logits
     "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
     "repetition_penalty", "encoder_repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
     "bad_words_ids", "renormalize_logits", "forced_bos_token_id", "forced_eos_token_id",
     "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens",
     "sequence_bias", "guidance_scale",
@@ -46,6 +47,7 @@ _DEFAULTS: dict[str, Any] = {
     "repetition_penalty": 1.0, "length_penalty": 1.0, "no_repeat_ngram_size": 0, "num_return_sequences": 1,
     "output_scores": False, "output_logits": False, "return_dict_in_generate": False,
     "remove_invalid_values": False, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "encoder_repetition_penalty": 1.0,
+    "encoder_no_repeat_ngram_size": 0,
 }  # fmt: skip
 
 _CACHE_IMPLEMENTATIONS = ("dynamic", "static", "sliding_window", "hybrid", "offloaded", "offloaded_static")

@@ -265,6 +265,54 @@ class NoRepeatNGramLogitsProcessor(LogitsProcessor):
         return scores.masked_fill(mask[:, :vocab], _NEG_INF)
 
 
+def _rows_per_prompt(rows: int, prompts: torch.Tensor) -> torch.Tensor:
+    """Each row's prompt: the prompts repeated for beams / returned sequences (rows of a prompt are adjacent)."""
+    return prompts.repeat_interleave(rows // prompts.shape[0], dim=0) if rows > prompts.shape[0] else prompts
+
+
+class EncoderRepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    """The inverse of :class:`RepetitionPenaltyLogitsProcessor` for the tokens of the encoder's input: a
+    ``penalty`` above 1 makes them more likely (against hallucination in summaries), below 1 less likely."""
+
+    def __init__(self, penalty: float, encoder_input_ids: torch.LongTensor) -> None:
+        if not isinstance(penalty, float) or not penalty > 0:
+            raise ValueError(f"`penalty` has to be a strictly positive float, got {penalty!r}")
+        self.penalty = 1 / penalty
+        self.encoder_input_ids = encoder_input_ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        ids = _rows_per_prompt(scores.shape[0], self.encoder_input_ids)
+        seen = scores.gather(1, ids)
+        seen = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
+        return scores.scatter(1, ids, seen)
+
+
+class EncoderNoRepeatNGramLogitsProcessor(LogitsProcessor):
+    """Forbid any token that would complete an n-gram of size ``encoder_ngram_size`` found in the encoder's
+    input (padding included, as in transformers)."""
+
+    def __init__(self, encoder_ngram_size: int, encoder_input_ids: torch.LongTensor) -> None:
+        if not isinstance(encoder_ngram_size, int) or encoder_ngram_size <= 0:
+            raise ValueError(f"`encoder_ngram_size` has to be a strictly positive integer, got {encoder_ngram_size!r}")
+        self.ngram_size = encoder_ngram_size
+        ids = encoder_input_ids if encoder_input_ids.dim() == 2 else encoder_input_ids[None]
+        # (prompts, num_ngrams, n); a prompt shorter than n has none
+        self.windows = ids.unfold(1, encoder_ngram_size, 1) if ids.shape[1] >= encoder_ngram_size else None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        n, cur_len = self.ngram_size, input_ids.shape[-1]
+        if self.windows is None or cur_len < n - 1:
+            return scores
+        vocab = scores.shape[-1]
+        windows = _rows_per_prompt(scores.shape[0], self.windows)
+        prefix = input_ids[:, cur_len - n + 1:] if n > 1 else input_ids[:, :0]  # the n-1 latest tokens
+        hits = (windows[..., :-1] == prefix[:, None, :]).all(dim=-1)
+        banned = torch.where(hits, windows[..., -1].clamp(max=vocab), vocab)
+        mask = torch.zeros(scores.shape[0], vocab + 1, dtype=torch.bool, device=scores.device)
+        mask.scatter_(1, banned, True)
+        return scores.masked_fill(mask[:, :vocab], _NEG_INF)
+
+
 class SequenceBiasLogitsProcessor(LogitsProcessor):
     """Add a bias to the last token of given sequences when the sequence's prefix was just generated.
 

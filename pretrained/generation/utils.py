@@ -1,4 +1,9 @@
-"""``generate``: greedy decoding, sampling and beam search for decoder-only models.
+"""``generate``: greedy decoding, sampling and beam search for decoder-only and encoder-decoder models.
+
+An encoder-decoder (``config.is_encoder_decoder``) runs its encoder once; from then on the decoder's
+tokens (``decoder_start_token_id`` first) are the prompt of the same loops, and every step also gets the
+encoder's states and padding mask. Its cache is an ``EncoderDecoderCache`` (dynamic or static
+self-attention, cross-attention written at the first step and reused).
 
 The loop is kept cheap in Python. Everything that does not change from one token to the next is built
 once before it starts: the logits processors, the output buffer (tokens are written in place, never
@@ -19,6 +24,8 @@ import torch.nn.functional as F
 
 from pretrained.generation.configuration_utils import GenerationConfig
 from pretrained.generation.logits_process import (
+    EncoderNoRepeatNGramLogitsProcessor,
+    EncoderRepetitionPenaltyLogitsProcessor,
     EpsilonLogitsWarper,
     EtaLogitsWarper,
     ExponentialDecayLengthPenalty,
@@ -45,11 +52,13 @@ from pretrained.generation.outputs import (  # noqa: F401 - public names of this
     BeamSampleDecoderOnlyOutput,
     BeamSearchDecoderOnlyOutput,
     GenerateBeamDecoderOnlyOutput,
+    GenerateBeamEncoderDecoderOutput,
     GenerateDecoderOnlyOutput,
+    GenerateEncoderDecoderOutput,
     GreedySearchDecoderOnlyOutput,
     SampleDecoderOnlyOutput,
 )
-from pretrained.generation.runner import Runner, make_cache
+from pretrained.generation.runner import Runner, make_cache, make_seq2seq_cache
 from pretrained.generation.stopping_criteria import (
     MaxTimeCriteria,
     StoppingCriteriaList,
@@ -110,11 +119,20 @@ def build_logits_processor(
     eos_token_id: list[int] | None,
     attention_mask: torch.Tensor | None = None,
     extra: list[Any] | None = None,
+    encoder_input_ids: torch.Tensor | None = None,
 ) -> LogitsProcessorList:
-    """The processors ``config`` asks for, in transformers' order, then the user's, then the warpers."""
+    """The processors ``config`` asks for, in transformers' order, then the user's, then the warpers.
+    ``encoder_input_ids`` (an encoder-decoder's input, one row per prompt) serve the ``encoder_*`` ones."""
     procs = LogitsProcessorList()
     if config.sequence_bias is not None:
         procs.append(SequenceBiasLogitsProcessor(config.sequence_bias))
+    encoder_penalty = getattr(config, "encoder_repetition_penalty", None)
+    encoder_ngrams = getattr(config, "encoder_no_repeat_ngram_size", None)
+    if (encoder_penalty not in (None, 1.0) or encoder_ngrams) and encoder_input_ids is None:
+        warnings.warn("encoder_repetition_penalty / encoder_no_repeat_ngram_size need the encoder's input_ids "
+                      "passed to generate; ignoring them", UserWarning, stacklevel=3)
+    elif encoder_penalty not in (None, 1.0):
+        procs.append(EncoderRepetitionPenaltyLogitsProcessor(float(encoder_penalty), encoder_input_ids))
     if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
         # Pad tokens on the left are not part of the text: skip them.
         ignore = (attention_mask != 0).int().argmax(dim=1) if attention_mask is not None else None
@@ -123,6 +141,8 @@ def build_logits_processor(
         )
     if config.no_repeat_ngram_size:
         procs.append(NoRepeatNGramLogitsProcessor(config.no_repeat_ngram_size))
+    if encoder_ngrams and encoder_input_ids is not None:
+        procs.append(EncoderNoRepeatNGramLogitsProcessor(int(encoder_ngrams), encoder_input_ids))
     if config.bad_words_ids is not None:
         procs.append(NoBadWordsLogitsProcessor(config.bad_words_ids, eos_token_id))
     if eos_token_id is not None and config.min_length:
@@ -195,22 +215,26 @@ def generate(
     negative_prompt_attention_mask: torch.Tensor | None = None,
     **kwargs: Any,
 ) -> torch.LongTensor | GenerateDecoderOnlyOutput | GenerateBeamDecoderOnlyOutput:
-    """Generate token ids with a causal language model, like ``transformers``' ``model.generate``.
+    """Generate token ids with a causal or encoder-decoder language model, like ``transformers``'
+    ``model.generate``.
 
     Args:
-        model: A causal LM (``...ForCausalLM`` / ``GPT2LMHeadModel``).
-        inputs: ``(batch, prompt_len)`` token ids; left-pad batches and pass ``attention_mask``.
+        model: A causal LM (``...ForCausalLM`` / ``GPT2LMHeadModel``) or an encoder-decoder
+            (``...ForConditionalGeneration``, ``MarianMTModel``).
+        inputs: ``(batch, prompt_len)`` token ids; left-pad a causal LM's batches (an encoder's may be padded
+            on either side) and pass ``attention_mask``.
         generation_config: Base settings (default: ``model.generation_config``).
         logits_processor: Extra processors, applied after the configured ones and before sampling warpers.
         stopping_criteria: Extra criteria (each returns a ``(batch,)`` bool tensor).
         streamer: Receives the prompt, then each new token (``put``), then ``end()``; batch size 1.
         **kwargs: Any ``GenerationConfig`` field (``max_new_tokens=..., do_sample=True, ...``), model inputs
-            (``attention_mask``, ``position_ids``, ``token_type_ids``, ``past_key_values``), and
+            (``attention_mask``, ``position_ids``, ``token_type_ids``, ``past_key_values``; for an
+            encoder-decoder ``encoder_outputs``, ``decoder_input_ids``, ``decoder_attention_mask``), and
             ``tokenizer`` (needed for ``stop_strings``).
 
     Returns:
-        The sequences ``(batch * num_return_sequences, length)``, or a ``Generate...Output`` when
-        ``return_dict_in_generate=True``.
+        The sequences ``(batch * num_return_sequences, length)`` (an encoder-decoder's: the decoder's tokens,
+        start token first), or a ``Generate...Output`` when ``return_dict_in_generate=True``.
 
     ``cache_implementation="static"`` preallocates the cache; with a ``compile_config`` (a dict of
     ``torch.compile`` options, e.g. ``{"mode": "reduce-overhead"}``) the decode step is compiled.
@@ -231,6 +255,8 @@ def generate(
     for name in ("guidance_scale",):
         if getattr(config, name, None) not in (None, 1, 1.0):
             raise NotImplementedError(f"`{name}` is not supported by pretrained's generate")
+    # Seq2SeqTrainer passes its batch, labels included: they describe the data, never a generation input.
+    model_kwargs.pop("labels", None)
     if model_kwargs.pop("inputs_embeds", None) is not None:
         raise NotImplementedError("generate() from inputs_embeds is not supported; pass input_ids")
 
@@ -241,6 +267,13 @@ def generate(
     pad = config.pad_token_id
     if pad is None and eos:
         pad = eos[0]
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    encoder_outputs = None
+    # The encoder's ids (one row per prompt) for the encoder_* processors (a decoder's prompt is its own).
+    encoder_ids = input_ids.to(device) if seq2seq and input_ids is not None and input_ids.dim() == 2 else None
+    if seq2seq:
+        # The encoder runs once; from here on the decoder's tokens are the "prompt" of the loops below.
+        input_ids, encoder_outputs, model_kwargs = _start_decoder(model, config, input_ids, pad, eos, model_kwargs)
     if input_ids is None:
         if config.bos_token_id is None:
             raise ValueError("give input_ids, or set bos_token_id so generation can start from it")
@@ -248,12 +281,16 @@ def generate(
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
     input_ids = input_ids.to(device)
-    attention_mask = model_kwargs.pop("attention_mask", None)
+    attention_mask = model_kwargs.pop("decoder_attention_mask" if seq2seq else "attention_mask", None)
+    if attention_mask is None and seq2seq:
+        attention_mask = torch.ones_like(input_ids)
     if attention_mask is None:
         can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
         attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
     attention_mask = attention_mask.to(device)
-    _check_inputs(model, input_ids, attention_mask)
+    # (an encoder-decoder's prompt here is the decoder's: checked against the decoder's table)
+    _check_inputs(model, input_ids, attention_mask,
+                  getattr(model.get_decoder(), "embed_tokens", None) if seq2seq else None)
     if streamer is not None and (input_ids.shape[0] > 1 or (config.num_beams or 1) > 1):
         raise ValueError("streamers support batch size 1 only, without beam search")
 
@@ -287,9 +324,11 @@ def generate(
                 and value.shape[0] * expand == input_ids.shape[0]
             ):
                 model_kwargs[key] = value.repeat_interleave(expand, dim=0)
+            elif key == "encoder_outputs":
+                model_kwargs[key] = tuple(t.repeat_interleave(expand, dim=0) for t in value)
 
     # --- loop machinery, built once
-    processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor)
+    processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor, encoder_ids)
     criteria = StoppingCriteriaList(stopping_criteria or [])
     if config.max_time is not None:
         criteria.append(MaxTimeCriteria(config.max_time))
@@ -300,15 +339,23 @@ def generate(
     if not config.use_cache:
         raise NotImplementedError("generate() always uses a KV cache; use_cache=False is not supported")
     user_cache = model_kwargs.pop("past_key_values", None)
-    static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
+    # (an encoder-decoder's cache is static when its self-attention part is)
+    static = config.cache_implementation == "static" or isinstance(
+        getattr(user_cache, "self_attention_cache", user_cache), StaticCache)
     decoder = None
     if static and config.compile_config is not None and not config.disable_compile:
         decoder = compiled_decoder(model, config.compile_config)
-    cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
-                       decoder.static_len if decoder is not None else 0)  # fmt: skip
-    runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs)
-    if decoder is not None and isinstance(cache, StaticCache):
-        decoder.static_len = cache.max_cache_len
+    if seq2seq:
+        cache = make_seq2seq_cache(model, config, config.max_length, user_cache,
+                                   decoder.static_len if decoder is not None else 0)  # fmt: skip
+    else:
+        cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
+                           decoder.static_len if decoder is not None else 0)  # fmt: skip
+    runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs,
+                    seq2seq=seq2seq)  # fmt: skip
+    self_cache = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder's own-token cache
+    if decoder is not None and isinstance(self_cache, StaticCache):
+        decoder.static_len = self_cache.max_cache_len
         runner.decoder = decoder
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
@@ -316,10 +363,89 @@ def generate(
         runner.kernels = DecodeKernels()  # few-row steps: oneDNN reads big weights faster than MKL
 
     search = _Search(runner, config, input_ids, processors, criteria, eos, pad)
-    return _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
+    result = _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
+    return _with_encoder(result, encoder_outputs) if seq2seq and config.return_dict_in_generate else result
 
 
-def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+def _start_decoder(
+    model: Any, config: GenerationConfig, input_ids: torch.Tensor | None, pad: int | None, eos: list[int] | None,
+    model_kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, Any, dict[str, Any]]:
+    """An encoder-decoder's start: run the encoder once (unless ``encoder_outputs`` are given) and return
+    the decoder's first tokens (``decoder_input_ids``, with ``decoder_start_token_id`` put first when they
+    lack it, as transformers does), the encoder's output, and the inputs every decoder step gets (the
+    encoder's last states and its padding mask, ``None`` without padding)."""
+    attention_mask = model_kwargs.pop("attention_mask", None)
+    encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+    device = model.device
+    if encoder_outputs is None:
+        if input_ids is None:
+            raise ValueError("an encoder-decoder model needs input_ids (or encoder_outputs) to generate from")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        input_ids = input_ids.to(device)
+        if attention_mask is None:
+            can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
+            attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
+        attention_mask = attention_mask.to(device)
+        _check_inputs(model, input_ids, attention_mask)
+        flags = {"output_attentions": bool(config.output_attentions),
+                 "output_hidden_states": bool(config.output_hidden_states)}
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                              **flags)  # fmt: skip
+    hidden = encoder_outputs[0]
+    batch = hidden.shape[0]
+    start = config.decoder_start_token_id
+    if start is None:
+        start = getattr(model.config, "decoder_start_token_id", None)
+    if start is None:
+        start = config.bos_token_id
+    if start is None:
+        raise ValueError("set decoder_start_token_id (or bos_token_id) so the decoder has a first token")
+    if isinstance(start, (list, tuple)) or isinstance(start, torch.Tensor) and start.dim():
+        starts = torch.as_tensor(start, dtype=torch.long, device=device).view(-1, 1)
+        if starts.shape[0] != batch:
+            raise ValueError(f"decoder_start_token_id has {starts.shape[0]} entries for a batch of {batch}")
+    else:
+        starts = torch.full((batch, 1), int(start), dtype=torch.long, device=device)
+    decoder_ids = model_kwargs.pop("decoder_input_ids", None)
+    if decoder_ids is None:
+        decoder_ids = starts
+    else:
+        decoder_ids = decoder_ids.to(device)
+        if bool((decoder_ids[:, 0] != starts[:, 0]).all()):
+            decoder_ids = torch.cat([starts, decoder_ids], dim=-1)
+            decoder_mask = model_kwargs.get("decoder_attention_mask")
+            if decoder_mask is not None:
+                model_kwargs["decoder_attention_mask"] = torch.cat(
+                    [decoder_mask.new_ones((batch, 1)), decoder_mask.to(device)], dim=-1)
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # no padding: every step can skip the cross-attention mask
+    model_kwargs["encoder_outputs"] = (hidden,)
+    model_kwargs["attention_mask"] = attention_mask
+    return decoder_ids, encoder_outputs, model_kwargs
+
+
+def _with_encoder(result: Any, encoder_outputs: Any) -> Any:
+    """A decoder-only ``generate`` output made into transformers' encoder-decoder one."""
+    encoder_attentions = getattr(encoder_outputs, "attentions", None)
+    encoder_hidden = getattr(encoder_outputs, "hidden_states", None)
+    steps_attn = result.attentions
+    steps_hidden = result.hidden_states
+    common = dict(
+        sequences=result.sequences, scores=result.scores, logits=result.logits,
+        encoder_attentions=encoder_attentions, encoder_hidden_states=encoder_hidden,
+        decoder_attentions=None if steps_attn is None else tuple(a[0] for a in steps_attn),
+        cross_attentions=None if steps_attn is None else tuple(a[1] for a in steps_attn),
+        decoder_hidden_states=steps_hidden, past_key_values=result.past_key_values,
+    )
+    if isinstance(result, GenerateBeamDecoderOnlyOutput):
+        return GenerateBeamEncoderDecoderOutput(sequences_scores=result.sequences_scores,
+                                                beam_indices=result.beam_indices, **common)
+    return GenerateEncoderDecoderOutput(**common)
+
+
+def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, embeddings: Any = None) -> None:
     """Clear errors for prompts the model would fail on deep inside: empty ones, a mask of another shape,
     ids outside the vocabulary. One host sync per ``generate`` call (the id range), none per token."""
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
@@ -334,7 +460,8 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
         )
     if input_ids.is_floating_point() or input_ids.is_complex():
         raise TypeError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embeddings is None and hasattr(model, "get_input_embeddings"):
+        embeddings = model.get_input_embeddings()
     vocab = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
     if vocab is None:
         return
@@ -345,6 +472,13 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
             f"input_ids holds the token id {bad}, outside the model's vocabulary of {vocab} ids (0 to "
             f"{vocab - 1}); were they made by another model's tokenizer?"
         )
+
+
+def _step_attentions(out: Any) -> Any:
+    """A step's attention weights: a decoder's, or an encoder-decoder's ``(decoder, cross)`` pair."""
+    if hasattr(out, "cross_attentions"):
+        return out.decoder_attentions, out.cross_attentions
+    return out.attentions
 
 
 class _Search(NamedTuple):
@@ -382,9 +516,9 @@ def _sample(search: _Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnl
     while True:
         logits = runner.last_logits(out, device)
         if attns is not None:
-            attns.append(out.attentions)
+            attns.append(_step_attentions(out))
         if hiddens is not None:
-            hiddens.append(out.hidden_states)
+            hiddens.append(getattr(out, "hidden_states", None) or out.decoder_hidden_states)
         seen = sequences[:, :cur]
         next_scores = processors(seen, logits) if processors else logits
         if raw is not None:
@@ -545,8 +679,10 @@ def _beam_search(search: _Search, num_beams: int) -> torch.Tensor | GenerateBeam
             going = going & ~is_finished.all()
         if not bool(going):  # one host sync per step
             break
-        # The cache follows the beams that survived.
-        runner.cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
+        # The cache follows the beams that survived. An encoder-decoder's cross-attention cache is left as it
+        # is: the beams of a row share its encoder output, and beams never move to another row.
+        cache = getattr(runner.cache, "self_attention_cache", runner.cache)
+        cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
         out = runner.step(running[:, :, cur - 1].reshape(flat, 1))
 
     sequences = finished_seqs[:, :num_return].reshape(batch * num_return, max_length)

@@ -179,6 +179,19 @@ class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
 
 
 @dataclass
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    """A decoder language model's output when it may attend to an encoder's states (a seq2seq decoder
+    used alone): next-token ``logits``, the loss, the cache and the cross-attention weights."""
+
+    loss: FloatTensor | None = None
+    logits: FloatTensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[FloatTensor, ...] | None = None
+    attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
 class Seq2SeqModelOutput(ModelOutput):
     """A bare encoder-decoder's output: the decoder's last states, its cache, and the encoder's output."""
 

@@ -31,6 +31,9 @@ _FAMILY_MODULES: dict[str, str] = {
     "t5": "pretrained.models.t5",
     "mt5": "pretrained.models.t5",
     "umt5": "pretrained.models.t5",
+    "bart": "pretrained.models.bart",
+    "mbart": "pretrained.models.mbart",
+    "marian": "pretrained.models.marian",
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
