@@ -208,3 +208,36 @@ class HfQuantizer:
     @property
     def is_compileable(self) -> bool:
         return False
+
+
+def has_adapters(model: nn.Module) -> bool:
+    """Whether trainable adapters sit on the model as peft marks them: a ``PeftModel``, or a model whose
+    ``_hf_peft_config_loaded`` is set (``add_adapter`` / ``load_adapter``, or an adapter of one's own
+    that says so)."""
+    if getattr(model, "_hf_peft_config_loaded", False):
+        return True
+    return any(cls.__name__.startswith("PeftModel") and cls.__module__.startswith("peft")
+               for cls in type(model).__mro__)
+
+
+def validate_quantization_for_training(model: nn.Module) -> None:
+    """Refuse to train a quantized model the way transformers' Trainer does.
+
+    Raises:
+        ValueError: a compiled quantized model; a quantized model with no adapters (the quantized weights
+            themselves cannot be trained) unless its method trains them (quantization-aware); a method
+            whose layers have no backward.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if not getattr(model, "is_quantized", False):
+        return
+    if hasattr(model, "_orig_mod"):
+        raise ValueError("You cannot fine-tune a quantized model compiled with torch.compile(): pass the model "
+                         "before compiling it.")
+    if not has_adapters(model) and not getattr(quantizer, "is_qat_trainable", False):
+        raise ValueError("You cannot perform fine-tuning on purely quantized models: its quantized weights cannot "
+                         "be trained. Attach trainable adapters (e.g. LoRA with peft) on top of the quantized model.")
+    if quantizer is not None and not quantizer.is_trainable:
+        method = quantizer.quantization_config.quant_method
+        raise ValueError(f"The model is quantized with {getattr(method, 'value', method)}, which does not support "
+                         "training.")

@@ -247,6 +247,10 @@ class Bnb4BitHfQuantizer(_BnbQuantizer):
 # --- the CPU repack ------------------------------------------------------------------------------------
 def _watch_first_forward(module: nn.Module) -> None:
     """Before the layer's first forward (which may repack it for the CPU), keep its stored scales."""
+    if module.out_features % 32 or module.in_features % 2:
+        # the repack works on blocks of 32 rows and fails on other shapes (a 3-label classifier):
+        # such a layer runs bitsandbytes' generic CPU path instead
+        module.support_avx512bf16_for_cpu = False
     if getattr(module, "_pretrained_stats_hook", None) is None:
         module._pretrained_stats_hook = module.register_forward_pre_hook(_keep_stats)
 
