@@ -90,7 +90,9 @@ class TorchAoHfQuantizer(HfQuantizer):
 
     def param_needs_quantization(self, model: nn.Module, param_name: str, **kwargs: Any) -> bool:
         module_name, _, leaf = param_name.rpartition(".")
-        if leaf != "weight" or not should_convert_module(param_name, self.modules_to_not_convert):
+        # matched on the module's name, as bitsandbytes does: transformers matches the parameter's name
+        # here, so a suffix such as "mlp.down_proj" never matches there
+        if leaf != "weight" or not should_convert_module(module_name, self.modules_to_not_convert):
             return False
         kinds = (nn.Linear, nn.Embedding) if self.quantization_config.include_input_output_embeddings else (nn.Linear,)
         return isinstance(model.get_submodule(module_name), kinds)
