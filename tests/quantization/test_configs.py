@@ -107,7 +107,7 @@ def test_get_hf_quantizer_prefers_the_saved_config():
                                                                                       llm_int8_threshold=1.0),
                                                          device_map=None, weights_only=True, user_agent={})
     assert quantizer.pre_quantized and config.quantization_config.llm_int8_threshold == 6.0
-    assert device_map == {"": "cpu"} or torch.cuda.is_available() is not False
+    assert device_map == ({"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"})
     with pytest.raises(ValueError, match="quantized with BitsAndBytesConfig but you are passing a GPTQConfig"):
         get_hf_quantizer(P.LlamaConfig(quantization_config={"load_in_8bit": True}), P.GPTQConfig(bits=4))
     fresh, _, _ = get_hf_quantizer(P.LlamaConfig(), {"load_in_4bit": True})
