@@ -99,13 +99,15 @@ def stream_weights(
                 f"ignore_mismatched_sizes=True to skip it and initialise it randomly."
             )
         _check_dtype(lazy, name, target, hooks)
-        tensor = lazy.load()
+        raw = tensor = lazy.load()
         for hook in hooks:
             tensor = hook(name, tensor, model)
             if tensor is None:  # the hook stored it itself (e.g. a quantized layer)
                 break
         if tensor is not None:
             set_tensor(model, name, tensor)
+        if tensor is None or tensor.data_ptr() != raw.data_ptr():
+            lazy.release(raw)  # converted: the file's pages need not stay resident
         loaded.add(name)
     info.missing_keys = [k for k in expected if k not in loaded]
     return info

@@ -8,6 +8,7 @@ collects them and builds each quantized parameter once the checkpoint is read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ class QuantizerHook(WeightHook):
         self.model: nn.Module | None = None
         self.pending: dict[str, dict[str, torch.Tensor]] = {}  # parameter -> its stored parts so far
         self.quantized: set[str] = set()  # the parameters to quantize or read quantized (after before_load)
+        self._converted = 0  # float bytes quantized since the heap was last trimmed
 
     # --- before and while the model is built --------------------------------------------------------
     def prepare(self, dtype: torch.dtype | None, options: Any) -> torch.dtype | None:
@@ -92,10 +94,28 @@ class QuantizerHook(WeightHook):
             self.pending.setdefault(name, {})[name.rpartition(".")[2]] = tensor
         else:
             self.quantizer.quantize_param(model, name, tensor, self.device_for(name))
+            self._converted += tensor.numel() * tensor.element_size()
+            if self._converted >= _TRIM_EVERY:
+                _trim_heap()
+                self._converted = 0
         return None
 
     def after_load(self, model: nn.Module) -> None:
         for name, parts in self.pending.items():
             self.quantizer.load_serialized(model, name, parts, self.device_for(name))
         self.pending.clear()
+        _trim_heap()
         self.quantizer.postprocess_model(model)
+
+
+# Quantizing frees a float temporary per weight between long-lived quantized tensors; glibc keeps such
+# holes in its heap rather than returning them, so a load would peak well above the quantized model.
+_TRIM_EVERY = 32 * 2**20
+
+
+def _trim_heap() -> None:
+    """Return freed heap memory to the OS (glibc's ``malloc_trim``; nothing elsewhere)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
