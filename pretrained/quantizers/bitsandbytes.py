@@ -138,6 +138,8 @@ class Bnb8BitHfQuantizer(_BnbQuantizer):
         module = model.get_submodule(module_name)
         if "SCB" not in parts:
             raise ValueError(f"The 8-bit checkpoint lacks {module_name}.SCB (the row scales of {param_name}).")
+        if leaf not in parts:
+            raise ValueError(f"The 8-bit checkpoint has the scales of {param_name} but not the weight itself.")
         old = module._parameters[leaf]
         weight = parts[leaf]
         param = _bnb().nn.Int8Params(weight, requires_grad=False, has_fp16_weights=old.has_fp16_weights,
@@ -217,6 +219,8 @@ class Bnb4BitHfQuantizer(_BnbQuantizer):
         bnb = _bnb()
         module_name, _, leaf = param_name.rpartition(".")
         module = model.get_submodule(module_name)
+        if leaf not in parts:
+            raise ValueError(f"The 4-bit checkpoint has the block scales of {param_name} but not the weight itself.")
         stats = {key: value for key, value in parts.items() if key != leaf}
         if "absmax" not in stats or not any(key.startswith("quant_state.") for key in stats):
             raise ValueError(f"The 4-bit checkpoint lacks the block scales of {param_name} "

@@ -120,6 +120,18 @@ def test_a_saved_dict_with_load_in_4bit_and_no_quant_method_is_bitsandbytes(llam
     assert isinstance(quantized.model.layers[0].mlp.up_proj, bnb.nn.Linear8bitLt)
 
 
+def test_a_quantized_head_checkpoint_loads_into_the_base_model(llama_dir, tmp_path):
+    for quant in ("int8", "nf4"):
+        ref = T.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=T.BitsAndBytesConfig(**CONFIGS[quant]))
+        ref.save_pretrained(tmp_path / quant)
+        ours, info = P.LlamaModel.from_pretrained(tmp_path / quant, output_loading_info=True)
+        assert info["missing_keys"] == [] and info["unexpected_keys"] == ["lm_head.weight"]
+        theirs = T.LlamaModel.from_pretrained(tmp_path / quant)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(**INPUTS["llama"]).last_hidden_state,
+                                       theirs(**INPUTS["llama"]).last_hidden_state, atol=0, rtol=0)
+
+
 def test_skip_modules_fp32_modules_and_the_output_head(llama_dir):
     config = P.BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["mlp.down_proj", "lm_head"])
     model = P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=config)

@@ -40,6 +40,39 @@ MEASURE = textwrap.dedent("""
 """)
 
 
+def _resident(tensor):
+    """Bytes of ``tensor``'s pages resident in this process (from /proc/self/smaps)."""
+    start = tensor.data_ptr()
+    with open("/proc/self/smaps") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= start < high:
+                return next(int(entry.split()[1]) * 1024 for entry in lines[i + 1:] if entry.startswith("Rss:"))
+    raise AssertionError("tensor not mapped")
+
+
+def test_release_gives_back_a_mapped_files_pages_and_nothing_else(tmp_path):
+    from safetensors.torch import save_file
+
+    from pretrained.loading.checkpoint import find_checkpoint, iter_checkpoint
+
+    weights = {"a": torch.randn(1024, 1024), "b": torch.randn(1024, 1024)}
+    save_file(weights, tmp_path / "model.safetensors")
+    for lazy in iter_checkpoint(find_checkpoint(tmp_path)):
+        tensor = lazy.load()
+        assert torch.equal(tensor, weights[lazy.name])  # reads every page
+        before = _resident(tensor)  # the mapping is shared by both tensors: count what goes away
+        lazy.release(tensor)
+        assert before - _resident(tensor) >= 4 * 2**20 - 2 * 4096  # every whole page of the tensor
+        assert torch.equal(tensor, weights[lazy.name])  # and read back from the file when touched again
+        copy = tensor.clone()
+        lazy.release(copy)  # not a view of the file: left alone
+        assert torch.equal(copy, weights[lazy.name])
+
+
 @pytest.fixture(scope="module")
 def big_llama(tmp_path_factory):
     torch.manual_seed(0)
