@@ -49,6 +49,9 @@ def save_model(
             raise ValueError(f"The model is quantized with {getattr(method, 'value', method)}, which cannot be saved.")
         if state_dict is None:  # quantized layers are saved in the method's stored form (scales, metadata)
             state_dict, metadata = quantizer.get_state_dict_and_metadata(model)
+            if metadata and not safe_serialization:
+                raise ValueError("This quantized model describes its tensors in the safetensors metadata; save it "
+                                 "with safe_serialization=True.")
     if state_dict is None:
         state_dict = model.state_dict()
     state_dict = dedupe_shared(state_dict, prefer_drop=set(model._tie_pairs()))
