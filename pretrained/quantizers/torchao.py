@@ -47,6 +47,9 @@ class TorchAoHfQuantizer(HfQuantizer):
         if isinstance(device_map, dict) and self.pre_quantized and "disk" in {str(v) for v in device_map.values()}:
             raise ValueError("A pre-quantized torchao model cannot be offloaded to disk: remove 'disk' from the "
                              "device_map.")
+        if self.quantization_config.untie_embedding_weights:
+            raise NotImplementedError("TorchAoConfig(untie_embedding_weights=True) is not supported by pretrained yet; "
+                                      "load with untie_embedding_weights=False.")
         if not self.pre_quantized:
             self._check_runs(kwargs.get("dtype"))
 
@@ -105,7 +108,9 @@ class TorchAoHfQuantizer(HfQuantizer):
         module = model.get_submodule(module_name)
         module._parameters[leaf] = nn.Parameter(tensor.to(device), requires_grad=False)
         config = self.quantization_config.get_apply_tensor_subclass()
-        quantize_(module, config, filter_fn=lambda m, fqn: True)
+        # torchao's own filter decides, as in transformers: its weight configs take linear layers, so an
+        # embedding included with include_input_output_embeddings stays float under them
+        quantize_(module, config)
 
     @property
     def serialized_names(self) -> dict[str, list[str]]:

@@ -132,6 +132,19 @@ def test_a_quantized_head_checkpoint_loads_into_the_base_model(llama_dir, tmp_pa
                                        theirs(**INPUTS["llama"]).last_hidden_state, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("quant", ["int8", "nf4"])
+def test_bf16_loads_match_transformers(llama_dir, quant):
+    kwargs = {**CONFIGS[quant], **({"bnb_4bit_compute_dtype": "bfloat16"} if quant == "nf4" else {})}
+    ref = T.LlamaForCausalLM.from_pretrained(llama_dir, dtype=torch.bfloat16,
+                                             quantization_config=T.BitsAndBytesConfig(**kwargs))
+    ours = P.LlamaForCausalLM.from_pretrained(llama_dir, dtype=torch.bfloat16,
+                                              quantization_config=P.BitsAndBytesConfig(**kwargs))
+    assert ours.model.norm.weight.dtype == torch.bfloat16 and ours.config.dtype == "bfloat16"
+    a, b = ref.state_dict(), ours.state_dict()
+    assert sorted(a) == sorted(b) and [k for k in a if not torch.equal(a[k], b[k])] == []
+    torch.testing.assert_close(_out(ours, "llama"), _out(ref, "llama"), atol=0, rtol=0)
+
+
 def test_skip_modules_fp32_modules_and_the_output_head(llama_dir):
     config = P.BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["mlp.down_proj", "lm_head"])
     model = P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=config)

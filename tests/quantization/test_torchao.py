@@ -80,6 +80,22 @@ def test_footprint_dequantize_and_skip_list(llama_dir):
     torch.testing.assert_close(_out(model, "llama"), logits, atol=1e-5, rtol=0)
 
 
+def test_embeddings_included_and_bf16(llama_dir):
+    for kwargs in (dict(include_input_output_embeddings=True), dict(dtype=torch.bfloat16)):
+        dtype = kwargs.pop("dtype", None)
+        ref = T.LlamaForCausalLM.from_pretrained(llama_dir, dtype=dtype, quantization_config=T.TorchAoConfig(
+            Int8WeightOnlyConfig(), **kwargs))
+        ours = P.LlamaForCausalLM.from_pretrained(llama_dir, dtype=dtype, quantization_config=P.TorchAoConfig(
+            Int8WeightOnlyConfig(), **kwargs))
+        kinds = {n: type(p.data).__name__ for n, p in ours.named_parameters()}
+        assert kinds == {n: type(p.data).__name__ for n, p in ref.named_parameters()}
+        assert kinds["lm_head.weight"] == ("Int8Tensor" if kwargs else "Tensor")
+        torch.testing.assert_close(_out(ours, "llama"), _out(ref, "llama"), atol=1e-4, rtol=0)
+    with pytest.raises(NotImplementedError, match="untie_embedding_weights"):
+        P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=P.TorchAoConfig(
+            Int8WeightOnlyConfig(), untie_embedding_weights=True))
+
+
 def test_int4_that_cannot_run_here_is_refused_clearly(llama_dir):
     with pytest.raises(ValueError, match="On the CPU use Int8WeightOnlyConfig"):
         P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=P.TorchAoConfig(Int4WeightOnlyConfig()))
