@@ -32,14 +32,14 @@ def add_adapters(model):
 
 
 def _data(n=16):
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 128, (n, 12), generator=g)
-    return [{"input_ids": row, "labels": row} for row in ids]
+    # one sequence repeated: the adapters can learn it, so the loss must fall
+    row = torch.randint(0, 128, (12,), generator=torch.Generator().manual_seed(0))
+    return [{"input_ids": row, "labels": row} for _ in range(n)]
 
 
 def _args(tmp_path, **kw):
     return P.TrainingArguments(output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=4,
-                               learning_rate=5e-3, report_to="none", disable_tqdm=True, use_cpu=True,
+                               learning_rate=2e-2, report_to="none", disable_tqdm=True, use_cpu=True,
                                save_strategy="no", logging_steps=1, **kw)
 
 
@@ -54,7 +54,7 @@ def test_lora_adapters_on_a_4bit_model_train(llama_dir, tmp_path):
     trainer = P.Trainer(model=model, args=_args(tmp_path), train_dataset=_data())
     trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.1, losses
     assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n.endswith("lora_B.weight"))
     assert torch.equal(model.model.layers[0].mlp.up_proj.weight.data, frozen)  # the 4-bit weights stay as loaded
 
