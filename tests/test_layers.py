@@ -18,6 +18,7 @@ PROGRAMS = ("pretrained.pipelines", "pretrained.training", "pretrained.embed", "
 FORBIDDEN = {
     "modeling": ABOVE_MODELING,
     "loading": ("pretrained.modeling", *ABOVE_MODELING),
+    "quantizers": ("pretrained.modeling", *ABOVE_MODELING),
     "tokenization": ("pretrained.modeling", "pretrained.loading",
                      *(m for m in ABOVE_MODELING if m != "pretrained.tokenization")),
     "utils": ("pretrained.modeling", "pretrained.loading", *ABOVE_MODELING),
