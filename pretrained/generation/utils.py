@@ -302,8 +302,14 @@ def generate(
     user_cache = model_kwargs.pop("past_key_values", None)
     static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
     decoder = None
+    quantizer = getattr(model, "hf_quantizer", None)
     if static and config.compile_config is not None and not config.disable_compile:
-        decoder = compiled_decoder(model, config.compile_config)
+        if quantizer is not None and not quantizer.is_compileable:  # bitsandbytes layers do not compile
+            method = getattr(quantizer.quantization_config.quant_method, "value", "")
+            warnings.warn(f"The model is quantized with {method}, whose layers cannot be compiled: decoding eagerly.",
+                          stacklevel=3)
+        else:
+            decoder = compiled_decoder(model, config.compile_config)
     cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
                        decoder.static_len if decoder is not None else 0)  # fmt: skip
     runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs)

@@ -198,13 +198,17 @@ def test_dequantize_gives_float_layers_with_the_quantized_values(llama_dir):
         P.LlamaForCausalLM.from_pretrained(llama_dir).dequantize()
 
 
-def test_generate_and_pipeline_on_a_quantized_model(llama_dir):
+def test_generate_on_a_quantized_model(llama_dir):
     config = P.BitsAndBytesConfig(**CONFIGS["nf4"])
     model = P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=config)
     ref = T.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=T.BitsAndBytesConfig(**CONFIGS["nf4"]))
     prompt = torch.tensor([[1, 5, 9, 77]])
     ours = model.generate(prompt, max_new_tokens=6, do_sample=False)
     assert torch.equal(ours, ref.generate(prompt, max_new_tokens=6, do_sample=False))
+    with pytest.warns(UserWarning, match="cannot be compiled: decoding eagerly"):
+        static = model.generate(prompt, max_new_tokens=6, do_sample=False, cache_implementation="static",
+                                compile_config={"fullgraph": True})
+    assert torch.equal(static, ours)
 
 
 def test_errors(llama_dir, monkeypatch):
