@@ -178,6 +178,23 @@ class PreTrainedModel(nn.Module):
         tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]
         return sum(t.numel() * t.element_size() for t in tensors)
 
+    def to(self, *args: Any, **kwargs: Any) -> PreTrainedModel:
+        """``nn.Module.to``; a bitsandbytes or GPTQ model refuses a dtype (load it in the dtype wanted)."""
+        if str(self.quantization_method) in ("bitsandbytes", "gptq") and torch._C._nn._parse_to(*args, **kwargs)[1]:
+            raise ValueError(f"You cannot cast a {self.quantization_method} model in a new `dtype`. Load the model "
+                             "with from_pretrained(..., dtype=...) in the dtype you want instead.")
+        return super().to(*args, **kwargs)
+
+    def half(self) -> PreTrainedModel:
+        if self.is_quantized:
+            raise ValueError("`.half()` is not supported for a quantized model: its layers already have their dtype.")
+        return super().half()
+
+    def float(self) -> PreTrainedModel:
+        if self.is_quantized:
+            raise ValueError("`.float()` is not supported for a quantized model: its layers already have their dtype.")
+        return super().float()
+
     def dequantize(self, dtype: torch.dtype | None = None) -> PreTrainedModel:
         """Turn the quantized layers back into float ones (keeping the quantization's error).
 

@@ -226,6 +226,12 @@ def test_errors(llama_dir, monkeypatch):
                                            device_map={"model": "cuda:0", "lm_head": "cpu"})
     with pytest.raises(ValueError, match="not supported by pretrained"):
         P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config={"quant_method": "hqq-nope"})
+    model = P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=config)
+    with pytest.raises(ValueError, match="cannot cast a bitsandbytes model"):
+        model.to(torch.bfloat16)
+    with pytest.raises(ValueError, match="half"):
+        model.half()
+    assert model.to("cpu") is model
     monkeypatch.setitem(__import__("sys").modules, "bitsandbytes", None)  # as if not installed
     with pytest.raises(ImportError, match="pip install bitsandbytes"):
         P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=config)
