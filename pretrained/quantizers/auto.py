@@ -179,21 +179,9 @@ def get_hf_quantizer(config: Any, quantization_config: Any, device_map: Any = No
     """``(quantizer or None, config, device_map)`` for a load: the saved ``config.quantization_config``
     (pre-quantized checkpoint) merged with the argument, or the argument alone; the quantizer has
     checked the environment and updated the device map. ``config.quantization_config`` is set."""
-    saved = getattr(config, "quantization_config", None)
-    pre_quantized = saved is not None
-    if pre_quantized and isinstance(saved, dict) and not AutoHfQuantizer.supports_quant_method(saved):
-        warnings.warn(f"Unknown quantization method in the saved quantization_config ({_method_key(saved)}); "
-                      "the weights are loaded without quantization.", stacklevel=2)
-        pre_quantized = False
-    if not pre_quantized and quantization_config is None:
+    quantizer = _choose(config, quantization_config)
+    if quantizer is None:
         return None, config, device_map
-    if pre_quantized:
-        config.quantization_config = AutoHfQuantizer.merge_quantization_configs(saved, quantization_config)
-    else:
-        if isinstance(quantization_config, dict):
-            quantization_config = AutoQuantizationConfig.from_dict(quantization_config)
-        config.quantization_config = quantization_config
-    quantizer = AutoHfQuantizer.from_config(config.quantization_config, pre_quantized=pre_quantized)
     quantizer.validate_environment(device_map=device_map, weights_only=weights_only)
     device_map = quantizer.update_device_map(device_map)
     if user_agent is not None:
@@ -202,33 +190,38 @@ def get_hf_quantizer(config: Any, quantization_config: Any, device_map: Any = No
     return quantizer, config, device_map
 
 
+def _choose(config: Any, argument: Any) -> HfQuantizer | None:
+    """The quantizer for ``config`` (its saved ``quantization_config`` wins over ``argument``); sets
+    ``config.quantization_config`` to the config object used."""
+    saved = getattr(config, "quantization_config", None)
+    if saved is not None and not isinstance(saved, (dict, QuantizationConfigMixin)):
+        raise TypeError(f"config.quantization_config must be a dict or a quantization config, got "
+                        f"{type(saved).__name__}.")
+    pre_quantized = saved is not None
+    if pre_quantized and isinstance(saved, dict) and not AutoHfQuantizer.supports_quant_method(saved):
+        warnings.warn(f"Unknown quantization method in the saved quantization_config ({_method_key(saved)}); "
+                      "the weights are loaded without quantization.", stacklevel=3)
+        pre_quantized = False
+    if not pre_quantized and argument is None:
+        return None
+    if pre_quantized:
+        config.quantization_config = AutoHfQuantizer.merge_quantization_configs(saved, argument)
+    else:
+        config.quantization_config = (AutoQuantizationConfig.from_dict(argument) if isinstance(argument, dict)
+                                      else argument)
+    return AutoHfQuantizer.from_config(config.quantization_config, pre_quantized=pre_quantized)
+
+
 def loading_hook(quantization_config: Any, model_config: Any) -> Any:
-    """The ``QUANTIZERS`` factory: the quantizer for a load, wrapped as a hook of the loading pass.
+    """The ``QUANTIZERS`` factory: the quantizer for a load, wrapped as a hook of the loading pass (which
+    runs ``validate_environment`` and the rest with the load's own options).
 
     ``quantization_config`` is the ``from_pretrained`` argument, or the saved one when no argument was given.
     """
     from pretrained.quantizers.hook import QuantizerHook
 
     saved = getattr(model_config, "quantization_config", None)
-    argument = None if quantization_config is saved else quantization_config
-    if saved is not None and not isinstance(saved, (dict, QuantizationConfigMixin)):
-        raise TypeError(f"config.quantization_config must be a dict or a quantization config, got "
-                        f"{type(saved).__name__}.")
-    quantizer, _, _ = _choose(model_config, argument)
-    return QuantizerHook(quantizer)
-
-
-def _choose(model_config: Any, argument: Any) -> tuple[HfQuantizer, Any, Any]:
-    # validate_environment runs later with the real load options (QuantizerHook.prepare)
-    saved = getattr(model_config, "quantization_config", None)
-    pre_quantized = saved is not None
-    if pre_quantized:
-        model_config.quantization_config = AutoHfQuantizer.merge_quantization_configs(saved, argument)
-    else:
-        if isinstance(argument, dict):
-            argument = AutoQuantizationConfig.from_dict(argument)
-        model_config.quantization_config = argument
-    return AutoHfQuantizer.from_config(model_config.quantization_config, pre_quantized=pre_quantized), model_config, None
+    return QuantizerHook(_choose(model_config, None if quantization_config is saved else quantization_config))
 
 
 def _register_hook(method: str) -> None:
