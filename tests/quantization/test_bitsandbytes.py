@@ -156,6 +156,16 @@ def test_skip_modules_fp32_modules_and_the_output_head(llama_dir):
     torch.testing.assert_close(_out(model, "llama"), _out(ref, "llama"), atol=1e-4, rtol=0)
 
 
+def test_modules_kept_in_fp32_stay_float(llama_dir, monkeypatch):
+    monkeypatch.setattr(P.LlamaForCausalLM, "_keep_in_fp32_modules", ["down_proj"])
+    model = P.LlamaForCausalLM.from_pretrained(llama_dir, dtype=torch.bfloat16,
+                                               quantization_config=P.BitsAndBytesConfig(load_in_8bit=True))
+    down = model.model.layers[0].mlp.down_proj
+    assert type(down) is torch.nn.Linear and down.weight.dtype == torch.float32
+    assert isinstance(model.model.layers[0].mlp.up_proj, bnb.nn.Linear8bitLt)
+    assert "down_proj" in model.hf_quantizer.modules_to_not_convert
+
+
 def test_tied_output_head_stays_tied_and_unquantized(tmp_path):
     torch.manual_seed(0)
     from quant_fixtures import LLAMA
