@@ -256,6 +256,7 @@ _export("pretrained.utils.import_utils", *(
     f"is_{name}_available" for name in (
         "datasets", "sentencepiece", "tokenizers", "scipy", "sklearn", "tensorboard", "wandb", "psutil", "torch",
         "torch_xla", "torch_npu", "torch_xpu", "apex", "bitsandbytes", "vision", "torchvision")))
+_export("pretrained.utils.quantization_config", "BitsAndBytesConfig", "TorchAoConfig", "GPTQConfig", "AwqConfig")
 _compat.install()  # serves pretrained.trainer_utils, pretrained.models.bert.modeling_bert, ... (one table)
 
 

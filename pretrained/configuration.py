@@ -20,7 +20,7 @@ from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = TRANSFORMERS_API_VERSION  # the transformers_version written into saved files
 # Set at run time, never written to config.json (as in transformers).
-_NOT_SAVED = frozenset({"_attn_implementation_internal"})
+_NOT_SAVED = frozenset({"_attn_implementation_internal", "_is_quantized"})
 # Generation settings that old config.json files carry. A config that does not declare one as its own
 # field drops it, as transformers 5 does (they belong in generation_config.json), so it is neither
 # used nor written back.
@@ -222,6 +222,8 @@ class PretrainedConfig:
         for key, value in self.__dict__.items():
             if key.startswith("__") or key in _NOT_SAVED:
                 continue
+            if key == "quantization_config" and value is not None and not isinstance(value, dict):
+                value = value.to_dict()  # a quantization config object, saved as its dict
             out[key] = copy.deepcopy(value.to_dict() if isinstance(value, PretrainedConfig) else value)
         out["model_type"] = type(self).model_type or out.get("model_type", "")
         return out

@@ -19,6 +19,7 @@ PROGRAMS = ("pretrained.pipelines", "pretrained.training", "pretrained.embed", "
 FORBIDDEN = {
     "modeling": ABOVE_MODELING,
     "loading": ("pretrained.modeling", *ABOVE_MODELING),
+    "quantizers": ("pretrained.modeling", *ABOVE_MODELING),
     "tokenization": ("pretrained.modeling", "pretrained.loading",
                      *(m for m in ABOVE_MODELING if m != "pretrained.tokenization")),
     # Processors sit beside tokenization: a multimodal processor holds a tokenizer, nothing above.

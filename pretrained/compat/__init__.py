@@ -67,6 +67,11 @@ MODULES: dict[str, dict[str, str]] = {
                                        "CONFIG_MAPPING_NAMES": "pretrained.models.auto"},
     "models.auto.modeling_auto": {"*": "pretrained.models.auto"},
     "models.auto.tokenization_auto": {"AutoTokenizer": "pretrained.tokenization.auto"},
+    "quantizers": {},  # a real package: its modules carry transformers' names, the backends' files are below
+    "quantizers.quantizer_bnb_4bit": {"Bnb4BitHfQuantizer": "pretrained.quantizers.bitsandbytes"},
+    "quantizers.quantizer_bnb_8bit": {"Bnb8BitHfQuantizer": "pretrained.quantizers.bitsandbytes"},
+    "quantizers.quantizer_torchao": {"TorchAoHfQuantizer": "pretrained.quantizers.torchao"},
+    "utils.quantization_config": {},
 }
 for _family, _module in _FAMILIES.items():
     for _path in (f"models.{_family}", f"models.{_family}.modeling_{_family}",

@@ -343,8 +343,14 @@ def generate(
     static = config.cache_implementation == "static" or isinstance(
         getattr(user_cache, "self_attention_cache", user_cache), StaticCache)
     decoder = None
+    quantizer = getattr(model, "hf_quantizer", None)
     if static and config.compile_config is not None and not config.disable_compile:
-        decoder = compiled_decoder(model, config.compile_config)
+        if quantizer is not None and not quantizer.is_compileable:  # bitsandbytes layers do not compile
+            method = getattr(quantizer.quantization_config.quant_method, "value", "")
+            warnings.warn(f"The model is quantized with {method}, whose layers cannot be compiled: decoding eagerly.",
+                          stacklevel=3)
+        else:
+            decoder = compiled_decoder(model, config.compile_config)
     if seq2seq:
         cache = make_seq2seq_cache(model, config, config.max_length, user_cache,
                                    decoder.static_len if decoder is not None else 0)  # fmt: skip

@@ -7,6 +7,7 @@ Precedence follows transformers: ``model.safetensors``, then the sharded
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -133,6 +134,25 @@ class LazyTensor:
         except Exception as e:  # safetensors raises its own error type for bad data
             raise OSError(f"Could not read tensor {self.name!r} from {self.file}: {e}") from None
 
+    def release(self, tensor: torch.Tensor) -> None:
+        """Drop from this process's resident memory the pages of ``tensor`` (as :meth:`load` returned it)
+        that map the checkpoint file; they stay in the OS page cache and are read back if touched again.
+
+        The loader calls it once a hook has made its own copy (a quantizer, a dtype cast), so a load that
+        converts every weight does not keep the whole file resident on top of the converted model. A
+        tensor that is not a view of the file is left alone.
+        """
+        if self._handle is None or tensor.device.type != "cpu" or tensor.numel() == 0:
+            return
+        start = tensor.data_ptr()
+        stop = start + tensor.numel() * tensor.element_size()
+        if not _file_mapped(self.file, start, stop):
+            return
+        page = _PAGE_SIZE
+        first, last = -(-start // page) * page, stop // page * page  # whole pages inside the tensor only
+        if last > first:
+            _madvise_dontneed(first, last - first)
+
     def load_slice(self, dim: int, start: int, stop: int) -> torch.Tensor:
         """Read only ``[start:stop]`` along ``dim`` (what a tensor-parallel shard needs)."""
         if self._tensor is not None:
@@ -188,3 +208,40 @@ def load_torch_file(file: str, *, weights_only: bool = True) -> dict[str, torch.
     if not isinstance(state, dict):
         raise OSError(f"{file} does not hold a state dict (found {type(state).__name__}).")
     return state
+
+
+# --- giving back the pages of mapped files -------------------------------------------------------------
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MAPS: dict[str, list[tuple[int, int]]] = {}  # file -> its mapped address ranges, as last read
+
+
+def _file_mapped(file: str, start: int, stop: int) -> bool:
+    """Whether ``[start, stop)`` lies inside a mapping of ``file`` (read from ``/proc/self/maps``)."""
+    path = os.path.realpath(file)
+    for attempt in range(2):
+        if attempt or path not in _MAPS:
+            _MAPS[path] = _mapped_ranges(path)
+        if any(low <= start and stop <= high for low, high in _MAPS[path]):
+            return True
+    return False
+
+
+def _mapped_ranges(path: str) -> list[tuple[int, int]]:
+    ranges = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].rstrip("\n") == path:
+                    low, high = fields[0].split("-")
+                    ranges.append((int(low, 16), int(high, 16)))
+    except OSError:  # not Linux: nothing is given back
+        return []
+    return ranges
+
+
+def _madvise_dontneed(address: int, length: int) -> None:
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # no madvise: the pages stay
+        ctypes.CDLL(None, use_errno=True).madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), 4)  # DONTNEED

@@ -53,6 +53,19 @@ class WeightHook:
         (a quantizer reading int8 weights says yes); the loader refuses any other non-float mismatch."""
         return False
 
+    def prepare(self, dtype: torch.dtype | None, options: Any) -> torch.dtype | None:
+        """Before the model is built: check the load ``options`` (a ``LoadOptions``), return the dtype to
+        build in. Runs once, for hooks known that early (the quantizer)."""
+        return dtype
+
+    def owner_of(self, key: str) -> tuple[str, str] | None:
+        """For a checkpoint key no parameter of the model has: ``(parameter, part)`` when the key holds a
+        part of that parameter as this hook stores it (a quantized weight's scales), else ``None``."""
+        return None
+
+    def take(self, name: str, part: str, tensor: torch.Tensor, model: nn.Module) -> None:
+        """Receive ``tensor``, the stored ``part`` of parameter ``name`` (see :meth:`owner_of`)."""
+
 
 class DtypeHook(WeightHook):
     """Cast floating-point tensors to the load dtype, except modules kept in fp32."""
@@ -91,13 +104,26 @@ QUANTIZERS: dict[str, Callable[[Any, Any], WeightHook]] = {}
 TENSOR_PARALLEL: dict[str, Callable[..., WeightHook]] = {}
 
 
+def quant_method(quantization_config: Any) -> str | None:
+    """The method a ``quantization_config`` (dict or config object) names; a dict with ``load_in_4bit`` /
+    ``load_in_8bit`` and no ``quant_method`` is bitsandbytes, as in transformers."""
+    if isinstance(quantization_config, dict):
+        method = quantization_config.get("quant_method")
+        if method is None and (quantization_config.get("load_in_4bit") or quantization_config.get("load_in_8bit")):
+            method = "bitsandbytes"
+    else:
+        method = getattr(quantization_config, "quant_method", None)
+    method = getattr(method, "value", method)
+    return None if method is None else str(method)
+
+
 def quantizer_hook(quantization_config: Any, model_config: Any) -> WeightHook | None:
     """The registered quantizer for a ``quantization_config`` (dict or config object), or ``None``."""
     if quantization_config is None:
         return None
-    method = (quantization_config.get("quant_method") if isinstance(quantization_config, dict)
-              else getattr(quantization_config, "quant_method", None))
-    method = getattr(method, "value", method)
+    import pretrained.quantizers  # noqa: F401  (registers the built-in methods)
+
+    method = quant_method(quantization_config)
     factory = QUANTIZERS.get(str(method))
     if factory is None:
         known = ", ".join(sorted(QUANTIZERS)) or "none yet"

@@ -76,7 +76,12 @@ def stream_weights(
         name = _match_key(rename_key(lazy.name), expected, prefix)
         if name is None:
             plain = rename_key(lazy.name)
-            if plain not in non_persistent and plain.removeprefix(prefix + ".") not in non_persistent:
+            owner = _claimed_part(plain, hooks, expected, prefix)
+            if owner is not None:  # a stored part of a quantized parameter (its scales)
+                hook, owner_name, part = owner
+                hook.take(owner_name, part, lazy.load(), model)
+                loaded.add(owner_name)
+            elif plain not in non_persistent and plain.removeprefix(prefix + ".") not in non_persistent:
                 info.unexpected_keys.append(lazy.name)
             continue
         target = expected[name]
@@ -94,16 +99,32 @@ def stream_weights(
                 f"ignore_mismatched_sizes=True to skip it and initialise it randomly."
             )
         _check_dtype(lazy, name, target, hooks)
-        tensor = lazy.load()
+        raw = tensor = lazy.load()
         for hook in hooks:
             tensor = hook(name, tensor, model)
             if tensor is None:  # the hook stored it itself (e.g. a quantized layer)
                 break
         if tensor is not None:
             set_tensor(model, name, tensor)
+        if tensor is None or tensor.data_ptr() != raw.data_ptr():
+            lazy.release(raw)  # converted: the file's pages need not stay resident
         loaded.add(name)
     info.missing_keys = [k for k in expected if k not in loaded]
     return info
+
+
+def _claimed_part(key: str, hooks: list[WeightHook], expected: dict[str, torch.Tensor], prefix: str
+                  ) -> tuple[WeightHook, str, str] | None:
+    """``(hook, parameter, part)`` when a hook stores ``key`` as a part of one of the model's parameters."""
+    for hook in hooks:
+        claim = hook.owner_of(key)
+        if claim is None:
+            continue
+        owner, part = claim
+        name = _match_key(owner, expected, prefix)
+        if name is not None:
+            return hook, name, part
+    return None
 
 
 def _check_dtype(lazy: LazyTensor, name: str, target: torch.Tensor, hooks: list[WeightHook]) -> None:

@@ -28,6 +28,7 @@ class Source:
     checkpoint: Checkpoint | None  # None: the tensors come from ``options.state_dict``
     dtype: torch.dtype | None  # None: each tensor keeps its stored dtype
     options: LoadOptions
+    quantizer: weight_hooks.WeightHook | None = None  # the quantization hook, chosen before the model is built
 
     def tensors(self) -> Iterator[LazyTensor]:
         """Every tensor to load, lazily."""
@@ -40,9 +41,16 @@ def resolve_source(config_class: type[PretrainedConfig], path: str | os.PathLike
     config = resolve_config(config_class, path, options, overrides, owner)
     checkpoint = find_weights(path, options)
     dtype = pick_dtype(options.dtype, config.dtype, read_weights(checkpoint, options))
+    # The argument, else config.json's; the quantizer itself reconciles the two when both are there.
+    quantization = options.quantization_config or getattr(config, "quantization_config", None)
+    quantizer = weight_hooks.quantizer_hook(quantization, config)
+    if quantizer is not None:
+        if checkpoint is not None and hasattr(quantizer, "set_checkpoint_files"):
+            quantizer.set_checkpoint_files(checkpoint.files)  # some methods read the files' metadata
+        dtype = quantizer.prepare(dtype, options)
     if dtype is not None:
         config.dtype = str(dtype).removeprefix("torch.")
-    return Source(config, checkpoint, dtype, options)
+    return Source(config, checkpoint, dtype, options, quantizer)
 
 
 def resolve_config(
@@ -153,12 +161,17 @@ class Placement:
     record_map: bool  # keep the map as ``model.hf_device_map``
 
 
-def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | None) -> Placement:
+def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | None,
+                   quantizer: weight_hooks.WeightHook | None = None) -> Placement:
     """Map the (meta) model's weights to devices and build the hook chain; runs each hook's ``before_load``.
 
     The chain: dtype cast → quantizer → tensor-parallel shard → placement, the middle two only when asked for.
+    ``quantizer`` is the one :func:`resolve_source` chose (looked up here when not given).
     """
-    mapping = normalize_device_map(options.device_map, model, dtype=dtype, max_memory=options.max_memory,
+    max_memory = options.max_memory
+    if quantizer is not None and max_memory and hasattr(quantizer, "adjust_max_memory"):
+        max_memory = quantizer.adjust_max_memory(max_memory)
+    mapping = normalize_device_map(options.device_map, model, dtype=dtype, max_memory=max_memory,
                                    no_split=model._no_split_modules)
     device_for = device_lookup(mapping)
     quantization = options.quantization_config or getattr(model.config, "quantization_config", None)
@@ -166,12 +179,16 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
     keep = tuple(model._keep_in_fp32_modules) if dtype == torch.float16 else ()
     if dtype in (torch.float16, torch.bfloat16):
         keep += tuple(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    if quantizer is None:
+        quantizer = weight_hooks.quantizer_hook(quantization, model.config)
+    if quantizer is not None and hasattr(quantizer, "place"):
+        quantizer.place(mapping, device_for)
     chain = [weight_hooks.DtypeHook(dtype, keep),
-             weight_hooks.quantizer_hook(quantization, model.config),
+             quantizer,
              weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
              weight_hooks.PlacementHook(device_for)]
     chain = [hook for hook in chain if hook is not None]
-    if quantization is None and options.tp_plan is None:  # both shrink what each device holds
+    if quantizer is None and options.tp_plan is None:  # both shrink what each device holds
         check_fits(model, device_for)
     for hook in chain:
         hook.before_load(model)

@@ -41,11 +41,22 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     model.config.architectures = [type(model).__name__]
     model.config.dtype = str(model.dtype).removeprefix("torch.")
+    metadata: dict[str, str] = {}
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        if not quantizer.is_serializable():
+            method = quantizer.quantization_config.quant_method
+            raise ValueError(f"The model is quantized with {getattr(method, 'value', method)}, which cannot be saved.")
+        if state_dict is None:  # quantized layers are saved in the method's stored form (scales, metadata)
+            state_dict, metadata = quantizer.get_state_dict_and_metadata(model)
+            if metadata and not safe_serialization:
+                raise ValueError("This quantized model describes its tensors in the safetensors metadata; save it "
+                                 "with safe_serialization=True.")
     if state_dict is None:
         state_dict = model.state_dict()
     state_dict = dedupe_shared(state_dict, prefer_drop=set(model._tie_pairs()))
     save_state_dict(state_dict, directory, max_shard_size=max_shard_size,
-                    safe_serialization=safe_serialization, variant=variant)
+                    safe_serialization=safe_serialization, variant=variant, metadata=metadata or None)
     model.config.save_pretrained(directory)
     if model.generation_config is not None and hasattr(model.generation_config, "save_pretrained"):
         model.generation_config.save_pretrained(directory)

@@ -64,6 +64,10 @@ class PreTrainedModel(nn.Module):
     _keep_in_fp32_modules: ClassVar[list[str]] = []
     _keys_to_ignore_on_load_missing: ClassVar[list[str]] = []
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = []
+    # Set on the instance when a quantizer loaded it (pretrained.quantizers).
+    is_quantized: bool = False
+    hf_quantizer: Any = None
+    quantization_method: Any = None
 
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -165,8 +169,41 @@ class PreTrainedModel(nn.Module):
                    if id(p) not in skip and (p.requires_grad or not only_trainable))
 
     def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes of the weights (and buffers); a quantized model counts what its layers really hold:
+        packed values, scales and zero points."""
+        if self.hf_quantizer is not None:
+            real = self.hf_quantizer.memory_footprint(self)
+            if real is not None:
+                return real if return_buffers else real - sum(b.numel() * b.element_size() for b in self.buffers())
         tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+    def to(self, *args: Any, **kwargs: Any) -> PreTrainedModel:
+        """``nn.Module.to``; a bitsandbytes or GPTQ model refuses a dtype (load it in the dtype wanted)."""
+        if str(self.quantization_method) in ("bitsandbytes", "gptq") and torch._C._nn._parse_to(*args, **kwargs)[1]:
+            raise ValueError(f"You cannot cast a {self.quantization_method} model in a new `dtype`. Load the model "
+                             "with from_pretrained(..., dtype=...) in the dtype you want instead.")
+        return super().to(*args, **kwargs)
+
+    def half(self) -> PreTrainedModel:
+        if self.is_quantized:
+            raise ValueError("`.half()` is not supported for a quantized model: its layers already have their dtype.")
+        return super().half()
+
+    def float(self) -> PreTrainedModel:
+        if self.is_quantized:
+            raise ValueError("`.float()` is not supported for a quantized model: its layers already have their dtype.")
+        return super().float()
+
+    def dequantize(self, dtype: torch.dtype | None = None) -> PreTrainedModel:
+        """Turn the quantized layers back into float ones (keeping the quantization's error).
+
+        Raises:
+            ValueError: the model is not quantized.
+        """
+        if self.hf_quantizer is None:
+            raise ValueError("You need to first quantize your model in order to dequantize it")
+        return self.hf_quantizer.dequantize(self, dtype=dtype)
 
     def _outputs(self, output: Any, return_dict: bool | None) -> Any:
         """``output`` as is, or as a tuple when ``return_dict`` (or ``config.return_dict``) is false."""
@@ -275,7 +312,7 @@ class PreTrainedModel(nn.Module):
         # 2. plan: the model built on meta, uninitialised; each weight's device and hook chain
         with building(source.dtype, on_meta=True):
             model = cls(source.config, *model_args)
-        placement = plan_placement(model, options, source.dtype)
+        placement = plan_placement(model, options, source.dtype, source.quantizer)
         # 3. materialise: stream every tensor through the hooks into the model
         info = stream_weights(model, source.tensors(), placement.hooks,
                               ignore_mismatched_sizes=options.ignore_mismatched_sizes)

@@ -113,6 +113,10 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             raise ValueError("Trainer needs a `model` or a `model_init`")
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        if getattr(model, "is_quantized", False):
+            from pretrained.quantizers.base import validate_quantization_for_training
+
+            validate_quantization_for_training(model)
         self.model = self._place(model)
         self.model_wrapped = self.model
 
@@ -172,6 +176,8 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         # models dispatched over several devices (device_map) stay where they are
         if spans_devices(model):
             return model
+        if str(getattr(model, "quantization_method", None)) == "bitsandbytes":
+            return model  # bitsandbytes layers are placed when loaded; .to() would re-quantize them
         return model.to(self.args.device)
 
     def _inspect_model(self) -> None:

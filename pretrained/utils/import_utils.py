@@ -19,6 +19,7 @@ _PACKAGES = {
     "scipy": "scipy", "sklearn": "sklearn", "pandas": "pandas", "nltk": "nltk", "rich": "rich",
     "tensorboard": "tensorboard", "wandb": "wandb", "psutil": "psutil", "protobuf": "google.protobuf",
     "jinja": "jinja2", "torch": "torch",
+    "bitsandbytes": "bitsandbytes", "torchao": "torchao",
 }
 
 
@@ -52,6 +53,8 @@ def _not_in_pretrained(feature: str) -> Callable[..., bool]:
 
 
 is_accelerate_available = _available("accelerate")
+is_bitsandbytes_available = _available("bitsandbytes")
+is_torchao_available = _available("torchao")
 is_datasets_available = _available("datasets")
 is_peft_available = _available("peft")
 is_sentencepiece_available = _available("sentencepiece")
@@ -107,7 +110,6 @@ is_flash_attn_2_available = _not_in_pretrained("flash_attn_2")
 is_flash_attn_3_available = _not_in_pretrained("flash_attn_3")
 is_deepspeed_available = _not_in_pretrained("deepspeed")
 is_apex_available = _not_in_pretrained("apex")
-is_bitsandbytes_available = _not_in_pretrained("bitsandbytes")
 is_liger_kernel_available = _not_in_pretrained("liger_kernel")
 is_vision_available = _not_in_pretrained("vision")
 is_torchvision_available = _not_in_pretrained("torchvision")
