@@ -157,8 +157,9 @@ def test_skip_modules_fp32_modules_and_the_output_head(llama_dir):
 
 
 def test_modules_kept_in_fp32_stay_float(llama_dir, monkeypatch):
+    # (transformers keeps `_keep_in_fp32_modules` in fp32 for float16 loads; bfloat16 needs the strict list)
     monkeypatch.setattr(P.LlamaForCausalLM, "_keep_in_fp32_modules", ["down_proj"])
-    model = P.LlamaForCausalLM.from_pretrained(llama_dir, dtype=torch.bfloat16,
+    model = P.LlamaForCausalLM.from_pretrained(llama_dir, dtype=torch.float16,
                                                quantization_config=P.BitsAndBytesConfig(load_in_8bit=True))
     down = model.model.layers[0].mlp.down_proj
     assert type(down) is torch.nn.Linear and down.weight.dtype == torch.float32
