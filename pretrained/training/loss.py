@@ -128,6 +128,9 @@ class TrainingStepMixin:
                 loss = outputs[0]
             if local_items is not None:
                 loss = loss * (local_items / num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # the items were counted over all processes, and DDP / FSDP average the gradients
+            loss = loss * self.args.world_size
         return (loss, outputs) if return_outputs else loss
 
     def _smoothed_loss(self, outputs: Any, labels: torch.Tensor, num_items: Any) -> torch.Tensor:

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from . import checkpoints as ckpt
+from . import distributed
 from .arguments import TrainingArguments
 from .loss import count_label_items
 from .outputs import TrainOutput, speed_metrics
@@ -103,8 +104,9 @@ class RunningLoss:
         self.unlogged += loss
 
     def pop_mean(self, global_step: int) -> float:
-        """The mean loss per step since the last log, which is now `global_step`."""
-        loss_sum = self.unlogged.item()
+        """The mean loss per step since the last log, which is now `global_step` (averaged over the
+        processes of a distributed run: every process calls it at the same step)."""
+        loss_sum = _mean_over_processes(self.unlogged)
         self.unlogged.zero_()
         mean = loss_sum / (global_step - self.last_logged_step)
         self.logged += loss_sum
@@ -113,8 +115,14 @@ class RunningLoss:
 
     def mean(self, global_step: int) -> float:
         """The mean loss per step over the whole run, up to `global_step`."""
-        total = self.logged + self.unlogged.item()
+        total = self.logged + _mean_over_processes(self.unlogged)
         return total / max(global_step - self.first_step, 0.001)
+
+
+def _mean_over_processes(value: torch.Tensor) -> float:
+    if not distributed.is_distributed():
+        return value.item()
+    return distributed.sum_over_processes(value).item() / distributed.world_size()
 
 
 class TrainingLoopMixin:
@@ -303,13 +311,16 @@ class TrainingLoopMixin:
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs
             )
+        if model is self.model_wrapped:  # not yet wrapped for several processes (a second train() is)
+            # before the optimizer: FSDP replaces the parameters by their shards
+            model = distributed.wrap_model(model, args)
         self.create_optimizer_and_scheduler(max_steps)
         if args.fp16 and self.scaler is None:
             self.scaler = torch.amp.GradScaler(args.device.type)
         if resume_from_checkpoint is not None:
             self._load_optimizer_and_scheduler(resume_from_checkpoint)
             self._load_scaler(resume_from_checkpoint)
-        if args.torch_compile:
+        if args.torch_compile and model is self.model:
             model = torch.compile(model, backend=args.torch_compile_backend, mode=args.torch_compile_mode)
         self.model_wrapped = model
         handler = self.callback_handler
@@ -406,6 +417,9 @@ class TrainingLoopMixin:
             if items is None:
                 return None
             total += int(items)
+        if self.args.average_tokens_across_devices and distributed.is_distributed():
+            # every process divides by the global batch's items (see compute_loss)
+            total = distributed.sum_over_processes(total)
         return total or None
 
     def _track_num_input_tokens(self, inputs: Any) -> None:
@@ -447,6 +461,10 @@ class TrainingLoopMixin:
             self.scaler.unscale_(self.optimizer)
         params = model.parameters() if params is None else params
         trainable = [p for p in params if p.requires_grad]
+        if distributed.is_distributed():  # FSDP's DTensor gradients (maybe next to plain ones)
+            from pretrained.distributed.clipping import clip_grad_norm_
+
+            return clip_grad_norm_(trainable, self.args.max_grad_norm)
         return torch.nn.utils.clip_grad_norm_(trainable, self.args.max_grad_norm)
 
     # ---- logging, evaluation, saving during training ----------------------------------------

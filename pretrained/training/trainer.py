@@ -36,6 +36,7 @@ from .callbacks import (
 )
 from .checkpointing import CheckpointingMixin
 from .collators import DataCollatorWithPadding, default_data_collator
+from .distributed import init_distributed
 from .evaluation import EvaluationMixin
 from .loss import TrainingStepMixin
 from .optimizers import create_optimizer, get_decay_parameter_names, get_optimizer_cls_and_kwargs
@@ -94,6 +95,7 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         if not isinstance(args, TrainingArguments):
             raise TypeError(f"`args` must be a TrainingArguments, got {type(args).__name__}")
         self.args = args
+        init_distributed(args)  # under torchrun: join the process group before anything is placed
         set_seed(args.seed, deterministic=args.full_determinism)
         if args.log_level != "passive":
             logging.getLogger("pretrained").setLevel(args.get_process_log_level())
@@ -261,6 +263,8 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             seed=seed,
             lengths=lengths,
             batch_size=args.train_batch_size,
+            num_replicas=args.world_size,
+            rank=args.process_index,
         )
 
     def _dataloader(

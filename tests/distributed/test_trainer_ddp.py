@@ -1,0 +1,45 @@
+"""`Trainer` under `torchrun --nproc-per-node 2` (gloo): the loss curve of one process with twice the batch."""
+
+import json
+
+import pytest
+from dist_helpers import torchrun
+from dist_trainer import main
+
+
+def _losses(folder):
+    with open(folder / "log_history.json") as f:
+        history = json.load(f)
+    return [(e["step"], e["loss"], e.get("grad_norm")) for e in history if "loss" in e]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("one")
+    main(str(folder), 4)  # one process, the global batch of two processes
+    return _losses(folder)
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_processes_match_one_with_twice_the_batch(tmp_path, reference, mode):
+    torchrun("dist_trainer.py", str(tmp_path), "2", mode)
+    losses = _losses(tmp_path)
+    assert [s for s, _, _ in losses] == [1, 2, 3, 4]
+    for (step, loss, norm), (_, ref_loss, ref_norm) in zip(losses, reference):
+        assert loss == pytest.approx(ref_loss, abs=1e-5), (mode, step)
+        assert norm == pytest.approx(ref_norm, abs=1e-5), (mode, step)
+    assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file()
+    assert (tmp_path / "checkpoint-4" / "rng_state_1.pth").is_file()
+
+
+def test_resume_under_torchrun_is_exact(tmp_path):
+    torchrun("dist_trainer.py", str(tmp_path), "2", "ddp")
+    full = _losses(tmp_path)
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    import shutil
+
+    shutil.copytree(tmp_path / "checkpoint-2", resumed_dir / "checkpoint-2")
+    torchrun("dist_trainer.py", str(resumed_dir), "2", "ddp", "4", str(resumed_dir / "checkpoint-2"))
+    resumed = [e for e in _losses(resumed_dir) if e[0] > 2]
+    assert len(resumed) == 2 and resumed == [e for e in full if e[0] > 2]
