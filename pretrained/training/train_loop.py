@@ -271,13 +271,20 @@ class TrainingLoopMixin:
     def _init_training_state(self, plan: TrainingPlan, resume_from_checkpoint: str | None) -> tuple[int, int]:
         """A fresh `TrainerState`, or the checkpoint's; returns (epochs trained, batches to skip in the next)."""
         args = self.args
-        self.state = TrainerState(stateful_callbacks=self._stateful_callbacks())
+        self.state = TrainerState(
+            stateful_callbacks=self._stateful_callbacks(),
+            is_local_process_zero=self.is_local_process_zero(),
+            is_world_process_zero=self.is_world_process_zero(),
+        )
         self.state.train_batch_size = args.train_batch_size
         epochs_trained, batches_to_skip = 0, 0
         if resume_from_checkpoint is not None:
             self.state = TrainerState.load_from_json(
                 os.path.join(resume_from_checkpoint, ckpt.TRAINER_STATE_NAME)
             )
+            # (written by the main process: each process is what it is)
+            self.state.is_local_process_zero = self.is_local_process_zero()
+            self.state.is_world_process_zero = self.is_world_process_zero()
             if self.state.best_model_checkpoint and not os.path.isdir(self.state.best_model_checkpoint):
                 self.state.best_model_checkpoint = None
             self._load_callback_state()

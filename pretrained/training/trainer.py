@@ -150,7 +150,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         self.callback_handler = CallbackHandler(
             default + list(callbacks or []), self.model, processing_class, self.optimizer, self.lr_scheduler
         )
-        self.state = TrainerState()
+        self.state = TrainerState(
+            is_local_process_zero=self.is_local_process_zero(), is_world_process_zero=self.is_world_process_zero()
+        )
         self.control = TrainerControl()
         self.is_in_train = False
         self.current_flos = 0  # counted per micro-batch, added to state.total_flos at saves and the end
