@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 
@@ -147,7 +148,7 @@ def apply_fsdp(
     Returns:
         ``model`` (its class now also an ``FSDPModule``).
     """
-    from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
+    from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, fully_shard
 
     dp_mesh = data_parallel_mesh(mesh)
     options: dict[str, Any] = {"mesh": dp_mesh, "reshard_after_forward": reshard_after_forward}
@@ -161,7 +162,12 @@ def apply_fsdp(
     fully_shard(model, **options)
     divide = _dp_size(mesh)
     if divide != dp_mesh.size():  # cp ranks' gradients add up, dp ranks' are averaged
-        model.set_gradient_divide_factor(float(divide))
+        gloo = dist.get_backend(dp_mesh.get_group()) == "gloo"
+        for module in model.modules():  # each unit reduces its own gradients
+            if isinstance(module, FSDPModule):
+                module.set_gradient_divide_factor(float(divide))
+                if gloo:  # gloo has no pre-multiplied sum: divide apart
+                    module.set_force_sum_reduction_for_comms(True)
     return model
 
 
@@ -191,8 +197,6 @@ def all_reduce_gradients(model: nn.Module, mesh: DeviceMesh) -> None:
     ``DTensor`` gradients (tensor parallelism) are reduced through their local shards, which hold the
     same slice on every data-parallel rank.
     """
-    import torch.distributed as dist
-
     group = data_parallel_mesh(mesh).get_group()
     divide = _dp_size(mesh)
     for p in model.parameters():

@@ -112,6 +112,49 @@ def cp(out: str) -> None:
         torch.save({"loss": loss, "logits": logits, "grads": grads}, os.path.join(out, "cp.pt"))
 
 
+def fsdp_cp(out: str) -> None:
+    """FSDP2 over cp=2 with the sequences split: training steps on one padded batch."""
+    from pretrained.distributed.clipping import clip_grad_norm_
+    from pretrained.distributed.context_parallel import ContextParallel
+    from pretrained.distributed.fsdp import apply_fsdp
+
+    mesh = init_device_mesh("cpu", (1, 2), mesh_dim_names=("dp", "cp"))
+    model = apply_fsdp(tiny_llama(), mesh)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    context = ContextParallel(mesh)
+    for _ in range(STEPS):
+        with context.run(model, padded_batch()) as local:
+            model(**local).loss.backward()
+        clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+        optimizer.zero_grad()
+    model_state, _ = full_states(model, optimizer)
+    if dist.get_rank() == 0:
+        torch.save({"model": model_state}, os.path.join(out, "fsdp_cp.pt"))
+
+
+def clip(out: str) -> None:
+    """Clipping a mix of sharded DTensor gradients and plain ones."""
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from pretrained.distributed.clipping import clip_grad_norm_
+
+    mesh = init_device_mesh("cpu", (2,))
+    g = torch.Generator().manual_seed(0)
+    full = [torch.randn(4, 6, generator=g), torch.randn(5, generator=g), torch.randn(3, 3, generator=g)]
+    sharded = torch.nn.Parameter(distribute_tensor(full[0].clone(), mesh, [Shard(0)]))
+    sharded.grad = distribute_tensor(full[0].clone(), mesh, [Shard(0)])
+    plain = [torch.nn.Parameter(torch.zeros_like(t)) for t in full[1:]]
+    for p, t in zip(plain, full[1:]):
+        p.grad = t.clone()
+    results = {}
+    for norm_type in (2.0, float("inf")):
+        results[norm_type] = clip_grad_norm_([sharded, *plain], 0.5, norm_type=norm_type)
+    grads = [sharded.grad.full_tensor(), *(p.grad for p in plain)]
+    if dist.get_rank() == 0:
+        torch.save({"full": full, "norms": results, "grads": grads}, os.path.join(out, "clip.pt"))
+
+
 def dcp_save(out: str) -> None:
     """dp=2 FSDP: two steps, then a distributed checkpoint and the full states it should hold."""
     from pretrained.distributed import checkpoint
