@@ -1,6 +1,7 @@
 """`Trainer` under `torchrun --nproc-per-node 2` (gloo): the loss curve of one process with twice the batch."""
 
 import json
+import shutil
 
 import pytest
 from dist_helpers import torchrun
@@ -32,14 +33,13 @@ def test_two_processes_match_one_with_twice_the_batch(tmp_path, reference, mode)
     assert (tmp_path / "checkpoint-4" / "rng_state_1.pth").is_file()
 
 
-def test_resume_under_torchrun_is_exact(tmp_path):
-    torchrun("dist_trainer.py", str(tmp_path), "2", "ddp")
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_resume_under_torchrun_is_exact(tmp_path, mode):
+    torchrun("dist_trainer.py", str(tmp_path), "2", mode)
     full = _losses(tmp_path)
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
-    import shutil
-
     shutil.copytree(tmp_path / "checkpoint-2", resumed_dir / "checkpoint-2")
-    torchrun("dist_trainer.py", str(resumed_dir), "2", "ddp", "4", str(resumed_dir / "checkpoint-2"))
+    torchrun("dist_trainer.py", str(resumed_dir), "2", mode, "4", str(resumed_dir / "checkpoint-2"))
     resumed = [e for e in _losses(resumed_dir) if e[0] > 2]
     assert len(resumed) == 2 and resumed == [e for e in full if e[0] > 2]
