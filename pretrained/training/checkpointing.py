@@ -112,8 +112,9 @@ class CheckpointingMixin:
         distributed.barrier()
 
     def _optimizer_state_to_save(self) -> dict[str, Any]:
-        """The optimizer's state dict; under FSDP gathered whole and keyed by parameter name."""
-        if distributed.is_distributed() and distributed.is_fsdp(self.model):
+        """The optimizer's state dict; for sharded parameters (FSDP, tensor parallelism) gathered whole
+        and keyed by parameter name."""
+        if distributed.is_distributed() and distributed.has_dtensor_parameters(self.model):
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
             options = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -159,7 +160,7 @@ class CheckpointingMixin:
         if not os.path.isfile(path):
             logger.warning("%s has no %s: the optimizer starts fresh", checkpoint, ckpt.OPTIMIZER_NAME)
             return
-        if distributed.is_distributed() and distributed.is_fsdp(self.model):
+        if distributed.is_distributed() and distributed.has_dtensor_parameters(self.model):
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
             options = StateDictOptions(full_state_dict=True)

@@ -174,6 +174,17 @@ def wrap_model(model: Any, args: Any) -> Any:
     if not is_distributed():
         return model
     settings = fsdp_settings(args.fsdp, args.fsdp_config)
+    tp = tp_size(model)
+    if tp > 1:
+        # the DTensor weights communicate inside forward and backward: every gradient is complete
+        if tp != world_size() or settings is not None:
+            raise ValueError(
+                f"the model is tensor-parallel over {tp} processes and {world_size()} were started"
+                + (" with fsdp" if settings is not None else "")
+                + ": the Trainer runs a tensor-parallel model with tp_size processes and no data parallelism "
+                "(FSDP over dp x tp: see examples/3d_parallel.py)"
+            )
+        return model
     if settings is not None:
         from torch.distributed.device_mesh import init_device_mesh
 
@@ -202,11 +213,27 @@ def wrap_model(model: Any, args: Any) -> Any:
     return apply_ddp(model, **{k: v for k, v in options.items() if v is not None})
 
 
-def is_fsdp(model: Any) -> bool:
-    """Whether `model` was sharded by FSDP2."""
-    from torch.distributed.fsdp import FSDPModule
+def tp_size(model: Any) -> int:
+    """The tensor-parallel size of a model loaded with a `tp_plan` (1 for any other)."""
+    return int(getattr(model, "tp_size", None) or getattr(model, "_tp_size", None) or 1)
 
-    return isinstance(model, FSDPModule)
+
+def data_parallel_size(model: Any) -> int:
+    """Processes that see different batches: the world over the tensor-parallel size."""
+    return max(world_size() // tp_size(model), 1)
+
+
+def data_parallel_rank(model: Any) -> int:
+    """This process's index among `data_parallel_size` (tensor-parallel ranks are the innermost mesh
+    dimension, as torchrun numbers the processes of a machine)."""
+    return process_index() // tp_size(model)
+
+
+def has_dtensor_parameters(model: Any) -> bool:
+    """Whether some parameters of `model` are `DTensor` shards (FSDP2 or tensor parallelism)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
 
 
 def barrier() -> None:
@@ -230,10 +257,18 @@ def sum_over_processes(value: Any) -> Any:
 
 
 def full_state_dict(model: Any) -> dict[str, Any] | None:
-    """The full (unsharded) state dict of an FSDP model on the host, gathered by every process; None
-    for a model that is not sharded (its own `state_dict()` is already full)."""
-    if not is_distributed() or not is_fsdp(model):
+    """The full (unsharded) state dict of a model with `DTensor` parameters on the host, gathered by
+    every process (held by the main one); None for a model that is not sharded (its own `state_dict()`
+    is already full)."""
+    if not is_distributed() or not has_dtensor_parameters(model):
         return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_full_state_dict(model: Any, state_dict: dict[str, Any]) -> None:
+    """Copy full (unsharded) tensors into a model whose parameters may be `DTensor` shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, state_dict, options=StateDictOptions(full_state_dict=True, strict=False))

@@ -172,7 +172,10 @@ class TrainingLoopMixin:
             problem = ckpt.checkpoint_problem(resume_from_checkpoint)
             if problem is not None:
                 raise ValueError(f"{resume_from_checkpoint} is not a complete checkpoint: {problem}")
-            ckpt.load_model_weights(self.model, resume_from_checkpoint)
+            if distributed.has_dtensor_parameters(self.model):  # a tensor-parallel model: shards of the weights
+                distributed.load_full_state_dict(self.model, ckpt._read_state_dict(resume_from_checkpoint))
+            else:
+                ckpt.load_model_weights(self.model, resume_from_checkpoint)
         self.is_in_train = True
         try:
             return self._inner_training_loop(resume_from_checkpoint, trial, ignore_keys_for_eval)
@@ -424,7 +427,7 @@ class TrainingLoopMixin:
             if items is None:
                 return None
             total += int(items)
-        if self.args.average_tokens_across_devices and distributed.is_distributed():
+        if self.args.average_tokens_across_devices and distributed.data_parallel_size(self.model) > 1:
             # every process divides by the global batch's items (see compute_loss)
             total = distributed.sum_over_processes(total)
         return total or None

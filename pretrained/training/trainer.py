@@ -36,7 +36,7 @@ from .callbacks import (
 )
 from .checkpointing import CheckpointingMixin
 from .collators import DataCollatorWithPadding, default_data_collator
-from .distributed import init_distributed
+from .distributed import data_parallel_rank, data_parallel_size, init_distributed
 from .evaluation import EvaluationMixin
 from .loss import TrainingStepMixin
 from .optimizers import create_optimizer, get_decay_parameter_names, get_optimizer_cls_and_kwargs
@@ -265,8 +265,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             seed=seed,
             lengths=lengths,
             batch_size=args.train_batch_size,
-            num_replicas=args.world_size,
-            rank=args.process_index,
+            # processes of one tensor-parallel group read the same batches
+            num_replicas=data_parallel_size(self.model),
+            rank=data_parallel_rank(self.model),
         )
 
     def _dataloader(

@@ -29,6 +29,24 @@ def model_init():
     return LlamaForCausalLM(config)
 
 
+def tensor_parallel(model):
+    """Llama's attention and MLP split over all the processes (torch's own TP styles), as a model loaded
+    with `tp_plan` is: the Trainer sees DTensor weights and `tp_size`."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    dist.init_process_group("gloo")
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),), mesh_dim_names=("tp",))
+    plan = {f"self_attn.{p}": ColwiseParallel() for p in ("q_proj", "k_proj", "v_proj")}
+    plan.update({f"mlp.{p}": ColwiseParallel() for p in ("gate_proj", "up_proj")})
+    plan.update({"self_attn.o_proj": RowwiseParallel(), "mlp.down_proj": RowwiseParallel()})
+    for layer in model.model.layers:
+        parallelize_module(layer, mesh, plan)
+    model._tp_size = mesh.size()
+    return model
+
+
 def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
     torch.set_num_threads(1)
     args = TrainingArguments(
@@ -47,7 +65,8 @@ def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
         seed=11,
         fsdp="full_shard" if mode == "fsdp" else None,
     )
-    trainer = Trainer(model=model_init(), args=args, train_dataset=rows())
+    model = tensor_parallel(model_init()) if mode == "tp" else model_init()
+    trainer = Trainer(model=model, args=args, train_dataset=rows())
     trainer.train(resume_from_checkpoint=resume or None)
     if args.should_save:
         with open(os.path.join(out_dir, "log_history.json"), "w") as f:

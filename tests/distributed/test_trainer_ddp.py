@@ -33,7 +33,18 @@ def test_two_processes_match_one_with_twice_the_batch(tmp_path, reference, mode)
     assert (tmp_path / "checkpoint-4" / "rng_state_1.pth").is_file()
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_tensor_parallel_model_matches_one_process(tmp_path, tmp_path_factory):
+    # tp=2: both processes read the same batches, so the reference has the same batch size
+    torchrun("dist_trainer.py", str(tmp_path), "4", "tp")
+    reference = tmp_path_factory.mktemp("one-tp")
+    main(str(reference), 4)
+    assert [s for s, _, _ in _losses(tmp_path)] == [1, 2, 3, 4]
+    for (step, loss, norm), (_, ref_loss, ref_norm) in zip(_losses(tmp_path), _losses(reference)):
+        assert loss == pytest.approx(ref_loss, abs=1e-5), step
+        assert norm == pytest.approx(ref_norm, abs=1e-5), step
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "tp"])
 def test_resume_under_torchrun_is_exact(tmp_path, mode):
     torchrun("dist_trainer.py", str(tmp_path), "2", mode)
     full = _losses(tmp_path)
