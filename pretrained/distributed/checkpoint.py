@@ -13,9 +13,11 @@ Without an initialised process group (one process) the same calls read and write
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 __all__ = ["load", "save"]
@@ -42,7 +44,8 @@ def save(
     """Write ``model`` (and ``optimizer``'s state) to the folder ``path``; every rank calls it.
 
     Args:
-        path: The checkpoint folder (created; files already there with the same names are replaced).
+        path: The checkpoint folder. It is written as ``<path>.partial`` and renamed when complete,
+            replacing an older folder of that name (so every rank must see the same file system).
         model: The model, sharded or not.
         optimizer: Its optimizer, whose state (moments, steps) and hyper-parameters are saved by
             parameter name.
@@ -56,7 +59,30 @@ def save(
         if clash:
             raise ValueError(f"extra keys {sorted(clash)} clash with the checkpoint's own entries")
         state.update(extra)
-    dcp.save(state, checkpoint_id=os.fspath(path))
+    path = os.path.abspath(os.fspath(path))
+    # written under a temporary name and renamed once complete, so that a run killed while saving
+    # never leaves a folder that looks like a checkpoint (or half-replaces an older one)
+    partial = f"{path}.partial"
+    main = not dist.is_initialized() or dist.get_rank() == 0
+    if main and os.path.exists(partial):
+        shutil.rmtree(partial)
+    _barrier()
+    dcp.save(state, checkpoint_id=partial)  # returns once every rank's files and the metadata are written
+    _barrier()
+    if main:
+        if os.path.exists(path):
+            old = f"{path}.old-{os.getpid()}"
+            os.replace(path, old)
+            os.replace(partial, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, path)
+    _barrier()
+
+
+def _barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def load(

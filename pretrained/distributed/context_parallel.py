@@ -250,10 +250,11 @@ def context_parallel_attention(
         raise RuntimeError("context parallelism runs without a KV cache (use_cache=False)")
     # the model's own mask was built for the local tokens as if they were the whole sequence: replaced
     key, value = cp.gather(key), cp.gather(value)  # (batch, kv_heads, seq_len, head_dim)
-    full = cp.mask(query.device)
-    if not is_causal:
-        full = torch.ones_like(full) if cp._key_padding is None else cp._key_padding.to(query.device)
-    return sdpa_attention(query, key, value, full, dropout=dropout, scale=scale)
+    if is_causal:
+        mask = cp.mask(query.device)
+    else:  # (bidirectional: only the keys' padding is hidden)
+        mask = None if cp._key_padding is None else cp._key_padding.to(query.device)
+    return sdpa_attention(query, key, value, mask, dropout=dropout, scale=scale)
 
 
 ATTENTION_FUNCTIONS.setdefault(IMPLEMENTATION, context_parallel_attention)

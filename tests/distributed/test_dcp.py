@@ -19,6 +19,7 @@ def test_dcp_dp2_to_dp2_and_to_one_process(tmp_path):
     torchrun("dist_workers.py", "dcp_save", str(tmp_path))
     torchrun("dist_workers.py", "dcp_load", str(tmp_path))
     saved = torch.load(tmp_path / "saved_full.pt")
+    assert (tmp_path / "dcp" / ".metadata").is_file() and not (tmp_path / "dcp.partial").exists()
     assert saved["optim"]["state"], "the saved optimizer has state"
 
     # onto dp=2 again (another model's weights were replaced)
