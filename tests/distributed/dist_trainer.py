@@ -57,6 +57,9 @@ def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
         logging_steps=1,
         save_strategy="steps",
         save_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        per_device_eval_batch_size=4,
         optim="adamw_torch",
         max_grad_norm=0.5,
         report_to="none",
@@ -66,7 +69,7 @@ def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
         fsdp="full_shard" if mode == "fsdp" else None,
     )
     model = tensor_parallel(model_init()) if mode == "tp" else model_init()
-    trainer = Trainer(model=model, args=args, train_dataset=rows())
+    trainer = Trainer(model=model, args=args, train_dataset=rows(), eval_dataset=rows()[:6])
     trainer.train(resume_from_checkpoint=resume or None)
     if args.should_save:
         with open(os.path.join(out_dir, "log_history.json"), "w") as f:

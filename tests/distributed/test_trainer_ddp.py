@@ -17,6 +17,11 @@ def _losses(folder):
     return [(e["step"], e["loss"], e.get("grad_norm")) for e in history if "loss" in e]
 
 
+def _eval_losses(folder):
+    with open(folder / "log_history.json") as f:
+        return [e["eval_loss"] for e in json.load(f) if "eval_loss" in e]
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("one")
@@ -37,6 +42,9 @@ def test_two_processes_match_one_with_twice_the_batch(tmp_path, reference, refer
     for (step, loss, norm), (_, ref_loss, ref_norm) in zip(losses, reference):
         assert loss == pytest.approx(ref_loss, abs=1e-5), (mode, step)
         assert norm == pytest.approx(ref_norm, abs=1e-5), (mode, step)
+    # evaluation (every process runs the whole evaluation set) gives the one process's eval loss
+    assert _eval_losses(tmp_path) == pytest.approx(_eval_losses(reference_run), abs=1e-5)
+    assert len(_eval_losses(tmp_path)) == 2
     assert (tmp_path / "checkpoint-4" / "rng_state_1.pth").is_file()
     # the weights saved by the main process (gathered from the shards under FSDP) are the one process's
     saved = load_file(tmp_path / "checkpoint-4" / "model.safetensors")
