@@ -8,10 +8,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 120) -> str:
+def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> str:
     """Run `script` (a path, or a file of tests/distributed) on `nproc` local processes; returns the output.
 
-    `--standalone` lets the rendezvous pick a free port, so tests may run side by side.
+    `--standalone` lets the rendezvous pick a free port, so tests may run side by side. The timeout is
+    generous: a run takes 10-30 s, but much longer on a box shared with other test runs.
     """
     path = script if os.path.isabs(script) else os.path.join(HERE, script)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
