@@ -236,6 +236,17 @@ def has_dtensor_parameters(model: Any) -> bool:
     return any(isinstance(p, DTensor) for p in model.parameters())
 
 
+def no_sync(model: Any, last: bool) -> Any:
+    """A context for one micro-batch's backward: DDP's `no_sync()` unless it is the `last` of its
+    optimizer step (the gradients accumulate locally and are reduced once). FSDP reduces every
+    micro-batch, keeping its gradients sharded."""
+    import contextlib
+
+    if last or not hasattr(model, "no_sync") or not is_distributed():
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
 def barrier() -> None:
     """Wait for every process (nothing alone)."""
     if is_distributed():

@@ -384,7 +384,10 @@ class TrainingLoopMixin:
             for i, inputs in enumerate(batch_samples):
                 self._track_num_input_tokens(inputs)
                 self.current_flos += float(self.floating_point_ops(inputs))
-                tr_loss.add(self.training_step(model, inputs, num_items_in_batch), self.state.global_step)
+                # DDP: gradients are all-reduced once per optimizer step, with its last micro-batch
+                with distributed.no_sync(model, last=i == len(batch_samples) - 1):
+                    loss = self.training_step(model, inputs, num_items_in_batch)
+                tr_loss.add(loss, self.state.global_step)
                 if i < len(batch_samples) - 1:
                     self.control = handler.on_substep_end(args, self.state, self.control)
             batches_done += len(batch_samples)

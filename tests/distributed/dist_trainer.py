@@ -52,6 +52,7 @@ def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
     args = TrainingArguments(
         output_dir=out_dir,
         per_device_train_batch_size=int(batch),
+        gradient_accumulation_steps=2 if mode == "ddp_accumulate" else 1,
         max_steps=int(max_steps),
         learning_rate=1e-2,
         logging_steps=1,

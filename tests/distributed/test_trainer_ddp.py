@@ -34,9 +34,10 @@ def reference(reference_run):
     return _losses(reference_run)
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "ddp_accumulate"])
 def test_two_processes_match_one_with_twice_the_batch(tmp_path, reference, reference_run, mode):
-    torchrun("dist_trainer.py", str(tmp_path), "2", mode)
+    # ddp_accumulate: batches of 1, two accumulated per step (reduced once, with the second)
+    torchrun("dist_trainer.py", str(tmp_path), "1" if mode == "ddp_accumulate" else "2", mode)
     losses = _losses(tmp_path)
     assert [s for s, _, _ in losses] == [1, 2, 3, 4]
     for (step, loss, norm), (_, ref_loss, ref_norm) in zip(losses, reference):
