@@ -31,6 +31,8 @@ FORBIDDEN = {
     "models": ("pretrained.generation", "pretrained.inference", "pretrained.tokenization", "pretrained.processing",
                *PROGRAMS),
     "generation": PROGRAMS,
+    # transforms applied to a plain model (sharding, context-parallel attention): like inference
+    "distributed": ("pretrained.models", "pretrained.generation", "pretrained.tokenization", *PROGRAMS),
 }
 # The one upward import the design writes down: a model that generates lists GenerationMixin.
 ALLOWED = {"models": ("pretrained.generation", "pretrained.generation.mixin", "pretrained.generation.mixin.GenerationMixin")}

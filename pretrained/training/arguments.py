@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .distributed import fsdp_settings, local_process_index, process_index, world_size
+
 INTERVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_torch_foreach", "sgd", "adafactor", "adagrad")
@@ -46,8 +48,6 @@ _UNSUPPORTED = {
     "skip_memory_metrics": "memory metrics are not reported",
     "accelerator_config": "training runs in one process, without an accelerate config",
     "parallelism_config": "training runs in one process, without a parallelism config",
-    "fsdp": "training runs in one process (FSDP is not implemented)",
-    "fsdp_config": "training runs in one process (FSDP is not implemented)",
     "deepspeed": "DeepSpeed is not implemented",
     "debug": "debug options (underflow_overflow, tpu_metrics_debug) are not implemented",
     "dataloader_multiprocessing_context": "data loader workers use the platform's default start method",
@@ -122,12 +122,12 @@ class TrainingArguments:
         activation_checkpointing: transformers 5's name of `gradient_checkpointing` (the two mirror each
             other once built, as do their `_kwargs`).
 
-    Every other field has the meaning and default of transformers' field of the same name. Fields for
-    several processes (`ddp_*`, `*_on_each_node`, `log_level_replica`, `dataloader_in_order`,
-    `eval_use_gather_object`), the Hub (`hub_*`, used only with `push_to_hub`), trackio (`project`,
-    `trackio_*`) and `torch_empty_cache_steps` are accepted and have no effect in one process; the
-    features transformers has and this loop lacks (DeepSpeed, FSDP, Liger, NEFTune, GaLore, ...) are refused
-    by name unless left at their defaults.
+    Every other field has the meaning and default of transformers' field of the same name. Under torchrun
+    with several processes the run is data-parallel: DDP (`ddp_*`), or FSDP2 with `fsdp` / `fsdp_config`
+    (see `training/distributed.py`). `log_level_replica`, `dataloader_in_order`, `eval_use_gather_object`,
+    the Hub (`hub_*`, used only with `push_to_hub`), trackio (`project`, `trackio_*`) and
+    `torch_empty_cache_steps` are accepted and have no effect; the features transformers has and this
+    loop lacks (DeepSpeed, Liger, NEFTune, GaLore, ...) are refused by name unless left at their defaults.
     """
 
     output_dir: str | None = None
@@ -386,10 +386,12 @@ class TrainingArguments:
             value = getattr(self, name)
             if value not in (_FIELD_DEFAULTS[name], None, "", [], {}):
                 raise ValueError(f"`{name}`={value!r} is not supported: {reason}")
-        if self.local_rank not in (-1, 0):
+        if self.local_rank not in (-1, local_process_index()):
             raise ValueError(
-                f"`local_rank`={self.local_rank} is not supported: training runs in one process (rank 0)"
+                f"`local_rank`={self.local_rank} does not match this process's LOCAL_RANK "
+                f"({local_process_index()}): start several processes with torchrun, which sets it"
             )
+        fsdp_settings(self.fsdp, self.fsdp_config)  # refuses, by name, what FSDP2 here cannot do
         if self.include_num_input_tokens_seen not in ("no", "all", "non_padding"):
             raise ValueError(
                 "`include_num_input_tokens_seen` must be a bool, 'all' or 'non_padding', "
@@ -445,28 +447,28 @@ class TrainingArguments:
         """Examples per forward pass in evaluation."""
         return self.per_device_eval_batch_size
 
-    # One process on one device: the distributed helpers answer for rank 0 of a world of 1, so programs
-    # written for several processes take their main-process branch.
+    # Several processes are started by torchrun, which tells each its place in the environment
+    # (WORLD_SIZE, RANK, LOCAL_RANK); alone, a process is rank 0 of a world of 1.
 
     @property
     def world_size(self) -> int:
-        """Number of processes training together (always 1)."""
-        return 1
+        """Number of processes training together (torchrun's WORLD_SIZE; 1 alone)."""
+        return world_size()
 
     @property
     def process_index(self) -> int:
-        """Global index of this process (always 0)."""
-        return 0
+        """Global index of this process (torchrun's RANK; 0 alone)."""
+        return process_index()
 
     @property
     def local_process_index(self) -> int:
-        """Index of this process on its machine (always 0)."""
-        return 0
+        """Index of this process on its machine (torchrun's LOCAL_RANK; 0 alone)."""
+        return local_process_index()
 
     @property
     def parallel_mode(self) -> ParallelMode:
-        """How training is spread over devices (always `ParallelMode.NOT_PARALLEL`)."""
-        return ParallelMode.NOT_PARALLEL
+        """`DISTRIBUTED` under torchrun with several processes, else `NOT_PARALLEL`."""
+        return ParallelMode.DISTRIBUTED if world_size() > 1 else ParallelMode.NOT_PARALLEL
 
     @property
     def n_gpu(self) -> int:
@@ -485,13 +487,23 @@ class TrainingArguments:
 
     @contextlib.contextmanager
     def main_process_first(self, local: bool = True, desc: str = "work") -> Iterator[None]:
-        """Context manager that runs its block on the main process first (with one process: just runs it).
+        """Context manager that runs its block on the main process first, then on the others (e.g. to
+        build a dataset cache once); with one process it just runs it.
 
         Args:
             local: Main process of each machine (`True`) or of the first machine only (`False`).
             desc: What the block does, for logs.
         """
-        yield
+        from .distributed import barrier
+
+        main = (self.local_process_index if local else self.process_index) == 0
+        if not main:
+            barrier()  # wait for the main process to finish the block
+        try:
+            yield
+        finally:
+            if main:
+                barrier()
 
     @property
     def device(self) -> Any:
@@ -501,6 +513,8 @@ class TrainingArguments:
         if self.use_cpu:
             return torch.device("cpu")
         if torch.cuda.is_available():
+            if world_size() > 1:  # one device per process, by its rank on the machine
+                return torch.device("cuda", local_process_index())
             return torch.device("cuda", torch.cuda.current_device())
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")

@@ -257,6 +257,8 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
+        if not state.is_world_process_zero:  # one bar for a run of several processes
+            return
         self.training_bar = tqdm(total=state.max_steps, initial=state.global_step, dynamic_ncols=True)
         self.current_step = state.global_step
 
@@ -270,6 +272,7 @@ class ProgressCallback(TrainerCallback):
 
         if (
             self.prediction_bar is None
+            and state.is_world_process_zero
             and eval_dataloader is not None
             and hasattr(eval_dataloader, "__len__")
         ):
@@ -314,7 +317,7 @@ class PrinterCallback(TrainerCallback):
     """Prints the logs (used instead of the progress bar when `disable_tqdm=True`)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is not None:
+        if logs is not None and state.is_local_process_zero:
             logs = {k: v for k, v in logs.items() if k != "total_flos"}
             print(logs)
 
@@ -391,7 +394,7 @@ class TensorBoardCallback(TrainerCallback):
         self.tb_writer = tb_writer
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.tb_writer is None:
+        if self.tb_writer is None and state.is_world_process_zero:
             from torch.utils.tensorboard import SummaryWriter
 
             log_dir = args.logging_dir or f"{args.output_dir}/runs"

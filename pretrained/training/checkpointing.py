@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import checkpoints as ckpt
+from . import distributed
 from .seeding import get_rng_state, set_rng_state
 from .state import ExportableState, TrainerControl, TrainerState
 
@@ -53,14 +54,18 @@ class CheckpointingMixin:
         stateful = self._stateful_callbacks()
         self.state.stateful_callbacks = TrainerState(stateful_callbacks=stateful).stateful_callbacks
         files: dict[str, Any] = {}
+        # FSDP: every process takes part in gathering the full weights and optimizer state
+        full_model_state = distributed.full_state_dict(self.model)
         if not args.save_only_model:
-            files[ckpt.OPTIMIZER_NAME] = self.optimizer.state_dict()
+            files[ckpt.OPTIMIZER_NAME] = self._optimizer_state_to_save()
             files[ckpt.SCHEDULER_NAME] = self.lr_scheduler.state_dict()
             if self.scaler is not None:
                 files[ckpt.SCALER_NAME] = self.scaler.state_dict()
             files[ckpt.RNG_STATE_NAME] = get_rng_state()
         state_json = self.state.to_json_string()
-        if args.save_in_background:
+        if distributed.is_distributed():
+            self._write_checkpoint_distributed(step, full_model_state, files, state_json)
+        elif args.save_in_background:
             # training may change every live tensor from now on: write from a host copy
             model_state = ckpt.clone_to_host(self.model.state_dict())
             files = ckpt.clone_to_host(files)
@@ -83,6 +88,39 @@ class CheckpointingMixin:
         ckpt.publish_checkpoint(tmp, final)
         ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
 
+    def _write_checkpoint_distributed(
+        self, step: int, model_state: Any, files: dict[str, Any], state_json: str
+    ) -> None:
+        """`_write_checkpoint` shared by several processes: the main one creates the folder, each writes
+        its own RNG state into it, the main one writes the rest and publishes it; barriers between."""
+        args = self.args
+        tmp = os.path.join(args.output_dir, f"tmp-{ckpt.PREFIX_CHECKPOINT_DIR}-{step}")
+        if args.should_save:
+            tmp, final = ckpt.begin_checkpoint(args.output_dir, step)
+        distributed.barrier()
+        rng = files.pop(ckpt.RNG_STATE_NAME, None)
+        if rng is not None:
+            ckpt.atomic_torch_save(rng, os.path.join(tmp, f"rng_state_{args.process_index}.pth"))
+        distributed.barrier()
+        if args.should_save:
+            self._save(tmp, model_state)
+            for name, obj in files.items():
+                ckpt.atomic_torch_save(obj, os.path.join(tmp, name))
+            self.state.save_to_json(os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state_json)
+            ckpt.publish_checkpoint(tmp, final)
+            ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
+        distributed.barrier()
+
+    def _optimizer_state_to_save(self) -> dict[str, Any]:
+        """The optimizer's state dict; for sharded parameters (FSDP, tensor parallelism) gathered whole
+        and keyed by parameter name."""
+        if distributed.is_distributed() and distributed.has_dtensor_parameters(self.model):
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            return get_optimizer_state_dict(self.model, self.optimizer, options=options)
+        return self.optimizer.state_dict()
+
     def _finish_pending_save(self, notify: bool = True) -> None:
         """Wait for a checkpoint being written in the background (re-raising its error), then fire
         `on_save` with the state as it was saved, as transformers does after a synchronous save."""
@@ -101,8 +139,11 @@ class CheckpointingMixin:
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Write the model (safetensors), the processing class and `training_args.bin` to `output_dir`."""
         output_dir = output_dir or self.args.output_dir
-        logger.info(f"Saving model checkpoint to {output_dir}")
-        self._save(output_dir)
+        full_model_state = distributed.full_state_dict(self.model)  # (FSDP: gathered by every process)
+        if self.args.should_save:
+            logger.info(f"Saving model checkpoint to {output_dir}")
+            self._save(output_dir, full_model_state)
+        distributed.barrier()
 
     def _save(self, output_dir: str | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write the model files to `output_dir`, from `state_dict` (a host copy) when given."""
@@ -119,7 +160,13 @@ class CheckpointingMixin:
         if not os.path.isfile(path):
             logger.warning("%s has no %s: the optimizer starts fresh", checkpoint, ckpt.OPTIMIZER_NAME)
             return
-        self.optimizer.load_state_dict(ckpt.torch_load(path))
+        if distributed.is_distributed() and distributed.has_dtensor_parameters(self.model):
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            options = StateDictOptions(full_state_dict=True)
+            set_optimizer_state_dict(self.model, self.optimizer, ckpt.torch_load(path), options=options)
+        else:
+            self.optimizer.load_state_dict(ckpt.torch_load(path))
         path = os.path.join(checkpoint, ckpt.SCHEDULER_NAME)
         if os.path.isfile(path):
             self.lr_scheduler.load_state_dict(ckpt.torch_load(path))
@@ -131,6 +178,8 @@ class CheckpointingMixin:
 
     def _load_rng_state(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, ckpt.RNG_STATE_NAME)
+        if self.args.world_size > 1:  # one file per process, as transformers writes them
+            path = os.path.join(checkpoint, f"rng_state_{self.args.process_index}.pth")
         if not os.path.isfile(path):
             logger.warning(
                 "%s has no %s: the resumed run will not be bit-identical", checkpoint, ckpt.RNG_STATE_NAME

@@ -33,6 +33,8 @@ import json
 import os
 from typing import Any
 
+from .launch import add_launch_arguments, relaunch
+
 TASKS = ("sequence-classification", "token-classification", "masked-lm", "causal-lm")
 _CONFIG_KEYS = {
     "model",
@@ -69,6 +71,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainingArguments field"
     )
+    add_launch_arguments(parser)
     parser.set_defaults(func=run_train)
     return parser
 
@@ -200,6 +203,9 @@ def _accuracy(pred: Any) -> dict[str, float]:
 
 def run_train(cli_args: argparse.Namespace) -> int:
     """Handler of `pretrained train`: load, tokenize, train, save, evaluate; prints metrics as JSON."""
+    code = relaunch(cli_args)  # `--nproc-per-node N`: the same command in N processes under torchrun
+    if code is not None:
+        return code
     import pretrained
     from pretrained import Trainer, TrainingArguments
 
@@ -282,5 +288,6 @@ def run_train(cli_args: argparse.Namespace) -> int:
     metrics = dict(result.metrics)
     if evaluation is not None:
         metrics.update(trainer.evaluate())
-    print(json.dumps(metrics))
+    if trainer.is_world_process_zero():  # (under torchrun every process got here)
+        print(json.dumps(metrics))
     return 0

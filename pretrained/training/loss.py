@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .collators import IGNORE_INDEX
+from .distributed import data_parallel_size
 
 
 def count_label_items(batch: Any, shifts_labels: bool) -> torch.Tensor | int | None:
@@ -128,6 +129,9 @@ class TrainingStepMixin:
                 loss = outputs[0]
             if local_items is not None:
                 loss = loss * (local_items / num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # the items were counted over the data-parallel processes, and DDP / FSDP average the gradients
+            loss = loss * data_parallel_size(self.model)
         return (loss, outputs) if return_outputs else loss
 
     def _smoothed_loss(self, outputs: Any, labels: torch.Tensor, num_items: Any) -> torch.Tensor:

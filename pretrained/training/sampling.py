@@ -23,7 +23,12 @@ class EpochSampler(Sampler[int]):
         seed: Base seed of the order; epoch `e` uses `seed + e`.
         lengths: Per-example lengths to group examples of similar length (implies shuffling
             within mega-batches of 50 batches, longest batch first).
-        batch_size: Batch size used for length grouping.
+        batch_size: Examples per batch (length grouping, and dealing batches out to processes).
+        num_replicas / rank: Processes sharing the epoch (torchrun's world) and this one's index: batch
+            `k` of the epoch's order goes to process `k % num_replicas`, as accelerate deals a
+            single-process loader out, so one step of all processes sees the batch that one process
+            with `num_replicas` times the batch size would. The order is first extended with its own
+            beginning to a whole number of global batches, so every process gets as many.
     """
 
     def __init__(
@@ -34,12 +39,18 @@ class EpochSampler(Sampler[int]):
         seed: int = 0,
         lengths: Sequence[int] | None = None,
         batch_size: int = 1,
+        num_replicas: int = 1,
+        rank: int = 0,
     ):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.num_samples = num_samples
         self.shuffle = shuffle
         self.seed = seed
         self.lengths = lengths
         self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
         self._skip = 0
 
@@ -68,10 +79,25 @@ class EpochSampler(Sampler[int]):
         batches[0], batches[longest] = batches[longest], batches[0]
         return [i for b in batches for i in b]
 
+    def _this_replica(self, indices: list[int]) -> list[int]:
+        if self.num_replicas == 1:
+            return indices
+        step = self.batch_size * self.num_replicas
+        total = -(-len(indices) // step) * step
+        indices = (indices * (total // max(len(indices), 1) + 1))[:total]
+        return [
+            i
+            for start in range(self.rank * self.batch_size, total, step)
+            for i in indices[start : start + self.batch_size]
+        ]
+
     def __iter__(self) -> Iterator[int]:
-        indices = self.epoch_indices(self.epoch)
+        indices = self._this_replica(self.epoch_indices(self.epoch))
         start, self._skip = self._skip, 0
         return iter(indices[start:])
 
     def __len__(self) -> int:
-        return self.num_samples
+        if self.num_replicas == 1:
+            return self.num_samples
+        step = self.batch_size * self.num_replicas
+        return -(-self.num_samples // step) * self.batch_size

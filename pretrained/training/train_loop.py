@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from . import checkpoints as ckpt
+from . import distributed
 from .arguments import TrainingArguments
 from .loss import count_label_items
 from .outputs import TrainOutput, speed_metrics
@@ -103,8 +104,9 @@ class RunningLoss:
         self.unlogged += loss
 
     def pop_mean(self, global_step: int) -> float:
-        """The mean loss per step since the last log, which is now `global_step`."""
-        loss_sum = self.unlogged.item()
+        """The mean loss per step since the last log, which is now `global_step` (averaged over the
+        processes of a distributed run: every process calls it at the same step)."""
+        loss_sum = _mean_over_processes(self.unlogged)
         self.unlogged.zero_()
         mean = loss_sum / (global_step - self.last_logged_step)
         self.logged += loss_sum
@@ -113,8 +115,14 @@ class RunningLoss:
 
     def mean(self, global_step: int) -> float:
         """The mean loss per step over the whole run, up to `global_step`."""
-        total = self.logged + self.unlogged.item()
+        total = self.logged + _mean_over_processes(self.unlogged)
         return total / max(global_step - self.first_step, 0.001)
+
+
+def _mean_over_processes(value: torch.Tensor) -> float:
+    if not distributed.is_distributed():
+        return value.item()
+    return distributed.sum_over_processes(value).item() / distributed.world_size()
 
 
 class TrainingLoopMixin:
@@ -164,7 +172,10 @@ class TrainingLoopMixin:
             problem = ckpt.checkpoint_problem(resume_from_checkpoint)
             if problem is not None:
                 raise ValueError(f"{resume_from_checkpoint} is not a complete checkpoint: {problem}")
-            ckpt.load_model_weights(self.model, resume_from_checkpoint)
+            if distributed.has_dtensor_parameters(self.model):  # a tensor-parallel model: shards of the weights
+                distributed.load_full_state_dict(self.model, ckpt._read_state_dict(resume_from_checkpoint))
+            else:
+                ckpt.load_model_weights(self.model, resume_from_checkpoint)
         self.is_in_train = True
         try:
             return self._inner_training_loop(resume_from_checkpoint, trial, ignore_keys_for_eval)
@@ -263,13 +274,20 @@ class TrainingLoopMixin:
     def _init_training_state(self, plan: TrainingPlan, resume_from_checkpoint: str | None) -> tuple[int, int]:
         """A fresh `TrainerState`, or the checkpoint's; returns (epochs trained, batches to skip in the next)."""
         args = self.args
-        self.state = TrainerState(stateful_callbacks=self._stateful_callbacks())
+        self.state = TrainerState(
+            stateful_callbacks=self._stateful_callbacks(),
+            is_local_process_zero=self.is_local_process_zero(),
+            is_world_process_zero=self.is_world_process_zero(),
+        )
         self.state.train_batch_size = args.train_batch_size
         epochs_trained, batches_to_skip = 0, 0
         if resume_from_checkpoint is not None:
             self.state = TrainerState.load_from_json(
                 os.path.join(resume_from_checkpoint, ckpt.TRAINER_STATE_NAME)
             )
+            # (written by the main process: each process is what it is)
+            self.state.is_local_process_zero = self.is_local_process_zero()
+            self.state.is_world_process_zero = self.is_world_process_zero()
             if self.state.best_model_checkpoint and not os.path.isdir(self.state.best_model_checkpoint):
                 self.state.best_model_checkpoint = None
             self._load_callback_state()
@@ -303,13 +321,16 @@ class TrainingLoopMixin:
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs
             )
+        if model is self.model_wrapped:  # not yet wrapped for several processes (a second train() is)
+            # before the optimizer: FSDP replaces the parameters by their shards
+            model = distributed.wrap_model(model, args)
         self.create_optimizer_and_scheduler(max_steps)
         if args.fp16 and self.scaler is None:
             self.scaler = torch.amp.GradScaler(args.device.type)
         if resume_from_checkpoint is not None:
             self._load_optimizer_and_scheduler(resume_from_checkpoint)
             self._load_scaler(resume_from_checkpoint)
-        if args.torch_compile:
+        if args.torch_compile and model is self.model:
             model = torch.compile(model, backend=args.torch_compile_backend, mode=args.torch_compile_mode)
         self.model_wrapped = model
         handler = self.callback_handler
@@ -363,7 +384,10 @@ class TrainingLoopMixin:
             for i, inputs in enumerate(batch_samples):
                 self._track_num_input_tokens(inputs)
                 self.current_flos += float(self.floating_point_ops(inputs))
-                tr_loss.add(self.training_step(model, inputs, num_items_in_batch), self.state.global_step)
+                # DDP: gradients are all-reduced once per optimizer step, with its last micro-batch
+                with distributed.no_sync(model, last=i == len(batch_samples) - 1):
+                    loss = self.training_step(model, inputs, num_items_in_batch)
+                tr_loss.add(loss, self.state.global_step)
                 if i < len(batch_samples) - 1:
                     self.control = handler.on_substep_end(args, self.state, self.control)
             batches_done += len(batch_samples)
@@ -406,6 +430,9 @@ class TrainingLoopMixin:
             if items is None:
                 return None
             total += int(items)
+        if self.args.average_tokens_across_devices and distributed.data_parallel_size(self.model) > 1:
+            # every process divides by the global batch's items (see compute_loss)
+            total = distributed.sum_over_processes(total)
         return total or None
 
     def _track_num_input_tokens(self, inputs: Any) -> None:
@@ -447,6 +474,10 @@ class TrainingLoopMixin:
             self.scaler.unscale_(self.optimizer)
         params = model.parameters() if params is None else params
         trainable = [p for p in params if p.requires_grad]
+        if distributed.is_distributed():  # FSDP's DTensor gradients (maybe next to plain ones)
+            from pretrained.distributed.clipping import clip_grad_norm_
+
+            return clip_grad_norm_(trainable, self.args.max_grad_norm)
         return torch.nn.utils.clip_grad_norm_(trainable, self.args.max_grad_norm)
 
     # ---- logging, evaluation, saving during training ----------------------------------------

@@ -36,6 +36,7 @@ from .callbacks import (
 )
 from .checkpointing import CheckpointingMixin
 from .collators import DataCollatorWithPadding, default_data_collator
+from .distributed import data_parallel_rank, data_parallel_size, init_distributed
 from .evaluation import EvaluationMixin
 from .loss import TrainingStepMixin
 from .optimizers import create_optimizer, get_decay_parameter_names, get_optimizer_cls_and_kwargs
@@ -94,6 +95,7 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         if not isinstance(args, TrainingArguments):
             raise TypeError(f"`args` must be a TrainingArguments, got {type(args).__name__}")
         self.args = args
+        init_distributed(args)  # under torchrun: join the process group before anything is placed
         set_seed(args.seed, deterministic=args.full_determinism)
         if args.log_level != "passive":
             logging.getLogger("pretrained").setLevel(args.get_process_log_level())
@@ -152,7 +154,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         self.callback_handler = CallbackHandler(
             default + list(callbacks or []), self.model, processing_class, self.optimizer, self.lr_scheduler
         )
-        self.state = TrainerState()
+        self.state = TrainerState(
+            is_local_process_zero=self.is_local_process_zero(), is_world_process_zero=self.is_world_process_zero()
+        )
         self.control = TrainerControl()
         self.is_in_train = False
         self.current_flos = 0  # counted per micro-batch, added to state.total_flos at saves and the end
@@ -267,6 +271,9 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
             seed=seed,
             lengths=lengths,
             batch_size=args.train_batch_size,
+            # processes of one tensor-parallel group read the same batches
+            num_replicas=data_parallel_size(self.model),
+            rank=data_parallel_rank(self.model),
         )
 
     def _dataloader(

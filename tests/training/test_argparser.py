@@ -160,7 +160,7 @@ def test_optional_flag_needs_a_value_and_unsupported_features_are_named():
     assert args.tf32 is False
     (args,) = parser.parse_args_into_dataclasses(["--output_dir", "o"], look_for_args_file=False)
     assert args.tf32 is None
-    for argv, name in ((["--fsdp"], "fsdp"), (["--deepspeed", "ds.json"], "deepspeed")):
+    for argv, name in ((["--fsdp", "hybrid_shard"], "fsdp"), (["--deepspeed", "ds.json"], "deepspeed")):
         with pytest.raises(ValueError, match=f"`{name}`.*not supported"):
             parser.parse_args_into_dataclasses(["--output_dir", "o", *argv], look_for_args_file=False)
 

@@ -94,7 +94,7 @@ def test_derived_defaults():
         ({"report_to": "wandb"}, "report_to"),
         ({"push_to_hub": True}, "push_to_hub"),
         ({"deepspeed": "ds_config.json"}, "`deepspeed`.*not supported"),
-        ({"fsdp": "full_shard"}, "`fsdp`.*not supported"),
+        ({"fsdp": "hybrid_shard"}, "`fsdp`.*not supported"),
         ({"use_liger_kernel": True}, "`use_liger_kernel`.*not supported"),
         ({"neftune_noise_alpha": 5.0}, "`neftune_noise_alpha`.*not supported"),
         ({"auto_find_batch_size": True}, "`auto_find_batch_size`.*not supported"),
