@@ -135,6 +135,7 @@ _export(
     "GenerateBeamDecoderOnlyOutput",
 )
 _export("pretrained.modeling.cache", "Cache", "DynamicCache", "EncoderDecoderCache", "StaticCache")
+_export("pretrained.distributed.mesh", "DistributedConfig")
 _export("pretrained.models.gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
 _export(
     "pretrained.models.llama",

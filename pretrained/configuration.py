@@ -73,6 +73,9 @@ class PretrainedConfig:
     attribute_map: ClassVar[dict[str, str]] = {}
     # Fields stored under a sub-key (none for text models); kept for API familiarity.
     sub_configs: ClassVar[dict[str, Any]] = {}
+    # The base model's tensor-parallel rules ({module name with * for layer numbers: strategy}), as
+    # transformers declares them per family; None: the family cannot be sharded (pretrained.distributed).
+    base_model_tp_plan: ClassVar[dict[str, str] | None] = None
 
     def __init__(
         self,

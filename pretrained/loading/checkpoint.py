@@ -138,7 +138,11 @@ class LazyTensor:
         if self._tensor is not None:
             return self._tensor.narrow(dim, start, stop - start)
         index = (slice(None),) * dim + (slice(start, stop),)
-        return self._handle.get_slice(self.name)[index]
+        try:
+            return self._handle.get_slice(self.name)[index]
+        except Exception as e:  # safetensors raises its own error type for bad data
+            raise OSError(f"Could not read [{start}:{stop}] of dimension {dim} of tensor {self.name!r} from "
+                          f"{self.file}: {e}") from None
 
 
 def iter_checkpoint(checkpoint: Checkpoint, *, weights_only: bool = True) -> Iterator[LazyTensor]:

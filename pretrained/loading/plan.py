@@ -158,16 +158,26 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
 
     The chain: dtype cast → quantizer → tensor-parallel shard → placement, the middle two only when asked for.
     """
-    mapping = normalize_device_map(options.device_map, model, dtype=dtype, max_memory=options.max_memory,
+    parallel = weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh,
+                                                 tp_size=options.tp_size,
+                                                 distributed_config=options.distributed_config)
+    device_map = options.device_map
+    if getattr(parallel, "device", None) is not None:  # each rank loads onto its own device
+        if device_map is not None:
+            raise ValueError("tp_plan and device_map are mutually exclusive: under tensor parallelism each "
+                             "process loads its shards onto its own device.")
+        device_map = parallel.device
+    mapping = normalize_device_map(device_map, model, dtype=dtype, max_memory=options.max_memory,
                                    no_split=model._no_split_modules)
     device_for = device_lookup(mapping)
     quantization = options.quantization_config or getattr(model.config, "quantization_config", None)
-    chain = [weight_hooks.DtypeHook(dtype, tuple(model._keep_in_fp32_modules)),
-             weight_hooks.quantizer_hook(quantization, model.config),
-             weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
+    quantizer = weight_hooks.quantizer_hook(quantization, model.config)
+    if quantizer is not None and parallel is not None:
+        raise ValueError("Quantization and tensor parallelism (tp_plan) cannot be combined when loading.")
+    chain = [weight_hooks.DtypeHook(dtype, tuple(model._keep_in_fp32_modules)), quantizer, parallel,
              weight_hooks.PlacementHook(device_for)]
     chain = [hook for hook in chain if hook is not None]
-    if quantization is None and options.tp_plan is None:  # both shrink what each device holds
+    if quantizer is None and parallel is None:  # both shrink what each device holds
         check_fits(model, device_for)
     for hook in chain:
         hook.before_load(model)

@@ -1,0 +1,211 @@
+"""Tensor parallelism on two CPU processes (gloo), against one process and against transformers.
+
+Each architecture's checkpoint (written by transformers) is loaded once under
+``torchrun --standalone --nproc-per-node 2 tp_worker.py`` with ``tp_plan="auto"``; the worker records
+logits, generated tokens, two AdamW training steps, a ``save_pretrained`` folder and the parameter bytes of
+its rank, and the tests here compare them with the same work done by one process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers as T
+
+import pretrained as P
+
+HERE = Path(__file__).parent
+WORKER = HERE / "tp_worker.py"
+ROOT = Path(P.__file__).resolve().parent.parent  # the pretrained under test, for the workers too
+ARCHS = ("llama", "qwen3", "gpt2")
+
+
+def _load_worker():
+    spec = importlib.util.spec_from_file_location("tp_worker", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+worker = _load_worker()
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: int = 240) -> None:
+    """Run the worker on ``nproc`` processes (a free port is picked by ``--standalone``)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+               OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               str(WORKER), *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+        raise AssertionError(f"torchrun failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-6000:]}")
+
+
+def tiny(arch: str) -> T.PreTrainedModel:
+    torch.manual_seed(0)
+    if arch == "llama":  # untied head
+        return T.LlamaForCausalLM(T.LlamaConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False))
+    if arch == "qwen3":  # tied head, per-head q/k norms, odd MLP width (uneven shards)
+        return T.Qwen3ForCausalLM(T.Qwen3Config(
+            vocab_size=64, hidden_size=32, intermediate_size=42, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, tie_word_embeddings=True))
+    return T.GPT2LMHeadModel(T.GPT2Config(  # Conv1D layers, fused q|k|v, tied head, no dropout
+        vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=32, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0))
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def run(request, tmp_path_factory):
+    """``(checkpoint folder, worker output folder, worker results)`` for one architecture (``results["arch"]``)."""
+    base = tmp_path_factory.mktemp(request.param)
+    checkpoint, out = base / "checkpoint", base / "out"
+    out.mkdir()
+    tiny(request.param).save_pretrained(checkpoint)
+    torchrun(str(checkpoint), str(out))
+    results = torch.load(out / "results.pt", weights_only=False)
+    results["arch"] = request.param
+    return checkpoint, out, results
+
+
+@pytest.fixture(scope="module")
+def single(run):
+    checkpoint, _, _ = run
+    torch.manual_seed(0)
+    return P.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+
+
+def test_sharded_as_planned(run):
+    _, _, results = run
+    assert results["tp_size"] == 2 and results["mesh_size"] == 2
+    assert results["tied"] == (results["arch"] != "llama")  # one DTensor for both names
+    sharded = results["dtensors"]
+    assert any(name.endswith("mlp.down_proj.weight") or name.endswith("mlp.c_proj.weight") for name in sharded)
+    assert any("embed_tokens" in name or "wte" in name for name in sharded)
+
+
+def test_parameter_bytes_per_rank(run):
+    local, full = run[2]["param_bytes"]
+    assert local <= 0.55 * full, (local, full)
+
+
+def test_logits_equal_single_process(run, single):
+    _, _, results = run
+    ids, mask = worker.batch(single.config.vocab_size)
+    with torch.no_grad():
+        expected = single(input_ids=ids, attention_mask=mask).logits
+    assert results["logits_same_on_ranks"]
+    torch.testing.assert_close(results["logits"], expected, rtol=0, atol=1e-5)
+
+
+def test_generate_identical_tokens(run, single):
+    _, _, results = run
+    ids, _ = worker.batch(single.config.vocab_size)
+    expected = single.generate(ids[:1, :5], max_new_tokens=8, do_sample=False)
+    assert results["generated_same_on_ranks"]
+    assert torch.equal(results["generated"], expected)
+    assert torch.equal(results["generated_static"], expected)
+
+
+def test_training_steps_equal_single_process(run):
+    checkpoint, _, results = run
+    torch.manual_seed(0)
+    model = P.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    losses = worker.train_steps(model)
+    assert results["losses"] == pytest.approx(losses, abs=1e-5)
+    trained = results["trained"]
+    state = model.state_dict()
+    assert set(trained) == set(state)
+    for name, tensor in state.items():
+        torch.testing.assert_close(trained[name], tensor, rtol=0, atol=1e-5, msg=name)
+    assert any(not torch.equal(trained[name], tensor) for name, tensor in
+               P.AutoModelForCausalLM.from_pretrained(checkpoint).state_dict().items())  # it did train
+
+
+def test_save_under_tp_loads_in_transformers(run, single):
+    _, out, _ = run
+    ids, mask = worker.batch(single.config.vocab_size)
+    with torch.no_grad():
+        expected = single(input_ids=ids, attention_mask=mask).logits
+        theirs = T.AutoModelForCausalLM.from_pretrained(out / "saved")(input_ids=ids, attention_mask=mask).logits
+        ours = P.AutoModelForCausalLM.from_pretrained(out / "saved")(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(theirs, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3"])
+def test_tp_plan_is_transformers(family, tmp_path):
+    config = T.AutoConfig.for_model(
+        family, vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=1, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8)
+    theirs = T.AutoModelForCausalLM.from_config(config)
+    theirs.save_pretrained(tmp_path)
+    ours = P.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert ours.tp_plan == theirs.tp_plan
+    assert ours.tp_size is None and ours.device_mesh is None
+
+
+def test_encoders_declare_no_plan(tmp_path):
+    torch.manual_seed(0)
+    T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=37)).save_pretrained(tmp_path)
+    assert P.BertModel.from_pretrained(tmp_path).tp_plan == {}
+
+
+def test_tp_plan_without_process_group_is_refused(tmp_path):
+    tiny("llama").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="needs torch.distributed: launch with torchrun"):
+        P.AutoModelForCausalLM.from_pretrained(tmp_path, tp_plan="auto")
+    with pytest.raises(ValueError, match="needs torch.distributed"):
+        P.AutoModelForCausalLM.from_pretrained(tmp_path, tp_size=2)
+    # No sharding asked for: an ordinary load.
+    assert P.AutoModelForCausalLM.from_pretrained(tmp_path, distributed_config=P.DistributedConfig()).tp_size is None
+
+
+def test_errors_and_other_ways_to_ask(tmp_path):
+    checkpoint, out = tmp_path / "llama", tmp_path / "out"
+    out.mkdir()
+    tiny("llama").save_pretrained(checkpoint)
+    T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=37)).save_pretrained(out / "bert")
+    torchrun("--errors", str(checkpoint), str(out))
+    results = torch.load(out / "results.pt", weights_only=False)
+    messages = results["messages"]
+    assert "num_attention_heads (4)" in messages["heads"] and "num_key_value_heads (1)" in messages["heads"]
+    assert "multiples of 2" in messages["heads"]
+    assert "Unknown tensor-parallel strategy 'bogus'" in messages["strategy"]
+    assert "'sequence_parallel' is not supported" in messages["unsupported"]
+    assert "tp_size=3 needs 3 processes" in messages["size"]
+    assert "either distributed_config or tp_plan" in messages["both"]
+    assert "BertModel declares no tensor-parallel plan" in messages["encoder"]
+    assert messages["compiled"].startswith("NotImplementedError: A compiled decode step of a tensor-parallel")
+    single = P.AutoModelForCausalLM.from_pretrained(checkpoint)
+    ids, mask = worker.batch(64)
+    with torch.no_grad():
+        expected = single(input_ids=ids, attention_mask=mask).logits
+    for way in ("device_mesh", "tp_size", "distributed_config"):
+        assert results["logits"][way + "_size"] == 2
+        torch.testing.assert_close(results["logits"][way], expected, rtol=0, atol=1e-5)
+
+
+def test_distributed_config_sizes(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert P.DistributedConfig(tp_plan="auto").tp_size == 4
+    assert P.DistributedConfig(tp_plan="auto", fsdp_size=2).tp_size == 2
+    assert P.DistributedConfig().tp_size == 1
+    config = P.DistributedConfig.from_dict({"tp_size": 2, "unknown": 1})
+    assert config.to_dict()["tp_size"] == 2 and config.dp_size == 1
+    with pytest.raises(ValueError, match="tp_size must be an integer of at least 1"):
+        P.DistributedConfig(tp_size=0)
+    with pytest.raises(ValueError, match="not a multiple of"):
+        P.DistributedConfig(tp_plan="auto", fsdp_size=3)
