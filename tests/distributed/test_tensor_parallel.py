@@ -209,3 +209,26 @@ def test_distributed_config_sizes(monkeypatch):
         P.DistributedConfig(tp_size=0)
     with pytest.raises(ValueError, match="not a multiple of"):
         P.DistributedConfig(tp_plan="auto", fsdp_size=3)
+
+
+def test_peak_memory_while_loading(tmp_path):
+    """Peak RSS over ``from_pretrained``, reading every weight once and a first forward, less the RSS just
+    before, for a 268 MB fp32 checkpoint: one process (whose weights stay in the file's memory map until
+    used) against one rank of two (which reads only its slices). The baselines exclude the interpreter, torch and, under TP, the
+    process group and DTensor's first use (see ``tp_worker.run_memory``)."""
+    torch.manual_seed(0)
+    config = T.LlamaConfig(vocab_size=4096, hidden_size=2048, intermediate_size=2048, num_hidden_layers=2,
+                           num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=False)
+    T.LlamaForCausalLM(config).save_pretrained(tmp_path / "big")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, str(WORKER), "--memory-single", str(tmp_path / "big"), str(tmp_path)],
+                   env=env, check=True, capture_output=True, timeout=240)
+    torchrun("--memory", str(tmp_path / "big"), str(tmp_path))
+    single = torch.load(tmp_path / "memory_single.pt")
+    sharded = torch.load(tmp_path / "memory_tp.pt")
+    grown_single = single["peak_kib"] - single["baseline_kib"]
+    grown_sharded = sharded["peak_kib"] - sharded["baseline_kib"]
+    print(f"peak RSS growth: one process {grown_single} KiB, one rank of two {grown_sharded} KiB "
+          f"({grown_sharded / grown_single:.0%})")
+    assert grown_single > 200_000  # the weights did become resident
+    assert grown_sharded <= 0.6 * grown_single
