@@ -175,7 +175,9 @@ def test_tp_plan_without_process_group_is_refused(tmp_path):
 def test_errors_and_other_ways_to_ask(tmp_path):
     checkpoint, out = tmp_path / "llama", tmp_path / "out"
     out.mkdir()
-    tiny("llama").save_pretrained(checkpoint)
+    model = tiny("llama")
+    model.save_pretrained(checkpoint)
+    model.model.save_pretrained(out / "base")
     T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                              intermediate_size=37)).save_pretrained(out / "bert")
     torchrun("--errors", str(checkpoint), str(out))
@@ -189,6 +191,8 @@ def test_errors_and_other_ways_to_ask(tmp_path):
     assert "either distributed_config or tp_plan" in messages["both"]
     assert "BertModel declares no tensor-parallel plan" in messages["encoder"]
     assert messages["compiled"].startswith("NotImplementedError: A compiled decode step of a tensor-parallel")
+    assert results["classifier_same"] and results["missing_head_same"]
+    assert results["missing_head"].shape == (64, 32) and results["missing_head"].std() > 0
     single = P.AutoModelForCausalLM.from_pretrained(checkpoint)
     ids, mask = worker.batch(64)
     with torch.no_grad():
@@ -196,6 +200,20 @@ def test_errors_and_other_ways_to_ask(tmp_path):
     for way in ("device_mesh", "tp_size", "distributed_config"):
         assert results["logits"][way + "_size"] == 2
         torch.testing.assert_close(results["logits"][way], expected, rtol=0, atol=1e-5)
+
+
+def test_distributed_env():
+    from pretrained.distributed.mesh import DistributedEnv
+
+    env = DistributedEnv.from_environ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                                       "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"})
+    assert (env.rank, env.world_size, env.local_rank, env.local_world_size) == (3, 4, 1, 2)
+    assert env.launched and env.master_addr == "10.0.0.1" and env.master_port == 29500
+    assert not DistributedEnv.from_environ({}).launched
+    with pytest.raises(ValueError, match="RANK=4 and WORLD_SIZE=4"):
+        DistributedEnv.from_environ({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(ValueError, match="LOCAL_RANK='x' is not an integer"):
+        DistributedEnv.from_environ({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "x"})
 
 
 def test_distributed_config_sizes(monkeypatch):

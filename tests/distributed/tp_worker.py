@@ -131,12 +131,23 @@ def run_errors(checkpoint: str, out: Path) -> None:
         with torch.no_grad():
             logits[key] = model(input_ids=ids, attention_mask=mask).logits
         logits[key + "_size"] = model.tp_size
+    # Weights the checkpoint lacks are initialised on every rank (seeded apart here), then rank 0's are
+    # taken: a new classifier (whole on each rank), and an lm_head missing from a base-model checkpoint (cut).
+    extra = {}
+    torch.manual_seed(dist.get_rank())
+    classifier = P.AutoModelForSequenceClassification.from_pretrained(checkpoint, tp_plan="auto", num_labels=3)
+    torch.manual_seed(dist.get_rank())
+    headless = P.AutoModelForCausalLM.from_pretrained(out / "base", tp_plan="auto")
+    with torch.no_grad():
+        extra["classifier_same"] = same_on_all_ranks(classifier(input_ids=ids[:1]).logits)
+        extra["missing_head_same"] = same_on_all_ranks(headless(input_ids=ids, attention_mask=mask).logits)
+    extra["missing_head"] = gather_state_dict(headless)["lm_head.weight"]
     try:
         model.generate(ids[:1], max_new_tokens=2, cache_implementation="static", compile_config={})
     except NotImplementedError as e:
         messages["compiled"] = f"{type(e).__name__}: {e}"
     if dist.get_rank() == 0:
-        torch.save({"messages": messages, "logits": logits}, out / "results.pt")
+        torch.save({"messages": messages, "logits": logits, **extra}, out / "results.pt")
 
 
 def run_memory(checkpoint: str, out: Path, tp: bool) -> None:
