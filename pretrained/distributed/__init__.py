@@ -6,3 +6,7 @@ dimensions (``dp``, ``cp``, ``tp``); ``tensor_parallel`` shards a plain model by
 A model file never imports this package: plans are data on the config and model classes
 (``base_model_tp_plan``, ``_tp_plan``), applied from outside.
 """
+
+from pretrained.distributed.mesh import DistributedConfig
+
+__all__ = ["DistributedConfig"]
