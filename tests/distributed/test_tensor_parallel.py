@@ -56,12 +56,12 @@ def tiny(arch: str) -> T.PreTrainedModel:
         return T.LlamaForCausalLM(T.LlamaConfig(
             vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False))
-    if arch == "qwen3":  # tied head, per-head q/k norms, odd MLP width (uneven shards)
+    if arch == "qwen3":  # tied head, per-head q/k norms, odd MLP width (uneven shards: 21 + 20)
         return T.Qwen3ForCausalLM(T.Qwen3Config(
-            vocab_size=64, hidden_size=32, intermediate_size=42, num_hidden_layers=2, num_attention_heads=4,
+            vocab_size=64, hidden_size=32, intermediate_size=41, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, head_dim=8, max_position_embeddings=64, tie_word_embeddings=True))
-    return T.GPT2LMHeadModel(T.GPT2Config(  # Conv1D layers, fused q|k|v, tied head, no dropout
-        vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=32, resid_pdrop=0.0, embd_pdrop=0.0,
+    return T.GPT2LMHeadModel(T.GPT2Config(  # Conv1D, fused q|k|v, tied head, odd vocabulary, no dropout
+        vocab_size=63, n_embd=32, n_layer=2, n_head=4, n_positions=32, resid_pdrop=0.0, embd_pdrop=0.0,
         attn_pdrop=0.0, bos_token_id=0, eos_token_id=0))
 
 
