@@ -24,6 +24,9 @@ FORBIDDEN = {
     "inference": ("pretrained.models", "pretrained.generation", "pretrained.tokenization", *PROGRAMS),
     "models": ("pretrained.generation", "pretrained.inference", "pretrained.tokenization", *PROGRAMS),
     "generation": PROGRAMS,
+    # Plans are data on configs and model classes: distributed shards plain modules, knowing no family.
+    "distributed": ("pretrained.models", "pretrained.generation", "pretrained.inference", "pretrained.tokenization",
+                    *PROGRAMS),
 }
 # The one upward import the design writes down: a model that generates lists GenerationMixin.
 ALLOWED = {"models": ("pretrained.generation", "pretrained.generation.mixin", "pretrained.generation.mixin.GenerationMixin")}
