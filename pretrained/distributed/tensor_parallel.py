@@ -245,6 +245,8 @@ class TensorParallelHook(weight_hooks.WeightHook):
         if placement is None:
             return tensor
         shape = self.shapes[name]
+        if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size():
+            tensor = tensor.clone()  # a view into a whole tensor (state_dict=, .bin files) would keep it alive
         return DTensor.from_local(tensor.contiguous(), self.mesh, [placement], run_check=False, shape=shape,
                                   stride=_contiguous_stride(shape))
 

@@ -178,6 +178,8 @@ def test_errors_and_other_ways_to_ask(tmp_path):
     model = tiny("llama")
     model.save_pretrained(checkpoint)
     model.model.save_pretrained(out / "base")
+    model.config.save_pretrained(out / "bin")  # transformers 5 writes only safetensors
+    torch.save(model.state_dict(), out / "bin" / "pytorch_model.bin")
     T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                              intermediate_size=37)).save_pretrained(out / "bert")
     torchrun("--errors", str(checkpoint), str(out))
@@ -197,9 +199,25 @@ def test_errors_and_other_ways_to_ask(tmp_path):
     ids, mask = worker.batch(64)
     with torch.no_grad():
         expected = single(input_ids=ids, attention_mask=mask).logits
-    for way in ("device_mesh", "tp_size", "distributed_config"):
+    for way in ("device_mesh", "tp_size", "distributed_config", "bin"):
         assert results["logits"][way + "_size"] == 2
         torch.testing.assert_close(results["logits"][way], expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64])
+def test_safetensors_slices_read_with_pread(tmp_path, dtype):
+    from safetensors.torch import save_file
+
+    from pretrained.loading.checkpoint import read_safetensors_slice
+
+    full = (torch.randn(5, 6, 7) * 100).to(dtype)
+    save_file({"other": torch.ones(3), "x": full}, tmp_path / "w.safetensors")
+    for dim in range(3):
+        for start, stop in ((0, 2), (1, 4), (2, 5), (3, 3)):
+            part = read_safetensors_slice(str(tmp_path / "w.safetensors"), "x", dim, start, stop)
+            assert part.dtype == dtype and torch.equal(part, full.narrow(dim, start, stop - start))
+    with pytest.raises(ValueError, match=r"\[4:7\] is outside dimension 0"):
+        read_safetensors_slice(str(tmp_path / "w.safetensors"), "x", 0, 4, 7)
 
 
 def test_distributed_env():

@@ -101,7 +101,8 @@ def run_model(checkpoint: str, out: Path) -> None:
 
 
 def run_errors(checkpoint: str, out: Path) -> None:
-    """``checkpoint`` is a Llama with 4 heads and 2 key/value heads; ``OUT_DIR/bert`` a BERT."""
+    """``checkpoint`` is a Llama with 4 heads and 2 key/value heads, ``OUT_DIR/bin`` the same as
+    ``pytorch_model.bin``, ``OUT_DIR/base`` its base model, ``OUT_DIR/bert`` a BERT."""
     messages = {}
     try:
         P.AutoModel.from_pretrained(out / "bert", tp_plan="auto")
@@ -125,9 +126,11 @@ def run_errors(checkpoint: str, out: Path) -> None:
     ids, mask = batch(64)
     ways = {"device_mesh": {"device_mesh": mesh, "tp_plan": "auto"}, "tp_size": {"tp_size": 2},
             "distributed_config": {"distributed_config": P.DistributedConfig(tp_size=2)}}
+    ways["bin"] = {"tp_plan": "auto", "use_safetensors": False}  # OUT_DIR/bin: pytorch_model.bin
     logits = {}
     for key, kwargs in ways.items():
-        model = P.AutoModelForCausalLM.from_pretrained(checkpoint, **kwargs)
+        source = out / "bin" if key == "bin" else checkpoint
+        model = P.AutoModelForCausalLM.from_pretrained(source, **kwargs)
         with torch.no_grad():
             logits[key] = model(input_ids=ids, attention_mask=mask).logits
         logits[key + "_size"] = model.tp_size
