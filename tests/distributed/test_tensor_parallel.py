@@ -172,7 +172,11 @@ def test_tp_plan_without_process_group_is_refused(tmp_path):
     assert P.AutoModelForCausalLM.from_pretrained(tmp_path, distributed_config=P.DistributedConfig()).tp_size is None
 
 
-def test_errors_and_other_ways_to_ask(tmp_path):
+@pytest.fixture(scope="module")
+def llama_files(tmp_path_factory):
+    """A tiny Llama (4 heads, 2 key/value heads) as safetensors, as ``pytorch_model.bin``, its base model,
+    and a BERT: ``(checkpoint, out)`` with the others in ``out``."""
+    tmp_path = tmp_path_factory.mktemp("llama_files")
     checkpoint, out = tmp_path / "llama", tmp_path / "out"
     out.mkdir()
     model = tiny("llama")
@@ -182,16 +186,29 @@ def test_errors_and_other_ways_to_ask(tmp_path):
     torch.save(model.state_dict(), out / "bin" / "pytorch_model.bin")
     T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                              intermediate_size=37)).save_pretrained(out / "bert")
+    return checkpoint, out
+
+
+def test_errors(llama_files):
+    checkpoint, out = llama_files
     torchrun("--errors", str(checkpoint), str(out))
-    results = torch.load(out / "results.pt", weights_only=False)
-    messages = results["messages"]
+    messages = torch.load(out / "errors.pt", weights_only=False)["messages"]
     assert "num_attention_heads (4)" in messages["heads"] and "num_key_value_heads (1)" in messages["heads"]
     assert "multiples of 2" in messages["heads"]
     assert "Unknown tensor-parallel strategy 'bogus'" in messages["strategy"]
     assert "'sequence_parallel' is not supported" in messages["unsupported"]
     assert "tp_size=3 needs 3 processes" in messages["size"]
     assert "either distributed_config or tp_plan" in messages["both"]
+    assert "tp_plan and device_map are mutually exclusive" in messages["device_map"]
+    assert messages["fsdp"].startswith("NotImplementedError: DistributedConfig(fsdp_size=2)")
     assert "BertModel declares no tensor-parallel plan" in messages["encoder"]
+
+
+def test_other_ways_to_ask_and_missing_weights(llama_files):
+    checkpoint, out = llama_files
+    torchrun("--ways", str(checkpoint), str(out))
+    results = torch.load(out / "results.pt", weights_only=False)
+    messages = results["messages"]
     assert messages["compiled"].startswith("NotImplementedError: A compiled decode step of a tensor-parallel")
     assert results["classifier_same"] and results["missing_head_same"]
     assert results["missing_head"].shape == (64, 32) and results["missing_head"].std() > 0

@@ -2,7 +2,8 @@
 tests compare with a single process (``tests/distributed/test_tensor_parallel.py``).
 
 Usage: ``tp_worker.py CHECKPOINT OUT_DIR`` (the model), or ``tp_worker.py --errors CHECKPOINT OUT_DIR``
-(the refusals), or ``tp_worker.py --memory CHECKPOINT OUT_DIR`` (peak RSS while loading).
+(the refusals), ``tp_worker.py --ways CHECKPOINT OUT_DIR`` (the other ways to
+ask), or ``tp_worker.py --memory CHECKPOINT OUT_DIR`` (peak RSS while loading).
 Rank 0 writes ``OUT_DIR/results.pt``; every rank checks that the others saw the same outputs.
 """
 
@@ -114,6 +115,8 @@ def run_errors(checkpoint: str, out: Path) -> None:
         "unsupported": {"tp_plan": {"model.layers.*.mlp.gate_proj": "sequence_parallel"}},
         "size": {"tp_size": 3},
         "both": {"tp_plan": "auto", "distributed_config": P.DistributedConfig(tp_size=2)},
+        "device_map": {"tp_plan": "auto", "device_map": "cpu"},
+        "fsdp": {"distributed_config": P.DistributedConfig(tp_size=1, fsdp_size=2)},
     }.items():
         try:
             P.AutoModelForCausalLM.from_pretrained(checkpoint, **kwargs)
@@ -121,7 +124,14 @@ def run_errors(checkpoint: str, out: Path) -> None:
             messages[key] = f"{type(e).__name__}: {e}"
         else:
             messages[key] = "no error"
-    # The other ways to ask for the same sharding.
+    if dist.get_rank() == 0:
+        torch.save({"messages": messages}, out / "errors.pt")
+
+
+def run_ways(checkpoint: str, out: Path) -> None:
+    """The other ways to ask for the same sharding, weights the checkpoint lacks, the compiled refusal
+    (files as for :func:`run_errors`)."""
+    messages = {}
     mesh = build_device_mesh(tp=2)
     ids, mask = batch(64)
     ways = {"device_mesh": {"device_mesh": mesh, "tp_plan": "auto"}, "tp_size": {"tp_size": 2},
@@ -186,7 +196,7 @@ if __name__ == "__main__":
         run_memory(checkpoint, Path(out_dir), tp=False)
         sys.exit(0)
     torch.manual_seed(0)
-    {"--model": run_model, "--errors": run_errors,
+    {"--model": run_model, "--errors": run_errors, "--ways": run_ways,
      "--memory": lambda c, o: run_memory(c, o, tp=True)}[mode](checkpoint, Path(out_dir))
     dist.barrier()
     dist.destroy_process_group()
