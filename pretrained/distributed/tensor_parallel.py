@@ -128,8 +128,12 @@ def resolve_plan(model: nn.Module, request: Any) -> dict[str, str]:
     if request is None or request == "auto":
         plan = declared
     elif isinstance(request, dict):
-        names = {wildcard(n) for n, _ in model.named_modules()} | {wildcard(n) for n, _ in model.named_parameters()}
-        unknown = sorted(set(request) - names - set(declared))
+        modules = {wildcard(n) for n, _ in model.named_modules()}
+        params = {wildcard(n) for n, _ in model.named_parameters()} - modules
+        if on_params := sorted(set(request) & params):
+            raise ValueError(f"Tensor parallelism: tp_plan rules name modules (the strategy cuts their "
+                             f"parameters), not parameters: {on_params}.")
+        unknown = sorted(set(request) - modules - set(declared))
         if unknown:
             raise ValueError(f"Tensor parallelism: tp_plan keys {unknown} match nothing in {owner}.")
         plan = {**declared, **request} if request else {}

@@ -197,6 +197,8 @@ def test_errors(llama_files):
     assert "multiples of 2" in messages["heads"]
     assert "Unknown tensor-parallel strategy 'bogus'" in messages["strategy"]
     assert "'sequence_parallel' is not supported" in messages["unsupported"]
+    assert "not parameters: ['model.layers.*.mlp.gate_proj.weight']" in messages["parameter"]
+    assert "tp_plan keys ['model.layers.*.mlp.nope'] match nothing" in messages["nothing"]
     assert "tp_size=3 needs 3 processes" in messages["size"]
     assert "either distributed_config or tp_plan" in messages["both"]
     assert "tp_plan and device_map are mutually exclusive" in messages["device_map"]

@@ -113,6 +113,8 @@ def run_errors(checkpoint: str, out: Path) -> None:
         "heads": {"tp_plan": "auto", "num_key_value_heads": 1},
         "strategy": {"tp_plan": {"model.layers.*.mlp.gate_proj": "bogus"}},
         "unsupported": {"tp_plan": {"model.layers.*.mlp.gate_proj": "sequence_parallel"}},
+        "parameter": {"tp_plan": {"model.layers.*.mlp.gate_proj.weight": "colwise"}},
+        "nothing": {"tp_plan": {"model.layers.*.mlp.nope": "colwise"}},
         "size": {"tp_size": 3},
         "both": {"tp_plan": "auto", "distributed_config": P.DistributedConfig(tp_size=2)},
         "device_map": {"tp_plan": "auto", "device_map": "cpu"},
