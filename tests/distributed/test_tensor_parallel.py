@@ -211,6 +211,9 @@ def test_other_ways_to_ask_and_missing_weights(llama_files):
     torchrun("--ways", str(checkpoint), str(out))
     results = torch.load(out / "results.pt", weights_only=False)
     messages = results["messages"]
+    assert results["meshes"] == {"tp": (("dp", "cp", "tp"), (1, 1, 2)), "dp": (("dp", "cp", "tp"), (2, 1, 1)),
+                                 "default": (2, 1, 1)}
+    assert "does not split into cp=1 x tp=3" in messages["mesh"]
     assert messages["compiled"].startswith("NotImplementedError: A compiled decode step of a tensor-parallel")
     assert results["classifier_same"] and results["missing_head_same"]
     assert results["missing_head"].shape == (64, 32) and results["missing_head"].std() > 0

@@ -135,6 +135,13 @@ def run_ways(checkpoint: str, out: Path) -> None:
     (files as for :func:`run_errors`)."""
     messages = {}
     mesh = build_device_mesh(tp=2)
+    meshes = {"tp": (mesh.mesh_dim_names, tuple(mesh.shape)),
+              "dp": (build_device_mesh(dp=2).mesh_dim_names, tuple(build_device_mesh(dp=2).shape)),
+              "default": tuple(build_device_mesh().shape)}
+    try:
+        build_device_mesh(tp=3)
+    except ValueError as e:
+        messages["mesh"] = str(e)
     ids, mask = batch(64)
     ways = {"device_mesh": {"device_mesh": mesh, "tp_plan": "auto"}, "tp_size": {"tp_size": 2},
             "distributed_config": {"distributed_config": P.DistributedConfig(tp_size=2)}}
@@ -162,7 +169,7 @@ def run_ways(checkpoint: str, out: Path) -> None:
     except NotImplementedError as e:
         messages["compiled"] = f"{type(e).__name__}: {e}"
     if dist.get_rank() == 0:
-        torch.save({"messages": messages, "logits": logits, **extra}, out / "results.pt")
+        torch.save({"messages": messages, "logits": logits, "meshes": meshes, **extra}, out / "results.pt")
 
 
 def run_memory(checkpoint: str, out: Path, tp: bool) -> None:
