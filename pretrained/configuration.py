@@ -20,7 +20,7 @@ from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = TRANSFORMERS_API_VERSION  # the transformers_version written into saved files
 # Set at run time, never written to config.json (as in transformers).
-_NOT_SAVED = frozenset({"_attn_implementation_internal"})
+_NOT_SAVED = frozenset({"_attn_implementation_internal", "distributed_config"})
 # Generation settings that old config.json files carry. A config that does not declare one as its own
 # field drops it, as transformers 5 does (they belong in generation_config.json), so it is neither
 # used nor written back.

@@ -52,8 +52,9 @@ def wildcard(name: str) -> str:
 
 
 def resolve_mesh(tp_plan: Any = None, tp_size: int | None = None, device_mesh: Any = None,
-                 distributed_config: DistributedConfig | dict | None = None) -> tuple[Any, Any] | None:
-    """``(plan request, one-dimensional tp mesh)`` for ``from_pretrained``'s arguments, or ``None`` when they
+                 distributed_config: DistributedConfig | dict | None = None
+                 ) -> tuple[DistributedConfig, Any] | None:
+    """``(DistributedConfig, one-dimensional tp mesh)`` for ``from_pretrained``'s arguments, or ``None`` when they
     ask for no sharding (``tp_size`` resolves to 1 and no mesh is given). Starts the process group from
     torchrun's environment when needed and builds the mesh when none is given.
 
@@ -86,7 +87,7 @@ def resolve_mesh(tp_plan: Any = None, tp_size: int | None = None, device_mesh: A
                              "ranks.")
         if mesh.size() == 1 or config.tp_plan is None and config.tp_size == 1:
             return None
-        return config.tp_plan, mesh
+        return config, mesh
     if config.tp_plan is None and config.tp_size == 1:
         return None
     if not is_initialized() and not DistributedEnv.from_environ().launched:
@@ -105,7 +106,7 @@ def resolve_mesh(tp_plan: Any = None, tp_size: int | None = None, device_mesh: A
     key = (config.tp_size, dist.get_world_size())
     if key not in _MESHES:  # one mesh (and its process groups) per process, reused by later loads
         _MESHES[key] = build_device_mesh(dp=1, cp=1, tp=config.tp_size)["tp"]
-    return config.tp_plan, _MESHES[key]
+    return config, _MESHES[key]
 
 
 _MESHES: dict[tuple[int, int], Any] = {}
@@ -187,10 +188,13 @@ class TensorParallelHook(weight_hooks.WeightHook):
         model: The model, built on the meta device.
         plan: The rules to apply (see :func:`resolve_plan`).
         mesh: A one-dimensional tensor-parallel ``DeviceMesh``.
+        distributed_config: Kept as ``model.config.distributed_config`` (never written to ``config.json``).
     """
 
-    def __init__(self, model: nn.Module, plan: dict[str, str], mesh: Any) -> None:
+    def __init__(self, model: nn.Module, plan: dict[str, str], mesh: Any,
+                 distributed_config: DistributedConfig | None = None) -> None:
         self.plan = plan
+        self.distributed_config = distributed_config or DistributedConfig(tp_size=mesh.size(), tp_plan=plan)
         self.mesh = mesh
         self.world = mesh.size()
         self.rank = mesh.get_local_rank()
@@ -271,6 +275,7 @@ class TensorParallelHook(weight_hooks.WeightHook):
         model._applied_tp_plan = dict(self.plan)
         model._tp_size = self.world
         model._device_mesh = self.mesh
+        model.config.distributed_config = self.distributed_config
 
     def _sharded(self, full: torch.Tensor, placement: Placement) -> DTensor:
         lazy = LazyTensor("<initialised>", "<state_dict>", tensor=full)
@@ -286,8 +291,8 @@ def tensor_parallel_hook(model: nn.Module, tp_plan: Any, device_mesh: Any = None
     resolved = resolve_mesh(tp_plan, tp_size, device_mesh, distributed_config)
     if resolved is None:
         return None
-    request, mesh = resolved
-    return TensorParallelHook(model, resolve_plan(model, request), mesh)
+    config, mesh = resolved
+    return TensorParallelHook(model, resolve_plan(model, config.tp_plan), mesh, config)
 
 
 def gather_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor] | None = None

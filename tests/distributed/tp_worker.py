@@ -72,7 +72,8 @@ def same_on_all_ranks(tensor: torch.Tensor) -> bool:
 def run_model(checkpoint: str, out: Path) -> None:
     model = P.AutoModelForCausalLM.from_pretrained(checkpoint, tp_plan="auto", dtype=torch.float32)
     results: dict = {"tp_size": model.tp_size, "tp_plan": model.tp_plan,
-                     "mesh_size": model.device_mesh.size()}
+                     "mesh_size": model.device_mesh.size(),
+                     "distributed_config": model.config.distributed_config.to_dict()}
     local = full = 0
     for param in model.parameters():  # tied weights once
         shard = param.to_local() if isinstance(param, DTensor) else param
