@@ -188,6 +188,11 @@ class PreTrainedModel(nn.Module):
         return plan
 
     @property
+    def supports_tp_plan(self) -> bool:
+        """Whether the model declares a tensor-parallel plan (its family can be sharded)."""
+        return bool(getattr(self.config, "base_model_tp_plan", None) or type(self)._tp_plan)
+
+    @property
     def tp_size(self) -> int | None:
         """The number of tensor-parallel ranks the weights are split over (``None``: not split)."""
         return self._tp_size

@@ -159,6 +159,7 @@ def test_tp_plan_is_transformers(family, tmp_path):
     theirs.save_pretrained(tmp_path)
     ours = P.AutoModelForCausalLM.from_pretrained(tmp_path)
     assert ours.tp_plan == theirs.tp_plan
+    assert ours.supports_tp_plan and theirs.supports_tp_plan
     assert ours.tp_size is None and ours.device_mesh is None
 
 
@@ -166,7 +167,8 @@ def test_encoders_declare_no_plan(tmp_path):
     torch.manual_seed(0)
     T.BertModel(T.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                              intermediate_size=37)).save_pretrained(tmp_path)
-    assert P.BertModel.from_pretrained(tmp_path).tp_plan == {}
+    model = P.BertModel.from_pretrained(tmp_path)
+    assert model.tp_plan == {} and not model.supports_tp_plan
 
 
 def test_tp_plan_without_process_group_is_refused(tmp_path):
