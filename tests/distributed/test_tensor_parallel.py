@@ -124,13 +124,15 @@ def test_generate_identical_tokens(run, single):
     assert torch.equal(results["generated_static"], expected)
 
 
-def test_training_steps_equal_single_process(run):
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_training_steps_equal_single_process(run, optimizer):
     checkpoint, _, results = run
     torch.manual_seed(0)
     model = P.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-    losses = worker.train_steps(model)
-    assert results["losses"] == pytest.approx(losses, abs=1e-5)
-    trained = results["trained"]
+    sgd = optimizer == "sgd"
+    losses = worker.train_steps(model, steps=1 if sgd else 2, sgd=sgd)
+    assert results["sgd_losses" if sgd else "losses"] == pytest.approx(losses, abs=1e-5)
+    trained = results["trained_sgd" if sgd else "trained"]
     state = model.state_dict()
     assert set(trained) == set(state)
     for name, tensor in state.items():

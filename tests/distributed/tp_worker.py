@@ -29,10 +29,12 @@ def batch(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def train_steps(model: torch.nn.Module, steps: int = 2) -> list[float]:
-    """``steps`` AdamW steps on a fixed batch (labels = inputs); returns the losses."""
+def train_steps(model: torch.nn.Module, steps: int = 2, sgd: bool = False) -> list[float]:
+    """``steps`` AdamW steps (or SGD steps, whose update is the gradient itself) on a fixed batch (labels =
+    inputs); returns the losses."""
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    optimizer = (torch.optim.SGD(model.parameters(), lr=0.5) if sgd
+                 else torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1))
     ids, mask = batch(model.config.vocab_size)
     losses = []
     for _ in range(steps):
@@ -98,6 +100,9 @@ def run_model(checkpoint: str, out: Path) -> None:
     results["losses"] = train_steps(model)
     results["trained"] = {k: v.clone() for k, v in
                           gather_state_dict(model).items()}
+    model = P.AutoModelForCausalLM.from_pretrained(checkpoint, tp_plan="auto", dtype=torch.float32)
+    results["sgd_losses"] = train_steps(model, steps=1, sgd=True)
+    results["trained_sgd"] = gather_state_dict(model)
     if dist.get_rank() == 0:
         torch.save(results, out / "results.pt")
 
