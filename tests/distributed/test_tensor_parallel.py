@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,16 @@ def test_other_ways_to_ask_and_missing_weights(llama_files):
     for way in ("device_mesh", "tp_size", "distributed_config", "bin"):
         assert results["logits"][way + "_size"] == 2
         torch.testing.assert_close(results["logits"][way], expected, rtol=0, atol=1e-5)
+    # A distributed checkpoint saved from tp=2 (after a step) loads into one plain process.
+    import torch.distributed.checkpoint as dcp
+
+    state = single.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "assuming the intent is to load in a single process"
+        dcp.load({"model": state}, checkpoint_id=str(out / "dcp"))
+    assert set(state) == set(results["dcp_full"])
+    for name, tensor in state.items():
+        assert torch.equal(tensor, results["dcp_full"][name]), name
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64])

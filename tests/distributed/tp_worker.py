@@ -170,6 +170,18 @@ def run_ways(checkpoint: str, out: Path) -> None:
         extra["classifier_same"] = same_on_all_ranks(classifier(input_ids=ids[:1]).logits)
         extra["missing_head_same"] = same_on_all_ranks(headless(input_ids=ids, attention_mask=mask).logits)
     extra["missing_head"] = gather_state_dict(headless)["lm_head.weight"]
+    # DTensor parameters go through torch.distributed.checkpoint as they are, optimizer state included.
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+    optimizer.step()
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(out / "dcp"))
+    extra["dcp_full"] = gather_state_dict(model)
+    model.eval()
     try:
         model.generate(ids[:1], max_new_tokens=2, cache_implementation="static", compile_config={})
     except NotImplementedError as e:
