@@ -57,11 +57,23 @@ def torchrun(*args: str, nproc: int = 2, timeout: int = 240) -> None:
 
 
 def tiny(arch: str) -> T.PreTrainedModel:
+    """A tiny transformers model of ``arch`` with random biases (they start at zero, where a bias added once
+    per rank instead of once would not show)."""
+    model = _tiny(arch)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0.0, 0.5)
+    return model
+
+
+def _tiny(arch: str) -> T.PreTrainedModel:
     torch.manual_seed(0)
-    if arch == "llama":  # untied head
+    if arch == "llama":  # untied head, biases on every projection (colwise: cut; rowwise: added once)
         return T.LlamaForCausalLM(T.LlamaConfig(
             vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False))
+            num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, attention_bias=True,
+            mlp_bias=True))
     if arch == "qwen3":  # tied head, per-head q/k norms, odd MLP width (uneven shards: 21 + 20)
         return T.Qwen3ForCausalLM(T.Qwen3Config(
             vocab_size=64, hidden_size=32, intermediate_size=41, num_hidden_layers=2, num_attention_heads=4,
