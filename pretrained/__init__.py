@@ -165,6 +165,7 @@ _export("pretrained.models.auto", "AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ
 _export("pretrained.models.t5", *(f"{p}{n}" for p in ("T5", "MT5", "UMT5") for n in (
     "Config", "PreTrainedModel", "Model", "ForConditionalGeneration", "EncoderModel", "ForSequenceClassification",
     "ForTokenClassification", "ForQuestionAnswering")))
+_export("pretrained.distributed.mesh", "DistributedConfig")
 _export("pretrained.models.gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
 _export(
     "pretrained.models.llama",

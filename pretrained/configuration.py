@@ -20,7 +20,7 @@ from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = TRANSFORMERS_API_VERSION  # the transformers_version written into saved files
 # Set at run time, never written to config.json (as in transformers).
-_NOT_SAVED = frozenset({"_attn_implementation_internal", "_is_quantized"})
+_NOT_SAVED = frozenset({"_attn_implementation_internal", "_is_quantized", "distributed_config"})
 # Generation settings that old config.json files carry. A config that does not declare one as its own
 # field drops it, as transformers 5 does (they belong in generation_config.json), so it is neither
 # used nor written back.
@@ -73,6 +73,9 @@ class PretrainedConfig:
     attribute_map: ClassVar[dict[str, str]] = {}
     # Fields stored under a sub-key (none for text models); kept for API familiarity.
     sub_configs: ClassVar[dict[str, Any]] = {}
+    # The base model's tensor-parallel rules ({module name with * for layer numbers: strategy}), as
+    # transformers declares them per family; None: the family cannot be sharded (pretrained.distributed).
+    base_model_tp_plan: ClassVar[dict[str, str] | None] = None
 
     def __init__(
         self,

@@ -31,8 +31,9 @@ FORBIDDEN = {
     "models": ("pretrained.generation", "pretrained.inference", "pretrained.tokenization", "pretrained.processing",
                *PROGRAMS),
     "generation": PROGRAMS,
-    # transforms applied to a plain model (sharding, context-parallel attention): like inference
-    "distributed": ("pretrained.models", "pretrained.generation", "pretrained.tokenization", *PROGRAMS),
+    # Plans are data on configs and model classes: distributed shards plain modules, knowing no family.
+    "distributed": ("pretrained.models", "pretrained.generation", "pretrained.inference", "pretrained.tokenization",
+                    "pretrained.processing", *PROGRAMS),
 }
 # The one upward import the design writes down: a model that generates lists GenerationMixin.
 ALLOWED = {"models": ("pretrained.generation", "pretrained.generation.mixin", "pretrained.generation.mixin.GenerationMixin")}

@@ -54,6 +54,7 @@ MODULES: dict[str, dict[str, str]] = {
                      **dict.fromkeys(("is_deepspeed_available", "is_tensorboard_available", "is_wandb_available"),
                                      "pretrained.utils.import_utils")},
     "modeling_outputs": {"*": "pretrained.modeling.outputs"},
+    "distributed.configuration_utils": {"DistributedConfig": "pretrained.distributed.mesh"},
     "modeling_utils": {"PreTrainedModel": "pretrained.modeling.base"},
     "configuration_utils": {"PretrainedConfig": "pretrained.configuration",
                             "PreTrainedConfig": "pretrained.configuration"},

@@ -200,9 +200,9 @@ def make_cache(
     if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
         return DynamicCache(config=model.config)
     size = max(config.max_cache_len or 0, max_length, min_static_len)
-    if spans_devices(model):
-        # Layers on several devices: each layer's buffers are allocated by its first update, where its
-        # keys are (and with their dtype).
+    if spans_devices(model) or getattr(model, "tp_size", None):
+        # Layers on several devices, or a tensor-parallel rank's share of the heads: each layer's buffers
+        # are allocated by its first update, where its keys are (with their dtype and head count).
         return StaticCache(model.config, max_cache_len=size)
     return StaticCache(
         model.config, max_cache_len=size, max_batch_size=batch, device=model.device, dtype=model.dtype

@@ -59,6 +59,12 @@ class CompiledDecoder:
     """
 
     def __init__(self, model: nn.Module, compile_config: Any = None) -> None:
+        if getattr(model, "tp_size", None):
+            raise NotImplementedError(
+                "A compiled decode step of a tensor-parallel model is not supported (its layers meet the other "
+                "ranks in collectives the graph would have to capture); generate with the dynamic cache, or "
+                "pass disable_compile=True with the static cache."
+            )
         device = next(model.parameters()).device
         self.options = compile_options(compile_config, device)
         self.static_len = 0

@@ -8,6 +8,7 @@ Precedence follows transformers: ``model.safetensors``, then the sharded
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -154,11 +155,63 @@ class LazyTensor:
             _madvise_dontneed(first, last - first)
 
     def load_slice(self, dim: int, start: int, stop: int) -> torch.Tensor:
-        """Read only ``[start:stop]`` along ``dim`` (what a tensor-parallel shard needs)."""
+        """Read only ``[start:stop]`` along ``dim`` (what a tensor-parallel shard needs) into new memory.
+
+        From a safetensors file the bytes are read with ``pread``, not through the file's memory map: mapped
+        pages, once touched, count in this process's resident memory until the file is closed, so slicing
+        through the map would hold as much memory as the whole tensor."""
         if self._tensor is not None:
             return self._tensor.narrow(dim, start, stop - start)
-        index = (slice(None),) * dim + (slice(start, stop),)
-        return self._handle.get_slice(self.name)[index]
+        try:
+            return read_safetensors_slice(self.file, self.name, dim, start, stop)
+        except (OSError, ValueError, KeyError) as e:
+            raise OSError(f"Could not read [{start}:{stop}] of dimension {dim} of tensor {self.name!r} from "
+                          f"{self.file}: {e}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _safetensors_header(file: str, size: int, mtime_ns: int) -> tuple[dict[str, Any], int]:
+    """A safetensors file's header (tensor name → dtype, shape, byte offsets) and where its data starts."""
+    with open(file, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length <= 0 or length > size - 8:
+            raise ValueError(f"header length {length} does not fit a file of {size} bytes")
+        return json.loads(f.read(length)), 8 + length
+
+
+def read_safetensors_slice(file: str, name: str, dim: int, start: int, stop: int) -> torch.Tensor:
+    """``tensor[..., start:stop, ...]`` (``dim``) of tensor ``name`` in a safetensors file, read with ``pread``
+    straight into the result: one read per contiguous run of bytes."""
+    stat = os.stat(file)
+    header, data_start = _safetensors_header(file, stat.st_size, stat.st_mtime_ns)
+    entry = header[name]
+    dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise ValueError(f"dtype {entry['dtype']} cannot be read as a torch tensor")
+    shape = list(entry["shape"])
+    if not 0 <= start <= stop <= shape[dim]:
+        raise ValueError(f"[{start}:{stop}] is outside dimension {dim} of shape {shape}")
+    out = torch.empty([*shape[:dim], stop - start, *shape[dim + 1 :]], dtype=dtype)
+    step = out.element_size()
+    for size in shape[dim + 1 :]:
+        step *= size  # bytes per index along dim
+    outer = 1
+    for size in shape[:dim]:
+        outer *= size
+    run, stride = (stop - start) * step, shape[dim] * step
+    offset = data_start + entry["data_offsets"][0] + start * step
+    buffer = memoryview(out.view(-1).view(torch.uint8).numpy()) if out.numel() else memoryview(b"")
+    with open(file, "rb", buffering=0) as f:
+        fd = f.fileno()
+        for block in range(outer if run else 0):
+            view = buffer[block * run : (block + 1) * run]
+            done = 0
+            while done < run:  # pread may return less than asked
+                got = os.preadv(fd, [view[done:]], offset + block * stride + done)
+                if got <= 0:
+                    raise OSError("the file ended before the tensor's bytes")
+                done += got
+    return out
 
 
 def iter_checkpoint(checkpoint: Checkpoint, *, weights_only: bool = True) -> Iterator[LazyTensor]:

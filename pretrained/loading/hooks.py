@@ -8,6 +8,7 @@ the loader asks the registries, so neither is a second loader.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,11 @@ class WeightHook:
 
     def before_load(self, model: nn.Module) -> None:
         pass
+
+    def read(self, name: str, lazy: Any) -> torch.Tensor | None:
+        """Read the checkpoint tensor for ``name`` from ``lazy`` (a ``LazyTensor``) itself, e.g. only the slice
+        this process keeps (tensor parallelism); ``None`` lets the loader read it whole."""
+        return None
 
     def __call__(self, name: str, tensor: torch.Tensor, model: nn.Module) -> torch.Tensor:
         return tensor
@@ -100,7 +106,8 @@ def _in_modules(name: str, modules: tuple[str, ...]) -> bool:
 # --- extension points ------------------------------------------------------------------------------
 # quant_method -> factory(quantization_config, model_config) -> WeightHook
 QUANTIZERS: dict[str, Callable[[Any, Any], WeightHook]] = {}
-# factory(model, tp_plan, device_mesh) -> WeightHook; set by the distributed package when available.
+# factory(model, tp_plan, device_mesh, tp_size=, distributed_config=) -> WeightHook or None (one rank);
+# pretrained.distributed.tensor_parallel registers "default" when imported.
 TENSOR_PARALLEL: dict[str, Callable[..., WeightHook]] = {}
 
 
@@ -131,11 +138,17 @@ def quantizer_hook(quantization_config: Any, model_config: Any) -> WeightHook | 
     return factory(quantization_config, model_config)
 
 
-def tensor_parallel_hook(model: Any, tp_plan: Any, device_mesh: Any = None) -> WeightHook | None:
-    """The tensor-parallel sharding hook for ``tp_plan``, or ``None`` when no plan is asked for."""
-    if tp_plan is None:
+def tensor_parallel_hook(model: Any, tp_plan: Any, device_mesh: Any = None, tp_size: int | None = None,
+                         distributed_config: Any = None) -> WeightHook | None:
+    """The tensor-parallel sharding hook for ``tp_plan`` / ``tp_size`` / ``distributed_config``, or ``None``
+    when none is asked for (or they resolve to a single rank)."""
+    if tp_plan is None and tp_size is None and distributed_config is None:
         return None
-    factory = TENSOR_PARALLEL.get("default")
-    if factory is None:
-        raise ValueError("Tensor parallelism (tp_plan) is not available in this version of pretrained.")
-    return factory(model, tp_plan, device_mesh)
+    if "default" not in TENSOR_PARALLEL:
+        try:  # the distributed package registers itself; it needs torch.distributed
+            importlib.import_module("pretrained.distributed.tensor_parallel")
+        except ImportError as e:
+            raise ValueError(f"Tensor parallelism (tp_plan) needs torch.distributed, which this torch build "
+                             f"lacks ({e}).") from None
+    return TENSOR_PARALLEL["default"](model, tp_plan, device_mesh, tp_size=tp_size,
+                                      distributed_config=distributed_config)

@@ -99,7 +99,7 @@ def stream_weights(
                 f"ignore_mismatched_sizes=True to skip it and initialise it randomly."
             )
         _check_dtype(lazy, name, target, hooks)
-        raw = tensor = lazy.load()
+        raw = tensor = _read(name, lazy, hooks)
         for hook in hooks:
             tensor = hook(name, tensor, model)
             if tensor is None:  # the hook stored it itself (e.g. a quantized layer)
@@ -125,6 +125,16 @@ def _claimed_part(key: str, hooks: list[WeightHook], expected: dict[str, torch.T
         if name is not None:
             return hook, name, part
     return None
+
+
+def _read(name: str, lazy: LazyTensor, hooks: list[WeightHook]) -> torch.Tensor:
+    """The tensor as the first hook that reads it itself returns it (e.g. only a tensor-parallel slice), else
+    the whole tensor."""
+    for hook in hooks:
+        tensor = hook.read(name, lazy)
+        if tensor is not None:
+            return tensor
+    return lazy.load()
 
 
 def _check_dtype(lazy: LazyTensor, name: str, target: torch.Tensor, hooks: list[WeightHook]) -> None:

@@ -45,7 +45,10 @@ class LoadOptions:
             within ``max_memory``).
         max_memory: ``{device: bytes or "10GiB"}`` for ``device_map="auto"``.
         quantization_config: Quantize while loading with a registered method.
-        tp_plan, device_mesh: Shard for tensor parallelism while loading (when available).
+        tp_plan, device_mesh, tp_size, distributed_config: Shard for tensor parallelism while loading:
+            ``tp_plan="auto"`` (the model's plan) or a dict overriding its rules, over ``device_mesh`` (its
+            ``tp`` dimension) or a mesh of ``tp_size`` ranks built from torchrun's environment; or
+            transformers 5's ``distributed_config=DistributedConfig(tp_size=..., tp_plan=...)``.
         attn_implementation: ``"sdpa"`` (default) or ``"eager"``: sets ``config._attn_implementation``.
         output_loading_info: Also return ``{"missing_keys", "unexpected_keys", "mismatched_keys",
             "error_msgs"}``.
@@ -73,6 +76,8 @@ class LoadOptions:
     quantization_config: Any = None
     tp_plan: Any = None
     device_mesh: Any = None
+    tp_size: int | None = None
+    distributed_config: Any = None
     attn_implementation: str | None = None
     output_loading_info: bool = False
     # accepted for compatibility with transformers, without effect

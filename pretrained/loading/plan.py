@@ -168,10 +168,19 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
     The chain: dtype cast → quantizer → tensor-parallel shard → placement, the middle two only when asked for.
     ``quantizer`` is the one :func:`resolve_source` chose (looked up here when not given).
     """
+    parallel = weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh,
+                                                 tp_size=options.tp_size,
+                                                 distributed_config=options.distributed_config)
+    device_map = options.device_map
+    if getattr(parallel, "device", None) is not None:  # each rank loads onto its own device
+        if device_map is not None:
+            raise ValueError("tp_plan and device_map are mutually exclusive: under tensor parallelism each "
+                             "process loads its shards onto its own device.")
+        device_map = parallel.device
     max_memory = options.max_memory
     if quantizer is not None and max_memory and hasattr(quantizer, "adjust_max_memory"):
         max_memory = quantizer.adjust_max_memory(max_memory)
-    mapping = normalize_device_map(options.device_map, model, dtype=dtype, max_memory=max_memory,
+    mapping = normalize_device_map(device_map, model, dtype=dtype, max_memory=max_memory,
                                    no_split=model._no_split_modules)
     device_for = device_lookup(mapping)
     quantization = options.quantization_config or getattr(model.config, "quantization_config", None)
@@ -181,14 +190,13 @@ def plan_placement(model: nn.Module, options: LoadOptions, dtype: torch.dtype | 
         keep += tuple(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
     if quantizer is None:
         quantizer = weight_hooks.quantizer_hook(quantization, model.config)
+    if quantizer is not None and parallel is not None:
+        raise ValueError("Quantization and tensor parallelism (tp_plan) cannot be combined when loading.")
     if quantizer is not None and hasattr(quantizer, "place"):
         quantizer.place(mapping, device_for)
-    chain = [weight_hooks.DtypeHook(dtype, keep),
-             quantizer,
-             weight_hooks.tensor_parallel_hook(model, options.tp_plan, options.device_mesh),
-             weight_hooks.PlacementHook(device_for)]
+    chain = [weight_hooks.DtypeHook(dtype, keep), quantizer, parallel, weight_hooks.PlacementHook(device_for)]
     chain = [hook for hook in chain if hook is not None]
-    if quantizer is None and options.tp_plan is None:  # both shrink what each device holds
+    if quantizer is None and parallel is None:  # both shrink what each device holds
         check_fits(model, device_for)
     for hook in chain:
         hook.before_load(model)

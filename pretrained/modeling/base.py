@@ -68,6 +68,9 @@ class PreTrainedModel(nn.Module):
     is_quantized: bool = False
     hf_quantizer: Any = None
     quantization_method: Any = None
+    _tp_plan: ClassVar[dict[str, str]] = {}  # the head's tensor-parallel rules (the base's are on the config)
+    _tp_size: int | None = None  # set when loaded with tensor parallelism
+    _device_mesh: Any = None
 
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -167,6 +170,41 @@ class PreTrainedModel(nn.Module):
         # parameters() yields a tied parameter once
         return sum(p.numel() for p in self.parameters()
                    if id(p) not in skip and (p.requires_grad or not only_trainable))
+
+    @property
+    def tp_plan(self) -> dict[str, str]:
+        """The tensor-parallel plan, ``{module name (``*`` for layer numbers): strategy}``: the one applied
+        when loaded with ``tp_plan=``, else the model's own, as transformers builds it (the config's
+        ``base_model_tp_plan`` under the base model's prefix, the input embeddings split by vocabulary, and
+        the head class's ``_tp_plan``). Empty for a family that cannot be sharded."""
+        applied = self.__dict__.get("_applied_tp_plan")
+        if applied is not None:
+            return dict(applied)
+        base = self.base_model
+        rules = getattr(self.config, "base_model_tp_plan", None) or {}
+        prefix = "" if base is self else f"{self.base_model_prefix}."
+        plan = {}
+        if rules and isinstance(getattr(base, "embed_tokens", None), nn.Embedding):
+            plan[f"{prefix}embed_tokens"] = "embedding_rowwise"
+        plan.update({f"{prefix}{name}": style for name, style in rules.items()})
+        if rules:
+            plan.update(type(self)._tp_plan)
+        return plan
+
+    @property
+    def supports_tp_plan(self) -> bool:
+        """Whether the model declares a tensor-parallel plan (its family can be sharded)."""
+        return bool(getattr(self.config, "base_model_tp_plan", None) or type(self)._tp_plan)
+
+    @property
+    def tp_size(self) -> int | None:
+        """The number of tensor-parallel ranks the weights are split over (``None``: not split)."""
+        return self._tp_size
+
+    @property
+    def device_mesh(self) -> Any:
+        """The tensor-parallel ``DeviceMesh`` the weights are split over (``None``: not split)."""
+        return self._device_mesh
 
     def get_memory_footprint(self, return_buffers: bool = True) -> int:
         """Bytes of the weights (and buffers); a quantized model counts what its layers really hold:
@@ -333,5 +371,18 @@ class PreTrainedModel(nn.Module):
         tied weights once; shards of an earlier save that this one does not use are removed after it."""
         if push_to_hub:
             raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        save_model(self, save_directory, is_main_process=is_main_process, state_dict=state_dict,
-                   max_shard_size=max_shard_size, safe_serialization=safe_serialization, variant=variant)
+        if self._device_mesh is None:
+            save_model(self, save_directory, is_main_process=is_main_process, state_dict=state_dict,
+                       max_shard_size=max_shard_size, safe_serialization=safe_serialization, variant=variant)
+            return
+        # Tensor-parallel: every rank joins the gather; rank 0 writes ordinary full tensors, the others wait.
+        from pretrained.distributed.mesh import barrier, get_rank
+        from pretrained.distributed.tensor_parallel import gather_state_dict
+
+        state_dict = gather_state_dict(self, state_dict)
+        try:
+            save_model(self, save_directory, is_main_process=is_main_process and get_rank() == 0,
+                       state_dict=state_dict, max_shard_size=max_shard_size,
+                       safe_serialization=safe_serialization, variant=variant)
+        finally:
+            barrier()

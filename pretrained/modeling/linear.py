@@ -22,8 +22,9 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(torch.zeros(nf))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.bias, x.reshape(-1, self.nx), self.weight)
-        return out.view(*x.shape[:-1], self.nf)
+        # Widths from the tensors, not nf / nx: a tensor-parallel rank runs this on its slice of the weight.
+        out = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
+        return out.view(*x.shape[:-1], out.shape[-1])
 
     def extra_repr(self) -> str:
         return f"nf={self.nf}, nx={self.nx}"

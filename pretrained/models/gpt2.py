@@ -47,6 +47,16 @@ class GPT2Config(PretrainedConfig):
         "num_attention_heads": "n_head",
         "num_hidden_layers": "n_layer",
     }
+    # transformers declares no plan for GPT-2; this one follows the Llama plan. Conv1D weights are
+    # (in, out), which the strategies read from the layer type; c_attn packs q|k|v, so each rank takes its
+    # heads from each of the three (packed_qkv_colwise). Position embeddings stay whole on every rank.
+    base_model_tp_plan = {
+        "wte": "embedding_rowwise",
+        "h.*.attn.c_attn": "packed_qkv_colwise",
+        "h.*.attn.c_proj": "rowwise",
+        "h.*.mlp.c_fc": "colwise",
+        "h.*.mlp.c_proj": "rowwise",
+    }
 
     def __init__(
         self,
@@ -114,14 +124,15 @@ class GPT2Attention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
-        qkv = self.c_attn(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim)
+        # -1 heads: a tensor-parallel rank holds only its share of them.
+        qkv = self.c_attn(hidden_states).view(batch, seq, 3, -1, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
         attend = attention_function(self.config._attn_implementation, output_attentions)
         dropout = self.attn_dropout if self.training else 0.0
         out, weights = attend(q, k, v, mask, dropout=dropout, scale=self.scaling, is_causal=True)
-        out = out.transpose(1, 2).reshape(batch, seq, self.embed_dim)
+        out = out.transpose(1, 2).reshape(batch, seq, -1)
         return self.resid_dropout(self.c_proj(out)), weights
 
 
@@ -229,6 +240,7 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     """GPT-2 with its language-modelling head (tied to ``wte`` by default)."""
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)

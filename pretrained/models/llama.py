@@ -62,6 +62,16 @@ class LlamaConfig(PretrainedConfig):
     """
 
     model_type = "llama"
+    # transformers' plan for the family (the head adds lm_head, the base model embed_tokens).
+    base_model_tp_plan = {
+        "layers.*.self_attn.q_proj": "colwise",
+        "layers.*.self_attn.k_proj": "colwise",
+        "layers.*.self_attn.v_proj": "colwise",
+        "layers.*.self_attn.o_proj": "rowwise",
+        "layers.*.mlp.gate_proj": "colwise",
+        "layers.*.mlp.up_proj": "colwise",
+        "layers.*.mlp.down_proj": "rowwise",
+    }
     # Which projections carry biases, and whether heads are normalised, are family traits.
     qkv_bias_only = False
     qk_norm = False
@@ -222,6 +232,12 @@ class Qwen3Config(Qwen2Config):
     model_type = "qwen3"
     qkv_bias_only = False
     qk_norm = True
+    # The per-head norms see only this rank's heads, so their gradients are summed over the ranks.
+    base_model_tp_plan = {
+        **LlamaConfig.base_model_tp_plan,
+        "layers.*.self_attn.q_norm": "replicated_with_grad_allreduce",
+        "layers.*.self_attn.k_norm": "replicated_with_grad_allreduce",
+    }
 
     def __init__(self, head_dim: int | None = 128, intermediate_size: int = 22016, **kwargs: Any) -> None:
         super().__init__(head_dim=head_dim, intermediate_size=intermediate_size, **kwargs)
@@ -379,6 +395,7 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     """The decoder with a language-modelling head (tied to the embeddings when configured)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)

@@ -92,5 +92,5 @@ def test_tensor_parallel_extension_point(saved, monkeypatch):
         def __call__(self, name, tensor, model):
             return tensor.clone()
 
-    monkeypatch.setitem(hooks.TENSOR_PARALLEL, "default", lambda model, plan, mesh: Slice())
+    monkeypatch.setitem(hooks.TENSOR_PARALLEL, "default", lambda model, plan, mesh, **sizes: Slice())
     P.BertModel.from_pretrained(saved, tp_plan="auto")
