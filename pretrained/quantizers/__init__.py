@@ -1,0 +1,1 @@
+"""Quantization: packed weight formats and quantized linear layers."""
