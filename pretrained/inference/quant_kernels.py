@@ -1,0 +1,333 @@
+"""Weight-only int8 and int4 linear kernels for the CPU, for inference steps of few rows (decoding).
+
+Decoding reads every weight once per step, so its speed is memory bandwidth over the bytes of the weights:
+fewer bytes per weight is the only way up. These kernels read the packed integers (and the scales) once per
+step for all rows, and never write a dequantized weight to memory:
+
+- int8 weight-only: ``weight`` int8 ``(out, in)`` with one fp32 scale per output:
+  ``y = (x @ weight.T) * scale + bias``.
+- int4, GPTQ's word layout: ``qweight`` int32 ``(in / 8, out)`` (input features ``8p .. 8p+7`` of output
+  ``n`` in word ``[p, n]``, lowest nibble first), contiguous groups of ``group_size`` input features, zero
+  points as uint8 ``(groups, out)`` and scales fp16 or fp32 ``(groups, out)``:
+  ``y[n] = sum_g scale[g, n] * (sum_{k in g} x[k] q[k, n] - zero[g, n] * sum_{k in g} x[k])``.
+  Callers with other layouts (AWQ, act-order) bring their weights to this one
+  (:mod:`pretrained.quantizers.int4_linear` does).
+
+Routes, chosen per call by ``route``:
+
+- ``"cpp"``: a small AVX-512 C++ kernel, built once per process with inductor's C++ toolchain
+  (:func:`load_kernels`) and called through ctypes when eager, or through the custom ops
+  ``pretrained::int8_rows_linear`` / ``pretrained::int4_rows_linear`` inside compiled graphs (inductor
+  cannot see into them, so they are opaque calls). The products are computed in fp32 (the int8 / int4 values
+  converted exactly), so results equal dequantize-then-matmul up to summation order. AVX-512 VNNI would
+  need the activations rounded to int8 too, which changes results; it is not used.
+- ``"reduction"``: the same sums written in PyTorch (unpack, multiply, sum) for inductor to fuse into one
+  loop over the packed weights; eagerly this materialises the unpacked weight and is slow.
+- ``"dequant"``: dequantize to fp32 and call ``F.linear`` (the route for many rows: prefill).
+
+``"auto"`` takes ``"cpp"`` for ``SMALL_ROWS`` rows when the kernel is built and the shapes fit, else
+``"dequant"``. ``benchmarks/quantization.py`` measures the routes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+SMALL_ROWS = 32  # up to this many rows take the kernels; more dequantize and use a GEMM
+KERNEL_ROWS = 8  # the C++ kernels handle this many rows per pass over the weights
+ROUTES = ("auto", "cpp", "reduction", "dequant")
+
+KERNEL_SOURCE = r"""
+#include <immintrin.h>
+#include <omp.h>
+#include <cstdint>
+#include <cstring>
+
+// ---- int8 weight-only: y[r, n] = s[n] * sum_k x[r, k] w[n, k] + b[n]; K % 16 == 0 ----
+template <int R>
+static void int8_rows(const float* __restrict x, const int8_t* __restrict w, const float* __restrict s,
+                      const float* __restrict b, float* __restrict y, int64_t N, int64_t K) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; n += 2) {
+    const int64_t rows_here = (n + 1 < N) ? 2 : 1;
+    for (int64_t m = 0; m < rows_here; ++m) {
+      const int8_t* wr = w + (n + m) * K;
+      __m512 acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; k += 16) {
+        __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k))));
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k), acc[r]);
+      }
+      for (int r = 0; r < R; ++r)
+        y[r * N + n + m] = _mm512_reduce_add_ps(acc[r]) * s[n + m] + (b ? b[n + m] : 0.f);
+    }
+  }
+}
+
+extern "C" void int8_rows_linear(const float* x, const int8_t* w, const float* s, const float* b, float* y,
+                                 int64_t R, int64_t N, int64_t K) {
+  for (int64_t r0 = 0; r0 < R; r0 += 8) {
+    const int64_t rr = R - r0 < 8 ? R - r0 : 8;
+    const float* xr = x + r0 * K;
+    float* yr = y + r0 * N;
+    switch (rr) {
+      case 1: int8_rows<1>(xr, w, s, b, yr, N, K); break;
+      case 2: int8_rows<2>(xr, w, s, b, yr, N, K); break;
+      case 3: int8_rows<3>(xr, w, s, b, yr, N, K); break;
+      case 4: int8_rows<4>(xr, w, s, b, yr, N, K); break;
+      case 5: int8_rows<5>(xr, w, s, b, yr, N, K); break;
+      case 6: int8_rows<6>(xr, w, s, b, yr, N, K); break;
+      case 7: int8_rows<7>(xr, w, s, b, yr, N, K); break;
+      default: int8_rows<8>(xr, w, s, b, yr, N, K); break;
+    }
+  }
+}
+
+// ---- int4, GPTQ word layout: qw (K/8, N) int32, z (G, N) uint8, s (G, N) fp16 or fp32 ----
+// One tile = T*16 outputs; each group's integer sums are accumulated, then scaled once per group.
+template <int R, int T>
+static inline void int4_tile(const float* __restrict x, const float* __restrict xsum, const int32_t* __restrict qw,
+                             const uint8_t* __restrict z, const void* __restrict s, bool s32,
+                             const float* __restrict b, float* __restrict y, int64_t n0, int64_t N, int64_t K,
+                             int64_t gs) {
+  const int64_t G = K / gs;
+  const __m512i mask = _mm512_set1_epi32(0xF);
+  __m512 out[R][T];
+  for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) out[r][t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    __m512 acc[R][T];
+    for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
+      __m512i wv[T];
+      for (int t = 0; t < T; ++t) wv[t] = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
+      for (int j = 0; j < 8; ++j) {
+        for (int t = 0; t < T; ++t) {
+          __m512 wf = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(wv[t], 4 * j), mask));
+          for (int r = 0; r < R; ++r)
+            acc[r][t] = _mm512_fmadd_ps(wf, _mm512_set1_ps(x[r * K + 8 * p + j]), acc[r][t]);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const int64_t o = g * N + n0 + 16 * t;
+      __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
+                      : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+      __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o))));
+      for (int r = 0; r < R; ++r)
+        out[r][t] = _mm512_fmadd_ps(sv, _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[r][t]), out[r][t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    __m512 bv = b ? _mm512_loadu_ps(b + n0 + 16 * t) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * N + n0 + 16 * t, _mm512_add_ps(out[r][t], bv));
+  }
+}
+
+template <int R, int T>
+static void int4_rows(const float* x, const float* xsum, const int32_t* qw, const uint8_t* z, const void* s,
+                      bool s32, const float* b, float* y, int64_t N, int64_t K, int64_t gs) {
+  const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
+  #pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < wide + narrow; ++i) {
+    if (i < wide) int4_tile<R, T>(x, xsum, qw, z, s, s32, b, y, i * 16 * T, N, K, gs);
+    else int4_tile<R, 1>(x, xsum, qw, z, s, s32, b, y, wide * 16 * T + (i - wide) * 16, N, K, gs);
+  }
+}
+
+extern "C" void int4_rows_linear(const float* x, const int32_t* qw, const uint8_t* z, const void* s, int64_t s32,
+                                 const float* b, float* y, int64_t R, int64_t N, int64_t K, int64_t gs) {
+  const int64_t G = K / gs;
+  float* xsum = new float[R * G];
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t g = 0; g < G; ++g) {
+      float acc = 0.f;
+      for (int64_t k = g * gs; k < (g + 1) * gs; ++k) acc += x[r * K + k];
+      xsum[r * G + g] = acc;
+    }
+  for (int64_t r0 = 0; r0 < R; r0 += 8) {
+    const int64_t rr = R - r0 < 8 ? R - r0 : 8;
+    const float* xr = x + r0 * K;
+    const float* xs = xsum + r0 * G;
+    float* yr = y + r0 * N;
+    const bool f32 = s32 != 0;
+    switch (rr) {
+      case 1: int4_rows<1, 4>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 2: int4_rows<2, 4>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 3: int4_rows<3, 2>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 4: int4_rows<4, 2>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 5: int4_rows<5, 1>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 6: int4_rows<6, 1>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 7: int4_rows<7, 1>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+      default: int4_rows<8, 1>(xr, xs, qw, z, s, f32, b, yr, N, K, gs); break;
+    }
+  }
+  delete[] xsum;
+}
+"""
+
+# What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool).
+_built: dict[str, Any] = {}
+
+
+def load_kernels() -> dict[str, Any] | None:
+    """Build the C++ kernels once (a few seconds) and return their ctypes functions, or ``None`` without
+    AVX-512 or a working C++ toolchain. Must run before ``torch.compile`` traces a step that should use them."""
+    if "kernels" not in _built:
+        _built["kernels"] = None
+        if "AVX512" in torch.backends.cpu.get_cpu_capability():
+            try:
+                from torch._inductor.codecache import CppCodeCache
+
+                lib = CppCodeCache.load(KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3"))
+                int8_fn, int4_fn = lib.int8_rows_linear, lib.int4_rows_linear
+                int8_fn.restype = int4_fn.restype = None
+                int8_fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
+                int4_fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                _built["kernels"] = {"int8": int8_fn, "int4": int4_fn}
+            except Exception:  # noqa: BLE001 - no compiler, an old torch...: the PyTorch routes remain
+                pass
+        _register_ops()
+    return _built["kernels"]
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def int8_fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether the C++ int8 kernel takes these tensors."""
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and weight.dtype == torch.int8
+            and weight.is_contiguous() and x.shape[-1] % 16 == 0 and scale.dtype == torch.float32
+            and (bias is None or bias.dtype == torch.float32))  # fmt: skip
+
+
+def int4_fits(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
+              group_size: int, bias: torch.Tensor | None) -> bool:  # fmt: skip
+    """Whether the C++ int4 kernel takes these tensors."""
+    k, n = x.shape[-1], qweight.shape[1]
+    return (x.dtype == torch.float32 and x.device.type == "cpu" and qweight.dtype == torch.int32
+            and qweight.is_contiguous() and zeros.dtype == torch.uint8 and zeros.is_contiguous()
+            and scales.dtype in (torch.float16, torch.float32) and scales.is_contiguous()
+            and n % 16 == 0 and group_size % 8 == 0 and k % group_size == 0
+            and (bias is None or bias.dtype == torch.float32))  # fmt: skip
+
+
+def _int8_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    fn = _built["kernels"]["int8"]
+    x = x.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    out = x.new_empty((*x.shape[:-1], weight.shape[0]))
+    fn(x.data_ptr(), weight.data_ptr(), scale.contiguous().data_ptr(), _ptr(bias), out.data_ptr(),
+       x.numel() // x.shape[-1], weight.shape[0], x.shape[-1])  # fmt: skip
+    return out
+
+
+def _int4_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+              bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    fn = _built["kernels"]["int4"]
+    x = x.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    out = x.new_empty((*x.shape[:-1], qweight.shape[1]))
+    fn(x.data_ptr(), qweight.data_ptr(), zeros.data_ptr(), scales.data_ptr(), int(scales.dtype == torch.float32),
+       _ptr(bias), out.data_ptr(), x.numel() // x.shape[-1], qweight.shape[1], x.shape[-1], group_size)  # fmt: skip
+    return out
+
+
+def _register_ops() -> None:
+    """Register the custom ops compiled graphs call (their eager bodies are the ctypes kernels)."""
+    if "ops" in _built or _built.get("kernels") is None:
+        _built.setdefault("ops", False)
+        return
+
+    @torch.library.custom_op("pretrained::int8_rows_linear", mutates_args=())
+    def int8_rows_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
+                         bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        return _int8_cpp(x, weight, scale, bias)
+
+    @int8_rows_linear.register_fake
+    def _(x, weight, scale, bias):
+        return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+    @torch.library.custom_op("pretrained::int4_rows_linear", mutates_args=())
+    def int4_rows_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
+                         group_size: int, bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        return _int4_cpp(x, qweight, zeros, scales, group_size, bias)
+
+    @int4_rows_linear.register_fake
+    def _(x, qweight, zeros, scales, group_size, bias):
+        return x.new_empty((*x.shape[:-1], qweight.shape[1]))
+
+    _built["ops"] = True
+
+
+def _choose(route: str, rows: int, fits: bool) -> str:
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    if route == "auto":
+        route = "cpp" if rows <= SMALL_ROWS else "dequant"
+    if route == "cpp":
+        compiling = torch.compiler.is_compiling()
+        built = _built.get("ops") if compiling else (_built.get("kernels") or (load_kernels() is not None))
+        if not (fits and built and not torch.is_grad_enabled()):
+            route = "dequant"
+    return route
+
+
+def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None,
+                route: str = "auto") -> torch.Tensor:  # fmt: skip
+    """``x @ (weight * scale[:, None]).T + bias`` for int8 ``weight`` ``(out, in)`` and fp32 ``scale`` ``(out,)``,
+    computed in fp32 and returned in ``x``'s dtype."""
+    rows = x.numel() // x.shape[-1]
+    route = _choose(route, rows, int8_fits(x, weight, scale, bias))
+    if route == "cpp":
+        if torch.compiler.is_compiling():
+            return torch.ops.pretrained.int8_rows_linear(x, weight, scale, bias)
+        return _int8_cpp(x, weight, scale, bias)
+    xf = x.float()
+    if route == "reduction":
+        xf = torch.ops.prims.inductor_force_stride_order(xf, xf.stride()) if torch.compiler.is_compiling() else xf
+        out = (xf.unsqueeze(-2) * weight.float()).sum(-1) * scale
+    else:
+        out = F.linear(xf, weight.float()) * scale
+    return (out if bias is None else out + bias.float()).to(x.dtype)
+
+
+def int4_dequantize(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The fp32 weight ``(out, in)`` of GPTQ-layout words with contiguous groups."""
+    k8, n = qweight.shape
+    shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=qweight.device)
+    q = (qweight.unsqueeze(1) >> shifts.view(1, 8, 1)) & 0xF  # (in/8, 8, out)
+    q = q.reshape(-1, group_size, n).float()  # (groups, group_size, out)
+    w = (q - zeros.float().unsqueeze(1)) * scales.float().unsqueeze(1)
+    return w.reshape(k8 * 8, n).t()
+
+
+def int4_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+                bias: torch.Tensor | None = None, route: str = "auto") -> torch.Tensor:  # fmt: skip
+    """``x @ W.T + bias`` for the int4 weight ``W = (q - zeros) * scales`` in GPTQ's word layout with contiguous
+    groups (see the module docstring), computed in fp32 and returned in ``x``'s dtype."""
+    rows = x.numel() // x.shape[-1]
+    route = _choose(route, rows, int4_fits(x, qweight, zeros, scales, group_size, bias))
+    if route == "cpp":
+        if torch.compiler.is_compiling():
+            return torch.ops.pretrained.int4_rows_linear(x, qweight, zeros, scales, group_size, bias)
+        return _int4_cpp(x, qweight, zeros, scales, group_size, bias)
+    xf = x.float()
+    if route == "reduction":
+        if torch.compiler.is_compiling():
+            xf = torch.ops.prims.inductor_force_stride_order(xf, xf.stride())
+        k8, n = qweight.shape
+        groups = k8 * 8 // group_size
+        shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=qweight.device)
+        q = ((qweight.unsqueeze(1) >> shifts.view(1, 8, 1)) & 0xF).reshape(groups, group_size, n)
+        xg = xf.reshape(-1, groups, group_size)  # (rows, groups, group_size)
+        acc = (xg.unsqueeze(-1) * q.float()).sum(-2)  # (rows, groups, out): integer sums per group
+        out = (scales.float() * (acc - zeros.float() * xg.sum(-1, keepdim=True))).sum(-2)
+        out = out.reshape(*x.shape[:-1], n)
+    else:
+        out = F.linear(xf, int4_dequantize(qweight, zeros, scales, group_size))
+    return (out if bias is None else out + bias.float()).to(x.dtype)
