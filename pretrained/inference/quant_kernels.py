@@ -198,25 +198,35 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def int8_fits(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    """Whether the C++ int8 kernel takes these tensors."""
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and weight.dtype == torch.int8
-            and weight.is_contiguous() and x.shape[-1] % 16 == 0 and scale.dtype == torch.float32
-            and (bias is None or bias.dtype == torch.float32))  # fmt: skip
+def kernels_ready() -> bool:
+    """Whether the C++ kernels are built (cheap: for per-call checks)."""
+    return _built.get("kernels") is not None
 
 
-def int4_fits(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
-              group_size: int, bias: torch.Tensor | None) -> bool:  # fmt: skip
-    """Whether the C++ int4 kernel takes these tensors."""
-    k, n = x.shape[-1], qweight.shape[1]
-    return (x.dtype == torch.float32 and x.device.type == "cpu" and qweight.dtype == torch.int32
-            and qweight.is_contiguous() and zeros.dtype == torch.uint8 and zeros.is_contiguous()
+def int8_weights_fit(weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether the C++ int8 kernel takes these weights (for fp32 CPU inputs)."""
+    return (weight.device.type == "cpu" and weight.dtype == torch.int8 and weight.is_contiguous()
+            and weight.shape[1] % 16 == 0 and scale.dtype == torch.float32 and scale.is_contiguous()
+            and (bias is None or (bias.dtype == torch.float32 and bias.is_contiguous())))  # fmt: skip
+
+
+def int4_weights_fit(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+                     bias: torch.Tensor | None) -> bool:  # fmt: skip
+    """Whether the C++ int4 kernel takes these weights (for fp32 CPU inputs)."""
+    k, n = qweight.shape[0] * 8, qweight.shape[1]
+    return (qweight.device.type == "cpu" and qweight.dtype == torch.int32 and qweight.is_contiguous()
+            and zeros.dtype == torch.uint8 and zeros.is_contiguous()
             and scales.dtype in (torch.float16, torch.float32) and scales.is_contiguous()
             and n % 16 == 0 and group_size % 8 == 0 and k % group_size == 0
-            and (bias is None or bias.dtype == torch.float32))  # fmt: skip
+            and (bias is None or (bias.dtype == torch.float32 and bias.is_contiguous())))  # fmt: skip
 
 
-def _int8_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _x_fits(x: torch.Tensor, k: int) -> bool:
+    return x.dtype == torch.float32 and x.device.type == "cpu" and x.shape[-1] == k
+
+
+def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The C++ int8 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
     fn = _built["kernels"]["int8"]
     x = x.contiguous()
     bias = None if bias is None else bias.contiguous()
@@ -226,8 +236,9 @@ def _int8_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: 
     return out
 
 
-def _int4_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+def int4_rows_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
               bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """The C++ int4 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
     fn = _built["kernels"]["int4"]
     x = x.contiguous()
     bias = None if bias is None else bias.contiguous()
@@ -246,7 +257,7 @@ def _register_ops() -> None:
     @torch.library.custom_op("pretrained::int8_rows_linear", mutates_args=())
     def int8_rows_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
                          bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        return _int8_cpp(x, weight, scale, bias)
+        return int8_rows_cpp(x, weight, scale, bias)
 
     @int8_rows_linear.register_fake
     def _(x, weight, scale, bias):
@@ -255,7 +266,7 @@ def _register_ops() -> None:
     @torch.library.custom_op("pretrained::int4_rows_linear", mutates_args=())
     def int4_rows_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
                          group_size: int, bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-        return _int4_cpp(x, qweight, zeros, scales, group_size, bias)
+        return int4_rows_cpp(x, qweight, zeros, scales, group_size, bias)
 
     @int4_rows_linear.register_fake
     def _(x, qweight, zeros, scales, group_size, bias):
@@ -282,11 +293,11 @@ def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias
     """``x @ (weight * scale[:, None]).T + bias`` for int8 ``weight`` ``(out, in)`` and fp32 ``scale`` ``(out,)``,
     computed in fp32 and returned in ``x``'s dtype."""
     rows = x.numel() // x.shape[-1]
-    route = _choose(route, rows, int8_fits(x, weight, scale, bias))
+    route = _choose(route, rows, _x_fits(x, weight.shape[1]) and int8_weights_fit(weight, scale, bias))
     if route == "cpp":
         if torch.compiler.is_compiling():
             return torch.ops.pretrained.int8_rows_linear(x, weight, scale, bias)
-        return _int8_cpp(x, weight, scale, bias)
+        return int8_rows_cpp(x, weight, scale, bias)
     xf = x.float()
     if route == "reduction":
         xf = torch.ops.prims.inductor_force_stride_order(xf, xf.stride()) if torch.compiler.is_compiling() else xf
@@ -311,11 +322,12 @@ def int4_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, sca
     """``x @ W.T + bias`` for the int4 weight ``W = (q - zeros) * scales`` in GPTQ's word layout with contiguous
     groups (see the module docstring), computed in fp32 and returned in ``x``'s dtype."""
     rows = x.numel() // x.shape[-1]
-    route = _choose(route, rows, int4_fits(x, qweight, zeros, scales, group_size, bias))
+    fits = _x_fits(x, qweight.shape[0] * 8) and int4_weights_fit(qweight, zeros, scales, group_size, bias)
+    route = _choose(route, rows, fits)
     if route == "cpp":
         if torch.compiler.is_compiling():
             return torch.ops.pretrained.int4_rows_linear(x, qweight, zeros, scales, group_size, bias)
-        return _int4_cpp(x, qweight, zeros, scales, group_size, bias)
+        return int4_rows_cpp(x, qweight, zeros, scales, group_size, bias)
     xf = x.float()
     if route == "reduction":
         if torch.compiler.is_compiling():

@@ -57,13 +57,25 @@ class _PackedLinear(nn.Module):
     def _cache(self) -> dict[str, Any]:
         """The kernel tensors, rebuilt (after :meth:`check_buffers`) when a source buffer was replaced."""
         cache = self.__dict__.get("_kernel_cache")
-        sources = tuple(getattr(self, n) for n in self._sources)
-        if cache is None or any(a is not b for a, b in zip(cache["sources"], sources)):
-            self.check_buffers()
-            with torch.no_grad():
-                cache = {"sources": sources, **self._build_cache()}
-            self.__dict__["_kernel_cache"] = cache
+        buffers = self._buffers
+        if cache is not None:
+            for name, source in zip(self._sources, cache["sources"]):
+                if buffers[name] is not source:
+                    break
+            else:
+                return cache
+        self.check_buffers()
+        with torch.no_grad():
+            cache = {"sources": tuple(buffers[n] for n in self._sources), **self._build_cache()}
+        self.__dict__["_kernel_cache"] = cache
         return cache
+
+    def _eager_kernel(self, x: torch.Tensor, cache: dict[str, Any]) -> bool:
+        """Whether this call goes straight to the C++ kernel (eager, fp32, few rows), skipping the
+        per-call checks of the general entry points (the weights were checked when the cache was built)."""
+        return (not torch.compiler.is_compiling() and cache["fast"] and self.kernel == "auto" and x.is_cpu
+                and x.dtype == torch.float32 and x.numel() <= quant_kernels.SMALL_ROWS * x.shape[-1]
+                and not torch.is_grad_enabled() and quant_kernels.kernels_ready())  # fmt: skip
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
@@ -150,7 +162,7 @@ class GPTQLinear(_PackedLinear):
         bias = None if self.bias is None else self.bias.float()
         size = self.in_features if self.group_size == -1 else self.group_size
         if self.bits != 4 or size % 8:
-            return {"bias": bias}  # no kernel layout: dequantize per call
+            return {"bias": bias, "fast": False}  # no kernel layout: dequantize per call
         intweight, zeros = self._ints()
         g_idx = self.g_idx.to(torch.int64)
         perm, qweight = None, self.qweight
@@ -159,11 +171,10 @@ class GPTQLinear(_PackedLinear):
             perm = torch.argsort(g_idx, stable=True)
             counts = torch.bincount(g_idx, minlength=zeros.shape[0])
             if not torch.all(counts == size):
-                return {"bias": bias}
+                return {"bias": bias, "fast": False}
             qweight = formats._pack_last(intweight[:, perm], 4).t().contiguous()
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
-        return {"qweight": qweight, "zeros": zeros.to(torch.uint8), "scales": scales.contiguous(), "perm": perm,
-                "group_size": size, "bias": bias}  # fmt: skip
+        return _int4_cache(qweight, zeros, scales, size, bias, perm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
@@ -172,6 +183,9 @@ class GPTQLinear(_PackedLinear):
             return out.to(x.dtype)
         if cache["perm"] is not None:
             x = x.index_select(-1, cache["perm"])
+        if self._eager_kernel(x, cache):
+            return quant_kernels.int4_rows_cpp(x, cache["qweight"], cache["zeros"], cache["scales"],
+                                               cache["group_size"], cache["bias"])  # fmt: skip
         return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
                                          cache["bias"], route=self.kernel)  # fmt: skip
 
@@ -241,12 +255,15 @@ class AWQLinear(_PackedLinear):
     def _build_cache(self) -> dict[str, Any]:
         intweight, zeros = formats.unpack_awq_ints(self.qweight, self.qzeros, self.bits)
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
-        return {"qweight": formats._pack_last(intweight, 4).t().contiguous(), "zeros": zeros.to(torch.uint8),
-                "scales": scales.contiguous(), "bias": None if self.bias is None else self.bias.float(),
-                "group_size": self.in_features if self.group_size == -1 else self.group_size}  # fmt: skip
+        return _int4_cache(formats._pack_last(intweight, 4).t().contiguous(), zeros, scales,
+                           self.in_features if self.group_size == -1 else self.group_size,
+                           None if self.bias is None else self.bias.float())  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
+        if self._eager_kernel(x, cache):
+            return quant_kernels.int4_rows_cpp(x, cache["qweight"], cache["zeros"], cache["scales"],
+                                               cache["group_size"], cache["bias"])  # fmt: skip
         return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
                                          cache["bias"], route=self.kernel)  # fmt: skip
 
@@ -294,11 +311,16 @@ class Int8WeightOnlyLinear(_PackedLinear):
         return self.weight.float() * self.weight_scale.unsqueeze(1)
 
     def _build_cache(self) -> dict[str, Any]:
-        return {"weight": self.weight.contiguous(), "bias": None if self.bias is None else self.bias.float()}
+        weight, scale = self.weight.contiguous(), self.weight_scale.contiguous()
+        bias = None if self.bias is None else self.bias.float().contiguous()
+        return {"weight": weight, "scale": scale, "bias": bias,
+                "fast": quant_kernels.int8_weights_fit(weight, scale, bias)}  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
-        return quant_kernels.int8_linear(x, cache["weight"], self.weight_scale, cache["bias"], route=self.kernel)
+        if self._eager_kernel(x, cache):
+            return quant_kernels.int8_rows_cpp(x, cache["weight"], cache["scale"], cache["bias"])
+        return quant_kernels.int8_linear(x, cache["weight"], cache["scale"], cache["bias"], route=self.kernel)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8WeightOnlyLinear:
@@ -314,6 +336,14 @@ class Int8WeightOnlyLinear(_PackedLinear):
         if linear.bias is not None:
             layer.bias = linear.bias.detach().clone()
         return layer
+
+
+def _int4_cache(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
+                bias: torch.Tensor | None, perm: torch.Tensor | None = None) -> dict[str, Any]:
+    zeros, scales = zeros.to(torch.uint8).contiguous(), scales.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    return {"qweight": qweight, "zeros": zeros, "scales": scales, "group_size": group_size, "bias": bias,
+            "perm": perm, "fast": quant_kernels.int4_weights_fit(qweight, zeros, scales, group_size, bias)}
 
 
 def replace_linears(model: nn.Module, make: Any, skip: tuple[str, ...] = ("lm_head",)) -> nn.Module:
