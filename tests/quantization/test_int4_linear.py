@@ -149,3 +149,21 @@ def test_bad_shapes_are_named():
     layer._buffers["qzeros"] = torch.zeros(1, 8, dtype=torch.int64)
     with pytest.raises(ValueError, match="buffer 'qzeros' has dtype torch.int64"):
         layer(torch.zeros(1, 128))
+
+
+def test_generate_eager_and_compiled_match_dequantized():
+    model = fp32_llama()
+    q = LlamaForCausalLM(model.config).eval()
+    q.load_state_dict(model.state_dict())
+    # one compiled graph covering every layer kind: GPTQ act-order, AWQ and int8 in turn
+    makers = iter([lambda lin: GPTQLinear.from_linear(lin, desc_act=True), AWQLinear.from_linear,
+                   Int8WeightOnlyLinear.from_linear] * 10)  # fmt: skip
+    replace_linears(q, lambda lin: next(makers)(lin))
+    ref = reference_llama(model, {name: m.dequantized_weight() for name, m in q.named_modules()
+                                  if hasattr(m, "dequantized_weight")})  # fmt: skip
+    ids = torch.randint(1, 101, (2, 6), generator=torch.Generator().manual_seed(5))
+    options = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+    expected = ref.generate(ids, **options)
+    assert torch.equal(q.generate(ids, **options), expected)
+    compiled = q.generate(ids, cache_implementation="static", compile_config={"fullgraph": True}, **options)
+    assert torch.equal(compiled, expected)
