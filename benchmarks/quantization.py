@@ -13,8 +13,10 @@ decoded greedily (``NEW`` tokens after a ``PROMPT``-token prompt) at batch 1 and
 The output head is quantized too unless ``--head fp32`` (transformers' quantizers keep it in float: with a
 16k vocabulary it is then the larger part of an int4 model's bytes). Each runs eagerly (``generate``'s
 default) and compiled (static cache, ``torch.compile`` of the decode step, compile time not counted); the
-quantized compiled steps run once with the C++ kernels as opaque custom ops (``cpp``) and once with the
-PyTorch reduction inductor fuses (``reduction``), see ``pretrained.inference.quant_kernels``.
+quantized compiled steps run with the C++ kernels as opaque custom ops (``cpp``), with the PyTorch
+reduction inductor fuses (``reduction``) and, on CPUs with AVX-512 VNNI, with the integer-dot-product kernels
+that round activations to int8 (``vnni``: not exact, hence opt-in), see ``pretrained.inference.quant_kernels``.
+Eager quantized runs use ``auto`` (the exact C++ kernels for few rows) and ``vnni``.
 
 The bound: a decode step reads every weight byte once (the kernels' packed words, zero points, scales;
 one row of the embedding table), so ``tokens/s <= batch * read bandwidth / bytes per step``, the bandwidth
@@ -115,10 +117,11 @@ def main() -> None:
     spec, name = (TINY, "llama-tiny") if args.quick else (MODELS["llama-100M"], "llama-100M")
     repeats = 1 if args.quick else args.repeats
     bandwidth = read_bandwidth(0.25 if args.quick else 1.0)["ordinary"]
-    variants = [("fp32", "auto", False), ("int8", "auto", False), ("int4", "auto", False)]
+    vnni = ("vnni",) if quant_kernels.vnni_ready() else ()
+    variants = [("fp32", "auto", False)] + [(kind, route, False) for kind in ("int8", "int4") for route in ("auto", *vnni)]
     if args.compile:
         variants += [("fp32", "auto", True)]
-        variants += [(kind, route, True) for kind in ("int8", "int4") for route in ("cpp", "reduction")]
+        variants += [(kind, route, True) for kind in ("int8", "int4") for route in ("cpp", "reduction", *vnni)]
     models = {kind: build(spec, kind, args.head) for kind in ("fp32", "int8", "int4")}
     results = []
     for batch in BATCHES:
@@ -134,10 +137,10 @@ def main() -> None:
                     set_route(models[kind], route)
                     start = time.perf_counter()
                     generate(models[kind], ids, compiled)
-                    key = f"{kind} {'compiled ' + route if compiled else 'eager'}"
+                    key = f"{kind} {'compiled' if compiled else 'eager'} {route}"
                     times.setdefault(key, []).append(time.perf_counter() - start)
         speeds = {key: batch * NEW / statistics.median(t) for key, t in times.items()}
-        base = speeds["fp32 eager"]
+        base = speeds["fp32 eager auto"]
         for key, speed in speeds.items():
             kind = key.split()[0]
             bound = batch * bandwidth / per_step[kind]

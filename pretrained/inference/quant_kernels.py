@@ -19,8 +19,12 @@ Routes, chosen per call by ``route``:
   (:func:`load_kernels`) and called through ctypes when eager, or through the custom ops
   ``pretrained::int8_rows_linear`` / ``pretrained::int4_rows_linear`` inside compiled graphs (inductor
   cannot see into them, so they are opaque calls). The products are computed in fp32 (the int8 / int4 values
-  converted exactly), so results equal dequantize-then-matmul up to summation order. AVX-512 VNNI would
-  need the activations rounded to int8 too, which changes results; it is not used.
+  converted exactly), so results equal dequantize-then-matmul up to summation order.
+- ``"vnni"`` (opt-in, CPUs with AVX-512 VNNI): the activations are rounded per row to int8 (steps of
+  ``max|x| / 127``) and multiplied with integer dot products (``vpdpbusd``: 64 byte products per
+  instruction against 16 float products per FMA), which pays where the exact kernels run out of compute
+  (several rows against int4 words). It changes results as dynamic activation quantization does
+  (:func:`quantize_activations` gives the rounded input it computes with); elsewhere it falls back to ``"cpp"``.
 - ``"reduction"``: the same sums written in PyTorch (unpack, multiply, sum) for inductor to fuse into one
   loop over the packed weights; eagerly this materialises the unpacked weight and is slow.
 - ``"dequant"``: dequantize to fp32 and call ``F.linear`` (the route for many rows: prefill).
@@ -39,7 +43,7 @@ import torch.nn.functional as F
 
 SMALL_ROWS = 32  # up to this many rows take the kernels; more dequantize and use a GEMM
 KERNEL_ROWS = 8  # the C++ kernels handle this many rows per pass over the weights
-ROUTES = ("auto", "cpp", "reduction", "dequant")
+ROUTES = ("auto", "cpp", "vnni", "reduction", "dequant")
 
 KERNEL_SOURCE = r"""
 #include <immintrin.h>
@@ -176,6 +180,171 @@ extern "C" void int4_rows_linear(const float* x, const int32_t* qw, const uint8_
   delete[] xsum;
   delete[] xs;
 }
+
+// ---- VNNI routes: activations rounded to int8 per row (scale max|x| / 127), integer dot products ----
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+// x (R, K) fp32 -> q (R, K) int8 and per-row scales; returns nothing, K % 16 == 0
+VNNI static void quantize_rows(const float* x, int8_t* q, float* sx, int64_t R, int64_t K) {
+  for (int64_t r = 0; r < R; ++r) {
+    __m512 m = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + r * K + k)));
+    const float amax = _mm512_reduce_max_ps(m);
+    const float inv = amax > 0.f ? 127.0f / amax : 0.f;
+    sx[r] = amax > 0.f ? amax / 127.0f : 0.f;
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (int64_t k = 0; k < K; k += 16) {
+      __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + r * K + k), iv));  // nearest even
+      _mm_storeu_si128((__m128i*)(q + r * K + k), _mm512_cvtsepi32_epi8(v));
+    }
+  }
+}
+
+// int8 weights: y[r, n] = sx[r] * s[n] * sum_k q[r, k] w[n, k] + b[n]. vpdpbusd multiplies unsigned by
+// signed bytes, so the activations are shifted to q + 128 and 128 * wsum[n] taken off again.
+template <int R>
+VNNI static void int8_rows_vnni(const uint8_t* __restrict xu, const float* __restrict sx, const int8_t* __restrict w,
+                                const int32_t* __restrict wsum, const float* __restrict s, const float* __restrict b,
+                                float* __restrict y, int64_t N, int64_t K) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const int8_t* wr = w + n * K;
+    __m512i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < K; k += 64) {
+      __m512i wv = _mm512_loadu_si512((const void*)(wr + k));
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_loadu_si512((const void*)(xu + r * K + k)), wv);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int32_t dot = _mm512_reduce_add_epi32(acc[r]) - 128 * wsum[n];
+      y[r * N + n] = sx[r] * s[n] * (float)dot + (b ? b[n] : 0.f);
+    }
+  }
+}
+
+extern "C" VNNI void int8_rows_linear_vnni(const float* x, const int8_t* w, const int32_t* wsum, const float* s,
+                                           const float* b, float* y, int64_t R, int64_t N, int64_t K) {
+  int8_t* q = new int8_t[R * K];
+  float* sx = new float[R];
+  quantize_rows(x, q, sx, R, K);
+  uint8_t* xu = (uint8_t*)q;
+  for (int64_t i = 0; i < R * K; ++i) xu[i] = (uint8_t)(q[i] + 128);
+  for (int64_t r0 = 0; r0 < R; r0 += 8) {
+    const int64_t rr = R - r0 < 8 ? R - r0 : 8;
+    const uint8_t* xr = xu + r0 * K;
+    switch (rr) {
+      case 1: int8_rows_vnni<1>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 2: int8_rows_vnni<2>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 3: int8_rows_vnni<3>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 4: int8_rows_vnni<4>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 5: int8_rows_vnni<5>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 6: int8_rows_vnni<6>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      case 7: int8_rows_vnni<7>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+      default: int8_rows_vnni<8>(xr, sx + r0, w, wsum, s, b, y + r0 * N, N, K); break;
+    }
+  }
+  delete[] q;
+  delete[] sx;
+}
+
+// int4 words (GPTQ layout): the low nibbles of a word's bytes are inputs 8p + 0, 2, 4, 6 and the high ones
+// 8p + 1, 3, 5, 7, so each meets a 4-byte broadcast of those activations (xe, xo) in one vpdpbusd (the
+// weights 0..15 are the unsigned operand). Integer sums per group, then (sum - zero * xsum) * scale.
+template <int R, int T>
+VNNI static inline void int4_tile_vnni(const int32_t* __restrict xe, const int32_t* __restrict xo,
+                                       const int32_t* __restrict xsum, const float* __restrict sx,
+                                       const int32_t* __restrict qw, const uint8_t* __restrict z,
+                                       const void* __restrict s, bool s32, const float* __restrict b,
+                                       float* __restrict y, int64_t n0, int64_t N, int64_t K, int64_t gs) {
+  const int64_t G = K / gs, P = K / 8;
+  const __m512i lo = _mm512_set1_epi32(0x0F0F0F0F);
+  __m512 out[R][T];
+  for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) out[r][t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    __m512i acc[R][T];
+    for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_si512();
+    for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
+      for (int t = 0; t < T; ++t) {
+        __m512i wv = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
+        __m512i we = _mm512_and_si512(wv, lo), wo = _mm512_and_si512(_mm512_srli_epi32(wv, 4), lo);
+        for (int r = 0; r < R; ++r) {
+          acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], we, _mm512_set1_epi32(xe[r * P + p]));
+          acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wo, _mm512_set1_epi32(xo[r * P + p]));
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const int64_t o = g * N + n0 + 16 * t;
+      __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
+                      : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+      __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+      for (int r = 0; r < R; ++r) {
+        __m512i d = _mm512_sub_epi32(acc[r][t], _mm512_mullo_epi32(zv, _mm512_set1_epi32(xsum[r * G + g])));
+        out[r][t] = _mm512_fmadd_ps(sv, _mm512_cvtepi32_ps(d), out[r][t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    __m512 bv = b ? _mm512_loadu_ps(b + n0 + 16 * t) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r)
+      _mm512_storeu_ps(y + r * N + n0 + 16 * t, _mm512_fmadd_ps(_mm512_set1_ps(sx[r]), out[r][t], bv));
+  }
+}
+
+template <int R, int T>
+VNNI static void int4_rows_vnni(const int32_t* xe, const int32_t* xo, const int32_t* xsum, const float* sx,
+                                const int32_t* qw, const uint8_t* z, const void* s, bool s32, const float* b,
+                                float* y, int64_t N, int64_t K, int64_t gs) {
+  const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
+  #pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < wide + narrow; ++i) {
+    if (i < wide) int4_tile_vnni<R, T>(xe, xo, xsum, sx, qw, z, s, s32, b, y, i * 16 * T, N, K, gs);
+    else int4_tile_vnni<R, 1>(xe, xo, xsum, sx, qw, z, s, s32, b, y, wide * 16 * T + (i - wide) * 16, N, K, gs);
+  }
+}
+
+extern "C" VNNI void int4_rows_linear_vnni(const float* x, const int32_t* qw, const uint8_t* z, const void* s,
+                                           int64_t s32, const float* b, float* y, int64_t R, int64_t N, int64_t K,
+                                           int64_t gs) {
+  const int64_t G = K / gs, P = K / 8;
+  int8_t* q = new int8_t[R * K];
+  float* sx = new float[R];
+  int32_t* xe = new int32_t[R * P];
+  int32_t* xo = new int32_t[R * P];
+  int32_t* xsum = new int32_t[R * G];
+  quantize_rows(x, q, sx, R, K);
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t p = 0; p < P; ++p) {
+      const uint8_t* v = (const uint8_t*)(q + r * K + 8 * p);
+      xe[r * P + p] = (int32_t)(v[0] | (v[2] << 8) | (v[4] << 16) | ((uint32_t)v[6] << 24));
+      xo[r * P + p] = (int32_t)(v[1] | (v[3] << 8) | (v[5] << 16) | ((uint32_t)v[7] << 24));
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      int32_t acc = 0;
+      for (int64_t k = g * gs; k < (g + 1) * gs; ++k) acc += q[r * K + k];
+      xsum[r * G + g] = acc;
+    }
+  }
+  for (int64_t r0 = 0; r0 < R; r0 += 8) {
+    const int64_t rr = R - r0 < 8 ? R - r0 : 8;
+    const int32_t *e = xe + r0 * P, *o = xo + r0 * P, *xs = xsum + r0 * G;
+    const float* sr = sx + r0;
+    float* yr = y + r0 * N;
+    const bool f32 = s32 != 0;
+    switch (rr) {
+      case 1: int4_rows_vnni<1, 4>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 2: int4_rows_vnni<2, 4>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 3: int4_rows_vnni<3, 2>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 4: int4_rows_vnni<4, 2>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 5: int4_rows_vnni<5, 2>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 6: int4_rows_vnni<6, 2>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 7: int4_rows_vnni<7, 1>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+      default: int4_rows_vnni<8, 1>(e, o, xs, sr, qw, z, s, f32, b, yr, N, K, gs); break;
+    }
+  }
+  delete[] q; delete[] sx; delete[] xe; delete[] xo; delete[] xsum;
+}
 """
 
 # What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool).
@@ -191,12 +360,20 @@ def load_kernels() -> dict[str, Any] | None:
             try:
                 from torch._inductor.codecache import CppCodeCache
 
+                # the VNNI functions carry their own target attribute: the rest runs on any AVX-512 CPU
                 lib = CppCodeCache.load(KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3"))
-                int8_fn, int4_fn = lib.int8_rows_linear, lib.int4_rows_linear
-                int8_fn.restype = int4_fn.restype = None
-                int8_fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3
-                int4_fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
-                _built["kernels"] = {"int8": int8_fn, "int4": int4_fn}
+                int4_args = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                signatures = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
+                              "int4": ("int4_rows_linear", int4_args)}  # fmt: skip
+                if _cpu_has_vnni():
+                    signatures["int8_vnni"] = ("int8_rows_linear_vnni", [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3)
+                    signatures["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
+                found = {}
+                for key, (symbol, argtypes) in signatures.items():
+                    fn = getattr(lib, symbol)
+                    fn.restype, fn.argtypes = None, argtypes
+                    found[key] = fn
+                _built["kernels"] = found
             except Exception:  # noqa: BLE001 - no compiler, an old torch...: the PyTorch routes remain
                 pass
         _register_ops()
@@ -205,6 +382,19 @@ def load_kernels() -> dict[str, Any] | None:
 
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
+
+
+def _cpu_has_vnni() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(line.startswith("flags") and " avx512_vnni" in line for line in f)
+    except OSError:
+        return False
+
+
+def vnni_ready() -> bool:
+    """Whether the VNNI kernels are built (the CPU has AVX-512 VNNI)."""
+    return "int8_vnni" in (_built.get("kernels") or {})
 
 
 def kernels_ready() -> bool:
@@ -257,6 +447,41 @@ def int4_rows_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, s
     return out
 
 
+def int8_rows_vnni(x: torch.Tensor, weight: torch.Tensor, weight_sums: torch.Tensor, scale: torch.Tensor,
+                   bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """The VNNI int8 kernel (activations rounded to int8 per row), eagerly; ``weight_sums`` is
+    ``weight.sum(1)`` as int32. For callers that checked :func:`vnni_ready` and the shapes (in % 64)."""
+    fn = _built["kernels"]["int8_vnni"]
+    x = x.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    out = x.new_empty((*x.shape[:-1], weight.shape[0]))
+    fn(x.data_ptr(), weight.data_ptr(), weight_sums.data_ptr(), scale.contiguous().data_ptr(), _ptr(bias),
+       out.data_ptr(), x.numel() // x.shape[-1], weight.shape[0], x.shape[-1])  # fmt: skip
+    return out
+
+
+def int4_rows_vnni(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
+                   group_size: int, bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """The VNNI int4 kernel (activations rounded to int8 per row), eagerly; as :func:`int4_rows_cpp`."""
+    fn = _built["kernels"]["int4_vnni"]
+    x = x.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    out = x.new_empty((*x.shape[:-1], qweight.shape[1]))
+    fn(x.data_ptr(), qweight.data_ptr(), zeros.data_ptr(), scales.data_ptr(), int(scales.dtype == torch.float32),
+       _ptr(bias), out.data_ptr(), x.numel() // x.shape[-1], qweight.shape[1], x.shape[-1], group_size)  # fmt: skip
+    return out
+
+
+def quantize_activations(x: torch.Tensor) -> torch.Tensor:
+    """What the VNNI routes multiply by: ``x`` rounded per row to int8 steps of ``max|x| / 127`` (returned
+    dequantized, fp32), for references and accuracy checks."""
+    x = x.float()
+    amax = x.abs().amax(-1, keepdim=True)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    step = torch.where(amax > 0, amax / 127.0, torch.zeros_like(amax))
+    return torch.round(x * inv).clamp(-128, 127) * step
+
+
 def _register_ops() -> None:
     """Register the custom ops compiled graphs call; their CPU bodies are the ctypes kernels.
 
@@ -272,6 +497,20 @@ def _register_ops() -> None:
                "Tensor? bias) -> Tensor")  # fmt: skip
     lib.impl("int8_rows_linear", int8_rows_cpp, "CPU")
     lib.impl("int4_rows_linear", int4_rows_cpp, "CPU")
+    lib.define("int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor")
+    lib.define("int4_rows_linear_vnni(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, "
+               "Tensor? bias) -> Tensor")  # fmt: skip
+    if vnni_ready():
+        lib.impl("int8_rows_linear_vnni", int8_rows_vnni, "CPU")
+        lib.impl("int4_rows_linear_vnni", int4_rows_vnni, "CPU")
+
+    @torch.library.register_fake("pretrained::int8_rows_linear_vnni", lib=lib)
+    def _(x, weight, weight_sums, scale, bias):
+        return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+    @torch.library.register_fake("pretrained::int4_rows_linear_vnni", lib=lib)
+    def _(x, qweight, zeros, scales, group_size, bias):
+        return x.new_empty((*x.shape[:-1], qweight.shape[1]))
 
     @torch.library.register_fake("pretrained::int8_rows_linear", lib=lib)
     def _(x, weight, scale, bias):
@@ -285,11 +524,16 @@ def _register_ops() -> None:
     _built["ops"] = True
 
 
-def _choose(route: str, rows: int, fits: bool) -> str:
+def _choose(route: str, rows: int, fits: bool, vnni_fits: bool = True) -> str:
     if route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     if route == "auto":
         route = "cpp" if rows <= SMALL_ROWS else "dequant"
+    if route == "vnni":
+        # opt-in (it changes results: activations in int8); without VNNI, the exact kernel
+        if fits and vnni_fits and vnni_ready() and _built.get("ops") and not torch.is_grad_enabled():
+            return "vnni"
+        route = "cpp"
     if route == "cpp":
         compiling = torch.compiler.is_compiling()
         built = _built.get("ops") if compiling else (_built.get("kernels") or (load_kernels() is not None))
@@ -299,11 +543,19 @@ def _choose(route: str, rows: int, fits: bool) -> str:
 
 
 def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None,
-                route: str = "auto") -> torch.Tensor:  # fmt: skip
+                route: str = "auto", weight_sums: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """``x @ (weight * scale[:, None]).T + bias`` for int8 ``weight`` ``(out, in)`` and fp32 ``scale`` ``(out,)``,
-    computed in fp32 and returned in ``x``'s dtype."""
+    computed in fp32 and returned in ``x``'s dtype (route ``"vnni"``: ``x`` rounded to int8 first, see
+    :func:`quantize_activations`; ``weight_sums``, int32 ``weight.sum(1)``, saves a pass over the weight)."""
     rows = x.numel() // x.shape[-1]
-    route = _choose(route, rows, _x_fits(x, weight.shape[1]) and int8_weights_fit(weight, scale, bias))
+    fits = _x_fits(x, weight.shape[1]) and int8_weights_fit(weight, scale, bias)
+    route = _choose(route, rows, fits, vnni_fits=weight.shape[1] % 64 == 0)
+    if route == "vnni":
+        if weight_sums is None:
+            weight_sums = weight.sum(1, dtype=torch.int32)
+        if torch.compiler.is_compiling():
+            return torch.ops.pretrained.int8_rows_linear_vnni(x, weight, weight_sums, scale, bias)
+        return int8_rows_vnni(x, weight, weight_sums, scale, bias)
     if route == "cpp":
         if torch.compiler.is_compiling():
             return torch.ops.pretrained.int8_rows_linear(x, weight, scale, bias)
@@ -330,10 +582,15 @@ def int4_dequantize(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Te
 def int4_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
                 bias: torch.Tensor | None = None, route: str = "auto") -> torch.Tensor:  # fmt: skip
     """``x @ W.T + bias`` for the int4 weight ``W = (q - zeros) * scales`` in GPTQ's word layout with contiguous
-    groups (see the module docstring), computed in fp32 and returned in ``x``'s dtype."""
+    groups (see the module docstring), computed in fp32 and returned in ``x``'s dtype (route ``"vnni"``: ``x``
+    rounded to int8 first, see :func:`quantize_activations`)."""
     rows = x.numel() // x.shape[-1]
     fits = _x_fits(x, qweight.shape[0] * 8) and int4_weights_fit(qweight, zeros, scales, group_size, bias)
     route = _choose(route, rows, fits)
+    if route == "vnni":
+        if torch.compiler.is_compiling():
+            return torch.ops.pretrained.int4_rows_linear_vnni(x, qweight, zeros, scales, group_size, bias)
+        return int4_rows_vnni(x, qweight, zeros, scales, group_size, bias)
     if route == "cpp":
         if torch.compiler.is_compiling():
             return torch.ops.pretrained.int4_rows_linear(x, qweight, zeros, scales, group_size, bias)

@@ -9,7 +9,8 @@ is rebuilt when a buffer is replaced (loading, ``.to()``). For GPTQ without act-
 unpacked zero points (1 byte per group and output); AWQ layers and act-order GPTQ layers keep a repacked
 copy of their words too (a second ``in * out / 2`` bytes).
 
-``kernel`` (an attribute, default ``"auto"``) picks the route of :mod:`~pretrained.inference.quant_kernels`.
+``kernel`` (an attribute, default ``"auto"``) picks the route of :mod:`~pretrained.inference.quant_kernels`;
+``"vnni"`` trades exactness (activations rounded to int8) for compute on CPUs with AVX-512 VNNI.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ class _PackedLinear(nn.Module):
         self.__dict__["_kernel_cache"] = cache
         return cache
 
-    def _eager_kernel(self, x: torch.Tensor, cache: dict[str, Any]) -> bool:
-        """Whether this call goes straight to the C++ kernel (eager, fp32, few rows), skipping the
-        per-call checks of the general entry points (the weights were checked when the cache was built)."""
-        return (not torch.compiler.is_compiling() and cache["fast"] and self.kernel == "auto" and x.is_cpu
-                and x.dtype == torch.float32 and x.numel() <= quant_kernels.SMALL_ROWS * x.shape[-1]
-                and not torch.is_grad_enabled() and quant_kernels.kernels_ready())  # fmt: skip
+    def _eager_kernel(self, x: torch.Tensor, cache: dict[str, Any]) -> str | None:
+        """The C++ kernel this call goes straight to (eager, fp32, few rows: ``"cpp"``, or ``"vnni"`` when
+        asked for), skipping the per-call checks of the general entry points (the weights were checked
+        when the cache was built); ``None``: through the general entry point."""
+        if (torch.compiler.is_compiling() or not cache["fast"] or not x.is_cpu or x.dtype != torch.float32
+                or x.numel() > quant_kernels.SMALL_ROWS * x.shape[-1] or torch.is_grad_enabled()):  # fmt: skip
+            return None
+        if self.kernel == "auto":
+            return "cpp" if quant_kernels.kernels_ready() else None
+        if self.kernel == "vnni":
+            return "vnni" if cache.get("vnni") and quant_kernels.vnni_ready() else None
+        return None
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
@@ -183,9 +190,10 @@ class GPTQLinear(_PackedLinear):
             return out.to(x.dtype)
         if cache["perm"] is not None:
             x = x.index_select(-1, cache["perm"])
-        if self._eager_kernel(x, cache):
-            return quant_kernels.int4_rows_cpp(x, cache["qweight"], cache["zeros"], cache["scales"],
-                                               cache["group_size"], cache["bias"])  # fmt: skip
+        kernel = self._eager_kernel(x, cache)
+        if kernel is not None:
+            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
+            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
         return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
                                          cache["bias"], route=self.kernel)  # fmt: skip
 
@@ -261,9 +269,10 @@ class AWQLinear(_PackedLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
-        if self._eager_kernel(x, cache):
-            return quant_kernels.int4_rows_cpp(x, cache["qweight"], cache["zeros"], cache["scales"],
-                                               cache["group_size"], cache["bias"])  # fmt: skip
+        kernel = self._eager_kernel(x, cache)
+        if kernel is not None:
+            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
+            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
         return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
                                          cache["bias"], route=self.kernel)  # fmt: skip
 
@@ -313,14 +322,18 @@ class Int8WeightOnlyLinear(_PackedLinear):
     def _build_cache(self) -> dict[str, Any]:
         weight, scale = self.weight.contiguous(), self.weight_scale.contiguous()
         bias = None if self.bias is None else self.bias.float().contiguous()
-        return {"weight": weight, "scale": scale, "bias": bias,
-                "fast": quant_kernels.int8_weights_fit(weight, scale, bias)}  # fmt: skip
+        return {"weight": weight, "scale": scale, "bias": bias, "sums": weight.sum(1, dtype=torch.int32),
+                "fast": quant_kernels.int8_weights_fit(weight, scale, bias), "vnni": weight.shape[1] % 64 == 0}  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
-        if self._eager_kernel(x, cache):
+        kernel = self._eager_kernel(x, cache)
+        if kernel == "cpp":
             return quant_kernels.int8_rows_cpp(x, cache["weight"], cache["scale"], cache["bias"])
-        return quant_kernels.int8_linear(x, cache["weight"], cache["scale"], cache["bias"], route=self.kernel)
+        if kernel == "vnni":
+            return quant_kernels.int8_rows_vnni(x, cache["weight"], cache["sums"], cache["scale"], cache["bias"])
+        return quant_kernels.int8_linear(x, cache["weight"], cache["scale"], cache["bias"], route=self.kernel,
+                                         weight_sums=cache["sums"])  # fmt: skip
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8WeightOnlyLinear:
@@ -343,7 +356,8 @@ def _int4_cache(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor
     zeros, scales = zeros.to(torch.uint8).contiguous(), scales.contiguous()
     bias = None if bias is None else bias.contiguous()
     return {"qweight": qweight, "zeros": zeros, "scales": scales, "group_size": group_size, "bias": bias,
-            "perm": perm, "fast": quant_kernels.int4_weights_fit(qweight, zeros, scales, group_size, bias)}
+            "perm": perm, "fast": quant_kernels.int4_weights_fit(qweight, zeros, scales, group_size, bias),
+            "vnni": True}
 
 
 def replace_linears(model: nn.Module, make: Any, skip: tuple[str, ...] = ("lm_head",)) -> nn.Module:

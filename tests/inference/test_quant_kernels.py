@@ -95,3 +95,37 @@ def test_compiled_matches_eager_dequantized(route):
         compiled = torch.compile(model, fullgraph=True, dynamic=False)
         for x in (x1, x4):
             torch.testing.assert_close(compiled(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not Q.vnni_ready(), reason="needs AVX-512 VNNI")
+@pytest.mark.parametrize("rows", [1, 3, 8, 11])
+def test_vnni_routes_equal_the_product_with_int8_activations(rows):
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 256, generator=g)
+    xq = Q.quantize_activations(x)
+    qweight, zeros, scales = int4_tensors(n=112, group_size=64)
+    bias = torch.randn(112, generator=g)
+    with torch.no_grad():
+        out = Q.int4_linear(x, qweight, zeros, scales, 64, bias, route="vnni")
+        torch.testing.assert_close(out, int4_reference(xq, qweight, zeros, scales, 64, bias), atol=1e-5, rtol=1e-5)
+        # and within activation rounding of the exact product
+        exact = int4_reference(x, qweight, zeros, scales, 64, bias)
+        assert (out - exact).abs().max() < 0.05 * exact.abs().max()
+        weight = torch.randint(-127, 128, (80, 256), dtype=torch.int8, generator=g)
+        scale = torch.rand(80, generator=g) * 0.01
+        out = Q.int8_linear(x, weight, scale, bias[:80], route="vnni")
+        ref = ((xq.double() @ weight.double().t()) * scale.double() + bias[:80].double()).float()
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not Q.vnni_ready(), reason="needs AVX-512 VNNI")
+def test_vnni_compiled():
+    model = TwoLayers().eval()
+    for m in model.modules():
+        if hasattr(m, "kernel"):
+            m.kernel = "vnni"
+    x = torch.randn(3, 128)
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)(x)
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-6)

@@ -167,3 +167,19 @@ def test_generate_eager_and_compiled_match_dequantized():
     assert torch.equal(q.generate(ids, **options), expected)
     compiled = q.generate(ids, cache_implementation="static", compile_config={"fullgraph": True}, **options)
     assert torch.equal(compiled, expected)
+
+
+@pytest.mark.parametrize("make", [GPTQLinear.from_linear, AWQLinear.from_linear, Int8WeightOnlyLinear.from_linear],
+                         ids=["gptq", "awq", "int8"])  # fmt: skip
+def test_vnni_kernel_computes_with_int8_activations(make):
+    from pretrained.inference import quant_kernels
+
+    if not (quant_kernels.load_kernels() and quant_kernels.vnni_ready()):
+        pytest.skip("needs AVX-512 VNNI")
+    torch.manual_seed(0)
+    layer = make(nn.Linear(128, 64))
+    layer.kernel = "vnni"
+    x = torch.randn(4, 128)
+    with torch.no_grad():
+        expected = layer.dequantize()(quant_kernels.quantize_activations(x))
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
