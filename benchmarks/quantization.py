@@ -13,7 +13,8 @@ decoded greedily (``NEW`` tokens after a ``PROMPT``-token prompt) at batch 1 and
 The output head is quantized too unless ``--head fp32`` (transformers' quantizers keep it in float: with a
 16k vocabulary it is then the larger part of an int4 model's bytes). Each runs eagerly (``generate``'s
 default) and compiled (static cache, ``torch.compile`` of the decode step, compile time not counted); the
-quantized compiled steps run with the C++ kernels as opaque custom ops (``cpp``), with the PyTorch
+quantized compiled steps run with the C++ kernels as opaque custom ops (``cpp``; the torch C++ extension of
+``quant_kernels.load_torch_ops`` unless ``--no-extension``), with the PyTorch
 reduction inductor fuses (``reduction``) and, on CPUs with AVX-512 VNNI, with the integer-dot-product kernels
 that round activations to int8 (``vnni``: not exact, hence opt-in), see ``pretrained.inference.quant_kernels``.
 Eager quantized runs use ``auto`` (the exact C++ kernels for few rows) and ``vnni``.
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny model, one repeat (a smoke run)")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager runs only")
     parser.add_argument("--head", choices=("quantized", "fp32"), default="quantized", help="the output head")
+    parser.add_argument("--no-extension", dest="extension", action="store_false",
+                        help="compiled steps call the kernels through Python-bodied ops (no torch C++ extension)")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -114,6 +117,7 @@ def main() -> None:
     from pretrained.inference import quant_kernels
 
     kernels_built = quant_kernels.load_kernels() is not None
+    extension = args.extension and quant_kernels.load_torch_ops()  # minutes the first time on a machine
     spec, name = (TINY, "llama-tiny") if args.quick else (MODELS["llama-100M"], "llama-100M")
     repeats = 1 if args.quick else args.repeats
     bandwidth = read_bandwidth(0.25 if args.quick else 1.0)["ordinary"]
@@ -155,7 +159,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__, "python": sys.version.split()[0], "prompt_tokens": PROMPT, "new_tokens": NEW,
-        "head": args.head, "cpp_kernels": kernels_built, "read_bandwidth_GBps": round(bandwidth / 1e9, 2),
+        "head": args.head, "cpp_kernels": kernels_built, "torch_ops_extension": extension, "read_bandwidth_GBps": round(bandwidth / 1e9, 2),
     }  # fmt: skip
     print(f"setup: {setup}")
     print(json.dumps({"benchmark": "quantization_decode", "setup": setup, "results": results}))

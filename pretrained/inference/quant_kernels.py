@@ -18,7 +18,9 @@ Routes, chosen per call by ``route``:
 - ``"cpp"``: a small AVX-512 C++ kernel, built once per process with inductor's C++ toolchain
   (:func:`load_kernels`) and called through ctypes when eager, or through the custom ops
   ``pretrained::int8_rows_linear`` / ``pretrained::int4_rows_linear`` inside compiled graphs (inductor
-  cannot see into them, so they are opaque calls). The products are computed in fp32 (the int8 / int4 values
+  cannot see into them, so they are opaque calls). Those ops have Python bodies, so a compiled step
+  calls back into Python once per linear; :func:`load_torch_ops` builds the same kernels as a torch C++
+  extension (``pretrained_quant::...``, minutes on first use, then cached) that compiled graphs call directly. The products are computed in fp32 (the int8 / int4 values
   converted exactly), so results equal dequantize-then-matmul up to summation order.
 - ``"vnni"`` (opt-in, CPUs with AVX-512 VNNI): the activations are rounded per row to int8 (steps of
   ``max|x| / 127``) and multiplied with integer dot products (``vpdpbusd``: 64 byte products per
@@ -347,7 +349,66 @@ extern "C" VNNI void int4_rows_linear_vnni(const float* x, const int32_t* qw, co
 }
 """
 
-# What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool).
+# The same kernels as torch operators (``pretrained_quant::...``), for :func:`load_torch_ops`: compiled
+# graphs then call them from C++ with no Python in between.
+EXTENSION_SOURCE = r"""
+#include <torch/library.h>
+#include <ATen/ATen.h>
+
+static std::vector<int64_t> out_shape(const at::Tensor& x, int64_t n) {
+  auto s = x.sizes().vec();
+  s.back() = n;
+  return s;
+}
+static const float* opt_ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+static at::Tensor opt_contig(const std::optional<at::Tensor>& t) { return t.has_value() ? t->contiguous() : at::Tensor(); }
+
+static at::Tensor op_int8(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s,
+                          const std::optional<at::Tensor>& b) {
+  at::Tensor xc = x.contiguous(), bc = opt_contig(b);
+  const int64_t K = x.size(-1), N = w.size(0), R = x.numel() / K;
+  at::Tensor out = at::empty(out_shape(x, N), x.options());
+  int8_rows_linear(xc.data_ptr<float>(), w.data_ptr<int8_t>(), s.data_ptr<float>(), opt_ptr(bc),
+                   out.data_ptr<float>(), R, N, K);
+  return out;
+}
+static at::Tensor op_int8_vnni(const at::Tensor& x, const at::Tensor& w, const at::Tensor& ws, const at::Tensor& s,
+                               const std::optional<at::Tensor>& b) {
+  at::Tensor xc = x.contiguous(), bc = opt_contig(b);
+  const int64_t K = x.size(-1), N = w.size(0), R = x.numel() / K;
+  at::Tensor out = at::empty(out_shape(x, N), x.options());
+  int8_rows_linear_vnni(xc.data_ptr<float>(), w.data_ptr<int8_t>(), ws.data_ptr<int32_t>(), s.data_ptr<float>(),
+                        opt_ptr(bc), out.data_ptr<float>(), R, N, K);
+  return out;
+}
+template <bool V>
+static at::Tensor op_int4(const at::Tensor& x, const at::Tensor& qw, const at::Tensor& z, const at::Tensor& s,
+                          int64_t gs, const std::optional<at::Tensor>& b) {
+  at::Tensor xc = x.contiguous(), bc = opt_contig(b);
+  const int64_t K = x.size(-1), N = qw.size(1), R = x.numel() / K;
+  at::Tensor out = at::empty(out_shape(x, N), x.options());
+  auto fn = V ? int4_rows_linear_vnni : int4_rows_linear;
+  fn(xc.data_ptr<float>(), qw.data_ptr<int32_t>(), z.data_ptr<uint8_t>(), s.data_ptr(),
+     s.scalar_type() == at::kFloat ? 1 : 0, opt_ptr(bc), out.data_ptr<float>(), R, N, K, gs);
+  return out;
+}
+
+TORCH_LIBRARY(pretrained_quant, m) {
+  m.def("int8_rows_linear(Tensor x, Tensor weight, Tensor scale, Tensor? bias) -> Tensor");
+  m.def("int4_rows_linear(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, Tensor? bias) -> Tensor");
+  m.def("int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor");
+  m.def("int4_rows_linear_vnni(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, Tensor? bias) -> Tensor");
+}
+TORCH_LIBRARY_IMPL(pretrained_quant, CPU, m) {
+  m.impl("int8_rows_linear", &op_int8);
+  m.impl("int4_rows_linear", &op_int4<false>);
+  m.impl("int8_rows_linear_vnni", &op_int8_vnni);
+  m.impl("int4_rows_linear_vnni", &op_int4<true>);
+}
+"""
+
+# What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool: the
+# ``pretrained::`` ops with Python bodies), "ext" (bool: the ``pretrained_quant::`` C++ operators).
 _built: dict[str, Any] = {}
 
 
@@ -378,6 +439,34 @@ def load_kernels() -> dict[str, Any] | None:
                 pass
         _register_ops()
     return _built["kernels"]
+
+
+def load_torch_ops(verbose: bool = False) -> bool:
+    """Build the kernels as a torch C++ extension (``torch.utils.cpp_extension.load_inline``: minutes the
+    first time on a machine, then cached) and use its operators inside compiled graphs, where the default
+    ops call back into Python for every linear of every step. Returns whether they are in use. Call it
+    before ``torch.compile`` traces a step."""
+    if "ext" not in _built:
+        _built["ext"] = False
+        if load_kernels() is not None:
+            try:
+                from torch.utils.cpp_extension import load_inline
+
+                flags = ["-O3", "-mavx512f", "-mavx512bw", "-mfma", "-fopenmp"]
+                load_inline("pretrained_quant_kernels", cpp_sources=[KERNEL_SOURCE + EXTENSION_SOURCE],
+                            is_python_module=False, extra_cflags=flags, extra_ldflags=["-fopenmp"],
+                            verbose=verbose)  # fmt: skip
+                _register_fakes("pretrained_quant")
+                _built["ext"] = True
+            except Exception:  # noqa: BLE001 - no headers, no compiler...: the Python-bodied ops remain
+                if verbose:
+                    raise
+    return _built["ext"]
+
+
+def _ops() -> Any:
+    """The operators compiled graphs call: the C++ extension's when built, else ours with Python bodies."""
+    return torch.ops.pretrained_quant if _built.get("ext") else torch.ops.pretrained
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -504,24 +593,23 @@ def _register_ops() -> None:
         lib.impl("int8_rows_linear_vnni", int8_rows_vnni, "CPU")
         lib.impl("int4_rows_linear_vnni", int4_rows_vnni, "CPU")
 
-    @torch.library.register_fake("pretrained::int8_rows_linear_vnni", lib=lib)
-    def _(x, weight, weight_sums, scale, bias):
-        return x.new_empty((*x.shape[:-1], weight.shape[0]))
-
-    @torch.library.register_fake("pretrained::int4_rows_linear_vnni", lib=lib)
-    def _(x, qweight, zeros, scales, group_size, bias):
-        return x.new_empty((*x.shape[:-1], qweight.shape[1]))
-
-    @torch.library.register_fake("pretrained::int8_rows_linear", lib=lib)
-    def _(x, weight, scale, bias):
-        return x.new_empty((*x.shape[:-1], weight.shape[0]))
-
-    @torch.library.register_fake("pretrained::int4_rows_linear", lib=lib)
-    def _(x, qweight, zeros, scales, group_size, bias):
-        return x.new_empty((*x.shape[:-1], qweight.shape[1]))
-
+    _register_fakes("pretrained", lib)
     _built["library"] = lib  # the registrations live as long as this object
     _built["ops"] = True
+
+
+def _register_fakes(namespace: str, lib: Any = None) -> None:
+    """Output shapes of the ops, for tracing."""
+
+    def int8_fake(x, weight, *rest):
+        return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+    def int4_fake(x, qweight, zeros, scales, group_size, bias):
+        return x.new_empty((*x.shape[:-1], qweight.shape[1]))
+
+    for name, fake in (("int8_rows_linear", int8_fake), ("int8_rows_linear_vnni", int8_fake),
+                       ("int4_rows_linear", int4_fake), ("int4_rows_linear_vnni", int4_fake)):  # fmt: skip
+        torch.library.register_fake(f"{namespace}::{name}", fake, lib=lib)
 
 
 def _choose(route: str, rows: int, fits: bool, vnni_fits: bool = True) -> str:
@@ -554,11 +642,11 @@ def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias
         if weight_sums is None:
             weight_sums = weight.sum(1, dtype=torch.int32)
         if torch.compiler.is_compiling():
-            return torch.ops.pretrained.int8_rows_linear_vnni(x, weight, weight_sums, scale, bias)
+            return _ops().int8_rows_linear_vnni(x, weight, weight_sums, scale, bias)
         return int8_rows_vnni(x, weight, weight_sums, scale, bias)
     if route == "cpp":
         if torch.compiler.is_compiling():
-            return torch.ops.pretrained.int8_rows_linear(x, weight, scale, bias)
+            return _ops().int8_rows_linear(x, weight, scale, bias)
         return int8_rows_cpp(x, weight, scale, bias)
     xf = x.float()
     if route == "reduction":
@@ -589,11 +677,11 @@ def int4_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, sca
     route = _choose(route, rows, fits)
     if route == "vnni":
         if torch.compiler.is_compiling():
-            return torch.ops.pretrained.int4_rows_linear_vnni(x, qweight, zeros, scales, group_size, bias)
+            return _ops().int4_rows_linear_vnni(x, qweight, zeros, scales, group_size, bias)
         return int4_rows_vnni(x, qweight, zeros, scales, group_size, bias)
     if route == "cpp":
         if torch.compiler.is_compiling():
-            return torch.ops.pretrained.int4_rows_linear(x, qweight, zeros, scales, group_size, bias)
+            return _ops().int4_rows_linear(x, qweight, zeros, scales, group_size, bias)
         return int4_rows_cpp(x, qweight, zeros, scales, group_size, bias)
     xf = x.float()
     if route == "reduction":

@@ -129,3 +129,21 @@ def test_vnni_compiled():
         eager = model(x)
         compiled = torch.compile(model, fullgraph=True, dynamic=False)(x)
     torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.slow  # builds a torch C++ extension the first time on a machine (minutes)
+@pytest.mark.skipif(not HAVE_KERNELS, reason="needs AVX-512 and a C++ compiler")
+def test_torch_extension_ops_in_compiled_graphs():
+    if not Q.load_torch_ops():
+        pytest.skip("the torch C++ extension did not build (no torch headers or compiler)")
+    g = torch.Generator().manual_seed(0)
+    x, bias = torch.randn(3, 256, generator=g), torch.randn(112, generator=g)
+    qweight, zeros, scales = int4_tensors(n=112, group_size=64)
+    ops = torch.ops.pretrained_quant
+    torch.testing.assert_close(ops.int4_rows_linear(x, qweight, zeros, scales, 64, bias),
+                               Q.int4_rows_cpp(x, qweight, zeros, scales, 64, bias), atol=0, rtol=0)  # fmt: skip
+    weight = torch.randint(-127, 128, (80, 256), dtype=torch.int8, generator=g)
+    scale = torch.rand(80, generator=g)
+    torch.testing.assert_close(ops.int8_rows_linear(x, weight, scale, None), Q.int8_rows_cpp(x, weight, scale, None),
+                               atol=0, rtol=0)  # fmt: skip
+    test_compiled_matches_eager_dequantized("cpp")  # now through the extension's operators
