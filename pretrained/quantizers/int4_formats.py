@@ -37,7 +37,8 @@ AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # nibble i of an AWQ word holds output 8c 
 GPTQ_FORMATS = ("gptq", "gptq_v2")
 
 
-def _check_bits(bits: int) -> int:
+def check_bits(bits: int) -> int:
+    """Raise ``ValueError`` unless ``bits`` packs evenly into int32 words; returns values per word."""
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits={bits} is not supported for packed int32 weights (use one of {SUPPORTED_BITS})")
     return 32 // bits
@@ -51,10 +52,10 @@ def _v1_offset(bits: int) -> int:
     return word - (1 << 32) if word >= 1 << 31 else word
 
 
-def _pack_last(values: torch.Tensor, bits: int, order: tuple[int, ...] | None = None) -> torch.Tensor:
+def pack_int32(values: torch.Tensor, bits: int, order: tuple[int, ...] | None = None) -> torch.Tensor:
     """Pack integers (``0 <= v < 2**bits``) along the last dim into int32 words, field j of word c
     holding value ``per * c + order[j]``."""
-    per = _check_bits(bits)
+    per = check_bits(bits)
     if values.shape[-1] % per:
         raise ValueError(f"cannot pack {values.shape[-1]} values into int32 words of {per}")
     v = values.to(torch.int64).reshape(*values.shape[:-1], values.shape[-1] // per, per)
@@ -66,9 +67,9 @@ def _pack_last(values: torch.Tensor, bits: int, order: tuple[int, ...] | None = 
     return torch.where(words >= 1 << 31, words - (1 << 32), words).to(torch.int32)
 
 
-def _unpack_last(words: torch.Tensor, bits: int, order: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Inverse of :func:`_pack_last`: int32 ``(..., c)`` → int32 ``(..., c * 32/bits)`` in ``[0, 2**bits)``."""
-    per = _check_bits(bits)
+def unpack_int32(words: torch.Tensor, bits: int, order: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Inverse of :func:`pack_int32`: int32 ``(..., c)`` → int32 ``(..., c * 32/bits)`` in ``[0, 2**bits)``."""
+    per = check_bits(bits)
     shifts = torch.arange(0, 32, bits, dtype=torch.int32)
     fields = (words.to(torch.int32).unsqueeze(-1) >> shifts) & ((1 << bits) - 1)  # (..., c, per), field order
     if order is not None:
@@ -121,7 +122,7 @@ def pack_gptq(
     """
     if format not in GPTQ_FORMATS:
         raise ValueError(f"format must be one of {GPTQ_FORMATS}, got {format!r}")
-    per = _check_bits(bits)
+    per = check_bits(bits)
     out_features, in_features = intweight.shape
     if in_features % per or out_features % per:
         raise ValueError(f"GPTQ packing needs in_features ({in_features}) and out_features ({out_features}) "
@@ -133,8 +134,8 @@ def pack_gptq(
         raise ValueError(f"g_idx must have shape ({in_features},), got {tuple(g_idx.shape)}")
     _check_int_range("intweight", intweight, bits)
     _check_int_range("zeros", zeros, bits)
-    qweight = _pack_last(intweight, bits).t().contiguous()  # pack along in_features
-    qzeros = _pack_last(zeros, bits)
+    qweight = pack_int32(intweight, bits).t().contiguous()  # pack along in_features
+    qzeros = pack_int32(zeros, bits)
     if format == "gptq":
         # whole-word int32 subtraction, wrapping like gptqmodel's in-place ``qzeros -= 0x11111111``
         qzeros = ((qzeros.to(torch.int64) - _v1_offset(bits) + (1 << 31)) % (1 << 32) - (1 << 31)).to(torch.int32)
@@ -147,12 +148,12 @@ def unpack_gptq_ints(
     """The integers of GPTQ tensors: weights ``(out, in)`` and zero points ``(groups, out)``, int32."""
     if format not in GPTQ_FORMATS:
         raise ValueError(f"format must be one of {GPTQ_FORMATS}, got {format!r}")
-    _check_bits(bits)
-    intweight = _unpack_last(qweight.t(), bits)
+    check_bits(bits)
+    intweight = unpack_int32(qweight.t(), bits)
     words = qzeros.to(torch.int64)
     if format == "gptq":
         words = (words + _v1_offset(bits) + (1 << 31)) % (1 << 32) - (1 << 31)
-    return intweight, _unpack_last(words.to(torch.int32), bits)
+    return intweight, unpack_int32(words.to(torch.int32), bits)
 
 
 def unpack_gptq(
@@ -189,8 +190,8 @@ def pack_awq(intweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
     _check_int_range("intweight", intweight, bits)
     _check_int_range("zeros", zeros, bits)
     return {
-        "qweight": _pack_last(intweight.t(), bits, AWQ_ORDER).contiguous(),
-        "qzeros": _pack_last(zeros, bits, AWQ_ORDER),
+        "qweight": pack_int32(intweight.t(), bits, AWQ_ORDER).contiguous(),
+        "qzeros": pack_int32(zeros, bits, AWQ_ORDER),
         "scales": scales.clone(),
     }
 
@@ -199,7 +200,7 @@ def unpack_awq_ints(qweight: torch.Tensor, qzeros: torch.Tensor, bits: int = 4) 
     """The integers of AWQ tensors: weights ``(out, in)`` and zero points ``(groups, out)``, int32."""
     if bits != 4:
         raise ValueError(f"AWQ packing is defined for bits=4, got bits={bits}")
-    return _unpack_last(qweight, bits, AWQ_ORDER).t(), _unpack_last(qzeros, bits, AWQ_ORDER)
+    return unpack_int32(qweight, bits, AWQ_ORDER).t(), unpack_int32(qzeros, bits, AWQ_ORDER)
 
 
 def unpack_awq(
@@ -249,7 +250,7 @@ def quantize_rtn(
         ``(intweight (out, in) int32, zeros (groups, out) int32, scales (groups, out) scale_dtype,
         g_idx (in,) int32)``.
     """
-    _check_bits(bits)
+    check_bits(bits)
     out_features, in_features = weight.shape
     if group_size != -1 and (group_size <= 0 or in_features % group_size):
         raise ValueError(f"in_features ({in_features}) must be divisible by group_size ({group_size})")

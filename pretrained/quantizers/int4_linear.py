@@ -131,7 +131,7 @@ class GPTQLinear(_PackedLinear):
                  desc_act: bool = False, sym: bool = True, format: str = "gptq", dtype: torch.dtype = torch.float16,
                  device: Any = None) -> None:  # fmt: skip
         super().__init__()
-        formats._check_bits(bits)
+        formats.check_bits(bits)
         if format not in formats.GPTQ_FORMATS:
             raise ValueError(f"GPTQLinear: format must be one of {formats.GPTQ_FORMATS}, got {format!r}")
         _check_linear_shape("GPTQLinear", in_features, out_features, bits, group_size, pack_out=False)
@@ -179,7 +179,7 @@ class GPTQLinear(_PackedLinear):
             counts = torch.bincount(g_idx, minlength=zeros.shape[0])
             if not torch.all(counts == size):
                 return {"bias": bias, "fast": False}
-            qweight = formats._pack_last(intweight[:, perm], 4).t().contiguous()
+            qweight = formats.pack_int32(intweight[:, perm], 4).t().contiguous()
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
         return _int4_cache(qweight, zeros, scales, size, bias, perm)
 
@@ -263,7 +263,7 @@ class AWQLinear(_PackedLinear):
     def _build_cache(self) -> dict[str, Any]:
         intweight, zeros = formats.unpack_awq_ints(self.qweight, self.qzeros, self.bits)
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
-        return _int4_cache(formats._pack_last(intweight, 4).t().contiguous(), zeros, scales,
+        return _int4_cache(formats.pack_int32(intweight, 4).t().contiguous(), zeros, scales,
                            self.in_features if self.group_size == -1 else self.group_size,
                            None if self.bias is None else self.bias.float())  # fmt: skip
 
