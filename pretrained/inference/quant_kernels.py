@@ -54,22 +54,32 @@ KERNEL_SOURCE = r"""
 #include <cstring>
 
 // ---- int8 weight-only: y[r, n] = s[n] * sum_k x[r, k] w[n, k] + b[n]; K % 16 == 0 ----
+// U independent accumulators per row hide the FMA latency when there are few rows (R * U <= 8 chains).
 template <int R>
 static void int8_rows(const float* __restrict x, const int8_t* __restrict w, const float* __restrict s,
                       const float* __restrict b, float* __restrict y, int64_t N, int64_t K) {
+  constexpr int U = R == 1 ? 4 : (R == 2 ? 2 : 1);
   #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; n += 2) {
-    const int64_t rows_here = (n + 1 < N) ? 2 : 1;
-    for (int64_t m = 0; m < rows_here; ++m) {
-      const int8_t* wr = w + (n + m) * K;
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-      for (int64_t k = 0; k < K; k += 16) {
-        __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k))));
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k), acc[r]);
+  for (int64_t n = 0; n < N; ++n) {
+    const int8_t* wr = w + n * K;
+    __m512 acc[R][U];
+    for (int r = 0; r < R; ++r) for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 * U <= K; k += 16 * U) {
+      for (int u = 0; u < U; ++u) {
+        __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k + 16 * u))));
+        for (int r = 0; r < R; ++r)
+          acc[r][u] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k + 16 * u), acc[r][u]);
       }
-      for (int r = 0; r < R; ++r)
-        y[r * N + n + m] = _mm512_reduce_add_ps(acc[r]) * s[n + m] + (b ? b[n + m] : 0.f);
+    }
+    for (; k < K; k += 16) {
+      __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k))));
+      for (int r = 0; r < R; ++r) acc[r][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k), acc[r][0]);
+    }
+    for (int r = 0; r < R; ++r) {
+      __m512 a = acc[r][0];
+      for (int u = 1; u < U; ++u) a = _mm512_add_ps(a, acc[r][u]);
+      y[r * N + n] = _mm512_reduce_add_ps(a) * s[n] + (b ? b[n] : 0.f);
     }
   }
 }
@@ -105,9 +115,12 @@ static inline void int4_tile(const float* __restrict x, const float* __restrict 
   for (int j = 0; j < 8; ++j) masks[j] = _mm512_set1_epi32((int32_t)(0xFu << (4 * j)));
   __m512 out[R][T];
   for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) out[r][t] = _mm512_setzero_ps();
+  // even and odd nibbles feed separate accumulators: with few rows, one chain of 8 dependent FMAs per
+  // word would bound the loop by FMA latency
+  constexpr int A = R <= 2 ? 2 : 1;
   for (int64_t g = 0; g < G; ++g) {
-    __m512 acc[R][T];
-    for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    __m512 acc[A][R][T];
+    for (int a = 0; a < A; ++a) for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[a][r][t] = _mm512_setzero_ps();
     for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
       __m512i wv[T];
       for (int t = 0; t < T; ++t) wv[t] = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
@@ -117,17 +130,19 @@ static inline void int4_tile(const float* __restrict x, const float* __restrict 
           // scaled by 16^-j, so the product is the same float as q * x, one shift cheaper
           __m512 wf = _mm512_cvtepu32_ps(_mm512_and_si512(wv[t], masks[j]));
           for (int r = 0; r < R; ++r)
-            acc[r][t] = _mm512_fmadd_ps(wf, _mm512_set1_ps(x[r * K + 8 * p + j]), acc[r][t]);
+            acc[j % A][r][t] = _mm512_fmadd_ps(wf, _mm512_set1_ps(x[r * K + 8 * p + j]), acc[j % A][r][t]);
         }
       }
     }
+    if (A == 2)
+      for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[0][r][t] = _mm512_add_ps(acc[0][r][t], acc[A - 1][r][t]);
     for (int t = 0; t < T; ++t) {
       const int64_t o = g * N + n0 + 16 * t;
       __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
                       : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
       __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o))));
       for (int r = 0; r < R; ++r)
-        out[r][t] = _mm512_fmadd_ps(sv, _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[r][t]), out[r][t]);
+        out[r][t] = _mm512_fmadd_ps(sv, _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[0][r][t]), out[r][t]);
     }
   }
   for (int t = 0; t < T; ++t) {
@@ -208,18 +223,28 @@ template <int R>
 VNNI static void int8_rows_vnni(const uint8_t* __restrict xu, const float* __restrict sx, const int8_t* __restrict w,
                                 const int32_t* __restrict wsum, const float* __restrict s, const float* __restrict b,
                                 float* __restrict y, int64_t N, int64_t K) {
+  constexpr int U = R == 1 ? 4 : (R == 2 ? 2 : 1);  // independent accumulators per row (latency)
   #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const int8_t* wr = w + n * K;
-    __m512i acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
-    for (int64_t k = 0; k < K; k += 64) {
+    __m512i acc[R][U];
+    for (int r = 0; r < R; ++r) for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_si512();
+    int64_t k = 0;
+    for (; k + 64 * U <= K; k += 64 * U)
+      for (int u = 0; u < U; ++u) {
+        __m512i wv = _mm512_loadu_si512((const void*)(wr + k + 64 * u));
+        for (int r = 0; r < R; ++r)
+          acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], _mm512_loadu_si512((const void*)(xu + r * K + k + 64 * u)), wv);
+      }
+    for (; k < K; k += 64) {
       __m512i wv = _mm512_loadu_si512((const void*)(wr + k));
       for (int r = 0; r < R; ++r)
-        acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_loadu_si512((const void*)(xu + r * K + k)), wv);
+        acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_loadu_si512((const void*)(xu + r * K + k)), wv);
     }
     for (int r = 0; r < R; ++r) {
-      const int32_t dot = _mm512_reduce_add_epi32(acc[r]) - 128 * wsum[n];
+      __m512i a = acc[r][0];
+      for (int u = 1; u < U; ++u) a = _mm512_add_epi32(a, acc[r][u]);
+      const int32_t dot = _mm512_reduce_add_epi32(a) - 128 * wsum[n];
       y[r * N + n] = sx[r] * s[n] * (float)dot + (b ? b[n] : 0.f);
     }
   }
