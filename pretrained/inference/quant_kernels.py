@@ -104,62 +104,75 @@ extern "C" void int8_rows_linear(const float* x, const int8_t* w, const float* s
 }
 
 // ---- int4, GPTQ word layout: qw (K/8, N) int32, z (G, N) uint8, s (G, N) fp16 or fp32 ----
-// One tile = T*16 outputs; each group's integer sums are accumulated, then scaled once per group.
+// One tile = T*16 outputs, one group: the group's sums, scaled, are added to y (which starts as the bias).
+// Each thread owns a contiguous range of tiles and walks the groups in order, so it streams through a
+// contiguous span of every word row (the words of a group are adjacent rows) instead of hopping rows.
 template <int R, int T>
 static inline void int4_tile(const float* __restrict x, const float* __restrict xsum, const int32_t* __restrict qw,
                              const uint8_t* __restrict z, const void* __restrict s, bool s32,
-                             const float* __restrict b, float* __restrict y, int64_t n0, int64_t N, int64_t K,
-                             int64_t gs) {
+                             float* __restrict y, int64_t n0, int64_t N, int64_t K, int64_t gs, int64_t g) {
   const int64_t G = K / gs;
   __m512i masks[8];
   for (int j = 0; j < 8; ++j) masks[j] = _mm512_set1_epi32((int32_t)(0xFu << (4 * j)));
-  __m512 out[R][T];
-  for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) out[r][t] = _mm512_setzero_ps();
   // even and odd nibbles feed separate accumulators: with few rows, one chain of 8 dependent FMAs per
   // word would bound the loop by FMA latency
   constexpr int A = R <= 2 ? 2 : 1;
-  for (int64_t g = 0; g < G; ++g) {
-    __m512 acc[A][R][T];
-    for (int a = 0; a < A; ++a) for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[a][r][t] = _mm512_setzero_ps();
-    for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
-      __m512i wv[T];
-      for (int t = 0; t < T; ++t) wv[t] = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
-      for (int j = 0; j < 8; ++j) {
-        for (int t = 0; t < T; ++t) {
-          // nibble j masked in place is q * 16^j, exact as an unsigned-to-float conversion; x was
-          // scaled by 16^-j, so the product is the same float as q * x, one shift cheaper
-          __m512 wf = _mm512_cvtepu32_ps(_mm512_and_si512(wv[t], masks[j]));
-          for (int r = 0; r < R; ++r)
-            acc[j % A][r][t] = _mm512_fmadd_ps(wf, _mm512_set1_ps(x[r * K + 8 * p + j]), acc[j % A][r][t]);
-        }
+  __m512 acc[A][R][T];
+  for (int a = 0; a < A; ++a) for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[a][r][t] = _mm512_setzero_ps();
+  for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
+    __m512i wv[T];
+    for (int t = 0; t < T; ++t) wv[t] = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
+    for (int j = 0; j < 8; ++j) {
+      for (int t = 0; t < T; ++t) {
+        // nibble j masked in place is q * 16^j, exact as an unsigned-to-float conversion; x was
+        // scaled by 16^-j, so the product is the same float as q * x, one shift cheaper
+        __m512 wf = _mm512_cvtepu32_ps(_mm512_and_si512(wv[t], masks[j]));
+        for (int r = 0; r < R; ++r)
+          acc[j % A][r][t] = _mm512_fmadd_ps(wf, _mm512_set1_ps(x[r * K + 8 * p + j]), acc[j % A][r][t]);
       }
     }
-    if (A == 2)
-      for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[0][r][t] = _mm512_add_ps(acc[0][r][t], acc[A - 1][r][t]);
-    for (int t = 0; t < T; ++t) {
-      const int64_t o = g * N + n0 + 16 * t;
-      __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
-                      : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
-      __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o))));
-      for (int r = 0; r < R; ++r)
-        out[r][t] = _mm512_fmadd_ps(sv, _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[0][r][t]), out[r][t]);
+  }
+  if (A == 2)
+    for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[0][r][t] = _mm512_add_ps(acc[0][r][t], acc[A - 1][r][t]);
+  for (int t = 0; t < T; ++t) {
+    const int64_t o = g * N + n0 + 16 * t;
+    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
+                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+    __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o))));
+    for (int r = 0; r < R; ++r) {
+      float* yp = y + r * N + n0 + 16 * t;
+      __m512 d = _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[0][r][t]);
+      _mm512_storeu_ps(yp, _mm512_fmadd_ps(sv, d, _mm512_loadu_ps(yp)));
     }
   }
-  for (int t = 0; t < T; ++t) {
-    __m512 bv = b ? _mm512_loadu_ps(b + n0 + 16 * t) : _mm512_setzero_ps();
-    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * N + n0 + 16 * t, _mm512_add_ps(out[r][t], bv));
+}
+
+// Runs tile(i, g) for every tile i and group g: each thread a contiguous range of tiles, groups in order.
+template <typename F>
+static void over_tiles(int64_t tiles, int64_t G, const F& tile) {
+  #pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t per = (tiles + nt - 1) / nt, i0 = id * per, i1 = i0 + per < tiles ? i0 + per : tiles;
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t i = i0; i < i1; ++i) tile(i, g);
   }
+}
+
+static void init_bias(float* y, const float* b, int64_t R, int64_t N) {
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t n = 0; n < N; ++n) y[r * N + n] = b ? b[n] : 0.f;
 }
 
 template <int R, int T>
 static void int4_rows(const float* x, const float* xsum, const int32_t* qw, const uint8_t* z, const void* s,
                       bool s32, const float* b, float* y, int64_t N, int64_t K, int64_t gs) {
   const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
-  #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < wide + narrow; ++i) {
-    if (i < wide) int4_tile<R, T>(x, xsum, qw, z, s, s32, b, y, i * 16 * T, N, K, gs);
-    else int4_tile<R, 1>(x, xsum, qw, z, s, s32, b, y, wide * 16 * T + (i - wide) * 16, N, K, gs);
-  }
+  init_bias(y, b, R, N);
+  over_tiles(wide + narrow, K / gs, [&](int64_t i, int64_t g) {
+    if (i < wide) int4_tile<R, T>(x, xsum, qw, z, s, s32, y, i * 16 * T, N, K, gs, g);
+    else int4_tile<R, 1>(x, xsum, qw, z, s, s32, y, wide * 16 * T + (i - wide) * 16, N, K, gs, g);
+  });
 }
 
 extern "C" void int4_rows_linear(const float* x, const int32_t* qw, const uint8_t* z, const void* s, int64_t s32,
@@ -282,40 +295,33 @@ template <int R, int T>
 VNNI static inline void int4_tile_vnni(const int32_t* __restrict xe, const int32_t* __restrict xo,
                                        const int32_t* __restrict xsum, const float* __restrict sx,
                                        const int32_t* __restrict qw, const uint8_t* __restrict z,
-                                       const void* __restrict s, bool s32, const float* __restrict b,
-                                       float* __restrict y, int64_t n0, int64_t N, int64_t K, int64_t gs) {
+                                       const void* __restrict s, bool s32, float* __restrict y, int64_t n0,
+                                       int64_t N, int64_t K, int64_t gs, int64_t g) {
   const int64_t G = K / gs, P = K / 8;
   const __m512i lo = _mm512_set1_epi32(0x0F0F0F0F);
-  __m512 out[R][T];
-  for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) out[r][t] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < G; ++g) {
-    __m512i acc[R][T];
-    for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_si512();
-    for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
-      for (int t = 0; t < T; ++t) {
-        __m512i wv = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
-        __m512i we = _mm512_and_si512(wv, lo), wo = _mm512_and_si512(_mm512_srli_epi32(wv, 4), lo);
-        for (int r = 0; r < R; ++r) {
-          acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], we, _mm512_set1_epi32(xe[r * P + p]));
-          acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wo, _mm512_set1_epi32(xo[r * P + p]));
-        }
-      }
-    }
+  __m512i acc[R][T];
+  for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_si512();
+  for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
     for (int t = 0; t < T; ++t) {
-      const int64_t o = g * N + n0 + 16 * t;
-      __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
-                      : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
-      __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+      __m512i wv = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
+      __m512i we = _mm512_and_si512(wv, lo), wo = _mm512_and_si512(_mm512_srli_epi32(wv, 4), lo);
       for (int r = 0; r < R; ++r) {
-        __m512i d = _mm512_sub_epi32(acc[r][t], _mm512_mullo_epi32(zv, _mm512_set1_epi32(xsum[r * G + g])));
-        out[r][t] = _mm512_fmadd_ps(sv, _mm512_cvtepi32_ps(d), out[r][t]);
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], we, _mm512_set1_epi32(xe[r * P + p]));
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wo, _mm512_set1_epi32(xo[r * P + p]));
       }
     }
   }
   for (int t = 0; t < T; ++t) {
-    __m512 bv = b ? _mm512_loadu_ps(b + n0 + 16 * t) : _mm512_setzero_ps();
-    for (int r = 0; r < R; ++r)
-      _mm512_storeu_ps(y + r * N + n0 + 16 * t, _mm512_fmadd_ps(_mm512_set1_ps(sx[r]), out[r][t], bv));
+    const int64_t o = g * N + n0 + 16 * t;
+    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
+                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+    __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+    for (int r = 0; r < R; ++r) {
+      float* yp = y + r * N + n0 + 16 * t;
+      __m512i d = _mm512_sub_epi32(acc[r][t], _mm512_mullo_epi32(zv, _mm512_set1_epi32(xsum[r * G + g])));
+      __m512 scale = _mm512_mul_ps(sv, _mm512_set1_ps(sx[r]));
+      _mm512_storeu_ps(yp, _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(d), _mm512_loadu_ps(yp)));
+    }
   }
 }
 
@@ -324,11 +330,11 @@ VNNI static void int4_rows_vnni(const int32_t* xe, const int32_t* xo, const int3
                                 const int32_t* qw, const uint8_t* z, const void* s, bool s32, const float* b,
                                 float* y, int64_t N, int64_t K, int64_t gs) {
   const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
-  #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < wide + narrow; ++i) {
-    if (i < wide) int4_tile_vnni<R, T>(xe, xo, xsum, sx, qw, z, s, s32, b, y, i * 16 * T, N, K, gs);
-    else int4_tile_vnni<R, 1>(xe, xo, xsum, sx, qw, z, s, s32, b, y, wide * 16 * T + (i - wide) * 16, N, K, gs);
-  }
+  init_bias(y, b, R, N);
+  over_tiles(wide + narrow, K / gs, [&](int64_t i, int64_t g) {
+    if (i < wide) int4_tile_vnni<R, T>(xe, xo, xsum, sx, qw, z, s, s32, y, i * 16 * T, N, K, gs, g);
+    else int4_tile_vnni<R, 1>(xe, xo, xsum, sx, qw, z, s, s32, y, wide * 16 * T + (i - wide) * 16, N, K, gs, g);
+  });
 }
 
 extern "C" VNNI void int4_rows_linear_vnni(const float* x, const int32_t* qw, const uint8_t* z, const void* s,
