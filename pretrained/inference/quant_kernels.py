@@ -54,32 +54,40 @@ KERNEL_SOURCE = r"""
 #include <cstring>
 
 // ---- int8 weight-only: y[r, n] = s[n] * sum_k x[r, k] w[n, k] + b[n]; K % 16 == 0 ----
-// U independent accumulators per row hide the FMA latency when there are few rows (R * U <= 8 chains).
+// NB weight rows at a time share each load of x (more rows: the loads of x, not the FMAs, would bound the
+// loop); U independent accumulators per pair hide the FMA latency when there are few rows.
 template <int R>
 static void int8_rows(const float* __restrict x, const int8_t* __restrict w, const float* __restrict s,
                       const float* __restrict b, float* __restrict y, int64_t N, int64_t K) {
   constexpr int U = R == 1 ? 4 : (R == 2 ? 2 : 1);
+  constexpr int NB = R == 1 ? 1 : (R <= 4 ? 4 : 3);
+  const int64_t blocks = (N + NB - 1) / NB;
   #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const int8_t* wr = w + n * K;
-    __m512 acc[R][U];
-    for (int r = 0; r < R; ++r) for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + 16 * U <= K; k += 16 * U) {
-      for (int u = 0; u < U; ++u) {
-        __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k + 16 * u))));
-        for (int r = 0; r < R; ++r)
-          acc[r][u] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k + 16 * u), acc[r][u]);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t n0 = blk * NB;
+    const int nb = N - n0 < NB ? (int)(N - n0) : NB;
+    const int8_t* wr[NB];
+    for (int m = 0; m < NB; ++m) wr[m] = w + (n0 + (m < nb ? m : 0)) * K;  // past the end: reread row n0
+    __m512 acc[NB][R][U];
+    for (int m = 0; m < NB; ++m) for (int r = 0; r < R; ++r) for (int u = 0; u < U; ++u) acc[m][r][u] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16 * U) {
+      for (int u = 0; u < U && k + 16 * u < K; ++u) {
+        __m512 wv[NB];
+        for (int m = 0; m < NB; ++m)
+          wv[m] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr[m] + k + 16 * u))));
+        for (int r = 0; r < R; ++r) {
+          __m512 xv = _mm512_loadu_ps(x + r * K + k + 16 * u);
+          for (int m = 0; m < NB; ++m) acc[m][r][u] = _mm512_fmadd_ps(wv[m], xv, acc[m][r][u]);
+        }
       }
     }
-    for (; k < K; k += 16) {
-      __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + k))));
-      for (int r = 0; r < R; ++r) acc[r][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * K + k), acc[r][0]);
-    }
-    for (int r = 0; r < R; ++r) {
-      __m512 a = acc[r][0];
-      for (int u = 1; u < U; ++u) a = _mm512_add_ps(a, acc[r][u]);
-      y[r * N + n] = _mm512_reduce_add_ps(a) * s[n] + (b ? b[n] : 0.f);
+    for (int m = 0; m < nb; ++m) {
+      const int64_t n = n0 + m;
+      for (int r = 0; r < R; ++r) {
+        __m512 a = acc[m][r][0];
+        for (int u = 1; u < U; ++u) a = _mm512_add_ps(a, acc[m][r][u]);
+        y[r * N + n] = _mm512_reduce_add_ps(a) * s[n] + (b ? b[n] : 0.f);
+      }
     }
   }
 }
