@@ -1,0 +1,149 @@
+"""The int8 / int4 weight-only kernels against dequantize-then-matmul in float64, eager and compiled."""
+
+import pytest
+import torch
+from torch import nn
+
+from pretrained.inference import quant_kernels as Q
+from pretrained.quantizers.int4_linear import AWQLinear, GPTQLinear, Int8WeightOnlyLinear
+
+HAVE_KERNELS = Q.load_kernels() is not None
+ROUTES = ["cpp", "reduction", "dequant"]
+
+
+def int4_tensors(k=256, n=96, group_size=128, scale_dtype=torch.float16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qweight = torch.randint(-(2**31), 2**31 - 1, (k // 8, n), dtype=torch.int32, generator=g)
+    zeros = torch.randint(0, 16, (k // group_size, n), dtype=torch.uint8, generator=g)
+    scales = (torch.rand(k // group_size, n, generator=g) * 0.01).to(scale_dtype)
+    return qweight, zeros, scales
+
+
+def int4_reference(x, qweight, zeros, scales, group_size, bias):
+    k8, n = qweight.shape
+    q = torch.stack([(qweight >> (4 * j)) & 15 for j in range(8)], 1).reshape(k8 * 8, n).double()  # (in, out)
+    g = torch.arange(k8 * 8) // group_size
+    w = (q - zeros.double()[g]) * scales.double()[g]
+    return (x.double() @ w + bias.double()).float()
+
+
+@pytest.mark.skipif(not HAVE_KERNELS, reason="needs AVX-512 and a C++ compiler")
+def test_kernels_are_built_and_registered():
+    assert hasattr(torch.ops.pretrained, "int4_rows_linear") and hasattr(torch.ops.pretrained, "int8_rows_linear")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 8, 13, 32])
+@pytest.mark.parametrize("scale_dtype", [torch.float16, torch.float32])
+def test_int4_routes_match_reference(route, rows, scale_dtype):
+    qweight, zeros, scales = int4_tensors(n=112, group_size=64, scale_dtype=scale_dtype)  # 7 tiles of 16
+    bias = torch.randn(112)
+    x = torch.randn(rows, 256)
+    with torch.no_grad():
+        out = Q.int4_linear(x, qweight, zeros, scales, 64, bias, route=route)
+    torch.testing.assert_close(out, int4_reference(x, qweight, zeros, scales, 64, bias), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 9, 32])
+def test_int8_routes_match_reference(route, rows):
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randint(-127, 128, (75, 128), dtype=torch.int8, generator=g)  # odd number of outputs
+    scale, bias, x = torch.rand(75, generator=g) * 0.01, torch.randn(75, generator=g), torch.randn(rows, 128, generator=g)
+    with torch.no_grad():
+        out = Q.int8_linear(x, weight, scale, bias, route=route)
+    ref = ((x.double() @ weight.double().t()) * scale.double() + bias.double()).float()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_inputs_and_autograd_take_the_dequantize_route():
+    qweight, zeros, scales = int4_tensors()
+    bias = torch.zeros(96)
+    x = torch.randn(2, 256)
+    ref = int4_reference(x, qweight, zeros, scales, 128, bias)
+    out = Q.int4_linear(x.bfloat16(), qweight, zeros, scales, 128, bias)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.02)
+    x.requires_grad_(True)
+    out = Q.int4_linear(x, qweight, zeros, scales, 128, bias)
+    out.sum().backward()
+    assert x.grad is not None
+
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = GPTQLinear.from_linear(nn.Linear(128, 256), group_size=64)
+        self.b = Int8WeightOnlyLinear.from_linear(nn.Linear(256, 128))
+        self.c = AWQLinear.from_linear(nn.Linear(128, 64, bias=False), group_size=128)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+@pytest.mark.parametrize("route", ["cpp", "reduction"])
+def test_compiled_matches_eager_dequantized(route):
+    model = TwoLayers().eval()
+    for m in model.modules():
+        if hasattr(m, "kernel"):
+            m.kernel = route
+    plain = nn.Sequential(model.a.dequantize(), nn.ReLU(), model.b.dequantize(), nn.ReLU(), model.c.dequantize())
+    x1, x4 = torch.randn(1, 128), torch.randn(4, 128)
+    with torch.no_grad():
+        model(x1)  # builds the kernel caches (and the kernels) before tracing
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)
+        for x in (x1, x4):
+            torch.testing.assert_close(compiled(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not Q.vnni_ready(), reason="needs AVX-512 VNNI")
+@pytest.mark.parametrize("rows", [1, 3, 8, 11])
+def test_vnni_routes_equal_the_product_with_int8_activations(rows):
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 256, generator=g)
+    xq = Q.quantize_activations(x)
+    qweight, zeros, scales = int4_tensors(n=112, group_size=64)
+    bias = torch.randn(112, generator=g)
+    with torch.no_grad():
+        out = Q.int4_linear(x, qweight, zeros, scales, 64, bias, route="vnni")
+        torch.testing.assert_close(out, int4_reference(xq, qweight, zeros, scales, 64, bias), atol=1e-5, rtol=1e-5)
+        # and within activation rounding of the exact product
+        exact = int4_reference(x, qweight, zeros, scales, 64, bias)
+        assert (out - exact).abs().max() < 0.05 * exact.abs().max()
+        weight = torch.randint(-127, 128, (80, 256), dtype=torch.int8, generator=g)
+        scale = torch.rand(80, generator=g) * 0.01
+        out = Q.int8_linear(x, weight, scale, bias[:80], route="vnni")
+        ref = ((xq.double() @ weight.double().t()) * scale.double() + bias[:80].double()).float()
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not Q.vnni_ready(), reason="needs AVX-512 VNNI")
+def test_vnni_compiled():
+    model = TwoLayers().eval()
+    for m in model.modules():
+        if hasattr(m, "kernel"):
+            m.kernel = "vnni"
+    x = torch.randn(3, 128)
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)(x)
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.slow  # builds a torch C++ extension the first time on a machine (minutes)
+@pytest.mark.skipif(not HAVE_KERNELS, reason="needs AVX-512 and a C++ compiler")
+def test_torch_extension_ops_in_compiled_graphs():
+    if not Q.load_torch_ops():
+        pytest.skip("the torch C++ extension did not build (no torch headers or compiler)")
+    g = torch.Generator().manual_seed(0)
+    x, bias = torch.randn(3, 256, generator=g), torch.randn(112, generator=g)
+    qweight, zeros, scales = int4_tensors(n=112, group_size=64)
+    ops = torch.ops.pretrained_quant
+    torch.testing.assert_close(ops.int4_rows_linear(x, qweight, zeros, scales, 64, bias),
+                               Q.int4_rows_cpp(x, qweight, zeros, scales, 64, bias), atol=0, rtol=0)  # fmt: skip
+    weight = torch.randint(-127, 128, (80, 256), dtype=torch.int8, generator=g)
+    scale = torch.rand(80, generator=g)
+    torch.testing.assert_close(ops.int8_rows_linear(x, weight, scale, None), Q.int8_rows_cpp(x, weight, scale, None),
+                               atol=0, rtol=0)  # fmt: skip
+    test_compiled_matches_eager_dequantized("cpp")  # now through the extension's operators
