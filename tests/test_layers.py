@@ -19,7 +19,8 @@ PROGRAMS = ("pretrained.pipelines", "pretrained.training", "pretrained.embed", "
 FORBIDDEN = {
     "modeling": ABOVE_MODELING,
     "loading": ("pretrained.modeling", *ABOVE_MODELING),
-    "quantizers": ("pretrained.modeling", *ABOVE_MODELING),
+    # quantized layers call the decode kernels of `inference` (speed code), nothing else above modeling
+    "quantizers": ("pretrained.modeling", *(m for m in ABOVE_MODELING if m != "pretrained.inference")),
     "tokenization": ("pretrained.modeling", "pretrained.loading",
                      *(m for m in ABOVE_MODELING if m != "pretrained.tokenization")),
     # Processors sit beside tokenization: a multimodal processor holds a tokenizer, nothing above.

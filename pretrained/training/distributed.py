@@ -15,6 +15,7 @@ This module does not import torch at import time (`TrainingArguments` reads `fsd
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +167,16 @@ def init_distributed(args: Any) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=args.ddp_timeout))
+    # A group left open at exit can abort the process while its backend threads are torn down
+    # ("terminate called without an active exception"): the group opened here is closed here.
+    atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap_model(model: Any, args: Any) -> Any:

@@ -21,7 +21,7 @@ def test_default_and_load_time_choice(saved):
     assert P.AutoModel.from_pretrained(saved, config=config, attn_implementation="eager").config \
         ._attn_implementation == "eager"
     assert config._attn_implementation is None  # the caller's config is copied, not changed
-    with pytest.raises(ValueError, match=r"'flash_attention_2' is not available.*\['eager', 'sdpa'\]"):
+    with pytest.raises(ValueError, match=r"'flash_attention_2' is not available.*'eager', 'sdpa'"):
         P.BertModel.from_pretrained(saved, attn_implementation="flash_attention_2")
 
 
@@ -44,7 +44,7 @@ def test_switch_on_a_live_model(saved):
         after = model(ids).logits
     assert model.config._attn_implementation == model.bert.config._attn_implementation == "eager"
     torch.testing.assert_close(before, after)
-    with pytest.raises(ValueError, match=r"\['eager', 'sdpa'\]"):
+    with pytest.raises(ValueError, match=r"'eager', 'sdpa'"):
         model.set_attn_implementation("flex_attention")
     assert model.config._attn_implementation == "eager"
 
