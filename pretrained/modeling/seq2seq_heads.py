@@ -23,15 +23,13 @@ from torch import nn
 from pretrained.modeling.decoder import causal_lm_loss
 from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
 from pretrained.modeling.outputs import (
+    SEQ2SEQ_FIELDS,
     BaseModelOutput,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
     Seq2SeqQuestionAnsweringModelOutput,
     Seq2SeqSequenceClassifierOutput,
 )
-
-_SEQ2SEQ_FIELDS = ("past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
-                   "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
 
 
 def as_encoder_output(encoder_outputs: Any) -> BaseModelOutput:
@@ -91,7 +89,7 @@ def encoder_decoder_forward(model: Any, arguments: dict[str, Any]) -> Seq2SeqMod
 
 def seq2seq_fields(outputs: Seq2SeqModelOutput) -> dict[str, Any]:
     """The fields a head's output takes over from the bare model's: everything but ``last_hidden_state``."""
-    return {name: getattr(outputs, name) for name in _SEQ2SEQ_FIELDS}
+    return {name: getattr(outputs, name) for name in SEQ2SEQ_FIELDS}
 
 
 def keep_logits_positions(hidden: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:

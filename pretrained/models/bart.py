@@ -30,7 +30,7 @@ from pretrained.modeling.seq2seq import (
     Seq2SeqDecoder,
     Seq2SeqEncoder,
     Seq2SeqPreTrainedModel,
-    shift_tokens_right,  # public here too, as in transformers' modeling_bart
+    shift_tokens_right,  # noqa: F401 (public here too, as in transformers' modeling_bart)
 )
 from pretrained.modeling.seq2seq_heads import (
     Seq2SeqClassificationHead,
@@ -140,7 +140,7 @@ class BartModel(BartPreTrainedModel):
         """Without decoder inputs, BART denoises: the decoder reads ``input_ids`` shifted right."""
         if input_ids is None:
             raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
-        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+        return self.prepare_decoder_input_ids_from_labels(input_ids)
 
     def forward(
         self,
