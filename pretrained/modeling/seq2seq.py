@@ -35,6 +35,7 @@ from pretrained.modeling.outputs import (
     Seq2SeqModelOutput,
 )
 from pretrained.modeling.seq2seq_heads import (
+    decoder_inputs,
     encoder_decoder_forward,
     keep_logits_positions,
     seq2seq_lm_output,
@@ -535,8 +536,7 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         decoder_input_ids = inputs.get("decoder_input_ids")
         if labels is not None:
             use_cache = False
-            if decoder_input_ids is None and inputs.get("decoder_inputs_embeds") is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, inputs.get("decoder_inputs_embeds"), labels)
         num_items = kwargs.pop("num_items_in_batch", None)
         logits_to_keep = kwargs.pop("logits_to_keep", 0)
         return_dict = kwargs.pop("return_dict", None)

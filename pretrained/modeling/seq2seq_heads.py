@@ -2,6 +2,7 @@
 
 * :func:`encoder_decoder_forward`: encode (unless ``encoder_outputs`` are given), then decode against the
   encoder's states: the bare model's pass, a :class:`Seq2SeqModelOutput`.
+* :func:`decoder_inputs`: the decoder's input ids, made by shifting labels (or input ids) when not given.
 * :func:`seq2seq_fields`: what every head's output repeats of the bare model's (cache, per-layer states).
 * :func:`seq2seq_lm_output`, :func:`seq2seq_classifier_output`, :func:`seq2seq_qa_output`: the task heads'
   scoring and output assembly (conditional generation, sequence classification at the last ``</s>``,
@@ -85,6 +86,18 @@ def encoder_decoder_forward(model: Any, arguments: dict[str, Any]) -> Seq2SeqMod
         encoder_hidden_states=encoded.hidden_states,
         encoder_attentions=encoded.attentions,
     )
+
+
+def decoder_inputs(model: Any, decoder_input_ids: torch.Tensor | None, decoder_inputs_embeds: torch.Tensor | None,
+                   source: torch.Tensor | None) -> torch.Tensor | None:
+    """The decoder's input ids: as given, or (when neither ids nor embeddings are) ``source`` (the labels to
+    teacher-force, or the input ids a denoising / classifying pass feeds back) shifted right by
+    ``model.prepare_decoder_input_ids_from_labels``."""
+    if decoder_input_ids is not None or decoder_inputs_embeds is not None:
+        return decoder_input_ids
+    if source is None:
+        raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
+    return model.prepare_decoder_input_ids_from_labels(source)
 
 
 def seq2seq_fields(outputs: Seq2SeqModelOutput) -> dict[str, Any]:

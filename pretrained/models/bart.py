@@ -17,7 +17,7 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.decoder import causal_lm_loss, head_inputs
 from pretrained.modeling.outputs import (
     CausalLMOutputWithCrossAttentions,
     Seq2SeqLMOutput,
@@ -34,6 +34,7 @@ from pretrained.modeling.seq2seq import (
 )
 from pretrained.modeling.seq2seq_heads import (
     Seq2SeqClassificationHead,
+    decoder_inputs,
     keep_logits_positions,
     seq2seq_classifier_output,
     seq2seq_qa_output,
@@ -138,9 +139,7 @@ class BartModel(BartPreTrainedModel):
 
     def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor:
         """Without decoder inputs, BART denoises: the decoder reads ``input_ids`` shifted right."""
-        if input_ids is None:
-            raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
-        return self.prepare_decoder_input_ids_from_labels(input_ids)
+        return decoder_inputs(self, None, None, input_ids)
 
     def forward(
         self,
@@ -254,10 +253,9 @@ class BartForSequenceClassification(BartPreTrainedModel):
         if input_ids is None:
             raise NotImplementedError(f"{type(self).__name__} needs input_ids (it pools at the </s> tokens)")
         return_dict = kwargs.pop("return_dict", None)
-        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
-                             use_cache=False if labels is not None else use_cache, return_dict=True, **kwargs)
+        if labels is not None:
+            use_cache = False
+        outputs = self.model(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
         return seq2seq_classifier_output(self, outputs, input_ids, labels, return_dict)
 
 
@@ -293,10 +291,8 @@ class BartForQuestionAnswering(BartPreTrainedModel):
         return_dict = kwargs.pop("return_dict", None)
         if start_positions is not None and end_positions is not None:
             use_cache = False
-        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
-                             use_cache=use_cache, return_dict=True, **kwargs)
+        outputs = self.model(**head_inputs(locals(), "start_positions", "end_positions", "return_dict"),
+                             return_dict=True)
         return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
 
 

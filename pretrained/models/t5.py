@@ -31,6 +31,7 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
+from pretrained.modeling.decoder import head_inputs
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.norms import RMSNorm
@@ -46,6 +47,7 @@ from pretrained.modeling.outputs import (
 from pretrained.modeling.seq2seq import prepare_encoder_decoder_cache, shift_tokens_right
 from pretrained.modeling.seq2seq_heads import (
     Seq2SeqClassificationHead,
+    decoder_inputs,
     encoder_decoder_forward,
     seq2seq_classifier_output,
     seq2seq_lm_output,
@@ -691,8 +693,8 @@ class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
     ) -> Seq2SeqLMOutput | tuple:
         """Vocabulary logits for every decoder position; with ``labels`` (``-100`` ignored) the mean
         cross-entropy, and decoder inputs made from the labels when none are given."""
-        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(labels)
+        if labels is not None:
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
         outputs = encoder_decoder_forward(self, locals())
         sequence = outputs.last_hidden_state
         if getattr(self.config, "scale_decoder_outputs", False):
@@ -773,14 +775,8 @@ class T5ForSequenceClassification(T5PreTrainedModel):
             raise ValueError(f"{type(self).__name__} needs input_ids (the </s> positions pick the sentence vector)")
         if labels is not None:
             use_cache = False
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(input_ids)
-        out = self.transformer(
-            input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-        )
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
+        out = self.transformer(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
         return seq2seq_classifier_output(self, out, input_ids, labels, return_dict)
 
 
@@ -850,11 +846,7 @@ class T5ForQuestionAnswering(_EncoderDecoder):
         end are ignored)."""
         if start_positions is not None and end_positions is not None:
             use_cache = False
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError("Without decoder_input_ids or decoder_inputs_embeds, input_ids are needed (the "
-                                 "decoder reads them shifted right)")
-            decoder_input_ids = self._shift_right(input_ids)
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
         past_key_values, cache_position = None, None
         outputs = encoder_decoder_forward(self, locals())
         return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
