@@ -10,7 +10,8 @@
 * :class:`Seq2SeqEncoder` / :class:`Seq2SeqDecoder`: the stacks; a family subclass sets which optional
   norms and which positions it has (their module names are the checkpoint keys).
 * :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, the bare model's pass and the
-  conditional-generation head's pass.
+  conditional-generation head's pass (both through :mod:`pretrained.modeling.seq2seq_heads`, which T5
+  shares).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
-from pretrained.modeling.decoder import build_masks, init_decoder_weights
+from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
@@ -442,8 +443,7 @@ class Seq2SeqDecoder(_Stack):
             raise ValueError("give exactly one of decoder_input_ids or decoder_inputs_embeds")
         length = given.shape[1]
         if cache_position is None:
-            past = self_cache.get_seq_length() if self_cache is not None else 0
-            cache_position = torch.arange(past, past + length, device=given.device)
+            cache_position = cache_positions(self_cache, length, given.device)
         if inputs_embeds is not None and self.scales_given_embeds:
             inputs_embeds = inputs_embeds * self.embed_scale
         hidden = self._embed(input_ids, inputs_embeds, cache_position)
@@ -540,12 +540,8 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         num_items = kwargs.pop("num_items_in_batch", None)
         logits_to_keep = kwargs.pop("logits_to_keep", 0)
         return_dict = kwargs.pop("return_dict", None)
-        outputs = self.model._seq2seq_forward(
-            inputs.get("input_ids"), inputs.get("attention_mask"), decoder_input_ids,
-            inputs.get("decoder_attention_mask"), inputs.get("encoder_outputs"),
-            inputs.get("past_key_values"), inputs.get("inputs_embeds"), inputs.get("decoder_inputs_embeds"),
-            use_cache, {**kwargs, "return_dict": True},
-        )
+        outputs = encoder_decoder_forward(
+            self.model, {**inputs, "decoder_input_ids": decoder_input_ids, "use_cache": use_cache, "kwargs": kwargs})
         hidden = keep_logits_positions(outputs.last_hidden_state, logits_to_keep)
         logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
         return seq2seq_lm_output(self, outputs, logits, labels, return_dict, num_items)

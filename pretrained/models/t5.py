@@ -31,7 +31,7 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
-from pretrained.modeling.decoder import head_inputs
+from pretrained.modeling.decoder import cache_positions, head_inputs
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.norms import RMSNorm
@@ -464,8 +464,7 @@ class T5Stack(nn.Module):
             raise ValueError("use_cache=True is only possible for the decoder of a T5 model")
         self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if cache_position is None:
-            past = self_cache.get_seq_length() if self_cache is not None else 0
-            cache_position = torch.arange(past, past + seq, device=device)
+            cache_position = cache_positions(self_cache, seq, device)
 
         if self.is_decoder:
             static = isinstance(self_cache, StaticCache)
