@@ -52,8 +52,8 @@ def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decode
     if pad_token_id is None:
         raise ValueError("config.pad_token_id must be set to make decoder inputs from labels")
     shifted = input_ids.new_empty(input_ids.shape)
-    shifted[:, 1:] = input_ids[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
+    shifted[..., 1:] = input_ids[..., :-1]  # (any leading dims: T5's shift takes a single sequence too)
+    shifted[..., 0] = decoder_start_token_id
     return shifted.masked_fill_(shifted == -100, pad_token_id)
 
 
