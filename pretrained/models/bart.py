@@ -181,7 +181,7 @@ class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
         self.model = self.model_class(config)
-        vocab = self.model.shared.num_embeddings
+        vocab = self.model.decoder.embed_tokens.num_embeddings  # (the target vocabulary: Marian may have its own)
         self.register_buffer("final_logits_bias", torch.zeros((1, vocab)))
         self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
         self.post_init()

@@ -130,14 +130,6 @@ class MarianMTModel(BartForConditionalGeneration):
     _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
     _keys_to_ignore_on_load_missing = ["final_logits_bias", r"embed_positions\.weight"]
 
-    def __init__(self, config: MarianConfig) -> None:
-        super(BartForConditionalGeneration, self).__init__(config)
-        self.model = MarianModel(config)
-        vocab = config.vocab_size if _shared(config) else config.decoder_vocab_size
-        self.register_buffer("final_logits_bias", torch.zeros((1, vocab)))
-        self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
-        self.post_init()
-
     def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
         """Resize the source vocabulary (and, when shared, the target one with the head and its bias)."""
         if not _shared(self.config):  # the encoder's table only; the target side keeps decoder_vocab_size
