@@ -191,32 +191,40 @@ class CausalLMOutputWithCrossAttentions(ModelOutput):
     cross_attentions: tuple[FloatTensor, ...] | None = None
 
 
-@dataclass
+# The fields every encoder-decoder output ends with, in this order (after its own leading ones): the
+# decoder's cache and per-layer tuples, then the encoder's output.
+SEQ2SEQ_FIELDS: dict[str, str] = {
+    "past_key_values": "Any",
+    "decoder_hidden_states": "tuple[FloatTensor, ...] | None",
+    "decoder_attentions": "tuple[FloatTensor, ...] | None",
+    "cross_attentions": "tuple[FloatTensor, ...] | None",
+    "encoder_last_hidden_state": "FloatTensor | None",
+    "encoder_hidden_states": "tuple[FloatTensor, ...] | None",
+    "encoder_attentions": "tuple[FloatTensor, ...] | None",
+}
+
+
+def _seq2seq_output(cls: type) -> type:
+    """``@dataclass`` for an encoder-decoder output: the class's own fields, then :data:`SEQ2SEQ_FIELDS`
+    (all defaulting to ``None``)."""
+    cls.__annotations__ = {**cls.__dict__.get("__annotations__", {}), **SEQ2SEQ_FIELDS}
+    for name in SEQ2SEQ_FIELDS:
+        setattr(cls, name, None)
+    return dataclass(cls)
+
+
+@_seq2seq_output
 class Seq2SeqModelOutput(ModelOutput):
     """A bare encoder-decoder's output: the decoder's last states, its cache, and the encoder's output."""
 
     last_hidden_state: FloatTensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    decoder_attentions: tuple[FloatTensor, ...] | None = None
-    cross_attentions: tuple[FloatTensor, ...] | None = None
-    encoder_last_hidden_state: FloatTensor | None = None
-    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    encoder_attentions: tuple[FloatTensor, ...] | None = None
 
 
-@dataclass
+@_seq2seq_output
 class _Seq2SeqScoredOutput(ModelOutput):
     # The fields of every encoder-decoder head scored against ``labels`` (the classes differ by name only).
     loss: FloatTensor | None = None
     logits: FloatTensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    decoder_attentions: tuple[FloatTensor, ...] | None = None
-    cross_attentions: tuple[FloatTensor, ...] | None = None
-    encoder_last_hidden_state: FloatTensor | None = None
-    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    encoder_attentions: tuple[FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -230,17 +238,10 @@ class Seq2SeqSequenceClassifierOutput(_Seq2SeqScoredOutput):
     """An encoder-decoder classifier's output: class ``logits`` per sequence."""
 
 
-@dataclass
+@_seq2seq_output
 class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
     """An encoder-decoder question-answering output: start / end scores over the decoder positions."""
 
     loss: FloatTensor | None = None
     start_logits: FloatTensor | None = None
     end_logits: FloatTensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    decoder_attentions: tuple[FloatTensor, ...] | None = None
-    cross_attentions: tuple[FloatTensor, ...] | None = None
-    encoder_last_hidden_state: FloatTensor | None = None
-    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
-    encoder_attentions: tuple[FloatTensor, ...] | None = None

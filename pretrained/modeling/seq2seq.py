@@ -10,7 +10,8 @@
 * :class:`Seq2SeqEncoder` / :class:`Seq2SeqDecoder`: the stacks; a family subclass sets which optional
   norms and which positions it has (their module names are the checkpoint keys).
 * :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, the bare model's pass and the
-  conditional-generation head's pass.
+  conditional-generation head's pass (both through :mod:`pretrained.modeling.seq2seq_heads`, which T5
+  shares).
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
-from pretrained.modeling.decoder import build_masks, init_decoder_weights
+from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
+)
+from pretrained.modeling.seq2seq_heads import (
+    decoder_inputs,
+    encoder_decoder_forward,
+    keep_logits_positions,
+    seq2seq_lm_output,
 )
 
 
@@ -45,8 +52,8 @@ def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decode
     if pad_token_id is None:
         raise ValueError("config.pad_token_id must be set to make decoder inputs from labels")
     shifted = input_ids.new_empty(input_ids.shape)
-    shifted[:, 1:] = input_ids[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
+    shifted[..., 1:] = input_ids[..., :-1]  # (any leading dims: T5's shift takes a single sequence too)
+    shifted[..., 0] = decoder_start_token_id
     return shifted.masked_fill_(shifted == -100, pad_token_id)
 
 
@@ -367,13 +374,16 @@ class Seq2SeqEncoder(_Stack):
         return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
 
 
-def prepare_encoder_decoder_cache(past_key_values: Any, use_cache: bool) -> EncoderDecoderCache | None:
+def prepare_encoder_decoder_cache(past_key_values: Any, use_cache: bool, wrap_self_attention_cache: bool = True
+                                  ) -> Cache | None:
     """The cache a decoder pass uses: the given :class:`EncoderDecoderCache`, one built from the legacy
-    ``((self_k, self_v, cross_k, cross_v), ...)`` tuples or around a self-attention :class:`Cache`, or a
-    new dynamic one when ``use_cache``."""
+    ``((self_k, self_v, cross_k, cross_v), ...)`` tuples or around a self-attention :class:`Cache` (that
+    cache itself with ``wrap_self_attention_cache=False``: T5's decoder then projects the encoder's keys /
+    values anew at each step, as the reference does), or a new dynamic one when ``use_cache``."""
     if past_key_values is None:
         return EncoderDecoderCache(DynamicCache(), DynamicCache()) if use_cache else None
-    if isinstance(past_key_values, EncoderDecoderCache):
+    if isinstance(past_key_values, EncoderDecoderCache) or (
+            isinstance(past_key_values, Cache) and not wrap_self_attention_cache):
         return past_key_values
     if isinstance(past_key_values, Cache):
         return EncoderDecoderCache(past_key_values, DynamicCache())
@@ -433,8 +443,7 @@ class Seq2SeqDecoder(_Stack):
             raise ValueError("give exactly one of decoder_input_ids or decoder_inputs_embeds")
         length = given.shape[1]
         if cache_position is None:
-            past = self_cache.get_seq_length() if self_cache is not None else 0
-            cache_position = torch.arange(past, past + length, device=given.device)
+            cache_position = cache_positions(self_cache, length, given.device)
         if inputs_embeds is not None and self.scales_given_embeds:
             inputs_embeds = inputs_embeds * self.embed_scale
         hidden = self._embed(input_ids, inputs_embeds, cache_position)
@@ -506,35 +515,11 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         kwargs: dict[str, Any],
     ) -> Seq2SeqModelOutput | tuple:
         """Encode (unless ``encoder_outputs`` are given: a :class:`BaseModelOutput` or a tuple), then decode."""
-        flags = {k: kwargs.get(k) for k in ("output_attentions", "output_hidden_states")}
-        return_dict = kwargs.get("return_dict")
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                           inputs_embeds=inputs_embeds, return_dict=True, **flags)
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(
-                last_hidden_state=encoder_outputs[0],
-                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
-                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
-            )
-        past_key_values = past_key_values if past_key_values is not None else kwargs.get("cache")
-        decoded = self.decoder(
-            input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
-            encoder_hidden_states=encoder_outputs.last_hidden_state, encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values, inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
-            cache_position=kwargs.get("cache_position"), return_dict=True, **flags,
-        )
-        out = Seq2SeqModelOutput(
-            last_hidden_state=decoded.last_hidden_state,
-            past_key_values=decoded.past_key_values,
-            decoder_hidden_states=decoded.hidden_states,
-            decoder_attentions=decoded.attentions,
-            cross_attentions=decoded.cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
-        )
-        return self._outputs(out, return_dict)
+        arguments = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                         decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+                         past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+                         decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, kwargs=kwargs)
+        return self._outputs(encoder_decoder_forward(self, arguments), kwargs.get("return_dict"))
 
     # --- the conditional-generation head --------------------------------------------------------------
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
@@ -551,40 +536,15 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         decoder_input_ids = inputs.get("decoder_input_ids")
         if labels is not None:
             use_cache = False
-            if decoder_input_ids is None and inputs.get("decoder_inputs_embeds") is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, inputs.get("decoder_inputs_embeds"), labels)
         num_items = kwargs.pop("num_items_in_batch", None)
         logits_to_keep = kwargs.pop("logits_to_keep", 0)
         return_dict = kwargs.pop("return_dict", None)
-        outputs = self.model._seq2seq_forward(
-            inputs.get("input_ids"), inputs.get("attention_mask"), decoder_input_ids,
-            inputs.get("decoder_attention_mask"), inputs.get("encoder_outputs"),
-            inputs.get("past_key_values"), inputs.get("inputs_embeds"), inputs.get("decoder_inputs_embeds"),
-            use_cache, {**kwargs, "return_dict": True},
-        )
-        hidden = outputs.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            hidden = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
-        else:
-            hidden = hidden[:, logits_to_keep]
+        outputs = encoder_decoder_forward(
+            self.model, {**inputs, "decoder_input_ids": decoder_input_ids, "use_cache": use_cache, "kwargs": kwargs})
+        hidden = keep_logits_positions(outputs.last_hidden_state, logits_to_keep)
         logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
-        loss = None
-        if labels is not None:
-            flat = logits.float().reshape(-1, logits.shape[-1])
-            target = labels.to(logits.device).reshape(-1)
-            if num_items is None:
-                loss = F.cross_entropy(flat, target, ignore_index=-100)
-            else:
-                loss = F.cross_entropy(flat, target, ignore_index=-100, reduction="sum")
-                loss = loss / (num_items.to(loss.device) if isinstance(num_items, torch.Tensor) else num_items)
-        out = Seq2SeqLMOutput(
-            loss=loss, logits=logits, past_key_values=outputs.past_key_values,
-            decoder_hidden_states=outputs.decoder_hidden_states, decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states, encoder_attentions=outputs.encoder_attentions,
-        )
-        return self._outputs(out, return_dict)
+        return seq2seq_lm_output(self, outputs, logits, labels, return_dict, num_items)
 
     def _init_buffers(self, device: Any = None) -> None:
         # final_logits_bias is a saved buffer that older checkpoints lack: zeros then.

@@ -13,12 +13,11 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
+from pretrained.modeling.decoder import causal_lm_loss, head_inputs
 from pretrained.modeling.outputs import (
     CausalLMOutputWithCrossAttentions,
     Seq2SeqLMOutput,
@@ -31,7 +30,14 @@ from pretrained.modeling.seq2seq import (
     Seq2SeqDecoder,
     Seq2SeqEncoder,
     Seq2SeqPreTrainedModel,
-    shift_tokens_right,  # public here too, as in transformers' modeling_bart
+    shift_tokens_right,  # noqa: F401 (public here too, as in transformers' modeling_bart)
+)
+from pretrained.modeling.seq2seq_heads import (
+    Seq2SeqClassificationHead,
+    decoder_inputs,
+    keep_logits_positions,
+    seq2seq_classifier_output,
+    seq2seq_qa_output,
 )
 from pretrained.models.auto import register
 
@@ -133,9 +139,7 @@ class BartModel(BartPreTrainedModel):
 
     def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor:
         """Without decoder inputs, BART denoises: the decoder reads ``input_ids`` shifted right."""
-        if input_ids is None:
-            raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
-        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+        return decoder_inputs(self, None, None, input_ids)
 
     def forward(
         self,
@@ -177,7 +181,7 @@ class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
     def __init__(self, config: BartConfig) -> None:
         super().__init__(config)
         self.model = self.model_class(config)
-        vocab = self.model.shared.num_embeddings
+        vocab = self.model.decoder.embed_tokens.num_embeddings  # (the target vocabulary: Marian may have its own)
         self.register_buffer("final_logits_bias", torch.zeros((1, vocab)))
         self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
         self.post_init()
@@ -215,35 +219,8 @@ class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
         return self._lm_forward(dict(locals(), self=None))
 
 
-def _eos_pool(hidden: torch.Tensor, input_ids: torch.Tensor, eos_token_id: Any) -> torch.Tensor:
-    """The decoder's hidden state at each row's last end-of-sequence token (every row must hold as many)."""
-    eos = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
-    mask = input_ids.eq(eos).to(hidden.device)
-    counts = mask.sum(1)
-    if bool((counts != counts[0]).any()):
-        raise ValueError("All examples must have the same number of <eos> tokens.")
-    if int(counts[0]) == 0:
-        raise ValueError("Each example must contain at least one <eos> token.")
-    return hidden[mask, :].view(hidden.shape[0], -1, hidden.shape[-1])[:, -1, :]
-
-
-class BartClassificationHead(nn.Module):
-    """``out_proj(tanh(dense(x)))`` with dropout before each projection."""
-
-    def __init__(self, input_dim: int, inner_dim: int, num_classes: int, pooler_dropout: float) -> None:
-        super().__init__()
-        self.dense = nn.Linear(input_dim, inner_dim)
-        self.dropout = nn.Dropout(p=pooler_dropout)
-        self.out_proj = nn.Linear(inner_dim, num_classes)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(hidden)))))
-
-
-def _head_fields(outputs: Seq2SeqModelOutput) -> dict[str, Any]:
-    return {name: getattr(outputs, name) for name in (
-        "past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
-        "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")}
+class BartClassificationHead(Seq2SeqClassificationHead):
+    """``out_proj(tanh(dense(x)))`` with dropout before each projection (the shared head, BART's name)."""
 
 
 class BartForSequenceClassification(BartPreTrainedModel):
@@ -276,15 +253,10 @@ class BartForSequenceClassification(BartPreTrainedModel):
         if input_ids is None:
             raise NotImplementedError(f"{type(self).__name__} needs input_ids (it pools at the </s> tokens)")
         return_dict = kwargs.pop("return_dict", None)
-        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
-                             use_cache=False if labels is not None else use_cache, return_dict=True, **kwargs)
-        pooled = _eos_pool(outputs.last_hidden_state, input_ids, self.config.eos_token_id)
-        logits = self.classification_head(pooled)
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        out = Seq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **_head_fields(outputs))
-        return self._outputs(out, return_dict)
+        if labels is not None:
+            use_cache = False
+        outputs = self.model(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
+        return seq2seq_classifier_output(self, outputs, input_ids, labels, return_dict)
 
 
 class BartForQuestionAnswering(BartPreTrainedModel):
@@ -319,15 +291,9 @@ class BartForQuestionAnswering(BartPreTrainedModel):
         return_dict = kwargs.pop("return_dict", None)
         if start_positions is not None and end_positions is not None:
             use_cache = False
-        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
-                             use_cache=use_cache, return_dict=True, **kwargs)
-        start, end, loss = span_logits_and_loss(self.qa_outputs(outputs.last_hidden_state), start_positions,
-                                                end_positions)
-        out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
-                                                  **_head_fields(outputs))
-        return self._outputs(out, return_dict)
+        outputs = self.model(**head_inputs(locals(), "start_positions", "end_positions", "return_dict"),
+                             return_dict=True)
+        return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
 
 
 class BartDecoderWrapper(BartPreTrainedModel):
@@ -395,15 +361,8 @@ class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
                                  encoder_hidden_states=encoder_hidden_states,
                                  encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
                                  inputs_embeds=inputs_embeds, use_cache=use_cache, return_dict=True, **kwargs)
-        hidden = out.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            hidden = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
-        else:
-            hidden = hidden[:, logits_to_keep]
-        logits = self.lm_head(hidden)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.to(logits.device).reshape(-1))
+        logits = self.lm_head(keep_logits_positions(out.last_hidden_state, logits_to_keep))
+        loss = causal_lm_loss(logits, labels, shift_labels=labels) if labels is not None else None
         result = CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
             attentions=out.attentions, cross_attentions=out.cross_attentions)

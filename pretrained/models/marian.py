@@ -53,21 +53,22 @@ class MarianConfig(BartConfig):
         del self.classifier_dropout  # not a Marian field
 
 
-class MarianEncoder(Seq2SeqEncoder):
-    """Marian's encoder: sinusoidal positions, no LayerNorm after the embeddings."""
-
+class _MarianStack:
+    # What sets Marian's stacks apart from BART's: computed sinusoidal positions, a plain token table whose
+    # output the stack scales, no LayerNorm after the embeddings.
     learned_positions = False
     scaled_embedding_module = False
     embedding_norm = False
 
 
-class MarianDecoder(Seq2SeqDecoder):
+class MarianEncoder(_MarianStack, Seq2SeqEncoder):
+    """Marian's encoder: sinusoidal positions, no LayerNorm after the embeddings."""
+
+
+class MarianDecoder(_MarianStack, Seq2SeqDecoder):
     """Marian's decoder: sinusoidal positions, no LayerNorm after the embeddings; given ``inputs_embeds``
     are scaled too."""
 
-    learned_positions = False
-    scaled_embedding_module = False
-    embedding_norm = False
     scales_given_embeds = True
 
 
@@ -75,11 +76,14 @@ def _shared(config: MarianConfig) -> bool:
     return bool(getattr(config, "share_encoder_decoder_embeddings", True))
 
 
-class MarianModel(BartModel):
-    """The bare Marian encoder-decoder."""
-
+class _MarianClass:
+    # Every Marian model: its config, and the sinusoidal tables older checkpoints saved are not read.
     config_class = MarianConfig
     _keys_to_ignore_on_load_unexpected = [*BartModel._keys_to_ignore_on_load_unexpected, r"embed_positions\.weight"]
+
+
+class MarianModel(_MarianClass, BartModel):
+    """The bare Marian encoder-decoder."""
 
     def __init__(self, config: MarianConfig) -> None:
         super(BartModel, self).__init__(config)
@@ -122,21 +126,11 @@ class MarianModel(BartModel):
         raise ValueError("Marian needs decoder_input_ids (or decoder_inputs_embeds, or labels)")
 
 
-class MarianMTModel(BartForConditionalGeneration):
+class MarianMTModel(_MarianClass, BartForConditionalGeneration):
     """Marian with its language-modelling head: translation."""
 
-    config_class = MarianConfig
     model_class = MarianModel
-    _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
     _keys_to_ignore_on_load_missing = ["final_logits_bias", r"embed_positions\.weight"]
-
-    def __init__(self, config: MarianConfig) -> None:
-        super(BartForConditionalGeneration, self).__init__(config)
-        self.model = MarianModel(config)
-        vocab = config.vocab_size if _shared(config) else config.decoder_vocab_size
-        self.register_buffer("final_logits_bias", torch.zeros((1, vocab)))
-        self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
-        self.post_init()
 
     def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
         """Resize the source vocabulary (and, when shared, the target one with the head and its bias)."""
@@ -163,20 +157,16 @@ class MarianMTModel(BartForConditionalGeneration):
         return {"lm_head.weight": "model.decoder.embed_tokens.weight"} if tie else {}
 
 
-class MarianDecoderWrapper(BartDecoderWrapper):
+class MarianDecoderWrapper(_MarianClass, BartDecoderWrapper):
     """Holds Marian's decoder under ``decoder`` (see :class:`MarianForCausalLM`)."""
 
-    config_class = MarianConfig
     decoder_class = MarianDecoder
-    _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
 
 
-class MarianForCausalLM(BartForCausalLM):
+class MarianForCausalLM(_MarianClass, BartForCausalLM):
     """Marian's decoder alone with the language-modelling head."""
 
-    config_class = MarianConfig
     wrapper_class = MarianDecoderWrapper
-    _keys_to_ignore_on_load_unexpected = MarianModel._keys_to_ignore_on_load_unexpected
 
 
 register("marian", MarianConfig, base=MarianModel, seq2seq_lm=MarianMTModel, causal_lm=MarianForCausalLM)

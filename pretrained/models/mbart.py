@@ -45,55 +45,51 @@ class MBartConfig(BartConfig):
         super().__init__(decoder_start_token_id=decoder_start_token_id, **kwargs)
 
 
-class MBartEncoder(Seq2SeqEncoder):
+class _PreNormStack:
+    # What sets mBART's stacks apart from BART's: pre-LayerNorm layers and a final ``layer_norm``.
+    final_norm = True
+    normalize_before = True
+
+
+class MBartEncoder(_PreNormStack, Seq2SeqEncoder):
     """mBART's encoder: pre-LayerNorm layers, ``layernorm_embedding`` and a final ``layer_norm``."""
 
-    final_norm = True
-    normalize_before = True
 
-
-class MBartDecoder(Seq2SeqDecoder):
+class MBartDecoder(_PreNormStack, Seq2SeqDecoder):
     """mBART's decoder: pre-LayerNorm layers, ``layernorm_embedding`` and a final ``layer_norm``."""
 
-    final_norm = True
-    normalize_before = True
+
+class _LanguageCodeShift:
+    # mBART's teacher forcing (the bare model's default decoder inputs, and every head's from labels).
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """The decoder inputs that teacher-force ``labels``: their language code first."""
+        return shift_tokens_right(labels, self.config.pad_token_id)
 
 
-class MBartModel(BartModel):
+class MBartModel(_LanguageCodeShift, BartModel):
     """The bare mBART encoder-decoder."""
 
     config_class = MBartConfig
     encoder_class = MBartEncoder
     decoder_class = MBartDecoder
 
-    def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor:
-        if input_ids is None:
-            raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
-        return shift_tokens_right(input_ids, self.config.pad_token_id)
+
+class _MBartHead(_LanguageCodeShift):
+    # Every mBART head is BART's around an MBartModel.
+    config_class = MBartConfig
+    model_class = MBartModel
 
 
-class MBartForConditionalGeneration(BartForConditionalGeneration):
+class MBartForConditionalGeneration(_MBartHead, BartForConditionalGeneration):
     """mBART with its language-modelling head: translation between the languages it was trained on."""
 
-    config_class = MBartConfig
-    model_class = MBartModel
 
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id)
-
-
-class MBartForSequenceClassification(BartForSequenceClassification):
+class MBartForSequenceClassification(_MBartHead, BartForSequenceClassification):
     """mBART with a classification head at the last ``</s>``."""
 
-    config_class = MBartConfig
-    model_class = MBartModel
 
-
-class MBartForQuestionAnswering(BartForQuestionAnswering):
+class MBartForQuestionAnswering(_MBartHead, BartForQuestionAnswering):
     """mBART with a span head for extractive question answering."""
-
-    config_class = MBartConfig
-    model_class = MBartModel
 
 
 class MBartDecoderWrapper(BartDecoderWrapper):

@@ -30,12 +30,9 @@ from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
-from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
-from pretrained.modeling.losses import (
-    sequence_classification_loss,
-    span_logits_and_loss,
-    token_classification_loss,
-)
+from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
+from pretrained.modeling.decoder import cache_positions, head_inputs
+from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
@@ -46,6 +43,15 @@ from pretrained.modeling.outputs import (
     Seq2SeqQuestionAnsweringModelOutput,
     Seq2SeqSequenceClassifierOutput,
     TokenClassifierOutput,
+)
+from pretrained.modeling.seq2seq import prepare_encoder_decoder_cache, shift_tokens_right
+from pretrained.modeling.seq2seq_heads import (
+    Seq2SeqClassificationHead,
+    decoder_inputs,
+    encoder_decoder_forward,
+    seq2seq_classifier_output,
+    seq2seq_lm_output,
+    seq2seq_qa_output,
 )
 from pretrained.models.auto import register
 
@@ -453,13 +459,12 @@ class T5Stack(nn.Module):
         if self.is_decoder:
             if use_cache is None:
                 use_cache = config.use_cache and not self.training
-            cache = _prepare_cache(past_key_values, use_cache)
+            cache = prepare_encoder_decoder_cache(past_key_values, use_cache, wrap_self_attention_cache=False)
         elif use_cache:
             raise ValueError("use_cache=True is only possible for the decoder of a T5 model")
         self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if cache_position is None:
-            past = self_cache.get_seq_length() if self_cache is not None else 0
-            cache_position = torch.arange(past, past + seq, device=device)
+            cache_position = cache_positions(self_cache, seq, device)
 
         if self.is_decoder:
             static = isinstance(self_cache, StaticCache)
@@ -509,18 +514,6 @@ class T5Stack(nn.Module):
             cross_attentions=tuple(all_cross) if output_attentions and all_cross else None,
         )
         return out if return_dict else out.to_tuple()
-
-
-def _prepare_cache(past_key_values: Any, use_cache: bool) -> Any:
-    """The decoder's cache: an :class:`EncoderDecoderCache` (made when ``use_cache`` and none is given), a
-    legacy tuple of 4-tuples, or a plain self-attention cache."""
-    if past_key_values is None:
-        return EncoderDecoderCache(DynamicCache(), DynamicCache()) if use_cache else None
-    if isinstance(past_key_values, (EncoderDecoderCache, Cache)):
-        return past_key_values
-    if isinstance(past_key_values, (tuple, list)):
-        return EncoderDecoderCache.from_legacy_cache(past_key_values)
-    raise TypeError(f"past_key_values must be an EncoderDecoderCache, got {type(past_key_values).__name__}")
 
 
 def _padding_allowed(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -595,15 +588,8 @@ class T5PreTrainedModel(PreTrainedModel):
     def _shift_right(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Decoder inputs from labels: ``decoder_start_token_id`` first, the labels shifted one to the right,
         ``-100`` replaced by ``pad_token_id``."""
-        start, pad = getattr(self.config, "decoder_start_token_id", None), self.config.pad_token_id
-        if start is None:
-            raise ValueError("config.decoder_start_token_id must be set (T5 uses the pad_token_id, 0) to build "
-                             "decoder inputs from labels")
-        if pad is None:
-            raise ValueError("config.pad_token_id must be set to build decoder inputs from labels")
-        shifted = torch.full_like(input_ids, start)
-        shifted[..., 1:] = input_ids[..., :-1]
-        return shifted.masked_fill(shifted == -100, pad)
+        return shift_tokens_right(input_ids, self.config.pad_token_id,
+                                  getattr(self.config, "decoder_start_token_id", None))
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """``decoder_input_ids`` for ``labels`` (used by ``DataCollatorForSeq2Seq``)."""
@@ -624,51 +610,6 @@ class T5PreTrainedModel(PreTrainedModel):
 
     def get_decoder(self) -> T5Stack:
         return self.base_model.decoder
-
-
-def _encoder_output(model: T5PreTrainedModel, encoder_outputs: Any, inputs: dict[str, Any]) -> BaseModelOutput:
-    """The encoder's output: given (a tuple or output object) or computed from the inputs."""
-    if encoder_outputs is None:
-        return model.get_encoder()(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-            inputs_embeds=inputs["inputs_embeds"], output_attentions=inputs.get("output_attentions"),
-            output_hidden_states=inputs.get("output_hidden_states"), return_dict=True,
-        )
-    if isinstance(encoder_outputs, (tuple, list)):
-        return BaseModelOutput(*encoder_outputs[:3])
-    return encoder_outputs
-
-
-def _seq2seq(model: T5PreTrainedModel, inputs: dict[str, Any]) -> tuple[BaseModelOutput, Any]:
-    """Encoder (unless its outputs are given) then decoder, from a forward's ``locals()``."""
-    encoded = _encoder_output(model, inputs["encoder_outputs"], inputs)
-    decoded = model.get_decoder()(
-        input_ids=inputs["decoder_input_ids"],
-        attention_mask=inputs["decoder_attention_mask"],
-        inputs_embeds=inputs["decoder_inputs_embeds"],
-        encoder_hidden_states=encoded[0],
-        encoder_attention_mask=inputs["attention_mask"],
-        past_key_values=inputs["past_key_values"] if inputs["past_key_values"] is not None
-        else inputs["kwargs"].get("cache"),
-        use_cache=inputs["use_cache"],
-        output_attentions=inputs["output_attentions"],
-        output_hidden_states=inputs["output_hidden_states"],
-        cache_position=inputs["cache_position"],
-        return_dict=True,
-    )
-    return encoded, decoded
-
-
-def _seq2seq_fields(encoded: BaseModelOutput, decoded: Any) -> dict[str, Any]:
-    return {
-        "past_key_values": decoded.past_key_values,
-        "decoder_hidden_states": decoded.hidden_states,
-        "decoder_attentions": decoded.attentions,
-        "cross_attentions": decoded.cross_attentions,
-        "encoder_last_hidden_state": encoded.last_hidden_state,
-        "encoder_hidden_states": encoded.hidden_states,
-        "encoder_attentions": encoded.attentions,
-    }
 
 
 class _EncoderDecoder(T5PreTrainedModel):
@@ -711,9 +652,7 @@ class T5Model(_EncoderDecoder):
         **kwargs: Any,
     ) -> Seq2SeqModelOutput | tuple:
         """Encode ``input_ids`` (unless ``encoder_outputs`` are given), decode ``decoder_input_ids``."""
-        encoded, decoded = _seq2seq(self, locals())
-        out = Seq2SeqModelOutput(last_hidden_state=decoded.last_hidden_state, **_seq2seq_fields(encoded, decoded))
-        return self._outputs(out, return_dict)
+        return self._outputs(encoder_decoder_forward(self, locals()), return_dict)
 
 
 class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
@@ -753,19 +692,13 @@ class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
     ) -> Seq2SeqLMOutput | tuple:
         """Vocabulary logits for every decoder position; with ``labels`` (``-100`` ignored) the mean
         cross-entropy, and decoder inputs made from the labels when none are given."""
-        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(labels)
-        encoded, decoded = _seq2seq(self, locals())
-        sequence = decoded.last_hidden_state
+        if labels is not None:
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
+        outputs = encoder_decoder_forward(self, locals())
+        sequence = outputs.last_hidden_state
         if getattr(self.config, "scale_decoder_outputs", False):
             sequence = sequence * self.model_dim**-0.5
-        logits = self.lm_head(sequence)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.to(logits.device).view(-1),
-                                   ignore_index=-100)
-        out = Seq2SeqLMOutput(loss=loss, logits=logits, **_seq2seq_fields(encoded, decoded))
-        return self._outputs(out, return_dict)
+        return seq2seq_lm_output(self, outputs, self.lm_head(sequence), labels, return_dict)
 
 
 class T5EncoderModel(T5PreTrainedModel):
@@ -798,18 +731,11 @@ class T5EncoderModel(T5PreTrainedModel):
         return self._outputs(out, return_dict)
 
 
-class T5ClassificationHead(nn.Module):
+class T5ClassificationHead(Seq2SeqClassificationHead):
     """``out_proj(tanh(dense(x)))`` with dropout, on the decoder state at the last end-of-sequence token."""
 
     def __init__(self, config: T5Config) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.d_model, config.d_model)
-        self.dropout = nn.Dropout(p=config.classifier_dropout)
-        self.out_proj = nn.Linear(config.d_model, config.num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        hidden = self.dropout(torch.tanh(self.dense(self.dropout(hidden))))
-        return self.out_proj(hidden)
+        super().__init__(config.d_model, config.d_model, config.num_labels, config.classifier_dropout)
 
 
 class T5ForSequenceClassification(T5PreTrainedModel):
@@ -848,28 +774,9 @@ class T5ForSequenceClassification(T5PreTrainedModel):
             raise ValueError(f"{type(self).__name__} needs input_ids (the </s> positions pick the sentence vector)")
         if labels is not None:
             use_cache = False
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(input_ids)
-        out = self.transformer(
-            input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-        )
-        sequence = out.last_hidden_state
-        eos = input_ids.eq(self.config.eos_token_id).to(sequence.device)
-        counts = eos.sum(1)
-        if bool((counts != counts[0]).any()):
-            raise ValueError("All examples must have the same number of <eos> tokens.")
-        if int(counts[0]) < 1:
-            raise ValueError("Each example must contain at least one <eos> token.")
-        batch, _, hidden = sequence.shape
-        sentence = sequence[eos, :].view(batch, -1, hidden)[:, -1, :]
-        logits = self.classification_head(sentence)
-        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
-        fields = {k: v for k, v in out.items() if k != "last_hidden_state"}
-        result = Seq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **fields)
-        return self._outputs(result, return_dict)
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
+        out = self.transformer(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
+        return seq2seq_classifier_output(self, out, input_ids, labels, return_dict)
 
 
 class T5ForTokenClassification(T5PreTrainedModel):
@@ -938,18 +845,10 @@ class T5ForQuestionAnswering(_EncoderDecoder):
         end are ignored)."""
         if start_positions is not None and end_positions is not None:
             use_cache = False
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError("Without decoder_input_ids or decoder_inputs_embeds, input_ids are needed (the "
-                                 "decoder reads them shifted right)")
-            decoder_input_ids = self._shift_right(input_ids)
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
         past_key_values, cache_position = None, None
-        encoded, decoded = _seq2seq(self, locals())
-        logits = self.qa_outputs(decoded.last_hidden_state)
-        start_logits, end_logits, loss = span_logits_and_loss(logits, start_positions, end_positions)
-        out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                                  **_seq2seq_fields(encoded, decoded))
-        return self._outputs(out, return_dict)
+        outputs = encoder_decoder_forward(self, locals())
+        return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
 
 
 # --------------------------------------------------------------------------------------------------------
