@@ -1,0 +1,171 @@
+"""GPTQ and AWQ checkpoints through ``from_pretrained``: folders written by our packers (from transformers'
+tiny Llama, its linears quantized by round-to-nearest) with transformers' own GPTQConfig / AwqConfig dicts
+in config.json load with no arguments; the layers dequantize to the packer's weights exactly, and logits
+and greedy tokens match an fp32 transformers model built from those weights."""
+
+import json
+
+import pytest
+import torch
+import transformers as T
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import pretrained as P
+from pretrained.quantizers import int4_formats as formats
+from pretrained.quantizers.int4_linear import AWQLinear, GPTQLinear
+
+LLAMA = dict(vocab_size=128, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False)
+IDS = torch.tensor([[1, 5, 9, 77, 3, 100], [4, 8, 15, 16, 23, 42]])
+VARIANTS = {  # name -> (method, sym, desc_act)
+    "gptq-sym": ("gptq", True, False),
+    "gptq-asym": ("gptq", False, False),
+    "gptq-sym-desc_act": ("gptq", True, True),
+    "gptq-asym-desc_act": ("gptq", False, True),
+    "awq-gemm": ("awq", False, False),
+}
+
+
+def _quant_config(method, sym, desc_act, **extra):
+    if method == "gptq":
+        return T.GPTQConfig(bits=4, group_size=128, desc_act=desc_act, sym=sym, **extra).to_dict()
+    return T.AwqConfig(bits=4, group_size=128, zero_point=True, **extra).to_dict()
+
+
+def _build(folder, method, sym, desc_act, quant_extra=None):
+    """Write the quantized checkpoint to ``folder``; returns the dequantized weights and an fp32
+    transformers model holding them."""
+    torch.manual_seed(0)
+    model = T.LlamaForCausalLM(T.LlamaConfig(**LLAMA))
+    model.save_pretrained(folder)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    dequantized = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or name == "lm_head":
+            continue
+        weight = state.pop(f"{name}.weight")
+        perm = torch.randperm(weight.shape[1]) if desc_act else None
+        intweight, zeros, scales, g_idx = formats.quantize_rtn(weight, 4, 128, sym, perm)
+        if method == "gptq":
+            packed = formats.pack_gptq(intweight, zeros, scales, g_idx, 4)
+            dequantized[name] = formats.unpack_gptq(packed["qweight"], packed["qzeros"], packed["scales"],
+                                                    packed["g_idx"], 4)
+        else:
+            packed = formats.pack_awq(intweight, zeros, scales, 4)
+            dequantized[name] = formats.unpack_awq(packed["qweight"], packed["qzeros"], packed["scales"], 4, 128)
+        state.update({f"{name}.{k}": v.contiguous() for k, v in packed.items()})
+        module.weight.data = dequantized[name].clone()
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = _quant_config(method, sym, desc_act, **(quant_extra or {}))
+    (folder / "config.json").write_text(json.dumps(config))
+    return dequantized, model.eval()
+
+
+def _tensors(path):
+    with safe_open(path / "model.safetensors", framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_checkpoint_loads_runs_and_round_trips(tmp_path, variant):
+    method, sym, desc_act = VARIANTS[variant]
+    dequantized, reference = _build(tmp_path / "q", method, sym, desc_act)
+    model = P.AutoModelForCausalLM.from_pretrained(tmp_path / "q")
+    layer = GPTQLinear if method == "gptq" else AWQLinear
+    assert model.is_quantized and model.quantization_method == method
+    assert type(model.lm_head) is torch.nn.Linear  # the output head stays float
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, layer)}
+    assert sorted(layers) == sorted(dequantized)
+    for name, module in layers.items():
+        assert torch.equal(module.dequantized_weight(), dequantized[name]), name
+        assert module.scales.dtype == torch.float16  # stored dtype kept through the fp32 load
+        if method == "gptq":
+            assert module.desc_act == desc_act and module.sym == sym
+
+    with torch.no_grad():
+        logits, expected = model(IDS).logits, reference(IDS).logits
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert torch.equal(model.generate(IDS, **kwargs), reference.generate(IDS, **kwargs))
+
+    # save -> reload: the same tensors and config, the same logits
+    model.save_pretrained(tmp_path / "saved")
+    stored, saved = _tensors(tmp_path / "q"), _tensors(tmp_path / "saved")
+    assert sorted(saved) == sorted(stored)
+    for key, tensor in stored.items():
+        assert saved[key].dtype == tensor.dtype and torch.equal(saved[key], tensor), key
+    written = json.loads((tmp_path / "saved" / "config.json").read_text())["quantization_config"]
+    original = json.loads((tmp_path / "q" / "config.json").read_text())["quantization_config"]
+    assert {k: written.get(k) for k in ("quant_method", "bits", "group_size")} == \
+        {k: original[k] for k in ("quant_method", "bits", "group_size")}
+    if method == "gptq":
+        assert (written["desc_act"], written["sym"], written["checkpoint_format"]) == (desc_act, sym, "gptq")
+        T.GPTQConfig.from_dict(written)  # transformers reads our config back
+    else:
+        assert written["zero_point"] and written["version"] == "gemm"
+        T.AwqConfig.from_dict(written)
+    again = P.AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    with torch.no_grad():
+        assert torch.equal(again(IDS).logits, logits)
+
+    # real bytes: packed words, zeros, 16-bit scales (under a third of the fp32 linears), plus the float rest
+    linear_fp32 = sum(w.numel() * 4 for w in dequantized.values())
+    rest = sum(p.numel() * p.element_size() for n, p in model.named_parameters())
+    footprint = model.get_memory_footprint()
+    packed_bytes = sum(b.numel() * b.element_size() for m in layers.values() for b in m.buffers())
+    assert footprint >= rest + packed_bytes
+    assert packed_bytes < linear_fp32 / 5
+    assert footprint < rest + linear_fp32 / 2
+
+    # dequantize: plain nn.Linear layers holding the packer's weights, same logits
+    model.dequantize(dtype=torch.float32)
+    assert not model.is_quantized and not any(isinstance(m, layer) for m in model.modules())
+    for name, weight in dequantized.items():
+        assert type(model.get_submodule(name)) is torch.nn.Linear
+        assert torch.equal(model.get_submodule(name).weight, weight)
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS).logits, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_quantizer_flags_and_exports(tmp_path):
+    _build(tmp_path / "q", "gptq", True, False)
+    model = P.AutoModelForCausalLM.from_pretrained(tmp_path / "q")
+    quantizer = model.hf_quantizer
+    assert quantizer.is_serializable() and not quantizer.is_trainable and quantizer.requires_calibration
+    from pretrained.quantizers.auto import AUTO_QUANTIZER_MAPPING
+    from pretrained.quantizers.awq import AwqQuantizer
+    from pretrained.quantizers.gptq import GptqHfQuantizer
+
+    assert AUTO_QUANTIZER_MAPPING["gptq"] is GptqHfQuantizer and AUTO_QUANTIZER_MAPPING["awq"] is AwqQuantizer
+    assert type(quantizer) is GptqHfQuantizer
+    # transformers' module paths (the compat table)
+    from pretrained.quantizers.quantizer_awq import AwqQuantizer as compat_awq
+    from pretrained.quantizers.quantizer_gptq import GptqHfQuantizer as compat_gptq
+
+    assert (compat_gptq, compat_awq) == (GptqHfQuantizer, AwqQuantizer)
+
+
+def test_errors(tmp_path):
+    folder = tmp_path / "float"
+    torch.manual_seed(0)
+    T.LlamaForCausalLM(T.LlamaConfig(**LLAMA)).save_pretrained(folder)
+    # no calibration backend: quantizing a float model is refused, naming the package that can
+    with pytest.raises(ValueError, match="gptqmodel"):
+        P.AutoModelForCausalLM.from_pretrained(folder, quantization_config=P.GPTQConfig(bits=4))
+    with pytest.raises(ValueError, match="autoawq"):
+        P.AutoModelForCausalLM.from_pretrained(folder, quantization_config=P.AwqConfig(bits=4))
+    # AWQ layouts other than gemm
+    _build(tmp_path / "gemv", "awq", False, False, {"version": "gemv"})
+    with pytest.raises(ValueError, match="gemv"):
+        P.AutoModelForCausalLM.from_pretrained(tmp_path / "gemv")
+    with pytest.raises(ValueError, match="exllama"):
+        P.AwqConfig(bits=4, version="exllama")
+    # 3-bit GPTQ: no reader
+    _build(tmp_path / "three", "gptq", True, False)
+    config = json.loads((tmp_path / "three" / "config.json").read_text())
+    config["quantization_config"]["bits"] = 3
+    (tmp_path / "three" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="bits=3"):
+        P.AutoModelForCausalLM.from_pretrained(tmp_path / "three")
