@@ -46,6 +46,7 @@ class PackedInt4Quantizer(HfQuantizer):
                 "quantization_config).")
         super().__init__(quantization_config, **kwargs)
         self.stored_dtypes: dict[str, torch.dtype] = {}  # checkpoint key -> the float dtype it is stored in
+        self.packed_modules: set[str] | None = None  # modules with a stored qweight (None: not known)
 
     def validate_environment(self, *args: Any, **kwargs: Any) -> None:
         bits = self.quantization_config.bits
@@ -65,7 +66,7 @@ class PackedInt4Quantizer(HfQuantizer):
         dtype cast also reaches the layers' ``scales`` and ``bias``, which are put back as stored afterwards."""
         from safetensors import safe_open
 
-        self.stored_dtypes = {}
+        self.stored_dtypes, packed = {}, set()
         for file in files:
             if not file.endswith(".safetensors"):
                 continue
@@ -74,6 +75,10 @@ class PackedInt4Quantizer(HfQuantizer):
                     dtype = _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype())
                     if dtype is not None:
                         self.stored_dtypes[key] = dtype
+                    if key.endswith(".qweight"):
+                        packed.add(key.removesuffix(".qweight"))
+        # only when every file was read is the set of packed modules complete
+        self.packed_modules = packed if files and all(f.endswith(".safetensors") for f in files) else None
 
     # --- the model on meta ----------------------------------------------------------------------------
     def _skip_list(self, model: nn.Module, keep_in_fp32_modules: list[str]) -> list[str]:
@@ -90,10 +95,21 @@ class PackedInt4Quantizer(HfQuantizer):
             self.set_checkpoint_files(checkpoint_files)
         keep = list(keep_in_fp32_modules if keep_in_fp32_modules is not None else model._keep_in_fp32_modules)
         self.modules_to_not_convert = self._skip_list(model, keep)
+        prefix = getattr(model, "base_model_prefix", "")
+        if self.packed_modules is not None:
+            self.modules_to_not_convert = []
         replaced = 0
         for name, module in list(model.named_modules()):
-            if (type(module) is not nn.Linear or not should_convert_module(name, self.modules_to_not_convert)
-                    or not self._wanted(name)):
+            if type(module) is not nn.Linear:
+                continue
+            if self.packed_modules is not None:
+                # the checkpoint says which layers are packed: its skip rules (lm_head quantized or not,
+                # per-module overrides of the quantizing tool) need not be guessed from the config
+                names = {name, f"{prefix}.{name}", name.removeprefix(prefix + ".")} if prefix else {name}
+                if not names & self.packed_modules:
+                    self.modules_to_not_convert.append(name)
+                    continue
+            elif not should_convert_module(name, self.modules_to_not_convert) or not self._wanted(name):
                 continue
             with torch.device("meta"):
                 layer = self._new_layer(module)

@@ -29,36 +29,39 @@ VARIANTS = {  # name -> (method, sym, desc_act)
 
 def _quant_config(method, sym, desc_act, **extra):
     if method == "gptq":
-        return T.GPTQConfig(bits=4, group_size=128, desc_act=desc_act, sym=sym, **extra).to_dict()
+        # set after construction: transformers checks optimum's version for modules_in_block_to_quantize
+        return {**T.GPTQConfig(bits=4, group_size=128, desc_act=desc_act, sym=sym).to_dict(), **extra}
     return T.AwqConfig(bits=4, group_size=128, zero_point=True, **extra).to_dict()
 
 
-def _build(folder, method, sym, desc_act, quant_extra=None):
-    """Write the quantized checkpoint to ``folder``; returns the dequantized weights and an fp32
-    transformers model holding them."""
+def _build(folder, method, sym, desc_act, quant_extra=None, packed=lambda name: name != "lm_head",
+           format="gptq"):
+    """Write the quantized checkpoint to ``folder`` (the linears ``packed`` picks quantized, the rest float);
+    returns the dequantized weights and an fp32 transformers model holding them."""
     torch.manual_seed(0)
     model = T.LlamaForCausalLM(T.LlamaConfig(**LLAMA))
     model.save_pretrained(folder)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     dequantized = {}
     for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or name == "lm_head":
+        if not isinstance(module, torch.nn.Linear) or not packed(name):
             continue
         weight = state.pop(f"{name}.weight")
         perm = torch.randperm(weight.shape[1]) if desc_act else None
         intweight, zeros, scales, g_idx = formats.quantize_rtn(weight, 4, 128, sym, perm)
         if method == "gptq":
-            packed = formats.pack_gptq(intweight, zeros, scales, g_idx, 4)
-            dequantized[name] = formats.unpack_gptq(packed["qweight"], packed["qzeros"], packed["scales"],
-                                                    packed["g_idx"], 4)
+            tensors = formats.pack_gptq(intweight, zeros, scales, g_idx, 4, format)
+            dequantized[name] = formats.unpack_gptq(tensors["qweight"], tensors["qzeros"], tensors["scales"],
+                                                    tensors["g_idx"], 4, format=format)
         else:
-            packed = formats.pack_awq(intweight, zeros, scales, 4)
-            dequantized[name] = formats.unpack_awq(packed["qweight"], packed["qzeros"], packed["scales"], 4, 128)
-        state.update({f"{name}.{k}": v.contiguous() for k, v in packed.items()})
+            tensors = formats.pack_awq(intweight, zeros, scales, 4)
+            dequantized[name] = formats.unpack_awq(tensors["qweight"], tensors["qzeros"], tensors["scales"], 4, 128)
+        state.update({f"{name}.{k}": v.contiguous() for k, v in tensors.items()})
         module.weight.data = dequantized[name].clone()
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
     config = json.loads((folder / "config.json").read_text())
-    config["quantization_config"] = _quant_config(method, sym, desc_act, **(quant_extra or {}))
+    extra = dict(quant_extra or {}, **({"checkpoint_format": format} if format != "gptq" else {}))
+    config["quantization_config"] = _quant_config(method, sym, desc_act, **extra)
     (folder / "config.json").write_text(json.dumps(config))
     return dequantized, model.eval()
 
@@ -169,3 +172,61 @@ def test_errors(tmp_path):
     (tmp_path / "three" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="bits=3"):
         P.AutoModelForCausalLM.from_pretrained(tmp_path / "three")
+
+
+def _check_loads(folder, dequantized, reference, layer):
+    """Load ``folder``: exactly the packed linears become ``layer``, with the packer's weights; logits match."""
+    model = P.AutoModelForCausalLM.from_pretrained(folder)
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, layer)}
+    assert sorted(layers) == sorted(dequantized)
+    for name, module in layers.items():
+        assert torch.equal(module.dequantized_weight(), dequantized[name]), name
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS).logits, reference(IDS).logits, atol=1e-4, rtol=1e-4)
+    return model
+
+
+@pytest.mark.parametrize("case", ["gptq_v2", "gptq-lm_head", "gptq-attention-only", "awq-skip-mlp"])
+def test_formats_and_which_layers_are_packed(tmp_path, case):
+    """The checkpoint decides which linears are packed: the output head quantized (gptqmodel's lm_head=True),
+    only some modules per block (modules_in_block_to_quantize), AWQ's modules_to_not_convert."""
+    method, extra, packed, fmt = {
+        "gptq_v2": ("gptq", {}, lambda n: n != "lm_head", "gptq_v2"),
+        "gptq-lm_head": ("gptq", {}, lambda n: True, "gptq"),
+        "gptq-attention-only": ("gptq", {"modules_in_block_to_quantize": [["self_attn.q_proj", "self_attn.k_proj",
+                                                                          "self_attn.v_proj", "self_attn.o_proj"]]},
+                                lambda n: "self_attn" in n, "gptq"),
+        "awq-skip-mlp": ("awq", {"modules_to_not_convert": ["gate_proj", "up_proj", "down_proj"]}, lambda n: "self_attn" in n, "gptq"),
+    }[case]
+    dequantized, reference = _build(tmp_path / "q", method, False, False, extra, packed, fmt)
+    layer = GPTQLinear if method == "gptq" else AWQLinear
+    model = _check_loads(tmp_path / "q", dequantized, reference, layer)
+    if fmt == "gptq_v2":
+        assert all(m.format == "gptq_v2" for m in model.modules() if isinstance(m, GPTQLinear))
+    model.save_pretrained(tmp_path / "saved")
+    stored, saved = _tensors(tmp_path / "q"), _tensors(tmp_path / "saved")
+    assert sorted(saved) == sorted(stored) and all(torch.equal(saved[k], v) for k, v in stored.items())
+
+
+def test_skip_rules_without_the_checkpoint_keys():
+    """With no safetensors headers to read (a state_dict, .bin files) the config's rules pick the layers:
+    GPTQ converts the blocks' linears (modules_in_block_to_quantize when given), AWQ all but the skip list
+    and the output head."""
+    from pretrained.quantizers.awq import AwqQuantizer
+    from pretrained.quantizers.gptq import GptqHfQuantizer
+
+    def packed(quantizer):
+        with torch.device("meta"):
+            model = P.LlamaForCausalLM(P.LlamaConfig(**LLAMA))
+        quantizer.preprocess_model(model)
+        return sorted({n.split(".")[-1] if "layers" in n else n for n, m in model.named_modules()
+                       if isinstance(m, (GPTQLinear, AWQLinear))})
+
+    attn = ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert packed(GptqHfQuantizer(P.GPTQConfig(bits=4))) == sorted(attn + ["down_proj", "gate_proj", "up_proj"])
+    assert packed(GptqHfQuantizer(P.GPTQConfig(bits=4, modules_in_block_to_quantize=[
+        ["self_attn.q_proj", "self_attn.k_proj"], ["self_attn.v_proj", "self_attn.o_proj"]]))) == attn
+    # transformers' pattern rules: a prefix up to a module boundary, a regex, or a suffix
+    assert packed(AwqQuantizer(P.AwqConfig(bits=4, modules_to_not_convert=["gate_proj", "up_proj"]))) == \
+        sorted(attn + ["down_proj"])
+    assert packed(AwqQuantizer(P.AwqConfig(bits=4, modules_to_not_convert=[r"model.layers.\d+.mlp"]))) == attn
