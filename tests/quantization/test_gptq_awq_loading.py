@@ -230,3 +230,18 @@ def test_skip_rules_without_the_checkpoint_keys():
     assert packed(AwqQuantizer(P.AwqConfig(bits=4, modules_to_not_convert=["gate_proj", "up_proj"]))) == \
         sorted(attn + ["down_proj"])
     assert packed(AwqQuantizer(P.AwqConfig(bits=4, modules_to_not_convert=[r"model.layers.\d+.mlp"]))) == attn
+
+
+@pytest.mark.parametrize("method", ["gptq", "awq"])
+def test_half_precision_load(tmp_path, method):
+    """dtype=bfloat16: the float parts and activations in bf16, the stored fp16 scales kept; logits as
+    close to the fp32 model as transformers' own bf16 copy of it is."""
+    _, reference = _build(tmp_path / "q", method, False, method == "gptq")
+    model = P.AutoModelForCausalLM.from_pretrained(tmp_path / "q", dtype=torch.bfloat16)
+    layer = model.model.layers[0].mlp.down_proj
+    assert model.model.embed_tokens.weight.dtype == torch.bfloat16 and layer.scales.dtype == torch.float16
+    with torch.no_grad():
+        logits, expected = model(IDS).logits, reference(IDS).logits
+        bf16_error = (reference.to(torch.bfloat16)(IDS).logits.float() - expected).abs().max()
+    assert logits.dtype == torch.bfloat16
+    assert (logits.float() - expected).abs().max() <= 3 * bf16_error
