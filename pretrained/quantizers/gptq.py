@@ -91,7 +91,7 @@ class PackedInt4Quantizer(HfQuantizer):
 
     def _process_model_before_weight_loading(self, model: nn.Module, keep_in_fp32_modules: list[str] | None = None,
                                              checkpoint_files: list[str] | None = None, **kwargs: Any) -> None:
-        if checkpoint_files and not self.stored_dtypes:
+        if checkpoint_files and self.packed_modules is None:
             self.set_checkpoint_files(checkpoint_files)
         keep = list(keep_in_fp32_modules if keep_in_fp32_modules is not None else model._keep_in_fp32_modules)
         self.modules_to_not_convert = self._skip_list(model, keep)

@@ -35,7 +35,7 @@ def _quant_config(method, sym, desc_act, **extra):
 
 
 def _build(folder, method, sym, desc_act, quant_extra=None, packed=lambda name: name != "lm_head",
-           format="gptq"):
+           format="gptq", shards=1):
     """Write the quantized checkpoint to ``folder`` (the linears ``packed`` picks quantized, the rest float);
     returns the dequantized weights and an fp32 transformers model holding them."""
     torch.manual_seed(0)
@@ -58,7 +58,17 @@ def _build(folder, method, sym, desc_act, quant_extra=None, packed=lambda name: 
             dequantized[name] = formats.unpack_awq(tensors["qweight"], tensors["qzeros"], tensors["scales"], 4, 128)
         state.update({f"{name}.{k}": v.contiguous() for k, v in tensors.items()})
         module.weight.data = dequantized[name].clone()
-    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    if shards == 1:
+        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    else:  # split by layer, with the index transformers writes
+        (folder / "model.safetensors").unlink()
+        names = sorted(state)
+        weight_map = {k: f"model-{i % shards + 1:05d}-of-{shards:05d}.safetensors" for i, k in enumerate(names)}
+        for file in sorted(set(weight_map.values())):
+            save_file({k: state[k] for k in names if weight_map[k] == file}, folder / file, metadata={"format": "pt"})
+        index = {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in state.values())},
+                 "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     config = json.loads((folder / "config.json").read_text())
     extra = dict(quant_extra or {}, **({"checkpoint_format": format} if format != "gptq" else {}))
     config["quantization_config"] = _quant_config(method, sym, desc_act, **extra)
@@ -67,8 +77,11 @@ def _build(folder, method, sym, desc_act, quant_extra=None, packed=lambda name: 
 
 
 def _tensors(path):
-    with safe_open(path / "model.safetensors", framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    out = {}
+    for file in sorted(path.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as f:
+            out.update({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118
+    return out
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -137,6 +150,12 @@ def test_quantizer_flags_and_exports(tmp_path):
     model = P.AutoModelForCausalLM.from_pretrained(tmp_path / "q")
     quantizer = model.hf_quantizer
     assert quantizer.is_serializable() and not quantizer.is_trainable and quantizer.requires_calibration
+    # the Trainer's check: even with adapters on top, the packed layers have no backward
+    from pretrained.quantizers.base import validate_quantization_for_training
+
+    model._hf_peft_config_loaded = True
+    with pytest.raises(ValueError, match="quantized with gptq, which does not support training"):
+        validate_quantization_for_training(model)
     from pretrained.quantizers.auto import AUTO_QUANTIZER_MAPPING
     from pretrained.quantizers.awq import AwqQuantizer
     from pretrained.quantizers.gptq import GptqHfQuantizer
@@ -186,19 +205,21 @@ def _check_loads(folder, dequantized, reference, layer):
     return model
 
 
-@pytest.mark.parametrize("case", ["gptq_v2", "gptq-lm_head", "gptq-attention-only", "awq-skip-mlp"])
+@pytest.mark.parametrize("case", ["gptq_v2", "gptq-lm_head", "gptq-attention-only", "awq-skip-mlp", "awq-sharded"])
 def test_formats_and_which_layers_are_packed(tmp_path, case):
     """The checkpoint decides which linears are packed: the output head quantized (gptqmodel's lm_head=True),
     only some modules per block (modules_in_block_to_quantize), AWQ's modules_to_not_convert."""
+    shards = 3 if case.endswith("sharded") else 1
     method, extra, packed, fmt = {
         "gptq_v2": ("gptq", {}, lambda n: n != "lm_head", "gptq_v2"),
         "gptq-lm_head": ("gptq", {}, lambda n: True, "gptq"),
         "gptq-attention-only": ("gptq", {"modules_in_block_to_quantize": [["self_attn.q_proj", "self_attn.k_proj",
                                                                           "self_attn.v_proj", "self_attn.o_proj"]]},
                                 lambda n: "self_attn" in n, "gptq"),
+        "awq-sharded": ("awq", {}, lambda n: n != "lm_head", "gptq"),
         "awq-skip-mlp": ("awq", {"modules_to_not_convert": ["gate_proj", "up_proj", "down_proj"]}, lambda n: "self_attn" in n, "gptq"),
     }[case]
-    dequantized, reference = _build(tmp_path / "q", method, False, False, extra, packed, fmt)
+    dequantized, reference = _build(tmp_path / "q", method, False, False, extra, packed, fmt, shards)
     layer = GPTQLinear if method == "gptq" else AWQLinear
     model = _check_loads(tmp_path / "q", dequantized, reference, layer)
     if fmt == "gptq_v2":
