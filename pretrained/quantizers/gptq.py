@@ -25,6 +25,12 @@ logger = logging.getLogger("pretrained")
 _SAFETENSORS_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
 
 
+def stored_names(name: str, prefix: str) -> set[str]:
+    """The names module ``name`` may have in a checkpoint: as is, or with the base model's ``prefix`` added
+    or removed (a checkpoint of the base model loaded under a head, or the reverse)."""
+    return {name, f"{prefix}.{name}", name.removeprefix(prefix + ".")} if prefix else {name}
+
+
 class PackedInt4Quantizer(HfQuantizer):
     """What the GPTQ and AWQ quantizers share: reading pre-quantized checkpoints into packed layers.
 
@@ -47,6 +53,7 @@ class PackedInt4Quantizer(HfQuantizer):
         super().__init__(quantization_config, **kwargs)
         self.stored_dtypes: dict[str, torch.dtype] = {}  # checkpoint key -> the float dtype it is stored in
         self.packed_modules: set[str] | None = None  # modules with a stored qweight (None: not known)
+        self.stored_keys: set[str] = set()
 
     def validate_environment(self, *args: Any, **kwargs: Any) -> None:
         bits = self.quantization_config.bits
@@ -66,12 +73,13 @@ class PackedInt4Quantizer(HfQuantizer):
         dtype cast also reaches the layers' ``scales`` and ``bias``, which are put back as stored afterwards."""
         from safetensors import safe_open
 
-        self.stored_dtypes, packed = {}, set()
+        self.stored_dtypes, self.stored_keys, packed = {}, set(), set()
         for file in files:
             if not file.endswith(".safetensors"):
                 continue
             with safe_open(file, framework="pt") as f:
                 for key in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                    self.stored_keys.add(key)
                     dtype = _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype())
                     if dtype is not None:
                         self.stored_dtypes[key] = dtype
@@ -105,8 +113,7 @@ class PackedInt4Quantizer(HfQuantizer):
             if self.packed_modules is not None:
                 # the checkpoint says which layers are packed: its skip rules (lm_head quantized or not,
                 # per-module overrides of the quantizing tool) need not be guessed from the config
-                names = {name, f"{prefix}.{name}", name.removeprefix(prefix + ".")} if prefix else {name}
-                if not names & self.packed_modules:
+                if not stored_names(name, prefix) & self.packed_modules:
                     self.modules_to_not_convert.append(name)
                     continue
             elif not should_convert_module(name, self.modules_to_not_convert) or not self._wanted(name):
@@ -133,13 +140,16 @@ class PackedInt4Quantizer(HfQuantizer):
                 buffer = module._buffers.get(leaf)
                 if buffer is None:
                     continue
-                key = f"{name}.{leaf}"
-                stored = self.stored_dtypes.get(key) or self.stored_dtypes.get(f"{prefix}.{key}")
-                if stored is None and prefix and key.startswith(prefix + "."):
-                    stored = self.stored_dtypes.get(key[len(prefix) + 1:])
+                stored = next((self.stored_dtypes[f"{key}.{leaf}"] for key in stored_names(name, prefix)
+                               if f"{key}.{leaf}" in self.stored_dtypes), None)
                 if stored is not None and buffer.dtype != stored:
                     module._buffers[leaf] = buffer.to(stored)
+            self._fill_g_idx(module, name, prefix)
         model.config.quantization_config = self.quantization_config
+
+    def _fill_g_idx(self, module: nn.Module, name: str, prefix: str) -> None:
+        """Give a GPTQ layer whose checkpoint has no ``g_idx`` (some exporters leave it out without act-order)
+        the contiguous groups it means; the loader filled the missing buffer with placeholder values."""
 
     def _dequantize(self, model: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
         for name, module in list(model.named_modules()):
@@ -222,6 +232,17 @@ class GptqHfQuantizer(PackedInt4Quantizer):
             names = [n for group in inside for n in (group if isinstance(group, list) else [group])]
             return any(name.endswith("." + n) for n in names)
         return True
+
+    def _fill_g_idx(self, module: nn.Module, name: str, prefix: str) -> None:
+        stored = {f"{key}.{leaf}" for key in stored_names(name, prefix) for leaf in ("qweight", "g_idx")}
+        if self.packed_modules is None or not stored & self.stored_keys:
+            return  # not known what the checkpoint holds
+        if any(key.endswith(".g_idx") for key in stored & self.stored_keys):
+            return
+        if self.quantization_config.desc_act:
+            raise ValueError(f"The GPTQ checkpoint has no {name}.g_idx, but its quantization_config says "
+                             "desc_act=True: the order of its input features is lost.")
+        module.g_idx = formats.default_g_idx(module.in_features, module.group_size).to(module.qweight.device)
 
     def _new_layer(self, module: nn.Linear) -> nn.Module:
         config = self.quantization_config

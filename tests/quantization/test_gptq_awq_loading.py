@@ -217,7 +217,8 @@ def test_formats_and_which_layers_are_packed(tmp_path, case):
                                                                           "self_attn.v_proj", "self_attn.o_proj"]]},
                                 lambda n: "self_attn" in n, "gptq"),
         "awq-sharded": ("awq", {}, lambda n: n != "lm_head", "gptq"),
-        "awq-skip-mlp": ("awq", {"modules_to_not_convert": ["gate_proj", "up_proj", "down_proj"]}, lambda n: "self_attn" in n, "gptq"),
+        "awq-skip-mlp": ("awq", {"modules_to_not_convert": ["gate_proj", "up_proj", "down_proj"]},
+                         lambda n: "self_attn" in n, "gptq"),
     }[case]
     dequantized, reference = _build(tmp_path / "q", method, False, False, extra, packed, fmt, shards)
     layer = GPTQLinear if method == "gptq" else AWQLinear
@@ -227,6 +228,24 @@ def test_formats_and_which_layers_are_packed(tmp_path, case):
     model.save_pretrained(tmp_path / "saved")
     stored, saved = _tensors(tmp_path / "q"), _tensors(tmp_path / "saved")
     assert sorted(saved) == sorted(stored) and all(torch.equal(saved[k], v) for k, v in stored.items())
+
+
+@pytest.mark.parametrize("desc_act", [False, True])
+def test_checkpoint_without_g_idx(tmp_path, desc_act):
+    """Some exporters leave g_idx out when there is no act-order: contiguous groups are meant. With
+    desc_act=True its absence loses the feature order, which is refused."""
+    dequantized, reference = _build(tmp_path / "q", "gptq", True, False)
+    state = _tensors(tmp_path / "q")
+    save_file({k: v for k, v in state.items() if not k.endswith(".g_idx")}, tmp_path / "q" / "model.safetensors",
+              metadata={"format": "pt"})
+    if desc_act:
+        config = json.loads((tmp_path / "q" / "config.json").read_text())
+        config["quantization_config"]["desc_act"] = True
+        (tmp_path / "q" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ValueError, match=r"no model\.layers\.0\.self_attn\.q_proj\.g_idx.*desc_act=True"):
+            P.AutoModelForCausalLM.from_pretrained(tmp_path / "q")
+    else:
+        _check_loads(tmp_path / "q", dequantized, reference, GPTQLinear)
 
 
 def test_skip_rules_without_the_checkpoint_keys():
