@@ -285,3 +285,30 @@ def test_half_precision_load(tmp_path, method):
         bf16_error = (reference.to(torch.bfloat16)(IDS).logits.float() - expected).abs().max()
     assert logits.dtype == torch.bfloat16
     assert (logits.float() - expected).abs().max() <= 3 * bf16_error
+
+
+@pytest.mark.parametrize("tool", ["autogptq", "gptqmodel", "autoawq"])
+def test_configs_as_the_quantizing_tools_write_them(tmp_path, tool):
+    """config.json as AutoGPTQ, gptqmodel and AutoAWQ write it (their extra keys: static_groups, meta,
+    pack_dtype, lm_head, dynamic, ...) loads, and saves a config transformers reads."""
+    saved = {
+        "autogptq": {"bits": 4, "group_size": 128, "damp_percent": 0.01, "desc_act": False, "static_groups": False,
+                     "sym": True, "true_sequential": True, "model_name_or_path": None,
+                     "model_file_base_name": "model", "quant_method": "gptq"},
+        "gptqmodel": {"bits": 4, "dynamic": None, "group_size": 128, "desc_act": True, "sym": True, "lm_head": False,
+                      "quant_method": "gptq", "checkpoint_format": "gptq", "pack_dtype": "int32",
+                      "meta": {"quantizer": ["gptqmodel:2.0.0"], "damp_percent": 0.01, "static_groups": False}},
+        "autoawq": {"quant_method": "awq", "zero_point": True, "group_size": 128, "bits": 4, "version": "gemm",
+                    "modules_to_not_convert": None},
+    }[tool]
+    method = saved["quant_method"]
+    dequantized, reference = _build(tmp_path / "q", method, saved.get("sym", False), saved.get("desc_act", False))
+    config = json.loads((tmp_path / "q" / "config.json").read_text())
+    config["quantization_config"] = saved
+    (tmp_path / "q" / "config.json").write_text(json.dumps(config))
+    model = _check_loads(tmp_path / "q", dequantized, reference, GPTQLinear if method == "gptq" else AWQLinear)
+    model.save_pretrained(tmp_path / "saved")
+    written = json.loads((tmp_path / "saved" / "config.json").read_text())["quantization_config"]
+    (T.GPTQConfig if method == "gptq" else T.AwqConfig).from_dict(written)
+    assert {k: written[k] for k in ("quant_method", "bits", "group_size")} == \
+        {k: saved[k] for k in ("quant_method", "bits", "group_size")}
