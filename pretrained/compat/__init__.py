@@ -72,6 +72,8 @@ MODULES: dict[str, dict[str, str]] = {
     "quantizers.quantizer_bnb_4bit": {"Bnb4BitHfQuantizer": "pretrained.quantizers.bitsandbytes"},
     "quantizers.quantizer_bnb_8bit": {"Bnb8BitHfQuantizer": "pretrained.quantizers.bitsandbytes"},
     "quantizers.quantizer_torchao": {"TorchAoHfQuantizer": "pretrained.quantizers.torchao"},
+    "quantizers.quantizer_gptq": {"GptqHfQuantizer": "pretrained.quantizers.gptq"},
+    "quantizers.quantizer_awq": {"AwqQuantizer": "pretrained.quantizers.awq"},
     "utils.quantization_config": {},
 }
 for _family, _module in _FAMILIES.items():

@@ -1,6 +1,6 @@
 """Quantization methods, as transformers' ``transformers.quantizers``: the ``HfQuantizer`` base, the
-Auto tables and one file per backend (``bitsandbytes``, ``torchao``). Importing the package registers
-the built-in methods with the loading pass (``pretrained.loading.hooks.QUANTIZERS``)."""
+Auto tables and one file per backend (``bitsandbytes``, ``torchao``, ``gptq``, ``awq``). Importing the
+package registers the built-in methods with the loading pass (``pretrained.loading.hooks.QUANTIZERS``)."""
 
 from pretrained.quantizers.auto import (
     AUTO_QUANTIZATION_CONFIG_MAPPING,

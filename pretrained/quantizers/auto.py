@@ -11,8 +11,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from pretrained.quantizers.awq import AwqQuantizer
 from pretrained.quantizers.base import HfQuantizer
 from pretrained.quantizers.bitsandbytes import Bnb4BitHfQuantizer, Bnb8BitHfQuantizer
+from pretrained.quantizers.gptq import GptqHfQuantizer
 from pretrained.quantizers.torchao import TorchAoHfQuantizer
 from pretrained.utils.quantization_config import (
     AwqConfig,
@@ -27,6 +29,8 @@ AUTO_QUANTIZER_MAPPING: dict[str, type[HfQuantizer]] = {
     "bitsandbytes_4bit": Bnb4BitHfQuantizer,
     "bitsandbytes_8bit": Bnb8BitHfQuantizer,
     "torchao": TorchAoHfQuantizer,
+    "gptq": GptqHfQuantizer,
+    "awq": AwqQuantizer,
 }
 
 AUTO_QUANTIZATION_CONFIG_MAPPING: dict[str, type[QuantizationConfigMixin]] = {
@@ -230,5 +234,5 @@ def _register_hook(method: str) -> None:
     QUANTIZERS.setdefault(method, loading_hook)
 
 
-for _method in ("bitsandbytes", "torchao"):
+for _method in ("bitsandbytes", "torchao", "gptq", "awq"):
     _register_hook(_method)

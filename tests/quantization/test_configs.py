@@ -96,8 +96,8 @@ def test_auto_tables_pick_config_and_quantizer():
         AutoQuantizationConfig.from_dict({"bits": 4})
     with pytest.raises(ValueError, match="Unknown quantization type, got hqq"):
         AutoQuantizationConfig.from_dict({"quant_method": "hqq"})
-    with pytest.raises(ValueError, match="Unknown quantization type, got gptq"):  # config known, quantizer not here
-        AutoHfQuantizer.from_config(P.GPTQConfig(bits=4))
+    assert type(AutoHfQuantizer.from_config(P.GPTQConfig(bits=4))).__name__ == "GptqHfQuantizer"
+    assert type(AutoHfQuantizer.from_config({"quant_method": "awq", "bits": 4})).__name__ == "AwqQuantizer"
 
 
 def test_get_hf_quantizer_prefers_the_saved_config():
