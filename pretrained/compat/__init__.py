@@ -40,6 +40,7 @@ MODULES: dict[str, dict[str, str]] = {
         "get_last_checkpoint": f"{_T}.checkpoints", "PREFIX_CHECKPOINT_DIR": f"{_T}.checkpoints",
         "EvalPrediction": f"{_T}.outputs", "EvalLoopOutput": f"{_T}.outputs", "PredictionOutput": f"{_T}.outputs",
         "TrainOutput": f"{_T}.outputs", "speed_metrics": f"{_T}.outputs", "set_seed": f"{_T}.seeding",
+        "align_special_tokens": f"{_T}.special_tokens",
         **dict.fromkeys(("SchedulerType", "IntervalStrategy", "SaveStrategy", "HubStrategy"), f"{_T}.outputs"),
     },
     "trainer_callback": {"*": f"{_T}.callbacks", "TrainerState": f"{_T}.state", "TrainerControl": f"{_T}.state"},

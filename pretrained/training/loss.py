@@ -140,7 +140,7 @@ class TrainingStepMixin:
 
     def _smoothed_loss(self, outputs: Any, labels: torch.Tensor, num_items: Any) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
-        if self._loss_shifts_labels:
+        if self._smoothing_shifts_labels:
             logits, labels = logits[..., :-1, :], labels[..., 1:]
         logits = logits.float().reshape(-1, logits.size(-1))
         labels = labels.reshape(-1).to(logits.device)

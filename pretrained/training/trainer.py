@@ -199,10 +199,17 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         )
         name = type(model).__name__
         config = getattr(model, "config", None)
-        self._loss_shifts_labels = (
-            name.endswith(("ForCausalLM", "LMHeadModel"))
-            or getattr(model, "loss_type", None) == "ForCausalLM"
-        ) and not getattr(config, "is_encoder_decoder", False)
+        decoder_only = not getattr(config, "is_encoder_decoder", False)
+        loss_type = getattr(model, "loss_type", None)
+        # label smoothing shifts the logits of every causal LM (transformers: the causal-LM Auto table)
+        self._smoothing_shifts_labels = (
+            name.endswith(("ForCausalLM", "LMHeadModel")) or loss_type == "ForCausalLM"
+        ) and decoder_only
+        # counting a step's label items over labels[..., 1:]: transformers does so only for a model whose
+        # loss type it recognises as causal LM ("ForCausalLM" in the class name, or `loss_type`);
+        # GPT-2's `GPT2LMHeadModel` is counted over all labels, so its loss under the Trainer comes
+        # out (L-1)/L of the mean. Counted the same way, so runs log transformers' numbers.
+        self._loss_shifts_labels = ("ForCausalLM" in name or loss_type == "ForCausalLM") and decoder_only
         if self.args.label_names is not None:
             self.label_names = list(self.args.label_names)
         elif name.endswith("ForQuestionAnswering"):
