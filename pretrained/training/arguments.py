@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .argument_setters import TrainingArgumentsSetters
+
 INTERVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_torch_foreach", "sgd", "adafactor", "adagrad")
@@ -83,7 +85,7 @@ def _alias(help_text: str, flag: bool = False) -> Any:
 
 
 @dataclass
-class TrainingArguments:
+class TrainingArguments(TrainingArgumentsSetters):
     """Arguments of the training loop, with transformers' names and defaults.
 
     Args:
