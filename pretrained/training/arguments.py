@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .argument_setters import TrainingArgumentsSetters
 from .distributed import fsdp_settings, local_process_index, process_index, world_size
 
 INTERVAL_STRATEGIES = ("no", "steps", "epoch")
@@ -83,7 +84,7 @@ def _alias(help_text: str, flag: bool = False) -> Any:
 
 
 @dataclass
-class TrainingArguments:
+class TrainingArguments(TrainingArgumentsSetters):
     """Arguments of the training loop, with transformers' names and defaults.
 
     Args:

@@ -19,6 +19,7 @@ from torch import nn
 
 from . import checkpoints as ckpt
 from . import distributed
+from .args_file import save_training_args
 from .seeding import get_rng_state, set_rng_state
 from .state import ExportableState, TrainerControl, TrainerState
 
@@ -152,8 +153,8 @@ class CheckpointingMixin:
         ckpt.save_model_weights(self.model, output_dir, state_dict)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(output_dir)
-        # JSON-safe data (not a pickled TrainingArguments): loads with weights_only=True
-        ckpt.atomic_torch_save(self.args.to_dict(), os.path.join(output_dir, ckpt.TRAINING_ARGS_NAME))
+        # the file transformers writes (its TrainingArguments, by name); read back without unpickling
+        save_training_args(self.args, os.path.join(output_dir, ckpt.TRAINING_ARGS_NAME))
 
     def _load_optimizer_and_scheduler(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, ckpt.OPTIMIZER_NAME)

@@ -126,7 +126,12 @@ class EvaluationMixin:
                     host[k] = chunk if host[k] is None else _concat_all([host[k], chunk])
                     v.clear()
 
-        for step, inputs in enumerate(dataloader):
+        batches = iter(dataloader)
+        # transformers' eval loader draws its workers' base seed from the global RNG when iterated (ours
+        # has a private generator): draw once too, so a random collator (MLM masking) and whatever runs
+        # after the evaluation see the RNG where a transformers run leaves it
+        torch.empty((), dtype=torch.int64).random_()
+        for step, inputs in enumerate(batches):
             batch_size = _batch_size(inputs)
             num_samples += batch_size
             loss, logits, labels = self.prediction_step(model, inputs, prediction_loss_only, ignore_keys)
@@ -182,7 +187,10 @@ class EvaluationMixin:
             labels = labels[0] if len(labels) == 1 else labels
         with torch.no_grad(), self.autocast_smart_context_manager(training=False):
             if has_labels or self.compute_loss_func is not None and "labels" in inputs:
-                loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+                # as transformers: the batch's label items are counted and passed on, so a model that
+                # normalises by them reports the loss it reports in training
+                num_items = self._get_num_items_in_batch([inputs], self.args.device)
+                loss, outputs = self.compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items)
                 loss = loss.detach().mean()
             else:
                 loss, outputs = None, model(**inputs)

@@ -79,7 +79,10 @@ class TrainingStepMixin:
         inputs = self._prepare_inputs(inputs)
         with self.autocast_smart_context_manager():
             loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
-        if num_items_in_batch is None:
+        scaled = self.loss_is_scaled_for_ga
+        if scaled is None:
+            scaled = num_items_in_batch is not None
+        if not scaled:
             loss = loss / self.current_gradient_accumulation_steps
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -108,7 +111,12 @@ class TrainingStepMixin:
             labels = inputs.pop("labels")
         local_items = None
         if num_items_in_batch is not None and self.compute_loss_func is None and not smoothing:
-            if self._model_takes_num_items:
+            if self._model_takes_num_items or self.model_accepts_loss_kwargs:
+                # As transformers 5.24: a forward with **kwargs is trusted to normalise by
+                # `num_items_in_batch` (our causal LMs do); one whose loss is a plain mean (BERT's heads)
+                # returns that mean unscaled, so N accumulated micro-batches sum N means (N times the
+                # mean; the logged loss and grad norm too). Kept for parity with transformers' runs (its
+                # issue #37766); `trainer.model_accepts_loss_kwargs = False` gives the exact mean.
                 inputs = {**inputs, "num_items_in_batch": num_items_in_batch}
             else:
                 local_items = count_label_items(inputs, self._loss_shifts_labels)
@@ -136,7 +144,7 @@ class TrainingStepMixin:
 
     def _smoothed_loss(self, outputs: Any, labels: torch.Tensor, num_items: Any) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
-        if self._loss_shifts_labels:
+        if self._smoothing_shifts_labels:
             logits, labels = logits[..., :-1, :], labels[..., 1:]
         logits = logits.float().reshape(-1, logits.size(-1))
         labels = labels.reshape(-1).to(logits.device)

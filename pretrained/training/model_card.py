@@ -46,7 +46,13 @@ def _eval_results(log_history: list[dict[str, Any]]) -> tuple[list[dict[str, Any
     rows: list[dict[str, Any]] = []
     train_loss: Any = "No log"
     last: dict[str, Any] = {}
+    # the table holds the evaluations made during training (before the entry `train()` ends with), as
+    # transformers' cards do; an evaluation after training only gives the results listed above it
+    trained = any("train_runtime" in entry for entry in log_history)
+    during = trained
     for entry in log_history:
+        if "train_runtime" in entry:
+            during = False
         if "loss" in entry:
             train_loss = entry["loss"]
         if "eval_loss" not in entry:
@@ -59,7 +65,8 @@ def _eval_results(log_history: list[dict[str, Any]]) -> tuple[list[dict[str, Any
         row = {"Training Loss": train_loss, "Epoch": entry.get("epoch"), "Step": entry.get("step")}
         row["Validation Loss"] = entry["eval_loss"]
         row.update({_metric_title(k): v for k, v in metrics.items()})
-        rows.append(row)
+        if during:
+            rows.append(row)
         last = {"Loss": entry["eval_loss"], **{_metric_title(k): v for k, v in metrics.items()}}
     return rows, last
 
@@ -155,8 +162,8 @@ def render_model_card(trainer: Any, card: dict[str, Any]) -> str:
     parts += ["", "## Training procedure", "", "### Training hyperparameters", ""]
     parts.append("The following hyperparameters were used during training:")
     parts += [f"- {k}: {v}" for k, v in _hyperparameters(args, state).items()]
-    if rows:
-        parts += ["", "### Training results", "", _table(rows)]
+    # transformers writes the section even when no evaluation ran during training (an empty table)
+    parts += ["", "### Training results", "", _table(rows) if rows else ""]
     parts += ["", "### Framework versions", ""]
     parts += [
         f"- Pretrained {__version__}",

@@ -37,6 +37,7 @@ from .loss import count_label_items
 from .outputs import TrainOutput, speed_metrics
 from .sampling import EpochSampler
 from .seeding import set_seed
+from .special_tokens import align_special_tokens
 from .state import TrainerState
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,9 @@ class TrainingLoopMixin:
                 distributed.load_full_state_dict(self.model, ckpt._read_state_dict(resume_from_checkpoint))
             else:
                 ckpt.load_model_weights(self.model, resume_from_checkpoint)
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        if hasattr(tokenizer, "pad_token_id") and getattr(self.model, "config", None) is not None:
+            align_special_tokens(self.model, self.processing_class)  # as transformers, before training
         self.is_in_train = True
         try:
             return self._inner_training_loop(resume_from_checkpoint, trial, ignore_keys_for_eval)
@@ -354,7 +358,7 @@ class TrainingLoopMixin:
         if not isinstance(sampler, EpochSampler) and skip:  # an iterable dataset is skipped by reading it
             for _ in islice(batches, skip):
                 pass
-        return batches
+        return _one_ahead(batches)
 
     def _run_epoch(
         self,
@@ -584,3 +588,18 @@ class TrainingLoopMixin:
                     shutil.rmtree(path, ignore_errors=True)
         self.control = self.callback_handler.on_train_end(args, self.state, self.control)
         return TrainOutput(self.state.global_step, train_loss, metrics)
+
+
+def _one_ahead(batches: Iterator[Any]) -> Iterator[Any]:
+    """Yield `batches`, each one after the next has been read: transformers' loader (accelerate's
+    `DataLoaderShard`) reads one batch ahead to know the last, so a collator that draws from the global
+    RNG (MLM masking) draws for batch k+1 before batch k's forward pass draws its dropout masks.
+    Reading in the same order gives the same masks and dropout as a transformers run with the seed."""
+    try:
+        current = next(batches)
+    except StopIteration:
+        return
+    for following in batches:
+        yield current
+        current = following
+    yield current

@@ -71,7 +71,13 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         optimizers: `(optimizer, lr_scheduler)` to use instead of the ones built from `args`.
         optimizer_cls_and_kwargs: `(optimizer class, kwargs)` to build instead of `args.optim`.
         preprocess_logits_for_metrics: `(logits, labels) -> logits` applied per evaluation batch.
+
+    Class attribute `loss_is_scaled_for_ga` (as transformers'): None decides per step (see
+    `training_step`); True if `compute_loss` already normalises over the accumulated batch; False
+    divides each micro-batch's loss by the accumulation steps.
     """
+
+    loss_is_scaled_for_ga: bool | None = None
 
     def __init__(
         self,
@@ -165,6 +171,8 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         # micro-batches of the current optimizer step: weighs each one's loss where items can't be counted
         self.current_gradient_accumulation_steps = 1
         self.control = self.callback_handler.on_init_end(args, self.state, self.control)
+        if getattr(self.model, "config", None) is not None:  # as transformers: the saved config says so too
+            self.model.config.use_cache = args.use_cache
 
     # ---- model helpers --------------------------------------------------------------------------
 
@@ -193,12 +201,25 @@ class Trainer(TrainingLoopMixin, TrainingStepMixin, EvaluationMixin, Checkpointi
         # a model that takes `num_items_in_batch` normalises its own loss; any other loss is a mean
         # that the Trainer rescales by the batch's share of the items
         self._model_takes_num_items = "num_items_in_batch" in params
+        # as transformers decides it: a model with an `accepts_loss_kwargs` attribute says so, otherwise
+        # a forward with **kwargs counts as taking `num_items_in_batch` (see `compute_loss`)
+        accepts = getattr(model, "accepts_loss_kwargs", None)
+        self.model_accepts_loss_kwargs = (
+            bool(accepts) if accepts is not None else any(p.kind == p.VAR_KEYWORD for p in params.values())
+        )
         name = type(model).__name__
         config = getattr(model, "config", None)
-        self._loss_shifts_labels = (
-            name.endswith(("ForCausalLM", "LMHeadModel"))
-            or getattr(model, "loss_type", None) == "ForCausalLM"
-        ) and not getattr(config, "is_encoder_decoder", False)
+        decoder_only = not getattr(config, "is_encoder_decoder", False)
+        loss_type = getattr(model, "loss_type", None)
+        # label smoothing shifts the logits of every causal LM (transformers: the causal-LM Auto table)
+        self._smoothing_shifts_labels = (
+            name.endswith(("ForCausalLM", "LMHeadModel")) or loss_type == "ForCausalLM"
+        ) and decoder_only
+        # counting a step's label items over labels[..., 1:]: transformers does so only for a model whose
+        # loss type it recognises as causal LM ("ForCausalLM" in the class name, or `loss_type`);
+        # GPT-2's `GPT2LMHeadModel` is counted over all labels, so its loss under the Trainer comes
+        # out (L-1)/L of the mean. Counted the same way, so runs log transformers' numbers.
+        self._loss_shifts_labels = ("ForCausalLM" in name or loss_type == "ForCausalLM") and decoder_only
         if self.args.label_names is not None:
             self.label_names = list(self.args.label_names)
         elif name.endswith("ForQuestionAnswering"):

@@ -1,10 +1,9 @@
 """Golden loss curves: pretrained's Trainer and transformers' Trainer (test-only oracle) on the same
 saved model and data, dropout off, data in a fixed order, give the same first 20 losses.
 
-Deliberate difference, not exercised here: with gradient accumulation, transformers scales the loss
-of a model whose forward takes **kwargs but ignores `num_items_in_batch` (its BERT classifiers) by the
-number of accumulation steps; pretrained rescales such a model's mean loss by the batch's share of
-the label items, so accumulation always equals the bigger batch.
+With gradient accumulation, a model whose forward takes **kwargs but ignores `num_items_in_batch`
+(BERT's heads) sums its micro-batch means in both libraries (transformers' rule, kept for parity; see
+tests/compat/test_example_programs.py); a model without **kwargs gets the exact mean.
 """
 
 import pytest

@@ -144,6 +144,7 @@ def test_model_card_has_results_and_hyperparameters(both_runs, tmp_path):
         tasks="text-classification",
         dataset="glue",
     )
+    from pretrained.training.model_card import _eval_results
     card = ModelCard.load(tmp_path / "card" / "README.md")
     assert card.data.license == "apache-2.0"
     assert card.data.base_model == "org/base"
@@ -154,7 +155,18 @@ def test_model_card_has_results_and_hyperparameters(both_runs, tmp_path):
     assert f"- Accuracy: {last_eval['eval_accuracy']}" in text  # 0.5: short floats are shown as they are
     assert "fine-tuned version of [org/base](https://huggingface.co/org/base) on the glue dataset" in text
     assert "- learning_rate: 5e-05" in text and "- training_steps: 4" in text
-    assert "| Training Loss | Epoch | Step | Validation Loss | Accuracy |" in text
+    # the results table lists the evaluations made during training, found as transformers finds them
+    # (before the first log entry with `train_runtime`, which here is every entry: tokens are counted)
+    theirs = both_runs["transformers"][0]
+    theirs.args.output_dir = str(tmp_path / "their_card")
+    (tmp_path / "their_card").mkdir()
+    theirs.create_model_card(finetuned_from="org/base", tasks="text-classification", dataset="glue")
+    their_text = (tmp_path / "their_card" / "README.md").read_text()
+    assert ("### Training results" in text) == ("### Training results" in their_text)
+
+    rows, _ = _eval_results([{"loss": 1.0, "step": 2}, {"eval_loss": 0.5, "eval_accuracy": 0.5, "step": 2},
+                             {"train_runtime": 1.0, "step": 2}, {"eval_loss": 0.4, "step": 2}])
+    assert rows == [{"Training Loss": 1.0, "Epoch": None, "Step": 2, "Validation Loss": 0.5, "Accuracy": 0.5}]
 
 
 def test_push_to_hub_offline_is_a_clear_error_and_writes_nothing(both_runs, tmp_path, monkeypatch):
