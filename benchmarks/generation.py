@@ -13,6 +13,12 @@ by summing a large tensor with all threads, in ordinary memory (the bound of the
 Linux, in transparent huge pages (a stricter bound: compiled decoding moves the weights there).
 Prints a table, the ratios, and one JSON line.
 
+Encoder-decoders: a BART-base-shaped model (~140M parameters, 6 + 6 layers of width 768, BART's 50k
+vocabulary) runs greedy batch 1 and 4-beam batch 1 (the encoder reads the 32-token prompt once; 128
+decoder tokens), and ``bart-tiny`` smoke-tests that path in seconds (``--models bart-tiny``). Their bound
+counts what a decode step reads: the decoder's weights without the cross-attention key / value projections
+(those are cached) plus the full tied output projection.
+
 Each case runs eagerly (the default ``generate``) and compiled: a static cache with the decode step
 compiled by ``torch.compile`` (``compile_config={"fullgraph": True}``; compile time not counted). For
 transformers the compiled run uses its own ``CompileConfig`` (forced on for the CPU); its beam search
@@ -51,9 +57,27 @@ MODELS = {
         vocab_size=16000, hidden_size=256, intermediate_size=688, num_hidden_layers=6,
         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
     ),
+    # BART-base's shape (facebook/bart-base): encoder-decoder, tied 50k vocabulary.
+    "bart-base": dict(
+        family="bart", vocab_size=50265, d_model=768, encoder_layers=6, decoder_layers=6,
+        encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
+        max_position_embeddings=1024,
+    ),
+    # A smoke test of the encoder-decoder path (seconds).
+    "bart-tiny": dict(
+        family="bart", vocab_size=1000, d_model=64, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+        max_position_embeddings=256,
+    ),
 }  # fmt: skip
 PROMPT, NEW = 32, 128
 SCENARIOS = {"greedy b1": (1, 1), "greedy b8": (8, 1), "beam4 b1": (1, 4)}
+# Encoder-decoders: greedy batch 1 and 4-beam search (the goals of the encoder-decoder issue).
+SEQ2SEQ_SCENARIOS = ("greedy b1", "beam4 b1")
+
+
+def _is_seq2seq(spec: dict) -> bool:
+    return spec.get("family") == "bart"
 
 
 DEVICE = torch.device("cpu")  # --device
@@ -103,12 +127,34 @@ def weight_bytes_per_token(model: torch.nn.Module) -> int:
     return total
 
 
+def seq2seq_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of parameters one batch-1 decode step of an encoder-decoder reads: the decoder (its token and
+    position tables one row each; the cross-attention keys / values come from the cache) and the output
+    projection (the whole tied table)."""
+    decoder = model.get_decoder()
+    skip = {id(decoder.embed_tokens.weight), id(decoder.embed_positions.weight)}
+    skip |= {id(p) for layer in decoder.layers for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)
+             for p in proj.parameters()}
+    total = sum(p.element_size() * p.numel() for p in decoder.parameters() if id(p) not in skip)
+    rows = decoder.embed_tokens.weight
+    total += 2 * rows.element_size() * rows.shape[1]  # one token row, one position row
+    head = model.get_output_embeddings().weight
+    return total + head.element_size() * head.numel()
+
+
 def build(folder: str, spec: dict) -> None:
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(**spec, eos_token_id=None, bos_token_id=None, pad_token_id=0)
-    model = transformers.LlamaForCausalLM(config)
+    if _is_seq2seq(spec):
+        config = transformers.BartConfig(**{k: v for k, v in spec.items() if k != "family"})
+        model = transformers.BartForConditionalGeneration(config)
+        # A fixed number of new tokens: nothing may end a sequence early.
+        model.generation_config.forced_eos_token_id = None
+        model.generation_config.forced_bos_token_id = None
+    else:
+        config = transformers.LlamaConfig(**spec, eos_token_id=None, bos_token_id=None, pad_token_id=0)
+        model = transformers.LlamaForCausalLM(config)
     model.generation_config.eos_token_id = None
     model.save_pretrained(folder)
 
@@ -165,22 +211,24 @@ def main() -> None:
         for name in names:
             folder = os.path.join(tmp, name)
             build(folder, MODELS[name])
+            seq2seq = _is_seq2seq(MODELS[name])
+            auto = "AutoModelForSeq2SeqLM" if seq2seq else "AutoModelForCausalLM"
             libs = {
-                "pretrained": pretrained.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(
-                    DEVICE
-                ),
-                "transformers": transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+                "pretrained": getattr(pretrained, auto).from_pretrained(folder, dtype=torch.float32).to(DEVICE),
+                "transformers": getattr(transformers, auto).from_pretrained(folder, dtype=torch.float32)
                 .to(DEVICE)
                 .eval(),
             }
             # best seen: the machine is shared
             bandwidth = {k: max(v, bandwidth.get(k, 0.0)) for k, v in read_bandwidth().items()}
             params = sum(p.numel() for p in libs["pretrained"].parameters())
-            per_token = weight_bytes_per_token(libs["pretrained"])
+            per_token = (seq2seq_bytes_per_token if seq2seq else weight_bytes_per_token)(libs["pretrained"])
             bound = bandwidth["ordinary"] / per_token
             strict = bandwidth.get("huge_pages", 0.0) / per_token
             for scenario, (batch, beams) in SCENARIOS.items():
                 if args.scenarios and scenario not in args.scenarios:
+                    continue
+                if seq2seq and scenario not in SEQ2SEQ_SCENARIOS:
                     continue
                 ids = torch.randint(
                     1, MODELS[name]["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0)

@@ -36,6 +36,7 @@ _export(
     "AutoModelForTokenClassification",
     "AutoModelForQuestionAnswering",
     "AutoModelForCausalLM",
+    "AutoModelForSeq2SeqLM",
     "AutoModelForMultipleChoice",
     "AutoModelForPreTraining",
     "AutoModelForNextSentencePrediction",
@@ -175,6 +176,11 @@ _export(
     "Qwen3ForCausalLM",
     "Qwen3ForSequenceClassification",
 )
+_export("pretrained.models.bart", "BartConfig", "BartModel", "BartForConditionalGeneration",
+        "BartForSequenceClassification", "BartForQuestionAnswering", "BartForCausalLM", "BartPreTrainedModel")
+_export("pretrained.models.mbart", "MBartConfig", "MBartModel", "MBartForConditionalGeneration",
+        "MBartForSequenceClassification", "MBartForQuestionAnswering", "MBartForCausalLM")
+_export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel", "MarianForCausalLM")
 
 # --- pipelines ---
 _export("pretrained.pipelines", "pipeline", "get_supported_tasks")
@@ -235,6 +241,7 @@ _export("pretrained.models.auto", "CONFIG_MAPPING", "MODEL_MAPPING", "MODEL_FOR_
         "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING", "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
         "MODEL_FOR_QUESTION_ANSWERING_MAPPING", "MODEL_FOR_CAUSAL_LM_MAPPING", "MODEL_FOR_MULTIPLE_CHOICE_MAPPING",
         "MODEL_FOR_PRETRAINING_MAPPING", "MODEL_FOR_NEXT_SENTENCE_PREDICTION_MAPPING")
+_export("pretrained.models.auto", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING")
 _export("pretrained.utils.import_utils", *(
     f"is_{name}_available" for name in (
         "datasets", "sentencepiece", "tokenizers", "scipy", "sklearn", "tensorboard", "wandb", "psutil", "torch",

@@ -26,6 +26,7 @@ from typing import Any
 _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip"}
+_FAMILIES.update({"bart": "bart", "mbart": "mbart", "marian": "marian"})
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -101,6 +102,9 @@ MODULES["models.clip"].update({**dict.fromkeys(("CLIPImageProcessor", "CLIPImage
                                "CLIPProcessor": f"{_PR}.processor",
                                **dict.fromkeys(("CLIPTokenizer", "CLIPTokenizerFast"), "pretrained.tokenization.models")})
 del _PR
+for _family in ("bart", "mbart", "marian"):  # programs import the encoder-decoders' label shifting too
+    MODULES[f"models.{_family}.modeling_{_family}"]["shift_tokens_right"] = f"pretrained.models.{_family}"
+del _family
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.
@@ -108,9 +112,8 @@ NOT_IMPLEMENTED: dict[str, str] = {
     **dict.fromkeys(("AutoModelForSeq2SeqLM", "Seq2SeqTrainer", "Seq2SeqTrainingArguments"),
                     "encoder-decoder (sequence-to-sequence) models"),
     **dict.fromkeys(("T5ForConditionalGeneration", "T5Model", "T5Config"), "the T5 family"),
-    **dict.fromkeys(("BartForConditionalGeneration", "BartModel", "BartConfig"), "the BART family"),
-    **dict.fromkeys(("MBartForConditionalGeneration", "MBartConfig", "MBartTokenizer", "MBartTokenizerFast",
-                     "MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART family"),
+    **dict.fromkeys(("MBartTokenizer", "MBartTokenizerFast", "MBart50Tokenizer", "MBart50TokenizerFast"),
+                    "the mBART family"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
 }

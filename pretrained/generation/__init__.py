@@ -24,7 +24,8 @@ _MODULES = {
         "SuppressTokensAtBeginLogitsProcessor", "InfNanRemoveLogitsProcessor", "LogitNormalization",
         "ExponentialDecayLengthPenalty",
     ),
-    "utils": ("generate", "GenerateDecoderOnlyOutput", "GenerateBeamDecoderOnlyOutput"),
+    "utils": ("generate", "GenerateDecoderOnlyOutput", "GenerateBeamDecoderOnlyOutput",
+              "GenerateEncoderDecoderOutput", "GenerateBeamEncoderDecoderOutput"),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -61,6 +61,50 @@ class GenerateBeamDecoderOnlyOutput(_CacheAlias, ModelOutput):
     past_key_values: Any = None
 
 
+@dataclass
+class GenerateEncoderDecoderOutput(_CacheAlias, ModelOutput):
+    """What an encoder-decoder's greedy decoding or sampling returns with ``return_dict_in_generate=True``.
+
+    Attributes:
+        sequences: ``(batch * num_return_sequences, length)`` decoder tokens (start token first).
+        scores / logits: Per step, the processed scores / raw logits ``(batch, vocab)``.
+        encoder_attentions / encoder_hidden_states: The encoder's (``output_attentions`` /
+            ``output_hidden_states``).
+        decoder_attentions / cross_attentions / decoder_hidden_states: Per step, the decoder's.
+        past_key_values: The cache after the last step.
+    """
+
+    sequences: torch.LongTensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    decoder_attentions: tuple[Any, ...] | None = None
+    cross_attentions: tuple[Any, ...] | None = None
+    decoder_hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+
+@dataclass
+class GenerateBeamEncoderDecoderOutput(_CacheAlias, ModelOutput):
+    """What an encoder-decoder's beam search returns with ``return_dict_in_generate=True`` (fields of
+    :class:`GenerateEncoderDecoderOutput`, plus ``sequences_scores`` and ``beam_indices``)."""
+
+    sequences: torch.LongTensor | None = None
+    sequences_scores: torch.Tensor | None = None
+    scores: tuple[torch.Tensor, ...] | None = None
+    logits: tuple[torch.Tensor, ...] | None = None
+    beam_indices: torch.LongTensor | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    decoder_attentions: tuple[Any, ...] | None = None
+    cross_attentions: tuple[Any, ...] | None = None
+    decoder_hidden_states: tuple[Any, ...] | None = None
+    past_key_values: Any = None
+
+
 # Older transformers names of the same outputs.
 GreedySearchDecoderOnlyOutput = SampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
 BeamSearchDecoderOnlyOutput = BeamSampleDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput
+GreedySearchEncoderDecoderOutput = SampleEncoderDecoderOutput = GenerateEncoderDecoderOutput
+BeamSearchEncoderDecoderOutput = BeamSampleEncoderDecoderOutput = GenerateBeamEncoderDecoderOutput

@@ -9,6 +9,7 @@ the cache slots. Steps run the model eagerly, or through a compiled decoder
 from __future__ import annotations
 
 import contextlib
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from pretrained.generation.configuration_utils import GenerationConfig
 from pretrained.inference.compiled import CompiledDecoder
 from pretrained.inference.routing import DecodeKernels
 from pretrained.loading.device_map import spans_devices
-from pretrained.modeling.cache import Cache, DynamicCache, StaticCache
+from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
 
 
 class Runner:
@@ -33,14 +34,19 @@ class Runner:
         max_length: int,
         cache: Cache,
         model_kwargs: dict[str, Any],
+        seq2seq: bool = False,
     ) -> None:
         self.model = model
+        # An encoder-decoder's steps feed the decoder (decoder_input_ids / decoder_attention_mask); the
+        # encoder's output and mask stay in model_kwargs for every step (the cross-attention keys and values
+        # come from the cache after the first one).
+        self.seq2seq = seq2seq
         self.cache = cache
         self.model_kwargs = model_kwargs
         batch, length = input_ids.shape
         device = input_ids.device
         self.length = length
-        self.static = isinstance(cache, StaticCache)
+        self.static = isinstance(getattr(cache, "self_attention_cache", cache), StaticCache)
         # Bool mask for the whole run: prompt padding, then ones for every token still to come.
         self.mask = None
         if has_padding:
@@ -65,11 +71,23 @@ class Runner:
             extra["output_attentions"] = True
         if self.want_hidden:
             extra["output_hidden_states"] = True
+        # A static cache sees the whole buffer (fixed shapes for compiled steps; the causal part of the mask
+        # hides the slots not written yet).
+        mask = None if self.mask is None else self.mask if self.static else self.mask[:, :end]
+        if self.seq2seq:
+            return dict(
+                decoder_input_ids=input_ids,
+                decoder_attention_mask=mask,
+                past_key_values=self.cache,
+                use_cache=True,
+                cache_position=self.cache_positions[start:end],
+                return_dict=True,
+                **self.model_kwargs,
+                **extra,
+            )
         return dict(
             input_ids=input_ids,
-            # A static cache sees the whole buffer (fixed shapes for compiled steps; the causal part of
-            # the mask hides the slots not written yet).
-            attention_mask=None if self.mask is None else self.mask if self.static else self.mask[:, :end],
+            attention_mask=mask,
             position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,
@@ -89,14 +107,14 @@ class Runner:
         # New tokens continue the last segment, as in transformers; other extra inputs describe the prompt.
         token_types = self.model_kwargs.get("token_type_ids")
         step_kwargs = {} if token_types is None else {"token_type_ids": token_types[:, -1:]}
+        if self.seq2seq:
+            step_kwargs = {k: self.model_kwargs[k] for k in ("encoder_outputs", "attention_mask")
+                           if k in self.model_kwargs}
         if repeat > 1:
             rows = input_ids.shape[0]
             input_ids, positions = input_ids[::repeat], positions[::repeat]
             full_mask, self.mask = self.mask, None if self.mask is None else self.mask[::repeat]
-            self.model_kwargs = {
-                k: v[::repeat] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows else v
-                for k, v in self.model_kwargs.items()
-            }
+            self.model_kwargs = {k: _first_of_each(v, rows, repeat) for k, v in self.model_kwargs.items()}
         out = self.model(**self._inputs(input_ids, positions, 0, self.length))
         if repeat > 1:
             self.mask = full_mask
@@ -133,6 +151,37 @@ class Runner:
         self.next_position = self.next_position + 1
         self.length += 1
         return out
+
+
+def _first_of_each(value: Any, rows: int, repeat: int) -> Any:
+    """The first of every ``repeat`` rows of a batched input (a tensor or a tuple of them: an encoder's
+    output); anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == rows:
+        return value[::repeat]
+    if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return tuple(_first_of_each(v, rows, repeat) for v in value)
+    return value
+
+
+def make_seq2seq_cache(model: Any, config: Any, max_length: int, user_cache: Any, min_static_len: int = 0
+                       ) -> EncoderDecoderCache:
+    """An encoder-decoder's cache: the user's (empty) one, or a dynamic or static self-attention cache (of
+    ``max_length`` slots or more, see :func:`make_cache`; allocated at its first update) with a dynamic
+    cross-attention cache."""
+    if user_cache is not None:
+        if isinstance(user_cache, (tuple, list)):
+            return EncoderDecoderCache.from_legacy_cache(user_cache)
+        if user_cache.get_seq_length() != 0:
+            raise ValueError("generate() needs an empty cache: continuing from a filled cache is not supported")
+        return user_cache if isinstance(user_cache, EncoderDecoderCache) else EncoderDecoderCache(user_cache)
+    if config.cache_implementation in (None, "dynamic", "sliding_window", "hybrid", "offloaded"):
+        return EncoderDecoderCache(DynamicCache(), DynamicCache())
+    model_config = model.config
+    layers = next((getattr(model_config, name) for name in ("decoder_layers", "num_decoder_layers")
+                   if getattr(model_config, name, None) is not None), model_config.num_hidden_layers)
+    size = max(config.max_cache_len or 0, max_length, min_static_len)
+    return EncoderDecoderCache(StaticCache(SimpleNamespace(num_hidden_layers=layers), max_cache_len=size),
+                               DynamicCache())
 
 
 def make_cache(

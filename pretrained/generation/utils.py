@@ -45,11 +45,13 @@ from pretrained.generation.outputs import (  # noqa: F401 - public names of this
     BeamSampleDecoderOnlyOutput,
     BeamSearchDecoderOnlyOutput,
     GenerateBeamDecoderOnlyOutput,
+    GenerateBeamEncoderDecoderOutput,
     GenerateDecoderOnlyOutput,
+    GenerateEncoderDecoderOutput,
     GreedySearchDecoderOnlyOutput,
     SampleDecoderOnlyOutput,
 )
-from pretrained.generation.runner import Runner, make_cache
+from pretrained.generation.runner import Runner, make_cache, make_seq2seq_cache
 from pretrained.generation.stopping_criteria import (
     MaxTimeCriteria,
     StoppingCriteriaList,
@@ -241,6 +243,11 @@ def generate(
     pad = config.pad_token_id
     if pad is None and eos:
         pad = eos[0]
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    encoder_outputs = None
+    if seq2seq:
+        # The encoder runs once; from here on the decoder's tokens are the "prompt" of the loops below.
+        input_ids, encoder_outputs, model_kwargs = _start_decoder(model, config, input_ids, pad, eos, model_kwargs)
     if input_ids is None:
         if config.bos_token_id is None:
             raise ValueError("give input_ids, or set bos_token_id so generation can start from it")
@@ -248,12 +255,16 @@ def generate(
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
     input_ids = input_ids.to(device)
-    attention_mask = model_kwargs.pop("attention_mask", None)
+    attention_mask = model_kwargs.pop("decoder_attention_mask" if seq2seq else "attention_mask", None)
+    if attention_mask is None and seq2seq:
+        attention_mask = torch.ones_like(input_ids)
     if attention_mask is None:
         can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
         attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
     attention_mask = attention_mask.to(device)
-    _check_inputs(model, input_ids, attention_mask)
+    # (an encoder-decoder's prompt here is the decoder's: checked against the decoder's table)
+    _check_inputs(model, input_ids, attention_mask,
+                  getattr(model.get_decoder(), "embed_tokens", None) if seq2seq else None)
     if streamer is not None and (input_ids.shape[0] > 1 or (config.num_beams or 1) > 1):
         raise ValueError("streamers support batch size 1 only, without beam search")
 
@@ -287,6 +298,8 @@ def generate(
                 and value.shape[0] * expand == input_ids.shape[0]
             ):
                 model_kwargs[key] = value.repeat_interleave(expand, dim=0)
+            elif key == "encoder_outputs":
+                model_kwargs[key] = tuple(t.repeat_interleave(expand, dim=0) for t in value)
 
     # --- loop machinery, built once
     processors = build_logits_processor(config, prompt_len, eos, attention_mask, logits_processor)
@@ -302,13 +315,20 @@ def generate(
     user_cache = model_kwargs.pop("past_key_values", None)
     static = config.cache_implementation == "static" or isinstance(user_cache, StaticCache)
     decoder = None
+    static = static or isinstance(getattr(user_cache, "self_attention_cache", None), StaticCache)
     if static and config.compile_config is not None and not config.disable_compile:
         decoder = compiled_decoder(model, config.compile_config)
-    cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
-                       decoder.static_len if decoder is not None else 0)  # fmt: skip
-    runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs)
-    if decoder is not None and isinstance(cache, StaticCache):
-        decoder.static_len = cache.max_cache_len
+    if seq2seq:
+        cache = make_seq2seq_cache(model, config, config.max_length, user_cache,
+                                   decoder.static_len if decoder is not None else 0)  # fmt: skip
+    else:
+        cache = make_cache(model, config, input_ids.shape[0], config.max_length, user_cache,
+                           decoder.static_len if decoder is not None else 0)  # fmt: skip
+    runner = Runner(model, config, input_ids, attention_mask, has_padding, config.max_length, cache, model_kwargs,
+                    seq2seq=seq2seq)  # fmt: skip
+    self_cache = getattr(cache, "self_attention_cache", cache)  # an encoder-decoder's own-token cache
+    if decoder is not None and isinstance(self_cache, StaticCache):
+        decoder.static_len = self_cache.max_cache_len
         runner.decoder = decoder
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
@@ -316,10 +336,89 @@ def generate(
         runner.kernels = DecodeKernels()  # few-row steps: oneDNN reads big weights faster than MKL
 
     search = _Search(runner, config, input_ids, processors, criteria, eos, pad)
-    return _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
+    result = _beam_search(search, beams) if beams > 1 else _sample(search, streamer)
+    return _with_encoder(result, encoder_outputs) if seq2seq and config.return_dict_in_generate else result
 
 
-def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+def _start_decoder(
+    model: Any, config: GenerationConfig, input_ids: torch.Tensor | None, pad: int | None, eos: list[int] | None,
+    model_kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, Any, dict[str, Any]]:
+    """An encoder-decoder's start: run the encoder once (unless ``encoder_outputs`` are given) and return
+    the decoder's first tokens (``decoder_input_ids``, with ``decoder_start_token_id`` put first when they
+    lack it, as transformers does), the encoder's output, and the inputs every decoder step gets (the
+    encoder's last states and its padding mask, ``None`` without padding)."""
+    attention_mask = model_kwargs.pop("attention_mask", None)
+    encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+    device = model.device
+    if encoder_outputs is None:
+        if input_ids is None:
+            raise ValueError("an encoder-decoder model needs input_ids (or encoder_outputs) to generate from")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        input_ids = input_ids.to(device)
+        if attention_mask is None:
+            can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
+            attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
+        attention_mask = attention_mask.to(device)
+        _check_inputs(model, input_ids, attention_mask)
+        flags = {"output_attentions": bool(config.output_attentions),
+                 "output_hidden_states": bool(config.output_hidden_states)}
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                              **flags)  # fmt: skip
+    hidden = encoder_outputs[0]
+    batch = hidden.shape[0]
+    start = config.decoder_start_token_id
+    if start is None:
+        start = getattr(model.config, "decoder_start_token_id", None)
+    if start is None:
+        start = config.bos_token_id
+    if start is None:
+        raise ValueError("set decoder_start_token_id (or bos_token_id) so the decoder has a first token")
+    if isinstance(start, (list, tuple)) or isinstance(start, torch.Tensor) and start.dim():
+        starts = torch.as_tensor(start, dtype=torch.long, device=device).view(-1, 1)
+        if starts.shape[0] != batch:
+            raise ValueError(f"decoder_start_token_id has {starts.shape[0]} entries for a batch of {batch}")
+    else:
+        starts = torch.full((batch, 1), int(start), dtype=torch.long, device=device)
+    decoder_ids = model_kwargs.pop("decoder_input_ids", None)
+    if decoder_ids is None:
+        decoder_ids = starts
+    else:
+        decoder_ids = decoder_ids.to(device)
+        if bool((decoder_ids[:, 0] != starts[:, 0]).all()):
+            decoder_ids = torch.cat([starts, decoder_ids], dim=-1)
+            decoder_mask = model_kwargs.get("decoder_attention_mask")
+            if decoder_mask is not None:
+                model_kwargs["decoder_attention_mask"] = torch.cat(
+                    [decoder_mask.new_ones((batch, 1)), decoder_mask.to(device)], dim=-1)
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # no padding: every step can skip the cross-attention mask
+    model_kwargs["encoder_outputs"] = (hidden,)
+    model_kwargs["attention_mask"] = attention_mask
+    return decoder_ids, encoder_outputs, model_kwargs
+
+
+def _with_encoder(result: Any, encoder_outputs: Any) -> Any:
+    """A decoder-only ``generate`` output made into transformers' encoder-decoder one."""
+    encoder_attentions = getattr(encoder_outputs, "attentions", None)
+    encoder_hidden = getattr(encoder_outputs, "hidden_states", None)
+    steps_attn = result.attentions
+    steps_hidden = result.hidden_states
+    common = dict(
+        sequences=result.sequences, scores=result.scores, logits=result.logits,
+        encoder_attentions=encoder_attentions, encoder_hidden_states=encoder_hidden,
+        decoder_attentions=None if steps_attn is None else tuple(a[0] for a in steps_attn),
+        cross_attentions=None if steps_attn is None else tuple(a[1] for a in steps_attn),
+        decoder_hidden_states=steps_hidden, past_key_values=result.past_key_values,
+    )
+    if isinstance(result, GenerateBeamDecoderOnlyOutput):
+        return GenerateBeamEncoderDecoderOutput(sequences_scores=result.sequences_scores,
+                                                beam_indices=result.beam_indices, **common)
+    return GenerateEncoderDecoderOutput(**common)
+
+
+def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, embeddings: Any = None) -> None:
     """Clear errors for prompts the model would fail on deep inside: empty ones, a mask of another shape,
     ids outside the vocabulary. One host sync per ``generate`` call (the id range), none per token."""
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
@@ -334,7 +433,8 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
         )
     if input_ids.is_floating_point() or input_ids.is_complex():
         raise TypeError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embeddings is None and hasattr(model, "get_input_embeddings"):
+        embeddings = model.get_input_embeddings()
     vocab = getattr(embeddings, "num_embeddings", None) or getattr(model.config, "vocab_size", None)
     if vocab is None:
         return
@@ -345,6 +445,13 @@ def _check_inputs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Ten
             f"input_ids holds the token id {bad}, outside the model's vocabulary of {vocab} ids (0 to "
             f"{vocab - 1}); were they made by another model's tokenizer?"
         )
+
+
+def _step_attentions(out: Any) -> Any:
+    """A step's attention weights: a decoder's, or an encoder-decoder's ``(decoder, cross)`` pair."""
+    if hasattr(out, "cross_attentions"):
+        return out.decoder_attentions, out.cross_attentions
+    return out.attentions
 
 
 class _Search(NamedTuple):
@@ -382,9 +489,9 @@ def _sample(search: _Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnl
     while True:
         logits = runner.last_logits(out, device)
         if attns is not None:
-            attns.append(out.attentions)
+            attns.append(_step_attentions(out))
         if hiddens is not None:
-            hiddens.append(out.hidden_states)
+            hiddens.append(getattr(out, "hidden_states", None) or out.decoder_hidden_states)
         seen = sequences[:, :cur]
         next_scores = processors(seen, logits) if processors else logits
         if raw is not None:
@@ -545,8 +652,10 @@ def _beam_search(search: _Search, num_beams: int) -> torch.Tensor | GenerateBeam
             going = going & ~is_finished.all()
         if not bool(going):  # one host sync per step
             break
-        # The cache follows the beams that survived.
-        runner.cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
+        # The cache follows the beams that survived. An encoder-decoder's cross-attention cache is left as it
+        # is: the beams of a row share its encoder output, and beams never move to another row.
+        cache = getattr(runner.cache, "self_attention_cache", runner.cache)
+        cache.reorder_cache(running_beam_idx[:, :, cur - 1 - prompt_len].reshape(-1).long())
         out = runner.step(running[:, :, cur - 1].reshape(flat, 1))
 
     sequences = finished_seqs[:, :num_return].reshape(batch * num_return, max_length)

@@ -463,6 +463,10 @@ class EncoderDecoderCache:
     def get_max_cache_shape(self) -> int | None:
         return self.self_attention_cache.get_max_cache_shape()
 
+    def advance(self, tokens: int) -> None:
+        """Count ``tokens`` more written self-attention slots (after a compiled step; static caches)."""
+        self.self_attention_cache.advance(tokens)
+
     @property
     def is_compileable(self) -> bool:
         return self.self_attention_cache.is_compileable

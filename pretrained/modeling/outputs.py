@@ -164,3 +164,80 @@ class QuestionAnsweringModelOutput(ModelOutput):
     end_logits: FloatTensor | None = None
     hidden_states: tuple[FloatTensor, ...] | None = None
     attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    """A decoder stack's output when it attends to an encoder: the cache and, when asked, the weights of
+    its cross-attention layers."""
+
+    last_hidden_state: FloatTensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[FloatTensor, ...] | None = None
+    attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+
+
+
+@dataclass
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    """A decoder language model's output when it may attend to an encoder's states (a seq2seq decoder
+    used alone): next-token ``logits``, the loss, the cache and the cross-attention weights."""
+
+    loss: FloatTensor | None = None
+    logits: FloatTensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[FloatTensor, ...] | None = None
+    attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqModelOutput(ModelOutput):
+    """A bare encoder-decoder's output: the decoder's last states, the cache, and the encoder's output."""
+
+    last_hidden_state: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqLMOutput(ModelOutput):
+    """An encoder-decoder language model's output: next-token ``logits`` of the decoder, the loss against
+    ``labels``, the cache and the encoder's output."""
+
+    loss: FloatTensor | None = None
+    logits: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None
+
+
+@dataclass
+class Seq2SeqSequenceClassifierOutput(Seq2SeqLMOutput):
+    """An encoder-decoder sequence classifier's output: one row of class ``logits`` per sequence."""
+
+
+@dataclass
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    """An encoder-decoder extractive question-answering output: start and end scores per position."""
+
+    loss: FloatTensor | None = None
+    start_logits: FloatTensor | None = None
+    end_logits: FloatTensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    decoder_attentions: tuple[FloatTensor, ...] | None = None
+    cross_attentions: tuple[FloatTensor, ...] | None = None
+    encoder_last_hidden_state: FloatTensor | None = None
+    encoder_hidden_states: tuple[FloatTensor, ...] | None = None
+    encoder_attentions: tuple[FloatTensor, ...] | None = None

@@ -28,11 +28,15 @@ _FAMILY_MODULES: dict[str, str] = {
     "clip": "pretrained.models.clip",
     "clip_text_model": "pretrained.models.clip",
     "clip_vision_model": "pretrained.models.clip",
+    "bart": "pretrained.models.bart",
+    "mbart": "pretrained.models.mbart",
+    "marian": "pretrained.models.marian",
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
          "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction",
          "image_classification", "zero_shot_image_classification")
+TASKS += ("seq2seq_lm",)
 _CONFIGS: dict[str, type[PretrainedConfig]] = {}
 _MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
 
@@ -174,6 +178,7 @@ AutoModelForImageClassification = _auto_class(
 AutoModelForZeroShotImageClassification = _auto_class(
     "AutoModelForZeroShotImageClassification", "zero_shot_image_classification",
     "an image-text model scoring images against candidate labels (CLIP)")
+AutoModelForSeq2SeqLM = _auto_class("AutoModelForSeq2SeqLM", "seq2seq_lm", "an encoder-decoder language model")
 
 
 # --- transformers' mapping objects (CONFIG_MAPPING, MODEL_MAPPING, MODEL_FOR_<TASK>_MAPPING) ---
@@ -255,3 +260,6 @@ for _task in TASKS:
     globals()[_name] = _ModelMapping(_task)
     globals()[f"{_name}_NAMES"] = _NamesMapping(_task)
 del _task, _name
+# transformers' name for the sequence-to-sequence mappings
+MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING"]
+MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING_NAMES"]

@@ -38,6 +38,9 @@ _TASKS: dict[str, tuple[str, str]] = {
     "image-classification": ("AutoModelForImageClassification", "google/vit-base-patch16-224"),
     "zero-shot-image-classification": ("AutoModelForZeroShotImageClassification", "openai/clip-vit-base-patch32"),
     "image-feature-extraction": ("AutoModel", "google/vit-base-patch16-224"),
+    "text2text-generation": ("AutoModelForSeq2SeqLM", "google-t5/t5-base"),
+    "summarization": ("AutoModelForSeq2SeqLM", "sshleifer/distilbart-cnn-12-6"),
+    "translation": ("AutoModelForSeq2SeqLM", "google-t5/t5-base"),
 }
 # task -> {"impl": (module, pipeline class), "auto": Auto model class, "default": default checkpoint}
 SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
@@ -45,6 +48,9 @@ SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
            "default": default}
     for task, (auto, default) in _TASKS.items()
 }
+# The three encoder-decoder tasks share one module (transformers 4.57's layout).
+SUPPORTED_TASKS["summarization"]["impl"] = ("text2text_generation", "SummarizationPipeline")
+SUPPORTED_TASKS["translation"]["impl"] = ("text2text_generation", "TranslationPipeline")
 
 TASK_ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",
@@ -52,11 +58,7 @@ TASK_ALIASES: dict[str, str] = {
 }
 
 # Tasks transformers 5 removed and pretrained does not implement: say where to go instead.
-REMOVED_TASKS: dict[str, str] = {
-    "text2text-generation": "Use the `text-generation` pipeline with a chat model instead.",
-    "summarization": "Use the `text-generation` pipeline with a chat model instead.",
-    "translation": "Use the `text-generation` pipeline with a chat model instead.",
-}
+REMOVED_TASKS: dict[str, str] = {}
 
 # Pipeline class name -> module, for `from pretrained.pipelines import XPipeline` without eager imports.
 _CLASSES: dict[str, str] = {
@@ -70,6 +72,7 @@ _CLASSES: dict[str, str] = {
     "QuestionAnsweringArgumentHandler": "question_answering",
     "SquadExample": "question_answering",
     "ImagePipeline": "image_classification",
+    "ReturnType": "text2text_generation",
 }
 
 # Architecture name endings -> task, to infer the task from config.json when only a model is given.
@@ -84,6 +87,8 @@ _ARCHITECTURE_TASKS = (
     ("ForMaskedLM", "fill-mask"),
     ("ForCausalLM", "text-generation"),
     ("LMHeadModel", "text-generation"),
+    ("ForConditionalGeneration", "text2text-generation"),
+    ("MTModel", "translation"),
     ("Model", "feature-extraction"),
 )
 
@@ -98,8 +103,7 @@ def get_supported_tasks() -> list[str]:
 def check_task(task: str) -> tuple[str, dict[str, Any], Any]:
     """Normalise a task name: ``(task, its table entry, task options)``; unknown names raise ``KeyError``.
 
-    ``translation_xx_to_yy`` parses into ``("translation", ..., ("xx", "yy"))`` and is then refused like
-    the other tasks transformers 5 removed.
+    ``translation_xx_to_yy`` parses into ``("translation", ..., ("xx", "yy"))``.
     """
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, got {type(task).__name__}.")
@@ -107,6 +111,8 @@ def check_task(task: str) -> tuple[str, dict[str, Any], Any]:
     if task in SUPPORTED_TASKS:
         return task, SUPPORTED_TASKS[task], None
     match = _TRANSLATION.match(task)
+    if match and "translation" in SUPPORTED_TASKS:
+        return "translation", SUPPORTED_TASKS["translation"], (match.group(1), match.group(2))
     removed = "translation" if match else task
     if removed in REMOVED_TASKS:
         options = f" (languages {match.group(1)!r} -> {match.group(2)!r})" if match else ""
@@ -218,6 +224,7 @@ def pipeline(
         model = os.fspath(model)
     if model is not None and not isinstance(model, str) and not hasattr(model, "config"):
         raise TypeError(f"model must be a path, a repo id or a loaded model, got {type(model).__name__}.")
+    requested_task = task
     if task is not None:
         task = check_task(task)[0]
     options.update({k: v for k, v in {"revision": revision, "token": token}.items() if v is not None})
@@ -235,7 +242,9 @@ def pipeline(
         config = auto.AutoConfig.from_pretrained(model, **hub)
     if task is None:
         task = infer_task(config if config is not None else model.config)
-    task, spec, _ = check_task(task)
+    task, spec, task_options = check_task(task)
+    if task_options is not None:  # translation_xx_to_yy: the pipeline reads its languages from the name
+        task = requested_task
     if pipeline_class is None:
         module, name = spec["impl"]
         pipeline_class = getattr(importlib.import_module(f"{__name__}.{module}"), name)

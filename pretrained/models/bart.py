@@ -1,0 +1,421 @@
+"""BART: a post-LayerNorm encoder-decoder with learned positions and a LayerNorm after the embeddings.
+
+The encoder and decoder share one token embedding (``model.shared``), and the language-modelling head is
+tied to it. The stacks, layers and attention are the shared ones of :mod:`pretrained.modeling.seq2seq`;
+this file holds the config, the checkpoint layout and the task heads (conditional generation, sequence
+classification pooled at the last ``</s>``, extractive question answering). mBART and Marian reuse the
+config and heads with other flags (``models/mbart.py``, ``models/marian.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrained.configuration import PretrainedConfig
+from pretrained.generation.mixin import GenerationMixin
+from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
+from pretrained.modeling.outputs import (
+    CausalLMOutputWithCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
+    Seq2SeqSequenceClassifierOutput,
+)
+from pretrained.modeling.seq2seq import (
+    ScaledWordEmbedding,
+    Seq2SeqDecoder,
+    Seq2SeqEncoder,
+    Seq2SeqPreTrainedModel,
+    shift_tokens_right,  # public here too, as in transformers' modeling_bart
+)
+from pretrained.models.auto import register
+
+
+class BartConfig(PretrainedConfig):
+    """Configuration of a BART model (field names and defaults as in transformers)."""
+
+    model_type = "bart"
+    attribute_map = {
+        "num_attention_heads": "encoder_attention_heads",
+        "hidden_size": "d_model",
+        "num_hidden_layers": "encoder_layers",
+    }
+    _default_num_labels = 3  # BART's classification checkpoints (MNLI) have three classes
+
+    def __init__(
+        self,
+        vocab_size: int = 50265,
+        max_position_embeddings: int = 1024,
+        encoder_layers: int = 12,
+        encoder_ffn_dim: int = 4096,
+        encoder_attention_heads: int = 16,
+        decoder_layers: int = 12,
+        decoder_ffn_dim: int = 4096,
+        decoder_attention_heads: int = 16,
+        encoder_layerdrop: float = 0.0,
+        decoder_layerdrop: float = 0.0,
+        activation_function: str = "gelu",
+        d_model: int = 1024,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        init_std: float = 0.02,
+        classifier_dropout: float = 0.0,
+        scale_embedding: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = 1,
+        bos_token_id: int | None = 0,
+        eos_token_id: int | list[int] | None = 2,
+        is_encoder_decoder: bool = True,
+        decoder_start_token_id: int | None = 2,
+        forced_eos_token_id: int | list[int] | None = 2,
+        is_decoder: bool = False,
+        tie_word_embeddings: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._store_arguments(locals())
+        kwargs["is_encoder_decoder"] = is_encoder_decoder  # a base-class field: stored by the base
+        if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
+            kwargs["num_labels"] = self._default_num_labels
+        super().__init__(**kwargs)
+
+
+class BartEncoder(Seq2SeqEncoder):
+    """BART's encoder: learned positions, ``layernorm_embedding``, post-LayerNorm layers."""
+
+
+class BartDecoder(Seq2SeqDecoder):
+    """BART's decoder: learned positions, ``layernorm_embedding``, post-LayerNorm layers."""
+
+
+class BartPreTrainedModel(Seq2SeqPreTrainedModel):
+    """Shared settings of the BART models."""
+
+    config_class = BartConfig
+    _no_split_modules = ["EncoderLayer", "DecoderLayer"]
+
+
+class BartModel(BartPreTrainedModel):
+    """The bare encoder-decoder: the decoder's last hidden states (and the encoder's output)."""
+
+    _aliased_weights_keys = {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+    }
+    encoder_class: type[Seq2SeqEncoder] = BartEncoder
+    decoder_class: type[Seq2SeqDecoder] = BartDecoder
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.shared = ScaledWordEmbedding(config.vocab_size, config.d_model, config.pad_token_id, scale)
+        self.encoder = self.encoder_class(config, self.shared)
+        self.decoder = self.decoder_class(config, self.shared)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if not isinstance(value, ScaledWordEmbedding):
+            # A plain table (resize_token_embeddings makes one) keeps the model's embedding scale.
+            with torch.device("meta"):
+                scaled = ScaledWordEmbedding(value.num_embeddings, value.embedding_dim, value.padding_idx,
+                                             getattr(self.shared, "embed_scale", 1.0))
+            scaled.weight = value.weight
+            value = scaled
+        self.shared = self.encoder.embed_tokens = self.decoder.embed_tokens = value
+
+    def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor:
+        """Without decoder inputs, BART denoises: the decoder reads ``input_ids`` shifted right."""
+        if input_ids is None:
+            raise ValueError("give decoder_input_ids (or decoder_inputs_embeds), or input_ids to shift right")
+        return shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode ``input_ids`` (or take ``encoder_outputs``), decode ``decoder_input_ids`` against it.
+
+        Keyword arguments: ``output_attentions``, ``output_hidden_states``, ``return_dict``,
+        ``cache_position``, ``cache`` (transformers 5's name of ``past_key_values``).
+        """
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._default_decoder_inputs(input_ids)
+        return self._seq2seq_forward(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+                                     encoder_outputs, past_key_values, inputs_embeds, decoder_inputs_embeds,
+                                     use_cache, kwargs)
+
+
+class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
+    """BART with its language-modelling head (tied to ``model.shared``) plus ``final_logits_bias``:
+    summarization, translation, denoising."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.shared.weight"}
+    _aliased_weights_keys = {
+        "model.encoder.embed_tokens.weight": "model.shared.weight",
+        "model.decoder.embed_tokens.weight": "model.shared.weight",
+    }
+    _keys_to_ignore_on_load_missing = ["final_logits_bias"]
+    model_class: type[BartModel] = BartModel
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.model = self.model_class(config)
+        vocab = self.model.shared.num_embeddings
+        self.register_buffer("final_logits_bias", torch.zeros((1, vocab)))
+        self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
+        new = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
+        self._resize_final_logits_bias(new.num_embeddings)
+        return new
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqLMOutput | tuple:
+        """Next-token logits of the decoder; with ``labels`` the cross-entropy loss (decoder inputs made by
+        shifting the labels right when not given). ``logits_to_keep`` and ``num_items_in_batch`` are
+        accepted as keyword arguments, as are those of :meth:`BartModel.forward`."""
+        if decoder_input_ids is None and decoder_inputs_embeds is None and labels is None:
+            decoder_input_ids = self.model._default_decoder_inputs(input_ids)
+        return self._lm_forward(dict(locals(), self=None))
+
+
+def _eos_pool(hidden: torch.Tensor, input_ids: torch.Tensor, eos_token_id: Any) -> torch.Tensor:
+    """The decoder's hidden state at each row's last end-of-sequence token (every row must hold as many)."""
+    eos = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
+    mask = input_ids.eq(eos).to(hidden.device)
+    counts = mask.sum(1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError("All examples must have the same number of <eos> tokens.")
+    if int(counts[0]) == 0:
+        raise ValueError("Each example must contain at least one <eos> token.")
+    return hidden[mask, :].view(hidden.shape[0], -1, hidden.shape[-1])[:, -1, :]
+
+
+class BartClassificationHead(nn.Module):
+    """``out_proj(tanh(dense(x)))`` with dropout before each projection."""
+
+    def __init__(self, input_dim: int, inner_dim: int, num_classes: int, pooler_dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(input_dim, inner_dim)
+        self.dropout = nn.Dropout(p=pooler_dropout)
+        self.out_proj = nn.Linear(inner_dim, num_classes)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(hidden)))))
+
+
+def _head_fields(outputs: Seq2SeqModelOutput) -> dict[str, Any]:
+    return {name: getattr(outputs, name) for name in (
+        "past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
+        "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")}
+
+
+class BartForSequenceClassification(BartPreTrainedModel):
+    """BART with a classification head on the decoder's state at the last ``</s>`` (MNLI, zero-shot)."""
+
+    _aliased_weights_keys = BartForConditionalGeneration._aliased_weights_keys
+    model_class: type[BartModel] = BartModel
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.model = self.model_class(config)
+        self.classification_head = BartClassificationHead(config.d_model, config.d_model, config.num_labels,
+                                                          config.classifier_dropout)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqSequenceClassifierOutput | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``."""
+        if input_ids is None:
+            raise NotImplementedError(f"{type(self).__name__} needs input_ids (it pools at the </s> tokens)")
+        return_dict = kwargs.pop("return_dict", None)
+        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
+                             use_cache=False if labels is not None else use_cache, return_dict=True, **kwargs)
+        pooled = _eos_pool(outputs.last_hidden_state, input_ids, self.config.eos_token_id)
+        logits = self.classification_head(pooled)
+        loss = sequence_classification_loss(logits, labels, self.config) if labels is not None else None
+        out = Seq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **_head_fields(outputs))
+        return self._outputs(out, return_dict)
+
+
+class BartForQuestionAnswering(BartPreTrainedModel):
+    """BART with a span head (``qa_outputs``) on the decoder's states: answer start and end scores."""
+
+    _aliased_weights_keys = BartForConditionalGeneration._aliased_weights_keys
+    model_class: type[BartModel] = BartModel
+
+    def __init__(self, config: BartConfig) -> None:
+        config.num_labels = 2
+        super().__init__(config)
+        self.num_labels = 2
+        self.model = self.model_class(config)
+        self.qa_outputs = nn.Linear(config.d_model, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
+        """Start and end logits ``(batch, tgt_len)``; the span loss when both positions are given."""
+        return_dict = kwargs.pop("return_dict", None)
+        if start_positions is not None and end_positions is not None:
+            use_cache = False
+        outputs = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+                             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
+                             use_cache=use_cache, return_dict=True, **kwargs)
+        start, end, loss = span_logits_and_loss(self.qa_outputs(outputs.last_hidden_state), start_positions,
+                                                end_positions)
+        out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
+                                                  **_head_fields(outputs))
+        return self._outputs(out, return_dict)
+
+
+class BartDecoderWrapper(BartPreTrainedModel):
+    """Holds a decoder under ``decoder`` so a decoder-only head reads a full checkpoint's ``model.decoder.*``."""
+
+    decoder_class: type[Seq2SeqDecoder] = BartDecoder
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
+        self.decoder = self.decoder_class(config)
+        self.post_init()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.decoder(*args, **kwargs)
+
+
+class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
+    """BART's decoder alone with the language-modelling head (tied to its token embedding): a causal LM,
+    optionally attending to ``encoder_hidden_states`` (as in transformers' ``EncoderDecoderModel``)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    wrapper_class: type[BartDecoderWrapper] = BartDecoderWrapper
+
+    def __init__(self, config: BartConfig) -> None:
+        config.is_decoder = True
+        config.is_encoder_decoder = False
+        super().__init__(config)
+        self.model = self.wrapper_class(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.decoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """Next-token logits; with ``labels`` the cross-entropy against them as given (transformers 5 does
+        not shift them here: ``labels[:, i]`` is the target of position ``i``)."""
+        return_dict = kwargs.pop("return_dict", None)
+        kwargs.pop("position_ids", None)  # positions follow the cache, as in the reference
+        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask,
+                                 encoder_hidden_states=encoder_hidden_states,
+                                 encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
+                                 inputs_embeds=inputs_embeds, use_cache=use_cache, return_dict=True, **kwargs)
+        hidden = out.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            hidden = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
+        else:
+            hidden = hidden[:, logits_to_keep]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.to(logits.device).reshape(-1))
+        result = CausalLMOutputWithCrossAttentions(
+            loss=loss, logits=logits, past_key_values=out.past_key_values, hidden_states=out.hidden_states,
+            attentions=out.attentions, cross_attentions=out.cross_attentions)
+        return self._outputs(result, return_dict)
+
+
+register(
+    "bart",
+    BartConfig,
+    base=BartModel,
+    seq2seq_lm=BartForConditionalGeneration,
+    sequence_classification=BartForSequenceClassification,
+    question_answering=BartForQuestionAnswering,
+    causal_lm=BartForCausalLM,
+)
