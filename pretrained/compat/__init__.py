@@ -27,6 +27,7 @@ _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip"}
 _FAMILIES.update({"bart": "bart", "mbart": "mbart", "marian": "marian"})
+_FAMILIES.update({"whisper": "whisper"})
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
