@@ -9,6 +9,7 @@ from ..hub import cached_file
 from ..utils.io import read_json_object
 from . import models
 from .fast import PreTrainedTokenizerFast
+from .whisper import WhisperTokenizer
 
 # Class names found in tokenizer_config.json ("Fast" suffix stripped) -> class.
 TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
@@ -22,6 +23,8 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "LlamaTokenizer": models.LlamaTokenizer,
     "T5Tokenizer": models.T5Tokenizer,
     "CLIPTokenizer": models.CLIPTokenizer,
+    "WhisperTokenizer": WhisperTokenizer,
+    "WhisperTokenizerFast": WhisperTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -33,6 +36,7 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "llama": models.LlamaTokenizer,
     "t5": models.T5Tokenizer,
     "clip": models.CLIPTokenizer,
+    "whisper": WhisperTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
