@@ -185,6 +185,7 @@ _export("pretrained.models.whisper", "WhisperConfig", "WhisperModel", "WhisperFo
 _export("pretrained.models.auto", "AutoModelForSpeechSeq2Seq")
 _export("pretrained.generation.whisper", "WhisperTimeStampLogitsProcessor")
 _export("pretrained.tokenization.whisper", "WhisperTokenizer", "WhisperTokenizerFast")
+_export("pretrained.processing.processor", "WhisperProcessor")
 _export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel", "MarianForCausalLM")
 
 # --- pipelines ---

@@ -1,6 +1,8 @@
 """WhisperTokenizer (through AutoTokenizer) against transformers on a tiny byte-level BPE with Whisper's
 special tokens, built in the test: ids, prefix tokens, decoding with and without timestamps, offsets."""
 
+import json
+
 import pytest
 
 transformers = pytest.importorskip("transformers")
@@ -19,22 +21,27 @@ def _specials():
                "<|notimestamps|>"])
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def build_reference_tokenizer():
+    """A transformers WhisperTokenizer over a tiny byte-level BPE with Whisper's special and timestamp tokens."""
     trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=[],
                                              initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
     raw = tokenizers.Tokenizer(tokenizers.models.BPE())
     raw.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.train_from_iterator(CORPUS, trainer)
-    model = __import__("json").loads(raw.to_str())["model"]
+    model = json.loads(raw.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     specials = _specials()
     ref = transformers.WhisperTokenizer(vocab=model["vocab"], merges=merges, pad_token="<|endoftext|>",
-                                         extra_special_tokens=specials[1:])
+                                        extra_special_tokens=specials[1:])
     ref.add_tokens([tokenizers.AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False)
                     for i in range(1501)])
+    return ref
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
     path = tmp_path_factory.mktemp("whisper-tok")
-    ref.save_pretrained(path)
+    build_reference_tokenizer().save_pretrained(path)
     ref = transformers.AutoTokenizer.from_pretrained(path)
     return ref, AutoTokenizer.from_pretrained(path), path
 
