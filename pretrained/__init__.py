@@ -186,6 +186,7 @@ _export("pretrained.models.auto", "AutoModelForSpeechSeq2Seq")
 _export("pretrained.generation.whisper", "WhisperTimeStampLogitsProcessor")
 _export("pretrained.tokenization.whisper", "WhisperTokenizer", "WhisperTokenizerFast")
 _export("pretrained.processing.processor", "WhisperProcessor")
+_export("pretrained.pipelines.automatic_speech_recognition", "AutomaticSpeechRecognitionPipeline")
 _export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel", "MarianForCausalLM")
 
 # --- pipelines ---

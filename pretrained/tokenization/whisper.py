@@ -244,4 +244,125 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
         return offsets
 
 
+    # --- the speech-recognition pipeline's decoding -------------------------------------------------------
+    def _decode_asr(self, model_outputs: list[dict[str, Any]], *, return_timestamps: Any, return_language: Any,
+                    time_precision: float, segment_size: int = 1500) -> tuple[str, dict[str, Any]]:
+        """Text (and ``chunks``) of a pipeline input's chunk outputs (``tokens``, optional ``stride`` in
+        seconds): overlapping chunks are merged at their longest agreement, timestamps are shifted to the
+        whole audio's clock, and with ``return_timestamps`` each ``(start, end)`` segment is a chunk."""
+        if return_timestamps == "word":
+            raise NotImplementedError("word-level timestamps are not implemented in pretrained")
+        begin = self.convert_tokens_to_ids("<|notimestamps|>") + 1
+        specials = set(self.all_special_ids)
+        chunks: list[dict[str, Any]] = []
+        language = None
+
+        def fresh() -> dict[str, Any]:
+            return {"language": language, "timestamp": [None, None], "text": ""}
+
+        chunk = fresh()
+        offset = 0.0
+        pending: list[list[int]] = []  # the token runs of the open chunk, one per audio chunk
+        skip = False
+        for output in model_outputs:
+            ids = self._strip_prompt(to_py_obj(output["tokens"])[0])
+            last_ts = None
+            first_ts: float = begin
+            latest = shift = penultimate = 0.0
+            if "stride" in output:
+                chunk_len, stride_left, stride_right = output["stride"]
+                offset -= stride_left
+                right_start = chunk_len - stride_right
+                if stride_left:
+                    first_ts = stride_left / time_precision + begin
+                if stride_right:
+                    # the last timestamp before the right stride: segments from there are the next chunk's
+                    for token in reversed(ids):
+                        if token >= begin:
+                            if last_ts is not None and (token - begin) * time_precision < right_start:
+                                break
+                            last_ts = token
+            run: list[int] = []
+            for i, token in enumerate(ids):
+                if token in specials:
+                    name = LANGUAGES.get(self.decode([token])[2:-2])
+                    if name is not None:
+                        if language and name != language and not return_timestamps:
+                            pending.append(run)
+                            chunk["text"] = self.decode(_longest_common_sequence(pending))
+                            chunks.append(chunk)
+                            pending, run = [], []
+                            chunk = fresh()
+                        chunk["language"] = name
+                        language = name
+                elif token >= begin:
+                    stamp = float((token - begin) * time_precision)
+                    if stamp < latest:  # a new 30 s window inside this chunk
+                        single_ending = i >= 2 and not (ids[i - 1] >= begin and ids[i - 2] >= begin)
+                        if single_ending:
+                            shift += time_precision * segment_size
+                        else:
+                            latest = penultimate
+                            shift += penultimate
+                    penultimate, latest = latest, stamp
+                    time = round((token - begin) * time_precision + offset + shift, 2)
+                    if last_ts and token >= last_ts:
+                        skip = True
+                    elif skip or (pending and token < first_ts):
+                        skip = False
+                    elif chunk["timestamp"][0] is None:
+                        chunk["timestamp"][0] = time
+                    elif time != chunk["timestamp"][0]:
+                        chunk["timestamp"][1] = time
+                        pending.append(run)
+                        chunk["text"] = self.decode(_longest_common_sequence(pending))
+                        chunks.append(chunk)
+                        pending, run = [], []
+                        chunk = fresh()
+                else:
+                    run.append(token)
+            if "stride" in output:
+                offset += chunk_len - stride_right
+            if run:
+                pending.append(run)
+            elif not any(pending):
+                chunk, pending = fresh(), []
+        if pending:
+            chunk["text"] = self.decode(_longest_common_sequence(pending))
+            chunks.append(chunk)
+        text = "".join(c["text"] for c in chunks)
+        if not (return_timestamps or return_language):
+            return text, {}
+        for c in chunks:
+            if return_timestamps:
+                c["timestamp"] = tuple(c["timestamp"])
+            else:
+                c.pop("timestamp")
+            if not return_language:
+                c.pop("language")
+        return text, {"chunks": chunks}
+
+
+def _longest_common_sequence(sequences: list[list[int]]) -> list[int]:
+    """Token runs of overlapping audio chunks joined into one: each next run is slid along the joined one,
+    the alignment with the best share of equal tokens (more than one; ties go to longer overlaps by a tiny
+    bonus) is kept, and the two are cut in the middle of the overlap."""
+    left = list(sequences[0])
+    total: list[int] = []
+    for right in sequences[1:]:
+        best, cut = 0.0, (len(left), len(left), 0, 0)
+        for i in range(1, len(left) + len(right)):
+            l0, l1 = max(0, len(left) - i), min(len(left), len(left) + len(right) - i)
+            r0, r1 = max(0, i - len(left)), min(len(right), i)
+            matches = int(np.sum(np.array(left[l0:l1]) == np.array(right[r0:r1])))
+            score = matches / i + i / 10000.0
+            if matches > 1 and score > best:
+                best, cut = score, (l0, l1, r0, r1)
+        l0, l1, r0, r1 = cut
+        total.extend(left[: (l0 + l1) // 2])
+        left = list(right[(r0 + r1) // 2:])
+    total.extend(left)
+    return total
+
+
 WhisperTokenizerFast = WhisperTokenizer
