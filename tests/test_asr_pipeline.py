@@ -78,6 +78,16 @@ def test_long_audio_sequential_and_dict_inputs(saved):
     assert ours(dict(given), **GEN) == ref(dict(given), **GEN)
 
 
+def test_save_and_reload(saved, tmp_path):
+    ours = pipeline("automatic-speech-recognition", model=str(saved))
+    ours.save_pretrained(tmp_path)
+    again = pipeline("automatic-speech-recognition", model=str(tmp_path))
+    clip = _speech(2.0, seed=9)
+    assert again(clip, **GEN) == ours(clip, **GEN)
+    with pytest.raises(ValueError, match="automatic-speech-recognition"):
+        pipeline("fill-mask", model=ours.model, tokenizer=ours.tokenizer, feature_extractor=ours.feature_extractor)
+
+
 def test_files_and_resampling(saved, tmp_path):
     ours = pipeline("automatic-speech-recognition", model=str(saved))
     ref = transformers.pipeline("automatic-speech-recognition", model=str(saved))

@@ -209,6 +209,7 @@ def pipeline(
     if feature_extractor is not None and getattr(feature_extractor, "_type_key", "") != "image_processor_type" \
             and image_processor is None:
         audio_features, feature_extractor = feature_extractor, None
+    audio_given = audio_features is not None
     if processor is not None and getattr(processor, "feature_extractor", None) is not None:
         audio_features = audio_features if audio_features is not None else processor.feature_extractor
     if feature_extractor is not None:  # the older name of an image processor
@@ -289,6 +290,9 @@ def pipeline(
         kwargs["image_processor"] = _load_image_processor(image_processor, model, hub)
     if getattr(pipeline_class, "_load_feature_extractor", False):
         kwargs["feature_extractor"] = _load_feature_extractor(audio_features, model, hub)
+    elif audio_given:
+        raise ValueError(f"feature_extractor={type(audio_features).__name__} is an audio feature extractor: only "
+                         f"the automatic-speech-recognition pipeline takes one, not {task}.")
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, **kwargs)
 
 

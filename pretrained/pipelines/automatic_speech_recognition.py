@@ -96,6 +96,11 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
             inputs = torch.from_numpy(inputs)
         return super().__call__(inputs, **kwargs)
 
+    def save_pretrained(self, save_directory: str, **kwargs: Any) -> None:
+        """Save the model, the tokenizer and the feature extractor to one folder."""
+        super().save_pretrained(save_directory, **kwargs)
+        self.feature_extractor.save_pretrained(save_directory)
+
     # --- parameters ---------------------------------------------------------------------------------------
     def _sanitize_parameters(self, chunk_length_s: float | None = None, stride_length_s: Any = None,
                              ignore_warning: bool | None = None, decoder_kwargs: Any = None,
