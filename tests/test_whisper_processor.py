@@ -65,3 +65,21 @@ def test_save_round_trip(saved, tmp_path):
     again = transformers.AutoProcessor.from_pretrained(tmp_path)
     assert type(again).__name__ == "WhisperProcessor"
     assert again.feature_extractor.feature_size == 16
+
+
+def test_transformers_module_paths():
+    import importlib
+
+    for path, name in [("models.whisper", "WhisperTokenizer"), ("models.whisper", "WhisperProcessor"),
+                       ("models.whisper", "WhisperForConditionalGeneration"),
+                       ("models.whisper.tokenization_whisper", "WhisperTokenizer"),
+                       ("models.whisper.processing_whisper", "WhisperProcessor"),
+                       ("models.whisper.feature_extraction_whisper", "WhisperFeatureExtractor"),
+                       ("models.whisper.modeling_whisper", "WhisperModel"),
+                       ("models.whisper.configuration_whisper", "WhisperConfig"),
+                       ("generation", "WhisperTimeStampLogitsProcessor"),
+                       ("models.auto.modeling_auto", "AutoModelForSpeechSeq2Seq"),
+                       ("pipelines", "AutomaticSpeechRecognitionPipeline")]:
+        import pretrained.compat  # noqa: F401  (installs the module paths)
+
+        assert getattr(importlib.import_module(f"pretrained.{path}"), name).__name__ == name
