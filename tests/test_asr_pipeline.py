@@ -56,8 +56,9 @@ GEN = dict(max_new_tokens=12, num_beams=1)
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(return_timestamps=True), dict(language="fr", num_beams=2),
                                     dict(chunk_length_s=4.0, return_timestamps=True),
-                                    dict(chunk_length_s=3.0, stride_length_s=[1.0, 0.5])],
-                         ids=["text", "timestamps", "beams", "chunked-timestamps", "chunked"])
+                                    dict(chunk_length_s=3.0, stride_length_s=[1.0, 0.5]),
+                                    dict(return_language=True, return_timestamps=True)],
+                         ids=["text", "timestamps", "beams", "chunked-timestamps", "chunked", "language"])
 def test_matches_transformers(saved, kwargs):
     ref = transformers.pipeline("automatic-speech-recognition", model=str(saved))
     ours = pipeline("automatic-speech-recognition", model=str(saved))
@@ -65,7 +66,8 @@ def test_matches_transformers(saved, kwargs):
     call = {**GEN, **kwargs}
     for clip in clips:
         assert ours(clip, **call) == ref(clip, **call)
-    assert ours(clips, batch_size=2, **call) == ref(clips, batch_size=2, **call)
+    if "return_language" not in kwargs:  # (transformers' batching fails on return_language: ours is checked alone)
+        assert ours(clips, batch_size=2, **call) == ref(clips, batch_size=2, **call)
     assert ours(clips, batch_size=2, **call) == [ours(c, **call) for c in clips]
 
 

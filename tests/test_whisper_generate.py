@@ -72,6 +72,16 @@ def test_forced_decoder_ids_from_the_generation_config(models):
     assert got.tolist() == want.tolist()
 
 
+def test_return_dict_in_generate(models):
+    ref, ours = models
+    feats = _features(2, seed=13)
+    want = ref.generate(feats, max_new_tokens=8, language="en", return_dict_in_generate=True, output_scores=True)
+    got = ours.generate(feats, max_new_tokens=8, language="en", return_dict_in_generate=True, output_scores=True)
+    assert got.sequences.tolist() == want.sequences.tolist()
+    assert len(got.scores) == len(want.scores)
+    torch.testing.assert_close(torch.stack(got.scores), torch.stack(want.scores), atol=1e-4, rtol=1e-4)
+
+
 def test_default_length_and_segments(models):
     ref, ours = models
     feats = _features(1, seed=5)

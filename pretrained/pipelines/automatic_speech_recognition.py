@@ -222,14 +222,16 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
         out: dict[str, Any] = {"tokens": tokens["sequences"] if isinstance(tokens, dict) else tokens}
         if stride is not None:
             out["stride"] = stride
-        if return_language and isinstance(tokens, dict) and tokens.get("segments") and tokens["segments"][0]:
-            result = tokens["segments"][0][0]["result"]
-            full = result["sequences"] if isinstance(result, dict) else result
+        if return_language and isinstance(tokens, dict) and tokens.get("segments"):
+            # each row's language: the first language token of its first window's prompt (-1: none)
             config = generate_kwargs.get("generation_config", self.model.generation_config)
             languages = set(getattr(config, "lang_to_id", {}).values())
-            found = next((t for t in full.tolist() if t in languages), None)
-            if found is not None:
-                out["lang_id"] = torch.tensor([found])
+            found = []
+            for segments in tokens["segments"]:
+                result = segments[0]["result"] if segments else None
+                full = result["sequences"] if isinstance(result, dict) else result
+                found.append(next((t for t in full.tolist() if t in languages), -1) if full is not None else -1)
+            out["lang_id"] = torch.tensor(found)
         return {"is_last": is_last, **out, **model_inputs}
 
     def postprocess(self, model_outputs: list[dict[str, Any]], decoder_kwargs: Any = None,
@@ -239,7 +241,7 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
         for output in model_outputs:
             if "stride" in output:
                 output["stride"] = tuple(value / rate for value in output["stride"])
-            if return_language and "lang_id" in output:
+            if return_language and "lang_id" in output and int(output["lang_id"].reshape(-1)[0]) >= 0:
                 lang = output["lang_id"].reshape(1, 1).to(output["tokens"].dtype)
                 output["tokens"] = torch.cat([lang, output["tokens"]], dim=-1)
         text, optional = self.tokenizer._decode_asr(model_outputs, return_timestamps=return_timestamps,
