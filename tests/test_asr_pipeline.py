@@ -37,6 +37,7 @@ def saved(tmp_path_factory):
     gc.no_timestamps_token_id = 407
     gc.prev_sot_token_id = 405
     gc.is_multilingual = True
+    gc.max_length = 40  # as real checkpoints set 448: the pipeline's max_new_tokens default then yields
     gc._from_model_config = False  # else transformers drops the Whisper fields when it reads the file back
     model.save_pretrained(path)
     transformers.WhisperProcessor(transformers.WhisperFeatureExtractor(feature_size=16),
@@ -69,6 +70,15 @@ def test_matches_transformers(saved, kwargs):
     if "return_language" not in kwargs:  # (transformers' batching fails on return_language: ours is checked alone)
         assert ours(clips, batch_size=2, **call) == ref(clips, batch_size=2, **call)
     assert ours(clips, batch_size=2, **call) == [ours(c, **call) for c in clips]
+
+
+def test_pipeline_generation_defaults(saved):
+    # the pipeline's 5 beams, and the model's max_length instead of the default max_new_tokens
+    ref = transformers.pipeline("automatic-speech-recognition", model=str(saved))
+    ours = pipeline("automatic-speech-recognition", model=str(saved))
+    clip = _speech(4.0, seed=8)
+    assert ours(clip) == ref(clip)
+    assert ours(clip, return_timestamps=True) == ref(clip, return_timestamps=True)
 
 
 def test_long_audio_sequential_and_dict_inputs(saved):

@@ -72,3 +72,16 @@ def test_wrong_feature_length_is_a_clear_error(saved):
     ours = WhisperForConditionalGeneration.from_pretrained(path).eval()
     with pytest.raises(ValueError, match="input_features"):
         ours(input_features=torch.zeros(1, TINY["num_mel_bins"], 10), decoder_input_ids=torch.tensor([[101]]))
+
+
+def test_save_round_trip_and_tied_head(saved, tmp_path):
+    ref, path = saved
+    ours = WhisperForConditionalGeneration.from_pretrained(path).eval()
+    assert ours.proj_out.weight.data_ptr() == ours.model.decoder.embed_tokens.weight.data_ptr()
+    ours.save_pretrained(tmp_path)
+    again = transformers.WhisperForConditionalGeneration.from_pretrained(tmp_path).eval()
+    feats = _features(1, 4)
+    dec = torch.tensor([[101, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(again(input_features=feats, decoder_input_ids=dec).logits,
+                                   ref(input_features=feats, decoder_input_ids=dec).logits, atol=1e-5, rtol=1e-5)
