@@ -107,6 +107,25 @@ def test_long_form_sequential_decoding(models, num_beams):
     assert len(got["segments"][0]) > 1  # more than one window was decoded
 
 
+@pytest.mark.parametrize("extra", [dict(num_beams=1), dict(num_beams=2),
+                                   dict(prompt_ids=torch.tensor([57, 7, 8, 9])),
+                                   dict(prompt_ids=torch.tensor([57, 7, 8]), prompt_condition_type="all-segments")],
+                         ids=["greedy", "beams", "prompt-first-segment", "prompt-all-segments"])
+def test_long_form_conditioned_on_previous_text(models, extra):
+    ref, ours = models
+    feats = _features(2, frames=200, seed=17)
+    mask = torch.ones(2, 200, dtype=torch.long)
+    mask[1, 130:] = 0
+    kwargs = dict(attention_mask=mask, max_new_tokens=8, language="en", condition_on_prev_tokens=True,
+                  return_segments=True, **extra)
+    want = ref.generate(feats, **kwargs)
+    got = ours.generate(feats, **kwargs)
+    assert got["sequences"].tolist() == want["sequences"].tolist()
+    assert [[(float(s["start"]), float(s["end"])) for s in row] for row in got["segments"]] \
+        == [[(float(s["start"]), float(s["end"])) for s in row] for row in want["segments"]]
+    assert len(got["segments"][0]) > 2
+
+
 def test_timestamp_processor_rules():
     cfg = type("C", (), dict(no_timestamps_token_id=59, eos_token_id=50, bos_token_id=50))()
     proc = WhisperTimeStampLogitsProcessor(cfg, begin_index=2)

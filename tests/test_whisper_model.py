@@ -85,3 +85,16 @@ def test_save_round_trip_and_tied_head(saved, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(input_features=feats, decoder_input_ids=dec).logits,
                                    ref(input_features=feats, decoder_input_ids=dec).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_position_ids_and_mask(saved):
+    ref, path = saved
+    ours = WhisperForConditionalGeneration.from_pretrained(path).eval()
+    feats = _features(2, 5)
+    dec = torch.tensor([[100, 100, 101, 5, 6], [101, 7, 8, 9, 10]])
+    mask = (dec != 100).long()
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    kwargs = dict(input_features=feats, decoder_input_ids=dec, decoder_attention_mask=mask,
+                  decoder_position_ids=positions)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**kwargs).logits[:, 2:], ref(**kwargs).logits[:, 2:], atol=1e-4, rtol=1e-4)

@@ -13,8 +13,10 @@ The flow follows transformers' ``WhisperGenerationMixin`` so the tokens are the 
   segment ended (all of it when the window ends on a single timestamp or has none);
 * the result is each row's segment tokens (prompt and end-of-text dropped), right-padded.
 
-Not supported (a clear error says so): temperature fallback and its thresholds, ``condition_on_prev_tokens``,
-token-level timestamps, no-speech detection.
+With ``condition_on_prev_tokens`` each window's prompt starts with the text decoded so far
+(``<|startofprev|>`` + its last tokens, rows left-padded; decoder positions count from each row's first
+real token). Not supported (a clear error says so): temperature fallback and its thresholds, token-level
+timestamps, no-speech detection.
 """
 
 from __future__ import annotations
@@ -93,6 +95,23 @@ class WhisperTimeStampLogitsProcessor(LogitsProcessor):
             best_text = logprobs[:, :first].max(dim=-1).values
             scores[:, :first].masked_fill_((stamp_mass > best_text).unsqueeze(-1), float("-inf"))
         return scores
+
+
+def _previous_text(segments: list[list[dict[str, Any]]], pad: int, prev: torch.Tensor | None, keep: int,
+                   timestamp_begin: int, device: torch.device) -> torch.Tensor:
+    """Each row's decoded text as a decoder prefix: its segment tokens (a segment ending on two timestamps
+    gives one), the last ``keep`` of them, after ``prev`` (``<|startofprev|>``), left-padded with ``pad``."""
+    rows = []
+    for segs in segments:
+        if segs:
+            pieces = [s["tokens"][:-1] if len(s["tokens"]) > 2 and s["tokens"][-2] >= timestamp_begin
+                      else s["tokens"] for s in segs]
+            row = torch.cat([p.to(device) for p in pieces])[-keep:]
+            rows.append(row if prev is None else torch.cat([prev.to(row), row]))
+        else:
+            rows.append(prev if prev is not None else torch.tensor([], dtype=torch.long, device=device))
+    longest = max(len(r) for r in rows)
+    return torch.stack([F.pad(r, (longest - len(r), 0), value=pad) for r in rows])
 
 
 def _pad_segments(segments: list[list[dict[str, Any]]], pad: int, device: torch.device) -> torch.Tensor:
@@ -222,8 +241,6 @@ def generate(
     for name, value in unsupported.items():
         if value:
             raise NotImplementedError(f"Whisper generate: `{name}` is not supported by pretrained")
-    if condition_on_prev_tokens:
-        raise NotImplementedError("Whisper generate: condition_on_prev_tokens=True is not supported by pretrained")
     if isinstance(temperature, (list, tuple)):
         if len(temperature) > 1:
             raise NotImplementedError("Whisper generate: temperature fallback (a list of temperatures) is not "
@@ -233,11 +250,19 @@ def generate(
     known = set(GenerationConfig.default_values()) | set(vars(config))
     for key in [k for k in kwargs if k in known and k not in ("decoder_input_ids",)]:
         setattr(config, key, kwargs.pop(key))
-    if temperature is not None:
-        config.do_sample = temperature > 0.0
-        config.temperature = temperature if config.do_sample else 1.0
-        if config.do_sample:
-            config.num_beams = 1
+    # As transformers: the temperature alone decides sampling (none: greedy or beam search).
+    config.do_sample = temperature is not None and temperature > 0.0
+    config.temperature = temperature if config.do_sample else 1.0
+    if config.do_sample:
+        config.num_beams = 1
+    if condition_on_prev_tokens is None:
+        condition_on_prev_tokens = getattr(config, "condition_on_prev_tokens", None)
+    # The first window is conditioned only when asked in the call (as transformers); later ones when
+    # condition_on_prev_tokens is on and the temperature is low.
+    condition_now = bool(condition_on_prev_tokens)
+    condition_later = bool(condition_on_prev_tokens) and (temperature is None or temperature < 0.5)
+    if prompt_ids is not None:
+        prompt_ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=model.device)
 
     encoder = model.model.encoder
     stride = encoder.conv1.stride[0] * encoder.conv2.stride[0]
@@ -290,8 +315,10 @@ def generate(
     if config.begin_suppress_tokens is not None:
         processors.append(SuppressTokensAtBeginLogitsProcessor(config.begin_suppress_tokens, begin_index))
         config.begin_suppress_tokens = None
+    suppress = None
     if config.suppress_tokens is not None:
-        processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens))
+        suppress = [int(t) for t in config.suppress_tokens]
+        processors.append(SuppressTokensLogitsProcessor(suppress))
         config.suppress_tokens = None
     if return_timestamps:
         processors.append(WhisperTimeStampLogitsProcessor(config, begin_index))
@@ -345,7 +372,22 @@ def generate(
         else:
             encoded = given_encoder
         decoder_ids = init_tokens[rows]
-        if prompt_ids is not None:
+        step_kwargs = dict(kwargs)
+        if condition_now and segments[0]:
+            # the text so far (its last half-context of tokens) after <|startofprev|>, left-padded
+            if prompt_ids is not None and prompt_condition_type == "all-segments":
+                prev = prompt_ids
+            else:
+                prev_sot = getattr(config, "prev_sot_token_id", None)
+                if prev_sot is None and suppress is not None and len(suppress) >= 2:
+                    prev_sot = suppress[-2]
+                prev = None if prev_sot is None else torch.tensor([prev_sot], device=decoder_ids.device)
+            previous = _previous_text([segments[row] for row in rows], config.pad_token_id, prev,
+                                      model.config.max_target_positions // 2 - 1, timestamp_begin,
+                                      decoder_ids.device)
+            decoder_ids = torch.cat([previous.to(decoder_ids), decoder_ids], dim=-1)
+            step_kwargs["decoder_attention_mask"] = (decoder_ids != config.pad_token_id).long()
+        elif prompt_ids is not None:
             decoder_ids = torch.cat([prompt_ids.to(decoder_ids)[None].expand(len(rows), -1), decoder_ids], -1)
         inner = copy.deepcopy(config)
         max_new = config.max_new_tokens or 0
@@ -366,7 +408,7 @@ def generate(
         inner.decoder_start_token_id = decoder_ids[:, 0].tolist()
         output = _generate(
             model, None, generation_config=inner, logits_processor=processors, stopping_criteria=stopping_criteria,
-            encoder_outputs=encoded, decoder_input_ids=decoder_ids, **kwargs,
+            encoder_outputs=encoded, decoder_input_ids=decoder_ids, **step_kwargs,
             # explicit, so the model's generation config does not bring them back: the processors above
             # apply them from the prompt's end
             suppress_tokens=None, begin_suppress_tokens=None)
@@ -388,6 +430,7 @@ def generate(
                                                 stride)
             seek[row] += advance
             segments[row] += new
+        condition_now = condition_later
         if force_unique_generate_call:
             break
 

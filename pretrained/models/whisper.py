@@ -208,6 +208,7 @@ class WhisperDecoder(Seq2SeqDecoder):
         self.embed_scale = 1.0
         self.embed_positions = nn.Embedding(config.max_target_positions, config.d_model)
         self.gradient_checkpointing = False
+        self._position_ids: torch.Tensor | None = None
         self.layers = nn.ModuleList(_unbiased_keys(DecoderLayer(config, i, normalize_before=True))
                                     for i in range(config.decoder_layers))
         self._norms()
@@ -226,11 +227,13 @@ class WhisperDecoder(Seq2SeqDecoder):
 
     def forward(self, *args: Any, position_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """As :meth:`Seq2SeqDecoder.forward`, plus ``position_ids`` ``(batch, length)``."""
-        self._position_ids = position_ids
+        outer = getattr(self, "_position_ids", None)  # set by WhisperModel.forward
+        if position_ids is not None:
+            self._position_ids = position_ids
         try:
             return super().forward(*args, **kwargs)
         finally:
-            self._position_ids = None
+            self._position_ids = outer
 
 
 class WhisperPreTrainedModel(Seq2SeqPreTrainedModel):
@@ -313,6 +316,8 @@ class WhisperForConditionalGeneration(GenerationMixin, WhisperPreTrainedModel):
     _tied_weights_keys = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
     # language / task / timestamp prompts and window-by-window decoding
     _generate_entry = "pretrained.generation.whisper:generate"
+    # generate() feeds decoder_position_ids counted from the decoder mask (padded previous-text prompts)
+    _decoder_positions_from_mask = True
 
     def __init__(self, config: WhisperConfig) -> None:
         super().__init__(config)
