@@ -126,6 +126,29 @@ def test_long_form_conditioned_on_previous_text(models, extra):
     assert len(got["segments"][0]) > 2
 
 
+@pytest.mark.parametrize("extra", [
+    dict(compression_ratio_threshold=0.3),
+    dict(logprob_threshold=-1.0, num_beams=2),
+    dict(logprob_threshold=-1.0, no_speech_threshold=0.01, condition_on_prev_tokens=True),
+    dict(compression_ratio_threshold=1.1, logprob_threshold=-0.9, return_timestamps=True, frames=60),
+], ids=["compression", "logprob-beams", "no-speech-conditioned", "short-form"])
+def test_temperature_fallback(models, extra):
+    ref, ours = models
+    extra = dict(extra)
+    feats = _features(2, frames=extra.pop("frames", 200), seed=19)
+    mask = torch.ones(2, feats.shape[-1], dtype=torch.long)
+    mask[1, feats.shape[-1] * 2 // 3:] = 0
+    kwargs = dict(attention_mask=mask, max_new_tokens=8, language="en", temperature=(0.0, 0.4, 0.8, 1.2),
+                  return_segments=True, **extra)
+    torch.manual_seed(3)
+    want = ref.generate(feats, **kwargs)
+    torch.manual_seed(3)
+    got = ours.generate(feats, **kwargs)
+    assert got["sequences"].tolist() == want["sequences"].tolist()
+    assert [[(float(s["start"]), float(s["end"])) for s in row] for row in got["segments"]] \
+        == [[(float(s["start"]), float(s["end"])) for s in row] for row in want["segments"]]
+
+
 def test_timestamp_processor_rules():
     cfg = type("C", (), dict(no_timestamps_token_id=59, eos_token_id=50, bos_token_id=50))()
     proc = WhisperTimeStampLogitsProcessor(cfg, begin_index=2)
@@ -143,5 +166,5 @@ def test_long_input_without_timestamps_is_an_error(models):
     _, ours = models
     with pytest.raises(ValueError, match="return_timestamps"):
         ours.generate(_features(1, frames=90), return_timestamps=False)
-    with pytest.raises(NotImplementedError, match="temperature fallback"):
-        ours.generate(_features(1), temperature=(0.0, 0.2))
+    with pytest.raises(ValueError, match="logprob_threshold"):
+        ours.generate(_features(1), no_speech_threshold=0.5)

@@ -15,13 +15,17 @@ The flow follows transformers' ``WhisperGenerationMixin`` so the tokens are the 
 
 With ``condition_on_prev_tokens`` each window's prompt starts with the text decoded so far
 (``<|startofprev|>`` + its last tokens, rows left-padded; decoder positions count from each row's first
-real token). Not supported (a clear error says so): temperature fallback and its thresholds, token-level
-timestamps, no-speech detection.
+real token). With a list of temperatures, rows whose text compresses too well
+(``compression_ratio_threshold``) or is too unlikely (``logprob_threshold``) are decoded again at the next
+temperature; with ``no_speech_threshold`` too, an unlikely window whose no-speech probability is high is
+skipped as silence. Not supported (a clear error says so): token-level timestamps.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import zlib
 from typing import Any
 
 import torch
@@ -234,33 +238,25 @@ def generate(
     arguments are ``GenerationConfig`` fields (``num_beams``, ``max_new_tokens``, ...).
     """
     unsupported = {
-        "compression_ratio_threshold": compression_ratio_threshold, "logprob_threshold": logprob_threshold,
-        "no_speech_threshold": no_speech_threshold, "return_token_timestamps": return_token_timestamps,
-        "prefix_allowed_tokens_fn": prefix_allowed_tokens_fn, "assistant_model": kwargs.get("assistant_model"),
+        "return_token_timestamps": return_token_timestamps, "prefix_allowed_tokens_fn": prefix_allowed_tokens_fn,
+        "assistant_model": kwargs.get("assistant_model"),
     }
     for name, value in unsupported.items():
         if value:
             raise NotImplementedError(f"Whisper generate: `{name}` is not supported by pretrained")
-    if isinstance(temperature, (list, tuple)):
-        if len(temperature) > 1:
-            raise NotImplementedError("Whisper generate: temperature fallback (a list of temperatures) is not "
-                                      "supported by pretrained; give one temperature")
-        temperature = temperature[0]
+    if no_speech_threshold is not None and logprob_threshold is None:
+        raise ValueError("no_speech_threshold works together with logprob_threshold: set both")
+    temperatures = list(temperature) if isinstance(temperature, (list, tuple)) else [temperature]
+    temperature = temperatures[0]
     config = copy.deepcopy(generation_config if generation_config is not None else model.generation_config)
     known = set(GenerationConfig.default_values()) | set(vars(config))
     for key in [k for k in kwargs if k in known and k not in ("decoder_input_ids",)]:
         setattr(config, key, kwargs.pop(key))
-    # As transformers: the temperature alone decides sampling (none: greedy or beam search).
-    config.do_sample = temperature is not None and temperature > 0.0
-    config.temperature = temperature if config.do_sample else 1.0
-    if config.do_sample:
-        config.num_beams = 1
     if condition_on_prev_tokens is None:
         condition_on_prev_tokens = getattr(config, "condition_on_prev_tokens", None)
     # The first window is conditioned only when asked in the call (as transformers); later ones when
     # condition_on_prev_tokens is on and the temperature is low.
-    condition_now = bool(condition_on_prev_tokens)
-    condition_later = bool(condition_on_prev_tokens) and (temperature is None or temperature < 0.5)
+    condition_setting = bool(condition_on_prev_tokens)
     if prompt_ids is not None:
         prompt_ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=model.device)
 
@@ -281,6 +277,9 @@ def generate(
         return_dict_in_generate = bool(config.return_dict_in_generate)
     else:
         config.return_dict_in_generate = return_dict_in_generate
+    if logprob_threshold is not None:  # the average log-probability needs each step's scores
+        config.return_dict_in_generate = True
+        config.output_scores = True
     if return_timestamps is None:
         return_timestamps = getattr(config, "return_timestamps", None)
     if not short:
@@ -351,6 +350,9 @@ def generate(
     if force_unique_generate_call is None:
         force_unique_generate_call = bool(getattr(config, "force_unique_generate_call", False))
 
+    # whether each row's next window is conditioned on its text so far: the call's setting for the first
+    # window, then the setting and a low final temperature (indexed as transformers does)
+    condition: list[bool] = [condition_setting] * batch
     last_output = None
     while bool((seek < max_frames).any()):
         if monitor_progress is not None:
@@ -373,7 +375,7 @@ def generate(
             encoded = given_encoder
         decoder_ids = init_tokens[rows]
         step_kwargs = dict(kwargs)
-        if condition_now and segments[0]:
+        if any(condition[row] for row in rows) and segments[0]:
             # the text so far (its last half-context of tokens) after <|startofprev|>, left-padded
             if prompt_ids is not None and prompt_condition_type == "all-segments":
                 prev = prompt_ids
@@ -382,14 +384,14 @@ def generate(
                 if prev_sot is None and suppress is not None and len(suppress) >= 2:
                     prev_sot = suppress[-2]
                 prev = None if prev_sot is None else torch.tensor([prev_sot], device=decoder_ids.device)
-            previous = _previous_text([segments[row] for row in rows], config.pad_token_id, prev,
+            previous = _previous_text([segments[row] if condition[row] else None for row in rows],
+                                      config.pad_token_id, prev,
                                       model.config.max_target_positions // 2 - 1, timestamp_begin,
                                       decoder_ids.device)
             decoder_ids = torch.cat([previous.to(decoder_ids), decoder_ids], dim=-1)
             step_kwargs["decoder_attention_mask"] = (decoder_ids != config.pad_token_id).long()
         elif prompt_ids is not None:
             decoder_ids = torch.cat([prompt_ids.to(decoder_ids)[None].expand(len(rows), -1), decoder_ids], -1)
-        inner = copy.deepcopy(config)
         max_new = config.max_new_tokens or 0
         if max_new + decoder_ids.shape[-1] > model.config.max_target_positions:
             raise ValueError(f"the decoder prompt ({decoder_ids.shape[-1]} tokens) plus max_new_tokens "
@@ -398,39 +400,40 @@ def generate(
         if config.max_new_tokens is None:
             # transformers grows max_length by the prompt each window (and keeps it): done alike
             config.max_length = min((config.max_length or 20) + initial, model.config.max_target_positions)
-            inner.max_length = config.max_length
         for proc in processors:
             if hasattr(proc, "set_begin_index"):
                 proc.set_begin_index(decoder_ids.shape[-1])
             elif isinstance(proc, SuppressTokensAtBeginLogitsProcessor):
                 proc.begin_index = decoder_ids.shape[-1]
-        # the prompt is the decoder's whole start: no start token is put before it
-        inner.decoder_start_token_id = decoder_ids[:, 0].tolist()
-        output = _generate(
-            model, None, generation_config=inner, logits_processor=processors, stopping_criteria=stopping_criteria,
-            encoder_outputs=encoded, decoder_input_ids=decoder_ids, **step_kwargs,
-            # explicit, so the model's generation config does not bring them back: the processors above
-            # apply them from the prompt's end
-            suppress_tokens=None, begin_suppress_tokens=None)
-        last_output = output
-        full = output if isinstance(output, torch.Tensor) else output.sequences
-        start = decoder_ids.shape[-1]
+        no_speech = None
+        if no_speech_threshold is not None and init_tokens.shape[1] <= 1:
+            raise NotImplementedError("no_speech_threshold with a decoder prompt of <|startoftranscript|> alone "
+                                      "(no language, task or <|notimestamps|> token) is not supported by pretrained")
+        if no_speech_threshold is not None:
+            # the no-speech token's probability right after <|startoftranscript|> (raw logits)
+            extra = {}
+            if "decoder_attention_mask" in step_kwargs:
+                mask = step_kwargs["decoder_attention_mask"]
+                extra = {"decoder_attention_mask": mask,
+                         "decoder_position_ids": (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)}
+            with torch.no_grad():
+                logits = model(encoder_outputs=encoded, decoder_input_ids=decoder_ids, use_cache=False,
+                               **extra).logits
+            no_speech = logits[:, decoder_ids.shape[-1] - init_tokens.shape[1]].float().softmax(-1)[
+                :, config.no_timestamps_token_id - 1]
+        results, skips, last_output = _decode_window(
+            model, config, temperatures, encoded, decoder_ids, step_kwargs, processors, stopping_criteria,
+            condition, condition_setting, logprob_threshold, compression_ratio_threshold, no_speech_threshold,
+            no_speech)
         for i, row in enumerate(rows):
-            tokens = full[i, start:]
-            pad, eos = config.pad_token_id, config.eos_token_id
-            eos = eos[0] if isinstance(eos, (list, tuple)) else eos
-            if len(tokens) and tokens[-1] == pad:
-                count = int((tokens == pad).sum()) - (1 if pad == eos else 0)
-                if count:
-                    tokens = tokens[:-count]
-            if len(tokens) and tokens[-1] == eos:
-                tokens = tokens[:-1]
-            new, advance = _split_segments(tokens, full[i], offsets[row], timestamp_begin,
-                                                int(num_frames[row]), time_precision, time_precision_features,
-                                                stride)
+            if skips[i]:
+                seek[row] += num_frames[row]
+                continue
+            tokens, result = results[i]
+            new, advance = _split_segments(tokens, result, offsets[row], timestamp_begin, int(num_frames[row]),
+                                           time_precision, time_precision_features, stride)
             seek[row] += advance
             segments[row] += new
-        condition_now = condition_later
         if force_unique_generate_call:
             break
 
@@ -447,6 +450,112 @@ def generate(
     if not return_segments:
         return sequences
     return {"sequences": sequences, "segments": final}
+
+def _decode_window(model: Any, config: Any, temperatures: list[float | None], encoded: Any,
+                   decoder_ids: torch.Tensor, step_kwargs: dict[str, Any], processors: list[Any],
+                   stopping_criteria: Any, condition: list[bool], condition_setting: bool,
+                   logprob_threshold: float | None, compression_ratio_threshold: float | None,
+                   no_speech_threshold: float | None, no_speech: torch.Tensor | None
+                   ) -> tuple[list[Any], list[bool], Any]:
+    """One window of every row: decoded at the first temperature, rows whose text is too repetitive
+    (compression ratio) or unlikely (average log-probability) again at the next, and so on. Returns each
+    row's ``(tokens, result)`` (prompt, padding and end-of-text dropped), whether to skip it (no speech),
+    and the last ``generate`` output."""
+    rows = decoder_ids.shape[0]
+    results: list[Any] = [None] * rows
+    needs_fallback = [False] * rows
+    skips = [False] * rows
+    index_map = list(range(rows))
+    hidden = encoded[0] if not isinstance(encoded, BaseModelOutput) else encoded.last_hidden_state
+    kwargs = dict(step_kwargs)
+    pad = config.pad_token_id
+    eos = config.eos_token_id[0] if isinstance(config.eos_token_id, (list, tuple)) else config.eos_token_id
+    output = None
+    for attempt, temperature in enumerate(temperatures):
+        # (as transformers, the settings of an attempt stay on the config for later windows)
+        config.do_sample = temperature is not None and temperature > 0.0
+        config.temperature = temperature if config.do_sample else 1.0
+        if config.do_sample:
+            config.num_beams = 1
+        inner = copy.deepcopy(config)
+        # the prompt is the decoder's whole start: no start token is put before it
+        inner.decoder_start_token_id = decoder_ids[:, 0].tolist()
+        output = _generate(
+            model, None, generation_config=inner, logits_processor=processors, stopping_criteria=stopping_criteria,
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), decoder_input_ids=decoder_ids, **kwargs,
+            # explicit, so the model's generation config does not bring them back: the processors apply
+            # them from the prompt's end
+            suppress_tokens=None, begin_suppress_tokens=None)
+        full = output if isinstance(output, torch.Tensor) else output.sequences
+        start = decoder_ids.shape[-1]
+        retry = []
+        for i in range(full.shape[0]):
+            tokens = full[i, start:]
+            if len(tokens) and tokens[-1] == pad:
+                count = int((tokens == pad).sum()) - (1 if pad == eos else 0)
+                if count:
+                    tokens = tokens[:-count]
+            result = full[i] if isinstance(output, torch.Tensor) else _row_result(output, i)
+            needs_fallback[i], skips[i] = _needs_fallback(
+                tokens, result, i, model.config.vocab_size, temperature, logprob_threshold,
+                compression_ratio_threshold, no_speech_threshold, no_speech)
+            if len(tokens) and tokens[-1] == eos:
+                tokens = tokens[:-1]
+            results[index_map[i]] = (tokens, result)
+            condition[index_map[i]] = condition_setting and (temperature is None or temperature < 0.5)
+            if needs_fallback[i]:
+                retry.append(i)
+        index_map = [index_map[i] for i in retry]
+        if not index_map or attempt == len(temperatures) - 1:
+            break
+        decoder_ids, hidden = decoder_ids[retry], hidden[retry]
+        if "decoder_attention_mask" in kwargs:
+            kwargs["decoder_attention_mask"] = kwargs["decoder_attention_mask"][retry]
+    return results, skips, output
+
+
+def _row_result(output: Any, i: int) -> dict[str, Any]:
+    """Row ``i`` of a ``generate`` output dict: its sequence and its per-step scores (the chosen beam's)."""
+    result: dict[str, Any] = {"sequences": output.sequences[i]}
+    if output.scores is not None:
+        beams = getattr(output, "beam_indices", None)
+        if beams is not None:
+            picks = beams[i][: len(output.scores)].tolist()
+            result["scores"] = [step[beam] for step, beam in zip(output.scores, picks)]
+        else:
+            result["scores"] = [step[i] for step in output.scores]
+    return result
+
+
+def _needs_fallback(tokens: torch.Tensor, result: Any, index: int, vocab_size: int, temperature: float | None,
+                    logprob_threshold: float | None, compression_ratio_threshold: float | None,
+                    no_speech_threshold: float | None, no_speech: torch.Tensor | None) -> tuple[bool, bool]:
+    """(decode again at the next temperature, skip the window as silence) for one row's tokens."""
+    fallback = skip = False
+    logprob = None
+    if compression_ratio_threshold is not None:
+        width = int(math.log2(vocab_size) / 8) + 1
+        raw = b"".join(int(t).to_bytes(width, "little") for t in tokens.tolist())
+        if len(raw) / len(zlib.compress(raw)) > compression_ratio_threshold:
+            fallback = True
+    if logprob_threshold is not None:
+        scores = torch.stack(result["scores"]).to(tokens.device)
+        picked = tokens
+        if scores.shape[0] > picked.shape[0]:
+            scores = scores[: picked.shape[0]]
+        else:
+            picked = picked[-scores.shape[0]:]
+        scale = temperature if temperature is not None and temperature > 0.0 else 1
+        logprobs = F.log_softmax((scores * scale).float(), dim=-1).to(scores.dtype)
+        chosen = logprobs.gather(-1, picked.unsqueeze(-1)).squeeze(-1).cpu()
+        logprob = sum(chosen[i] for i in range(chosen.shape[0])) / len(picked)
+        if logprob < logprob_threshold:
+            fallback = True
+    if no_speech_threshold is not None and no_speech is not None and logprob is not None \
+            and logprob < logprob_threshold and no_speech[index] > no_speech_threshold:
+        fallback, skip = False, True
+    return fallback, skip
+
 
 def _split_segments(tokens: torch.Tensor, result: torch.Tensor, offset: torch.Tensor, timestamp_begin: int,
                     num_frames: int, time_precision: float, time_precision_features: float, stride: int
