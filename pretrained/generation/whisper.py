@@ -197,6 +197,7 @@ def _init_tokens(model: Any, config: Any, input_features: torch.Tensor | None, e
         rows[i] = [t for t in row if t is not None]
     return torch.as_tensor(rows, dtype=torch.long, device=model.device).expand(batch, -1)
 
+
 # --- generate -------------------------------------------------------------------------------------------
 def generate(
     model: Any,
@@ -236,6 +237,9 @@ def generate(
     ``return_segments`` (or ``return_dict_in_generate`` with timestamps) a dict with ``sequences`` and
     each row's ``segments`` (``start`` / ``end`` seconds, ``tokens``, ``result``). Other keyword
     arguments are ``GenerationConfig`` fields (``num_beams``, ``max_new_tokens``, ...).
+
+    Long-form options as in transformers: ``condition_on_prev_tokens``, ``temperature`` as a tuple with
+    ``compression_ratio_threshold`` / ``logprob_threshold`` (fallback) and ``no_speech_threshold``.
     """
     unsupported = {
         "return_token_timestamps": return_token_timestamps, "prefix_allowed_tokens_fn": prefix_allowed_tokens_fn,
@@ -252,10 +256,11 @@ def generate(
     known = set(GenerationConfig.default_values()) | set(vars(config))
     for key in [k for k in kwargs if k in known and k not in ("decoder_input_ids",)]:
         setattr(config, key, kwargs.pop(key))
+    # The first window is conditioned only when the call asks (as transformers); later ones when the
+    # setting (the call's, else the generation config's) is on and the row's last temperature was low.
+    condition_first = bool(condition_on_prev_tokens)
     if condition_on_prev_tokens is None:
         condition_on_prev_tokens = getattr(config, "condition_on_prev_tokens", None)
-    # The first window is conditioned only when asked in the call (as transformers); later ones when
-    # condition_on_prev_tokens is on and the temperature is low.
     condition_setting = bool(condition_on_prev_tokens)
     if prompt_ids is not None:
         prompt_ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=model.device)
@@ -352,7 +357,7 @@ def generate(
 
     # whether each row's next window is conditioned on its text so far: the call's setting for the first
     # window, then the setting and a low final temperature (indexed as transformers does)
-    condition: list[bool] = [condition_setting] * batch
+    condition: list[bool] = [condition_first] * batch
     last_output = None
     while bool((seek < max_frames).any()):
         if monitor_progress is not None:
@@ -442,7 +447,8 @@ def generate(
     if return_dict_in_generate and (force_unique_generate_call or not return_timestamps):
         return last_output
     if force_unique_generate_call:
-        sequences = torch.stack([s[0]["result"] for s in final])
+        sequences = torch.stack([s[0]["result"] if isinstance(s[0]["result"], torch.Tensor)
+                                 else s[0]["result"]["sequences"] for s in final])
     else:
         sequences = _pad_segments(final, config.pad_token_id, model.device)
     if return_dict_in_generate:
