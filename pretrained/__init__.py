@@ -190,6 +190,13 @@ _export("pretrained.models.bart", "BartConfig", "BartModel", "BartForConditional
         "BartForSequenceClassification", "BartForQuestionAnswering", "BartForCausalLM", "BartPreTrainedModel")
 _export("pretrained.models.mbart", "MBartConfig", "MBartModel", "MBartForConditionalGeneration",
         "MBartForSequenceClassification", "MBartForQuestionAnswering", "MBartForCausalLM")
+_export("pretrained.models.whisper", "WhisperConfig", "WhisperModel", "WhisperForConditionalGeneration",
+        "WhisperPreTrainedModel")
+_export("pretrained.models.auto", "AutoModelForSpeechSeq2Seq")
+_export("pretrained.generation.whisper", "WhisperTimeStampLogitsProcessor")
+_export("pretrained.tokenization.whisper", "WhisperTokenizer", "WhisperTokenizerFast")
+_export("pretrained.processing.processor", "WhisperProcessor")
+_export("pretrained.pipelines.automatic_speech_recognition", "AutomaticSpeechRecognitionPipeline")
 _export("pretrained.models.marian", "MarianConfig", "MarianModel", "MarianMTModel", "MarianForCausalLM")
 
 # --- pipelines ---

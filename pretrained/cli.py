@@ -1,8 +1,9 @@
 """The ``pretrained`` command line: ``run`` a pipeline, print the ``env``, ``train`` a model.
 
 ``pretrained run TASK --model PATH [TEXT ...]`` reads inputs (texts; image paths or URLs for the image
-tasks) from the arguments, from ``--file`` or from stdin (one per line; ``--json-input`` for JSON values
-such as ``{"question": ..., "context": ...}``) and writes one JSON line per input to stdout, in order.
+tasks; audio file paths for automatic-speech-recognition) from the arguments, from ``--file`` or from
+stdin (one per line; ``--json-input`` for JSON values such as ``{"question": ..., "context": ...}``) and
+writes one JSON line per input to stdout, in order.
 A progress bar goes to stderr for long inputs.
 Heavy imports happen inside the sub-commands, so ``pretrained --help`` and ``pretrained env`` are quick.
 """
@@ -27,6 +28,8 @@ _TASK_OPTIONS: dict[str, tuple[str, Any, str]] = {
     "--max-new-tokens": ("max_new_tokens", int, "text-generation: tokens to generate"),
     "--temperature": ("temperature", float, "text-generation: sampling temperature"),
     "--targets": ("targets", str, "fill-mask: comma-separated candidate tokens"),
+    "--chunk-length-s": ("chunk_length_s", float, "automatic-speech-recognition: window length for long audio"),
+    "--language": ("language", str, "automatic-speech-recognition: the spoken language (Whisper)"),
 }
 
 

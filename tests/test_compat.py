@@ -70,7 +70,7 @@ def test_family_modules_hold_only_their_family():
     with pytest.raises(ImportError):
         from pretrained.models.bert.modeling_bert import NoSuchModel  # noqa: F401
     with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("pretrained.models.whisper.modeling_whisper")
+        importlib.import_module("pretrained.models.m2m_100.modeling_m2m_100")
 
 
 def test_real_family_modules_stay_themselves():
@@ -103,7 +103,7 @@ def test_mappings_follow_the_registry():
     assert CONFIG_MAPPING["bert"] is pretrained.BertConfig
     assert {"bert", "gpt2", "llama", "qwen3"} <= set(CONFIG_MAPPING)
     with pytest.raises(KeyError):
-        CONFIG_MAPPING["whisper"]
+        CONFIG_MAPPING["m2m_100"]
     assert MODEL_FOR_CAUSAL_LM_MAPPING[pretrained.GPT2Config] is pretrained.GPT2LMHeadModel
     assert pretrained.BertConfig not in MODEL_FOR_CAUSAL_LM_MAPPING
     assert MODEL_MAPPING[pretrained.BertConfig] is pretrained.BertModel

@@ -27,7 +27,8 @@ _T = "pretrained.training"
 _FAMILIES = {"bert": "bert", "roberta": "bert", "distilbert": "distilbert", "gpt2": "gpt2", "llama": "llama",
              "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "vit": "vit", "clip": "clip",
              "t5": "t5", "mt5": "t5", "umt5": "t5",
-             "bart": "bart", "mbart": "mbart", "marian": "marian"}
+             "bart": "bart", "mbart": "mbart", "marian": "marian",
+             "whisper": "whisper"}
 _COLLATORS = {"*": f"{_T}.collators"}
 
 MODULES: dict[str, dict[str, str]] = {
@@ -117,6 +118,20 @@ del _PR
 for _family in ("bart", "mbart", "marian"):  # programs import the encoder-decoders' label shifting too
     MODULES[f"models.{_family}.modeling_{_family}"]["shift_tokens_right"] = f"pretrained.models.{_family}"
 del _family
+# Whisper's tokenizer, processor and feature extractor live beside the model, as in transformers.
+_WHISPER = {**dict.fromkeys(("WhisperTokenizer", "WhisperTokenizerFast"), "pretrained.tokenization.whisper"),
+            "WhisperProcessor": "pretrained.processing.processor",
+            "WhisperFeatureExtractor": "pretrained.processing.whisper"}
+MODULES["models.whisper"].update(_WHISPER)
+MODULES.update({
+    "models.whisper.tokenization_whisper": {
+        **dict.fromkeys(("WhisperTokenizer", "WhisperTokenizerFast", "LANGUAGES", "TO_LANGUAGE_CODE", "TASK_IDS"),
+                        "pretrained.tokenization.whisper")},
+    "models.whisper.tokenization_whisper_fast": {"WhisperTokenizerFast": "pretrained.tokenization.whisper"},
+    "models.whisper.processing_whisper": {"WhisperProcessor": "pretrained.processing.processor"},
+})
+MODULES["models.whisper.modeling_whisper"]["shift_tokens_right"] = "pretrained.models.whisper"
+del _WHISPER
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.

@@ -27,6 +27,7 @@ _MODULES = {
     ),
     "utils": ("generate", "GenerateDecoderOnlyOutput", "GenerateBeamDecoderOnlyOutput",
               "GenerateEncoderDecoderOutput", "GenerateBeamEncoderDecoderOutput"),
+    "whisper": ("WhisperTimeStampLogitsProcessor",),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

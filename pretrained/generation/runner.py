@@ -75,6 +75,10 @@ class Runner:
         # hides the slots not written yet).
         mask = None if self.mask is None else self.mask if self.static else self.mask[:, :end]
         if self.seq2seq:
+            if getattr(self.model, "_decoder_positions_from_mask", False):
+                # Whisper: decoder positions count the real tokens (left-padded prompts), as transformers'
+                # prepare_inputs_for_generation gives them
+                extra["decoder_position_ids"] = positions
             return dict(
                 decoder_input_ids=input_ids,
                 decoder_attention_mask=mask,

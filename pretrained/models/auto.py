@@ -34,11 +34,13 @@ _FAMILY_MODULES: dict[str, str] = {
     "bart": "pretrained.models.bart",
     "mbart": "pretrained.models.mbart",
     "marian": "pretrained.models.marian",
+    "whisper": "pretrained.models.whisper",
 }
 
 TASKS = ("base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
          "causal_lm", "multiple_choice", "pretraining", "next_sentence_prediction",
-         "image_classification", "zero_shot_image_classification", "seq2seq_lm")
+         "image_classification", "zero_shot_image_classification", "seq2seq_lm",
+         "speech_seq2seq")
 _CONFIGS: dict[str, type[PretrainedConfig]] = {}
 _MODELS: dict[str, dict[str, type]] = {task: {} for task in TASKS}
 
@@ -181,6 +183,8 @@ AutoModelForZeroShotImageClassification = _auto_class(
     "AutoModelForZeroShotImageClassification", "zero_shot_image_classification",
     "an image-text model scoring images against candidate labels (CLIP)")
 AutoModelForSeq2SeqLM = _auto_class("AutoModelForSeq2SeqLM", "seq2seq_lm", "an encoder-decoder language model")
+AutoModelForSpeechSeq2Seq = _auto_class(
+    "AutoModelForSpeechSeq2Seq", "speech_seq2seq", "a speech-to-text encoder-decoder (Whisper)")
 
 
 # --- transformers' mapping objects (CONFIG_MAPPING, MODEL_MAPPING, MODEL_FOR_<TASK>_MAPPING) ---
@@ -265,3 +269,5 @@ del _task, _name
 # transformers' names for the encoder-decoder LM mappings.
 MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING"]
 MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES = globals()["MODEL_FOR_SEQ2SEQ_LM_MAPPING_NAMES"]
+MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING = globals()["MODEL_FOR_SPEECH_SEQ2SEQ_MAPPING"]
+MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES = globals()["MODEL_FOR_SPEECH_SEQ2SEQ_MAPPING_NAMES"]

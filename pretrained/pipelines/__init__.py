@@ -41,6 +41,7 @@ _TASKS: dict[str, tuple[str, str]] = {
     "text2text-generation": ("AutoModelForSeq2SeqLM", "google-t5/t5-base"),
     "summarization": ("AutoModelForSeq2SeqLM", "sshleifer/distilbart-cnn-12-6"),
     "translation": ("AutoModelForSeq2SeqLM", "google-t5/t5-base"),
+    "automatic-speech-recognition": ("AutoModelForSpeechSeq2Seq", "openai/whisper-small"),
 }
 # task -> {"impl": (module, pipeline class), "auto": Auto model class, "default": default checkpoint}
 SUPPORTED_TASKS: dict[str, dict[str, Any]] = {
@@ -77,6 +78,7 @@ _CLASSES: dict[str, str] = {
 
 # Architecture name endings -> task, to infer the task from config.json when only a model is given.
 _ARCHITECTURE_TASKS = (
+    ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
     ("ForImageClassification", "image-classification"),
     ("CLIPModel", "zero-shot-image-classification"),
     ("ViTModel", "image-feature-extraction"),
@@ -203,12 +205,18 @@ def pipeline(
     options, overrides = LoadOptions.split(model_kwargs or {})
     if trust_remote_code:
         raise ValueError("trust_remote_code=True is refused: pretrained never executes code from a model repository.")
-    if feature_extractor is not None:  # the older name of an image processor; audio pipelines are not built yet
+    audio_features = None  # an audio feature extractor (speech recognition), given or from the processor
+    if feature_extractor is not None and getattr(feature_extractor, "_type_key", "") != "image_processor_type" \
+            and image_processor is None:
+        audio_features, feature_extractor = feature_extractor, None
+    audio_given = audio_features is not None
+    if processor is not None and getattr(processor, "feature_extractor", None) is not None:
+        audio_features = audio_features if audio_features is not None else processor.feature_extractor
+    if feature_extractor is not None:  # the older name of an image processor
         if image_processor is None and getattr(feature_extractor, "_type_key", "") == "image_processor_type":
             image_processor = feature_extractor
         else:
-            raise ValueError("feature_extractor is only accepted as an image processor: no audio pipeline "
-                             "(automatic-speech-recognition) is implemented yet.")
+            raise ValueError("both feature_extractor and image_processor are given: pass only one of them.")
     if processor is not None:  # a multimodal processor carries the parts the pipelines use
         tokenizer = tokenizer if tokenizer is not None else getattr(processor, "tokenizer", None)
         image_processor = image_processor if image_processor is not None else getattr(processor, "image_processor",
@@ -280,7 +288,29 @@ def pipeline(
         tokenizer = _load_tokenizer(tokenizer, model, hub)
     if getattr(pipeline_class, "_load_image_processor", False):
         kwargs["image_processor"] = _load_image_processor(image_processor, model, hub)
+    if getattr(pipeline_class, "_load_feature_extractor", False):
+        kwargs["feature_extractor"] = _load_feature_extractor(audio_features, model, hub)
+    elif audio_given:
+        raise ValueError(f"feature_extractor={type(audio_features).__name__} is an audio feature extractor: only "
+                         f"the automatic-speech-recognition pipeline takes one, not {task}.")
     return pipeline_class(model=model, tokenizer=tokenizer, task=task, device=device, **kwargs)
+
+
+def _load_feature_extractor(feature_extractor: Any, model: Any, hub: dict[str, Any]) -> Any:
+    if feature_extractor is not None and not isinstance(feature_extractor, (str, os.PathLike)):
+        return feature_extractor
+    from pretrained.processing.auto import AutoFeatureExtractor
+
+    source = feature_extractor if feature_extractor is not None else (
+        getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
+    if not source:
+        raise ValueError("The model has no name_or_path to load a feature extractor from; pass "
+                         "feature_extractor=... to pipeline().")
+    try:
+        return AutoFeatureExtractor.from_pretrained(source, **hub)
+    except (OSError, ValueError) as e:
+        raise OSError(f"Could not load a feature extractor for the model from {source!r}: {str(e).rstrip('.')}. "
+                      "Pass feature_extractor=... to pipeline().") from e
 
 
 def _load_image_processor(image_processor: Any, model: Any, hub: dict[str, Any]) -> Any:

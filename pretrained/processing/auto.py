@@ -38,6 +38,8 @@ MODEL_TYPE_TO_FEATURE_EXTRACTOR: dict[str, str] = {"whisper": "WhisperFeatureExt
 # processor class name -> module under pretrained.processing
 PROCESSOR_CLASSES: dict[str, Any] = {"CLIPProcessor": "processor"}
 MODEL_TYPE_TO_PROCESSOR: dict[str, str] = {"clip": "CLIPProcessor"}
+PROCESSOR_CLASSES["WhisperProcessor"] = "processor"
+MODEL_TYPE_TO_PROCESSOR["whisper"] = "WhisperProcessor"
 
 
 def _class(name: str, table: dict[str, Any], what: str) -> type:

@@ -1,5 +1,5 @@
 """``ProcessorMixin``: one object holding a model's input processors (image processor + tokenizer), and
-``CLIPProcessor``.
+``CLIPProcessor`` and ``WhisperProcessor``.
 
 A processor call sends ``text`` to the tokenizer and ``images`` to the image processor and merges their
 outputs; ``save_pretrained`` writes the tokenizer's files and ``processor_config.json`` (the image
@@ -33,6 +33,8 @@ class ProcessorMixin:
     """
 
     attributes: ClassVar[list[str]] = ["image_processor", "tokenizer"]
+    # from_pretrained keywords passed on to the tokenizer (Whisper's language / task)
+    _tokenizer_kwargs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(self.attributes):
@@ -89,6 +91,8 @@ class ProcessorMixin:
         out: dict[str, Any] = {"processor_class": type(self).__name__}
         if "image_processor" in self.attributes:
             out["image_processor"] = self.image_processor.to_dict()
+        if "feature_extractor" in self.attributes:
+            out["feature_extractor"] = self.feature_extractor.to_dict()
         return out
 
     def to_json_string(self) -> str:
@@ -117,18 +121,62 @@ class ProcessorMixin:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Any:
         """Load every part from one folder or cached repo id."""
-        from pretrained.processing.auto import AutoImageProcessor
+        from pretrained.processing.auto import AutoFeatureExtractor, AutoImageProcessor
         from pretrained.tokenization.auto import AutoTokenizer
 
         parts: dict[str, Any] = {}
+        hub = {k: v for k, v in kwargs.items()
+               if k in ("cache_dir", "revision", "local_files_only", "token", "subfolder")}
         if "image_processor" in cls.attributes:
             parts["image_processor"] = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if "feature_extractor" in cls.attributes:
+            parts["feature_extractor"] = AutoFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **hub)
         if "tokenizer" in cls.attributes:
-            hub = {k: v for k, v in kwargs.items()
-                   if k in ("cache_dir", "revision", "local_files_only", "token", "subfolder")}
-            parts["tokenizer"] = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub)
+            token_kwargs = {k: kwargs[k] for k in cls._tokenizer_kwargs if k in kwargs}
+            parts["tokenizer"] = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub, **token_kwargs)
         return cls(**parts)
 
 
 class CLIPProcessor(ProcessorMixin):
     """CLIP's processor: a ``CLIPImageProcessor`` and a ``CLIPTokenizer``."""
+
+
+class WhisperProcessor(ProcessorMixin):
+    """Whisper's processor: a ``WhisperFeatureExtractor`` for ``audio`` and a ``WhisperTokenizer`` for
+    ``text``; with both, the text's ids become the ``labels`` of the features."""
+
+    attributes: ClassVar[list[str]] = ["feature_extractor", "tokenizer"]
+    _tokenizer_kwargs = ("language", "task", "predict_timestamps")
+
+    def __init__(self, feature_extractor: Any = None, tokenizer: Any = None, **kwargs: Any) -> None:
+        super().__init__(feature_extractor=feature_extractor, tokenizer=tokenizer, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``processor(audio, sampling_rate=...)`` gives the log-mel features, ``processor(text=...)`` the
+        token ids, both at once the features with ``labels``."""
+        audio = kwargs.pop("audio", None)
+        sampling_rate = kwargs.pop("sampling_rate", None)
+        text = kwargs.pop("text", None)
+        if args:
+            audio, args = args[0], args[1:]
+        if audio is None and text is None:
+            raise ValueError("give audio (an array, or a batch of them) or text to process")
+        features = None
+        if audio is not None:
+            features = self.feature_extractor(audio, *args, sampling_rate=sampling_rate, **kwargs)
+        if text is None:
+            return features
+        encodings = self.tokenizer(text, **kwargs)
+        if features is None:
+            return encodings
+        features["labels"] = encodings["input_ids"]
+        return features
+
+    def get_decoder_prompt_ids(self, task: str | None = None, language: str | None = None,
+                               no_timestamps: bool = True) -> list[tuple[int, int]]:
+        """The tokenizer's ``forced_decoder_ids`` for ``task`` / ``language``."""
+        return self.tokenizer.get_decoder_prompt_ids(task=task, language=language, no_timestamps=no_timestamps)
+
+    def get_prompt_ids(self, text: str, return_tensors: str | None = "np") -> Any:
+        """``prompt_ids`` for ``generate`` from ``text``."""
+        return self.tokenizer.get_prompt_ids(text, return_tensors=return_tensors)

@@ -10,6 +10,7 @@ from ..utils.io import read_json_object
 from . import models
 from .fast import PreTrainedTokenizerFast
 from .marian import MarianTokenizer
+from .whisper import WhisperTokenizer
 
 # Class names found in tokenizer_config.json ("Fast" suffix stripped) -> class.
 TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
@@ -27,6 +28,8 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizerFast]] = {
     "BartTokenizer": models.BartTokenizer,
     "MBartTokenizer": models.MBartTokenizer,
     "MarianTokenizer": MarianTokenizer,
+    "WhisperTokenizer": WhisperTokenizer,
+    "WhisperTokenizerFast": WhisperTokenizer,
 }
 
 # config.json model_type -> class, for checkpoints whose tokenizer config names no class.
@@ -43,6 +46,7 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
     "bart": models.BartTokenizer,
     "mbart": models.MBartTokenizer,
     "marian": MarianTokenizer,
+    "whisper": WhisperTokenizer,
 }
 
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
