@@ -125,7 +125,7 @@ _WHISPER = {**dict.fromkeys(("WhisperTokenizer", "WhisperTokenizerFast"), "pretr
 MODULES["models.whisper"].update(_WHISPER)
 MODULES.update({
     "models.whisper.tokenization_whisper": {
-        **dict.fromkeys(("WhisperTokenizer", "WhisperTokenizerFast", "LANGUAGES", "TO_LANGUAGE_CODE", "TASK_IDS"),
+        **dict.fromkeys(("WhisperTokenizer", "LANGUAGES", "TO_LANGUAGE_CODE", "TASK_IDS"),
                         "pretrained.tokenization.whisper")},
     "models.whisper.tokenization_whisper_fast": {"WhisperTokenizerFast": "pretrained.tokenization.whisper"},
     "models.whisper.processing_whisper": {"WhisperProcessor": "pretrained.processing.processor"},

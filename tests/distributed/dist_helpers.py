@@ -6,6 +6,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> str:
@@ -28,6 +29,11 @@ def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> s
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     output = done.stdout + done.stderr
+    if done.returncode and TEARDOWN_ABORT in output:
+        # Known, rare, seen only under a loaded full-suite run: a process aborts in C++ teardown after the
+        # program finished (its checks printed, process group destroyed). Run once more; twice fails.
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        output = done.stdout + done.stderr
     if done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{output[-6000:]}")
     return output
