@@ -172,6 +172,24 @@ def dcp_save(out: str) -> None:
         torch.save({"model": model_state, "optim": optim_state}, os.path.join(out, "saved_full.pt"))
 
 
+def dcp_save_tp(out: str) -> None:
+    """tp=2: the model loaded with tp_plan="auto" (DTensor weights), two steps, then a distributed checkpoint
+    and the full states it should hold."""
+    from pretrained.distributed import checkpoint
+
+    folder = os.path.join(out, "model")
+    if dist.get_rank() == 0:
+        tiny_llama().save_pretrained(folder)
+    dist.barrier()
+    model = LlamaForCausalLM.from_pretrained(folder, tp_plan="auto").train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    train_steps(model, optimizer, [global_batch()] * 2)  # every tp rank sees the whole batch
+    checkpoint.save(os.path.join(out, "dcp"), model, optimizer)
+    model_state, optim_state = full_states(model, optimizer)
+    if dist.get_rank() == 0:
+        torch.save({"model": model_state, "optim": optim_state}, os.path.join(out, "saved_full.pt"))
+
+
 def dcp_load(out: str) -> None:
     """dp=2 FSDP, another seed: load the checkpoint, report the full states."""
     from pretrained.distributed import checkpoint

@@ -1,4 +1,4 @@
-"""Distributed checkpoints: saved by FSDP over dp=2, loaded by dp=2 and by one process."""
+"""Distributed checkpoints: saved by FSDP over dp=2 or by tp=2, loaded by dp=2 and by one process."""
 
 import torch
 from dist_helpers import torchrun
@@ -53,3 +53,16 @@ def test_load_names_a_missing_checkpoint(tmp_path):
         assert str(tmp_path) in str(e) and ".metadata" in str(e)
     else:
         raise AssertionError("expected FileNotFoundError")
+
+
+def test_dcp_tp2_to_dp2(tmp_path):
+    # saved from tensor-parallel DTensor shards, loaded into FSDP shards over dp=2: the same states
+    torchrun("dist_workers.py", "dcp_save_tp", str(tmp_path))
+    torchrun("dist_workers.py", "dcp_load", str(tmp_path))
+    saved = torch.load(tmp_path / "saved_full.pt")
+    loaded = torch.load(tmp_path / "loaded_full.pt")
+    assert saved["optim"]["state"], "the saved optimizer has state"
+    assert set(loaded["model"]) == set(saved["model"])
+    for name, value in saved["model"].items():
+        torch.testing.assert_close(loaded["model"][name], value, atol=0, rtol=0, msg=name)
+    _assert_same_optimizer_state(loaded["optim"], saved["optim"])
