@@ -14,8 +14,9 @@ Linux, in transparent huge pages (a stricter bound: compiled decoding moves the 
 Prints a table, the ratios, and one JSON line.
 
 Encoder-decoders: a BART-base-shaped model (~140M parameters, 6 + 6 layers of width 768, BART's 50k
-vocabulary) runs greedy batch 1 and 4-beam batch 1 (the encoder reads the 32-token prompt once; 128
-decoder tokens), and ``bart-tiny`` smoke-tests that path in seconds (``--models bart-tiny``). Their bound
+vocabulary) and a T5-small-shaped one (~60M, 6 + 6 layers of width 512, 32k vocabulary) run greedy batch 1
+and 4-beam batch 1 (the encoder reads the 32-token prompt once; 128
+decoder tokens), and ``bart-tiny`` / ``t5-tiny`` smoke-test that path in seconds (``--models bart-tiny t5-tiny``). Their bound
 counts what a decode step reads: the decoder's weights without the cross-attention key / value projections
 (those are cached) plus the full tied output projection.
 
@@ -63,6 +64,16 @@ MODELS = {
         encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
         max_position_embeddings=1024,
     ),
+    # T5-small's shape (google-t5/t5-small, ~60M): 6 + 6 layers of width 512, 32k tied vocabulary,
+    # relative position buckets.
+    "t5-small": dict(
+        family="t5", vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6,
+        num_heads=8,
+    ),
+    "t5-tiny": dict(
+        family="t5", vocab_size=1000, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
+        num_heads=4,
+    ),
     # A smoke test of the encoder-decoder path (seconds).
     "bart-tiny": dict(
         family="bart", vocab_size=1000, d_model=64, encoder_layers=2, decoder_layers=2,
@@ -77,7 +88,7 @@ SEQ2SEQ_SCENARIOS = ("greedy b1", "beam4 b1")
 
 
 def _is_seq2seq(spec: dict) -> bool:
-    return spec.get("family") == "bart"
+    return spec.get("family") in ("bart", "t5")
 
 
 DEVICE = torch.device("cpu")  # --device
@@ -132,12 +143,18 @@ def seq2seq_bytes_per_token(model: torch.nn.Module) -> int:
     position tables one row each; the cross-attention keys / values come from the cache) and the output
     projection (the whole tied table)."""
     decoder = model.get_decoder()
-    skip = {id(decoder.embed_tokens.weight), id(decoder.embed_positions.weight)}
-    skip |= {id(p) for layer in decoder.layers for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)
-             for p in proj.parameters()}
+    skip = {id(decoder.embed_tokens.weight)}
+    if hasattr(decoder, "block"):  # T5: relative position buckets, cross-attention in layer[1]
+        cross = [(block.layer[1].EncDecAttention.k, block.layer[1].EncDecAttention.v) for block in decoder.block]
+        position_rows = 0
+    else:
+        skip.add(id(decoder.embed_positions.weight))
+        cross = [(layer.encoder_attn.k_proj, layer.encoder_attn.v_proj) for layer in decoder.layers]
+        position_rows = 1
+    skip |= {id(p) for pair in cross for proj in pair for p in proj.parameters()}
     total = sum(p.element_size() * p.numel() for p in decoder.parameters() if id(p) not in skip)
     rows = decoder.embed_tokens.weight
-    total += 2 * rows.element_size() * rows.shape[1]  # one token row, one position row
+    total += (1 + position_rows) * rows.element_size() * rows.shape[1]  # one token row (and position row)
     head = model.get_output_embeddings().weight
     return total + head.element_size() * head.numel()
 
@@ -146,7 +163,10 @@ def build(folder: str, spec: dict) -> None:
     import transformers
 
     torch.manual_seed(0)
-    if _is_seq2seq(spec):
+    if spec.get("family") == "t5":
+        config = transformers.T5Config(**{k: v for k, v in spec.items() if k != "family"}, decoder_start_token_id=0)
+        model = transformers.T5ForConditionalGeneration(config)
+    elif _is_seq2seq(spec):
         config = transformers.BartConfig(**{k: v for k, v in spec.items() if k != "family"})
         model = transformers.BartForConditionalGeneration(config)
         # A fixed number of new tokens: nothing may end a sequence early.
