@@ -283,10 +283,11 @@ class MarianTokenizer(PreTrainedTokenizerFast):
                          "rstrip": token.rstrip, "single_word": token.single_word, "special": token.special}
             for index, token in sorted(self.added_tokens_decoder.items())}
         atomic_write_text(written[0], json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        atomic_write_text(written[1], json.dumps(self.encoder, indent=2, ensure_ascii=False))
+        # ASCII-escaped ("\u2581"), byte for byte as transformers writes the vocabularies
+        atomic_write_text(written[1], json.dumps(self.encoder, indent=2))
         if self.separate_vocabs:
             written.append(path("target_vocab.json"))
-            atomic_write_text(written[-1], json.dumps(self.target_encoder, indent=2, ensure_ascii=False))
+            atomic_write_text(written[-1], json.dumps(self.target_encoder, indent=2))
         for name, source, model in zip(("source.spm", "target.spm"), self.spm_files,
                                        (self.spm_source, self.spm_target)):
             target = path(name)

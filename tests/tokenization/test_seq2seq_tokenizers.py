@@ -289,5 +289,6 @@ def test_marian_saved_config_matches_transformers(marian_folder, tmp_path):
     assert ours["added_tokens_decoder"]["0"] == {"content": "</s>", "lstrip": False, "normalized": False,
                                                  "rstrip": False, "single_word": False, "special": True}
     assert ours == theirs
+    assert (tmp_path / "ours" / "vocab.json").read_bytes() == (tmp_path / "theirs" / "vocab.json").read_bytes()
     again = AutoTokenizer.from_pretrained(tmp_path / "ours")
     assert again.added_tokens_decoder == AutoTokenizer.from_pretrained(marian_folder).added_tokens_decoder
