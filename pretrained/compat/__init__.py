@@ -64,6 +64,9 @@ MODULES: dict[str, dict[str, str]] = {
                                 "PreTrainedTokenizerBase": "pretrained.tokenization.base"},
     "tokenization_utils_fast": {"PreTrainedTokenizerFast": "pretrained.tokenization.fast"},
     "tokenization_utils": {"PreTrainedTokenizer": "pretrained.tokenization.fast"},
+    "tokenization_utils_tokenizers": {"TokenizersBackend": "pretrained.tokenization.fast"},
+    # run_translation.py tests isinstance(tokenizer, SentencePieceBackend): served from NOT_IMPLEMENTED below.
+    "tokenization_utils_sentencepiece": {"SentencePieceBackend": "pretrained"},
     "testing_utils": {"CaptureLogger": "pretrained.utils.logging"},
     "models.auto.configuration_auto": {"AutoConfig": "pretrained.models.auto",
                                        "CONFIG_MAPPING": "pretrained.models.auto",
@@ -139,6 +142,9 @@ NOT_IMPLEMENTED: dict[str, str] = {
     **dict.fromkeys(("MBart50Tokenizer", "MBart50TokenizerFast"), "the mBART-50 tokenizers"),
     **dict.fromkeys(("M2M100ForConditionalGeneration", "M2M100Tokenizer", "NllbTokenizer",
                      "NllbTokenizerFast"), "the M2M100 / NLLB family"),
+    # transformers' base of the tokenizers that run sentencepiece in Python (SigLIP, BertGeneration, ...);
+    # pretrained's tokenizers (T5, Marian, mBART included) all run on `tokenizers`, as transformers' do for those.
+    "SentencePieceBackend": "the Python SentencePiece tokenizer backend",
 }
 
 

@@ -401,9 +401,9 @@ def _start_decoder(
                                               **flags)  # fmt: skip
     hidden = encoder_outputs[0]
     batch = hidden.shape[0]
+    # The generation config alone decides, then its bos: as in transformers 5.x, a decoder_start_token_id set
+    # on model.config after loading (run_translation.py does for mBART) does not reach generate().
     start = config.decoder_start_token_id
-    if start is None:
-        start = getattr(model.config, "decoder_start_token_id", None)
     if start is None:
         start = config.bos_token_id
     if start is None:

@@ -105,6 +105,8 @@ class MarianTokenizer(PreTrainedTokenizerFast):
         self._models = {"source": WordLevel(self.encoder, unk_token=str(unk_token)),
                         "target": WordLevel(self.target_encoder, unk_token=str(unk_token))}
         self.vocab_file = vocab
+        # transformers' Marian is a Python tokenizer: its saved config names the backend "custom".
+        kwargs.setdefault("backend", "custom")
         super().__init__(
             tokenizer_object=Tokenizer(WordLevel(self.encoder, unk_token=str(unk_token))),
             source_lang=source_lang, target_lang=target_lang, unk_token=unk_token, eos_token=eos_token,
@@ -274,11 +276,18 @@ class MarianTokenizer(PreTrainedTokenizerFast):
 
         written = [path("tokenizer_config.json"), path("vocab.json")]
         config = self._config_for_saving()
+        # No tokenizer.json holds the added tokens here, so they go in the config, as transformers' Python
+        # tokenizers write them (and read them back through `added_tokens_decoder`).
+        config["added_tokens_decoder"] = {
+            str(index): {"content": token.content, "lstrip": token.lstrip, "normalized": token.normalized,
+                         "rstrip": token.rstrip, "single_word": token.single_word, "special": token.special}
+            for index, token in sorted(self.added_tokens_decoder.items())}
         atomic_write_text(written[0], json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        atomic_write_text(written[1], json.dumps(self.encoder, indent=2, ensure_ascii=False))
+        # ASCII-escaped ("\u2581"), byte for byte as transformers writes the vocabularies
+        atomic_write_text(written[1], json.dumps(self.encoder, indent=2))
         if self.separate_vocabs:
             written.append(path("target_vocab.json"))
-            atomic_write_text(written[-1], json.dumps(self.target_encoder, indent=2, ensure_ascii=False))
+            atomic_write_text(written[-1], json.dumps(self.target_encoder, indent=2))
         for name, source, model in zip(("source.spm", "target.spm"), self.spm_files,
                                        (self.spm_source, self.spm_target)):
             target = path(name)

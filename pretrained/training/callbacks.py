@@ -317,8 +317,11 @@ class PrinterCallback(TrainerCallback):
     """Prints the logs (used instead of the progress bar when `disable_tqdm=True`)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        # Removed from the caller's dict itself, as transformers does: `train()` logs its metrics dict, so
+        # with `disable_tqdm=True` the returned train metrics (and train_results.json) carry no `total_flos`.
+        if logs is not None:
+            logs.pop("total_flos", None)
         if logs is not None and state.is_local_process_zero:
-            logs = {k: v for k, v in logs.items() if k != "total_flos"}
             print(logs)
 
 

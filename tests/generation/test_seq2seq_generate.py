@@ -200,3 +200,22 @@ def test_labels_passed_by_a_trainer_are_not_model_inputs(models):
     want = ours.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, num_beams=2)
     assert torch.equal(ours.generate(input_ids=ids, attention_mask=mask, labels=labels, max_new_tokens=5,
                                      num_beams=2), want)
+
+
+def test_decoder_start_set_on_model_config_after_loading_is_ignored(models):
+    # run_translation.py sets model.config.decoder_start_token_id for mBART after from_pretrained; generate()
+    # reads the generation config only (then its bos), in transformers 5.x and here
+    hf, ours = models
+    ids, mask = padded_batch()
+    start = ours.config.vocab_size - 1
+    # an mBART checkpoint without decoder_start_token_id: the generation config has none either
+    saved = [(m.config.decoder_start_token_id, m.generation_config.decoder_start_token_id) for m in (hf, ours)]
+    for model in (hf, ours):
+        model.config.decoder_start_token_id, model.generation_config.decoder_start_token_id = start, None
+    try:
+        theirs_ids, ours_ids = _both((hf, ours), input_ids=ids, attention_mask=mask, max_new_tokens=4)
+    finally:
+        for model, values in zip((hf, ours), saved):
+            model.config.decoder_start_token_id, model.generation_config.decoder_start_token_id = values
+    assert torch.equal(theirs_ids, ours_ids)
+    assert (ours_ids[:, 0] != start).all()

@@ -276,3 +276,19 @@ def test_marian_matches_transformers(marian_folder, tmp_path):
     again, theirs_again = AutoTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path)
     assert_same_encoding(again(MARIAN_SAMPLE, text_target=MARIAN_TARGETS),
                          theirs_again(MARIAN_SAMPLE, text_target=MARIAN_TARGETS))
+
+
+def test_marian_saved_config_matches_transformers(marian_folder, tmp_path):
+    # run_translation.py saves the tokenizer beside the model: the config, added tokens included (there is no
+    # tokenizer.json to hold them), is what transformers writes, less its loading facts
+    AutoTokenizer.from_pretrained(marian_folder).save_pretrained(tmp_path / "ours")
+    transformers.AutoTokenizer.from_pretrained(marian_folder).save_pretrained(tmp_path / "theirs")
+    ours, theirs = (json.loads((tmp_path / name / "tokenizer_config.json").read_text()) for name in ("ours", "theirs"))
+    for key in ("is_local", "local_files_only"):
+        theirs.pop(key, None)
+    assert ours["added_tokens_decoder"]["0"] == {"content": "</s>", "lstrip": False, "normalized": False,
+                                                 "rstrip": False, "single_word": False, "special": True}
+    assert ours == theirs
+    assert (tmp_path / "ours" / "vocab.json").read_bytes() == (tmp_path / "theirs" / "vocab.json").read_bytes()
+    again = AutoTokenizer.from_pretrained(tmp_path / "ours")
+    assert again.added_tokens_decoder == AutoTokenizer.from_pretrained(marian_folder).added_tokens_decoder

@@ -61,18 +61,19 @@ def both_runs(tmp_path_factory):
 
 def test_metric_keys_and_flos_match_transformers(both_runs):
     ours, theirs = both_runs["pretrained"], both_runs["transformers"]
-    # transformers' PrinterCallback (disable_tqdm) pops `total_flos` from the returned train metrics
-    # themselves; with the progress bar they keep it, as ours always do
+    # PrinterCallback (disable_tqdm) pops `total_flos` from the returned train metrics themselves, in
+    # transformers and here (the example scripts write those metrics to train_results.json)
     for i in (1, 2, 3):  # train, evaluate, predict
-        assert set(ours[i]) - {"total_flos"} == set(theirs[i])
+        assert set(ours[i]) == set(theirs[i])
+    assert "total_flos" not in ours[1]
     assert {"train_samples_per_second", "train_steps_per_second", "train_runtime"} <= set(ours[1])
     assert {"test_samples_per_second", "test_steps_per_second"} <= set(ours[3])
     assert [set(h) - {"total_flos"} for h in ours[0].state.log_history] == [
         set(h) - {"total_flos"} for h in theirs[0].state.log_history
     ]
     assert any("train_tokens_per_second" in h for h in ours[0].state.log_history)
-    assert ours[1]["total_flos"] > 0
-    assert ours[1]["total_flos"] == ours[0].state.total_flos == theirs[0].state.total_flos
+    assert ours[0].state.total_flos > 0
+    assert ours[0].state.total_flos == theirs[0].state.total_flos
     batch = {"input_ids": torch.zeros(8, 8, dtype=torch.long)}
     assert ours[0].floating_point_ops(batch) == theirs[0].floating_point_ops(batch)
 
