@@ -529,7 +529,9 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
     def _lm_forward(self, inputs: dict[str, Any]) -> Seq2SeqLMOutput | tuple:
         """A ``...ForConditionalGeneration`` forward from its arguments (``locals()``): the bare model, then
         ``lm_head`` + ``final_logits_bias`` on the kept positions, and the cross-entropy against ``labels``
-        (decoder inputs made from them when not given; ``num_items_in_batch`` normalises a summed loss)."""
+        (decoder inputs made from them when not given). ``num_items_in_batch`` is accepted and ignored, as
+        transformers' encoder-decoder heads do: under gradient accumulation the Trainer then logs what
+        transformers logs."""
         kwargs = dict(inputs.pop("kwargs", {}))
         labels = inputs.get("labels")
         use_cache = inputs.get("use_cache")
@@ -537,14 +539,14 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         if labels is not None:
             use_cache = False
             decoder_input_ids = decoder_inputs(self, decoder_input_ids, inputs.get("decoder_inputs_embeds"), labels)
-        num_items = kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("num_items_in_batch", None)
         logits_to_keep = kwargs.pop("logits_to_keep", 0)
         return_dict = kwargs.pop("return_dict", None)
         outputs = encoder_decoder_forward(
             self.model, {**inputs, "decoder_input_ids": decoder_input_ids, "use_cache": use_cache, "kwargs": kwargs})
         hidden = keep_logits_positions(outputs.last_hidden_state, logits_to_keep)
         logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
-        return seq2seq_lm_output(self, outputs, logits, labels, return_dict, num_items)
+        return seq2seq_lm_output(self, outputs, logits, labels, return_dict)
 
     def _init_buffers(self, device: Any = None) -> None:
         # final_logits_bias is a saved buffer that older checkpoints lack: zeros then.

@@ -114,13 +114,13 @@ def keep_logits_positions(hidden: torch.Tensor, logits_to_keep: int | torch.Tens
 
 
 def seq2seq_lm_output(model: Any, outputs: Seq2SeqModelOutput, logits: torch.Tensor, labels: torch.Tensor | None,
-                      return_dict: bool | None, num_items_in_batch: Any = None) -> Seq2SeqLMOutput | tuple:
-    """A conditional-generation head's output: its ``logits``, the cross-entropy against ``labels`` as given
-    (``labels[:, i]`` is the target of decoder position ``i``; ``-100`` ignored; ``num_items_in_batch``
-    turns the mean into ``sum / num_items_in_batch``), and the bare model's other fields."""
+                      return_dict: bool | None) -> Seq2SeqLMOutput | tuple:
+    """A conditional-generation head's output: its ``logits``, the mean cross-entropy against ``labels`` as
+    given (``labels[:, i]`` is the target of decoder position ``i``; ``-100`` ignored), and the bare model's
+    other fields."""
     loss = None
     if labels is not None:
-        loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=labels)
+        loss = causal_lm_loss(logits, labels, None, shift_labels=labels)
     return model._outputs(Seq2SeqLMOutput(loss=loss, logits=logits, **seq2seq_fields(outputs)), return_dict)
 
 

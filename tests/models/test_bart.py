@@ -93,6 +93,12 @@ def test_labels_loss_and_decoder_inputs_from_labels(checkpoint):
         got = model(input_ids=ids, attention_mask=mask, labels=labels)
     torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
     torch.testing.assert_close(got.logits, want.logits, atol=ATOL, rtol=0)
+    # transformers' head ignores num_items_in_batch (the Trainer passes it under gradient accumulation):
+    # so does ours, so the Trainer logs what transformers logs
+    with torch.no_grad():
+        want = hf(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
+        got = model(input_ids=ids, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(40))
+    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
     assert torch.equal(model.prepare_decoder_input_ids_from_labels(labels),
                        hf.prepare_decoder_input_ids_from_labels(labels=labels))
     # without decoder inputs or labels BART denoises: the decoder reads the input shifted right
@@ -228,5 +234,5 @@ def test_gradient_checkpointing_and_summed_loss(checkpoint):
         out.loss.backward()
         grads.append(model.model.shared.weight.grad.clone())
         mean = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        torch.testing.assert_close(out.loss, mean, atol=1e-5, rtol=0)  # summed, then divided by the count
+        torch.testing.assert_close(out.loss, mean, atol=1e-5, rtol=0)
     torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=0)

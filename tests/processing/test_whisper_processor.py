@@ -8,7 +8,7 @@ import pytest
 
 transformers = pytest.importorskip("transformers")
 
-from test_whisper_tokenizer import build_reference_tokenizer  # noqa: E402
+from whisper_fixtures import build_reference_tokenizer  # noqa: E402
 
 from pretrained import AutoProcessor, WhisperProcessor  # noqa: E402
 

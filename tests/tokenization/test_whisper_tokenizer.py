@@ -1,41 +1,15 @@
 """WhisperTokenizer (through AutoTokenizer) against transformers on a tiny byte-level BPE with Whisper's
 special tokens, built in the test: ids, prefix tokens, decoding with and without timestamps, offsets."""
 
-import json
 
 import pytest
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
+from whisper_fixtures import CORPUS, build_reference_tokenizer  # noqa: E402, F401
+
 from pretrained import AutoTokenizer, WhisperTokenizer  # noqa: E402
-from pretrained.tokenization.whisper import LANGUAGES  # noqa: E402
-
-CORPUS = ["the quick brown fox jumps over the lazy dog", "hello world, this is whisper speaking",
-          "bonjour le monde", "numbers 123 and symbols !?"] * 20
-
-
-def _specials():
-    return (["<|endoftext|>", "<|startoftranscript|>"] + [f"<|{code}|>" for code in LANGUAGES]
-            + ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
-               "<|notimestamps|>"])
-
-
-def build_reference_tokenizer():
-    """A transformers WhisperTokenizer over a tiny byte-level BPE with Whisper's special and timestamp tokens."""
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=[],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    raw = tokenizers.Tokenizer(tokenizers.models.BPE())
-    raw.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.train_from_iterator(CORPUS, trainer)
-    model = json.loads(raw.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    specials = _specials()
-    ref = transformers.WhisperTokenizer(vocab=model["vocab"], merges=merges, pad_token="<|endoftext|>",
-                                        extra_special_tokens=specials[1:])
-    ref.add_tokens([tokenizers.AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False)
-                    for i in range(1501)])
-    return ref
 
 
 @pytest.fixture(scope="module")

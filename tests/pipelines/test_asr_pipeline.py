@@ -13,7 +13,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 soundfile = pytest.importorskip("soundfile")
 
-from test_whisper_tokenizer import build_reference_tokenizer  # noqa: E402
+from whisper_fixtures import build_reference_tokenizer  # noqa: E402
 
 from pretrained import pipeline  # noqa: E402
 from pretrained.processing.audio import load_audio, resample  # noqa: E402
