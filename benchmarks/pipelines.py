@@ -81,6 +81,24 @@ def bare_loop(tokenizer, model, texts: list[str], batch_size: int, task: str) ->
     return out
 
 
+def compare_pair(task: str, batch_size: int, pair: dict, items: int, repeats: int, digits: int, width: int) -> dict:
+    """Time ``pair`` ({"pretrained": fn, "transformers": fn}, each processing ``items`` inputs) interleaved,
+    best of ``repeats`` after a warm-up; print and return the row."""
+    seconds = {name: float("inf") for name in pair}
+    for run in pair.values():  # warm-up
+        run()
+    for _ in range(repeats):  # interleaved, so machine noise hits both alike
+        for name, run in pair.items():
+            seconds[name] = min(seconds[name], best_of(run, 1))
+    row = {"task": task, "batch_size": batch_size,
+           **{f"{name}_items_per_s": round(items / t, digits) for name, t in seconds.items()},
+           "speedup_vs_transformers": round(seconds["transformers"] / seconds["pretrained"], 2)}
+    print(f"{task:{width}s} batch {batch_size:3d}: pretrained {row['pretrained_items_per_s']:8.{digits}f}/s  "
+          f"transformers {row['transformers_items_per_s']:8.{digits}f}/s  -> {row['speedup_vs_transformers']:.2f}x",
+          flush=True)
+    return row
+
+
 def measure(task, batch_size, texts, call, repeats, ours, theirs, tokenizer, model) -> dict:
     runs = {
         "pretrained": lambda items: ours(items, batch_size=batch_size, **call),
@@ -146,19 +164,8 @@ def image_rows(args, folder: str) -> list[dict]:
                 "pipeline": {"pretrained": lambda b=batch_size: ours(images, batch_size=b),
                              "transformers": lambda b=batch_size: theirs(images, batch_size=b)}}
         for what, pair in runs.items():
-            seconds = {name: float("inf") for name in pair}
-            for run in pair.values():  # warm-up
-                run()
-            for _ in range(args.repeats):
-                for name, run in pair.items():
-                    seconds[name] = min(seconds[name], best_of(run, 1))
-            row = {"task": f"image-classification ({what})", "batch_size": batch_size,
-                   **{f"{name}_items_per_s": round(len(images) / t, 1) for name, t in seconds.items()},
-                   "speedup_vs_transformers": round(seconds["transformers"] / seconds["pretrained"], 2)}
-            rows.append(row)
-            print(f"{row['task']:35s} batch {batch_size:3d}: pretrained {row['pretrained_items_per_s']:8.1f}/s  "
-                  f"transformers {row['transformers_items_per_s']:8.1f}/s  -> {row['speedup_vs_transformers']:.2f}x",
-                  flush=True)
+            rows.append(compare_pair(f"image-classification ({what})", batch_size, pair, len(images), args.repeats,
+                                     digits=1, width=35))
     return rows
 
 
@@ -238,19 +245,8 @@ def speech_rows(args, folder: str) -> list[dict]:
                 "pipeline": {"pretrained": lambda b=batch_size: ours(clips, batch_size=b, **call),
                              "transformers": lambda b=batch_size: theirs(clips, batch_size=b, **call)}}
         for what, pair in runs.items():
-            seconds = {name: float("inf") for name in pair}
-            for run in pair.values():  # warm-up
-                run()
-            for _ in range(args.repeats):
-                for name, run in pair.items():
-                    seconds[name] = min(seconds[name], best_of(run, 1))
-            row = {"task": f"automatic-speech-recognition ({what})", "batch_size": batch_size,
-                   **{f"{name}_items_per_s": round(len(clips) / t, 2) for name, t in seconds.items()},
-                   "speedup_vs_transformers": round(seconds["transformers"] / seconds["pretrained"], 2)}
-            rows.append(row)
-            print(f"{row['task']:45s} batch {batch_size:3d}: pretrained {row['pretrained_items_per_s']:8.2f}/s  "
-                  f"transformers {row['transformers_items_per_s']:8.2f}/s  -> {row['speedup_vs_transformers']:.2f}x",
-                  flush=True)
+            rows.append(compare_pair(f"automatic-speech-recognition ({what})", batch_size, pair, len(clips),
+                                     args.repeats, digits=2, width=45))
     return rows
 
 
