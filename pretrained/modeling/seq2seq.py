@@ -9,9 +9,8 @@
 * :class:`EncoderLayer` / :class:`DecoderLayer`: post-LayerNorm (BART, Marian) or pre-LayerNorm (mBART).
 * :class:`Seq2SeqEncoder` / :class:`Seq2SeqDecoder`: the stacks; a family subclass sets which optional
   norms and which positions it has (their module names are the checkpoint keys).
-* :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, the bare model's pass and the
-  conditional-generation head's pass (both through :mod:`pretrained.modeling.seq2seq_heads`, which T5
-  shares).
+* :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, decoder inputs from labels and
+  ``final_logits_bias``; the public forwards are :mod:`pretrained.modeling.seq2seq_heads`' (T5's too).
 """
 
 from __future__ import annotations
@@ -32,14 +31,6 @@ from pretrained.modeling.decoder import build_masks, cache_positions, init_decod
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
-    Seq2SeqLMOutput,
-    Seq2SeqModelOutput,
-)
-from pretrained.modeling.seq2seq_heads import (
-    decoder_inputs,
-    encoder_decoder_forward,
-    keep_logits_positions,
-    seq2seq_lm_output,
 )
 
 
@@ -478,9 +469,8 @@ class Seq2SeqDecoder(_Stack):
 
 
 class Seq2SeqPreTrainedModel(PreTrainedModel):
-    """Base of the encoder-decoder models: initialisation, and the passes of the bare model and of the
-    conditional-generation head. The bare model lives under ``model`` (``base_model_prefix``) in the heads.
-    """
+    """Base of the encoder-decoder models: initialisation, encoder / decoder access, decoder inputs from
+    labels. The bare model lives under ``model`` (``base_model_prefix``) in the heads."""
 
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
@@ -500,53 +490,9 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
     def get_decoder(self) -> nn.Module:
         return self.base_model.decoder
 
-    # --- the bare model ------------------------------------------------------------------------------
-    def _seq2seq_forward(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-        encoder_outputs: Any,
-        past_key_values: Any,
-        inputs_embeds: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        use_cache: bool | None,
-        kwargs: dict[str, Any],
-    ) -> Seq2SeqModelOutput | tuple:
-        """Encode (unless ``encoder_outputs`` are given: a :class:`BaseModelOutput` or a tuple), then decode."""
-        arguments = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                         decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                         past_key_values=past_key_values, inputs_embeds=inputs_embeds,
-                         decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, kwargs=kwargs)
-        return self._outputs(encoder_decoder_forward(self, arguments), kwargs.get("return_dict"))
-
-    # --- the conditional-generation head --------------------------------------------------------------
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """The decoder inputs that teacher-force ``labels``."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def _lm_forward(self, inputs: dict[str, Any]) -> Seq2SeqLMOutput | tuple:
-        """A ``...ForConditionalGeneration`` forward from its arguments (``locals()``): the bare model, then
-        ``lm_head`` + ``final_logits_bias`` on the kept positions, and the cross-entropy against ``labels``
-        (decoder inputs made from them when not given). ``num_items_in_batch`` is accepted and ignored, as
-        transformers' encoder-decoder heads do: under gradient accumulation the Trainer then logs what
-        transformers logs."""
-        kwargs = dict(inputs.pop("kwargs", {}))
-        labels = inputs.get("labels")
-        use_cache = inputs.get("use_cache")
-        decoder_input_ids = inputs.get("decoder_input_ids")
-        if labels is not None:
-            use_cache = False
-            decoder_input_ids = decoder_inputs(self, decoder_input_ids, inputs.get("decoder_inputs_embeds"), labels)
-        kwargs.pop("num_items_in_batch", None)
-        logits_to_keep = kwargs.pop("logits_to_keep", 0)
-        return_dict = kwargs.pop("return_dict", None)
-        outputs = encoder_decoder_forward(
-            self.model, {**inputs, "decoder_input_ids": decoder_input_ids, "use_cache": use_cache, "kwargs": kwargs})
-        hidden = keep_logits_positions(outputs.last_hidden_state, logits_to_keep)
-        logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
-        return seq2seq_lm_output(self, outputs, logits, labels, return_dict)
 
     def _init_buffers(self, device: Any = None) -> None:
         # final_logits_bias is a saved buffer that older checkpoints lack: zeros then.

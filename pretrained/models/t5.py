@@ -31,27 +31,22 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
-from pretrained.modeling.decoder import cache_positions, head_inputs
+from pretrained.modeling.decoder import cache_positions
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import causal_mask
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
-    Seq2SeqLMOutput,
-    Seq2SeqModelOutput,
-    Seq2SeqQuestionAnsweringModelOutput,
-    Seq2SeqSequenceClassifierOutput,
     TokenClassifierOutput,
 )
 from pretrained.modeling.seq2seq import prepare_encoder_decoder_cache, shift_tokens_right
 from pretrained.modeling.seq2seq_heads import (
     Seq2SeqClassificationHead,
-    decoder_inputs,
-    encoder_decoder_forward,
-    seq2seq_classifier_output,
-    seq2seq_lm_output,
-    seq2seq_qa_output,
+    Seq2SeqClassifierForward,
+    Seq2SeqLMForward,
+    Seq2SeqModelForward,
+    Seq2SeqQAForward,
 )
 from pretrained.models.auto import register
 
@@ -627,38 +622,19 @@ class _EncoderDecoder(T5PreTrainedModel):
         self.decoder = T5Stack(config, is_decoder=True)
 
 
-class T5Model(_EncoderDecoder):
+class T5Model(Seq2SeqModelForward, _EncoderDecoder):
     """The bare encoder-decoder: the decoder's last hidden states."""
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqModelOutput | tuple:
-        """Encode ``input_ids`` (unless ``encoder_outputs`` are given), decode ``decoder_input_ids``."""
-        return self._outputs(encoder_decoder_forward(self, locals()), return_dict)
 
-
-class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
+class T5ForConditionalGeneration(Seq2SeqLMForward, GenerationMixin, _EncoderDecoder):
     """T5 with its language-model head: next-token logits of the decoder, and the loss against ``labels``."""
 
     _tied_weights_keys = {"lm_head.weight": "shared.weight"}
+    _labels_disable_cache = False  # (a pass with labels still returns the cache, as transformers' T5 does)
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
@@ -666,39 +642,10 @@ class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqLMOutput | tuple:
-        """Vocabulary logits for every decoder position; with ``labels`` (``-100`` ignored) the mean
-        cross-entropy, and decoder inputs made from the labels when none are given."""
-        if labels is not None:
-            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
-        outputs = encoder_decoder_forward(self, locals())
-        sequence = outputs.last_hidden_state
+    def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if getattr(self.config, "scale_decoder_outputs", False):
-            sequence = sequence * self.model_dim**-0.5
-        return seq2seq_lm_output(self, outputs, self.lm_head(sequence), labels, return_dict)
+            hidden = hidden * self.model_dim**-0.5
+        return self.lm_head(hidden)
 
 
 class T5EncoderModel(T5PreTrainedModel):
@@ -738,7 +685,7 @@ class T5ClassificationHead(Seq2SeqClassificationHead):
         super().__init__(config.d_model, config.d_model, config.num_labels, config.classifier_dropout)
 
 
-class T5ForSequenceClassification(T5PreTrainedModel):
+class T5ForSequenceClassification(Seq2SeqClassifierForward, T5PreTrainedModel):
     """T5 as a classifier: the decoder reads the shifted input, the head reads the last ``</s>`` position."""
 
     _aliased_weights_keys = {
@@ -751,32 +698,6 @@ class T5ForSequenceClassification(T5PreTrainedModel):
         self.transformer = T5Model(config)
         self.classification_head = T5ClassificationHead(config)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqSequenceClassifierOutput | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
-        Every input must hold the same number (at least one) of ``eos_token_id`` tokens."""
-        if input_ids is None:
-            raise ValueError(f"{type(self).__name__} needs input_ids (the </s> positions pick the sentence vector)")
-        if labels is not None:
-            use_cache = False
-        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
-        out = self.transformer(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
-        return seq2seq_classifier_output(self, out, input_ids, labels, return_dict)
 
 
 class T5ForTokenClassification(T5PreTrainedModel):
@@ -813,7 +734,7 @@ class T5ForTokenClassification(T5PreTrainedModel):
         return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
-class T5ForQuestionAnswering(_EncoderDecoder):
+class T5ForQuestionAnswering(Seq2SeqQAForward, _EncoderDecoder):
     """The encoder-decoder with start / end scores (``qa_outputs``) over the decoder positions; the decoder
     reads the shifted input unless given its own."""
 
@@ -823,32 +744,6 @@ class T5ForQuestionAnswering(_EncoderDecoder):
         self.num_labels = config.num_labels
         self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        start_positions: torch.LongTensor | None = None,
-        end_positions: torch.LongTensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
-        """Start and end logits; with both positions the mean of their cross-entropies (positions past the
-        end are ignored)."""
-        if start_positions is not None and end_positions is not None:
-            use_cache = False
-        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
-        past_key_values, cache_position = None, None
-        outputs = encoder_decoder_forward(self, locals())
-        return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
 
 
 # --------------------------------------------------------------------------------------------------------

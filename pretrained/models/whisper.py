@@ -30,6 +30,7 @@ from pretrained.modeling.seq2seq import (
     _flag,
     shift_tokens_right,
 )
+from pretrained.modeling.seq2seq_heads import encoder_decoder_forward
 from pretrained.models.auto import register
 
 __all__ = ["WhisperConfig", "WhisperModel", "WhisperForConditionalGeneration", "WhisperPreTrainedModel",
@@ -303,8 +304,8 @@ class WhisperModel(WhisperPreTrainedModel):
         # every encoder position anyway: it is not passed on.
         self.decoder._position_ids = decoder_position_ids
         try:
-            return self._seq2seq_forward(None, None, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-                                         past_key_values, None, decoder_inputs_embeds, use_cache, kwargs)
+            arguments = dict(locals(), attention_mask=None)
+            return self._outputs(encoder_decoder_forward(self, arguments), kwargs.get("return_dict"))
         finally:
             self.decoder._position_ids = None
 
