@@ -5,7 +5,10 @@
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
 * :func:`begin_decoder`, :func:`run_layers` and :func:`finish_decoder` are the start, layer loop and end
   of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
-* :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' forwards.
+* :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' passes;
+  :class:`DecoderLMForward` / :class:`DecoderClassifierForward` their public ``forward`` with transformers'
+  argument list (Llama, Mistral, Qwen: transformers' generic heads), :class:`OutputEmbeddings` the
+  ``lm_head`` accessors of every language-model head.
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
 """
@@ -180,6 +183,57 @@ def sequence_classifier_forward(
     out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
     return out if _return_dict(model, return_dict) else out.to_tuple()
+
+
+class OutputEmbeddings:
+    """``get_output_embeddings`` / ``set_output_embeddings`` of a head whose vocabulary projection is
+    ``lm_head`` (mixed in before the family's pretrained-model class)."""
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+
+class DecoderLMForward(OutputEmbeddings):
+    """A decoder's ``...ForCausalLM`` forward: the base model, ``lm_head`` and the shifted loss."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast | tuple:
+        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
+        (see :func:`causal_lm_forward` for ``num_items_in_batch``). Other keyword arguments (``cache_position``,
+        ``output_attentions``, ...) go to the base model."""
+        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
+
+
+class DecoderClassifierForward:
+    """A decoder's ``...ForSequenceClassification`` forward: ``score`` read at the last non-padding token."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutputWithPast | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Other keyword arguments (``output_attentions``, ...) go to the base model."""
+        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
 
 
 def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:

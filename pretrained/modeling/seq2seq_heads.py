@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.decoder import OutputEmbeddings, causal_lm_loss
 from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
 from pretrained.modeling.outputs import (
     SEQ2SEQ_FIELDS,
@@ -215,7 +215,7 @@ class Seq2SeqModelForward:
         return self._outputs(encoder_decoder_forward(self, locals()), kwargs.get("return_dict"))
 
 
-class Seq2SeqLMForward:
+class Seq2SeqLMForward(OutputEmbeddings):
     """A ``...ForConditionalGeneration`` head's ``forward``: the bare model's pass, then ``_lm_logits`` on the
     kept decoder positions and the cross-entropy against ``labels``. The head's linear layer is ``lm_head``.
 
@@ -224,12 +224,6 @@ class Seq2SeqLMForward:
     """
 
     _labels_disable_cache: ClassVar[bool] = True
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
     def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits of the kept decoder states (the family's own head)."""

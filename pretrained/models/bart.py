@@ -17,7 +17,7 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.decoder import OutputEmbeddings, causal_lm_loss
 from pretrained.modeling.outputs import (
     CausalLMOutputWithCrossAttentions,
 )
@@ -216,7 +216,7 @@ class BartDecoderWrapper(BartPreTrainedModel):
         return self.decoder(*args, **kwargs)
 
 
-class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
+class BartForCausalLM(OutputEmbeddings, GenerationMixin, BartPreTrainedModel):
     """BART's decoder alone with the language-modelling head (tied to its token embedding): a causal LM,
     optionally attending to ``encoder_hidden_states`` (as in transformers' ``EncoderDecoderModel``)."""
 
@@ -236,12 +236,6 @@ class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.decoder.embed_tokens = value
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
     def get_decoder(self) -> nn.Module:
         return self.model.decoder

@@ -19,6 +19,7 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
+    OutputEmbeddings,
     begin_decoder,
     build_masks,
     causal_lm_forward,
@@ -236,7 +237,7 @@ class GPT2Model(GPT2PreTrainedModel):
         return finish_decoder(self.ln_f(hidden_states), run, all_hidden, all_attn)
 
 
-class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
+class GPT2LMHeadModel(OutputEmbeddings, GenerationMixin, GPT2PreTrainedModel):
     """GPT-2 with its language-modelling head (tied to ``wte`` by default)."""
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
@@ -247,12 +248,6 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
     def forward(
         self,

@@ -26,21 +26,18 @@ from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
+    DecoderClassifierForward,
+    DecoderLMForward,
     begin_decoder,
     build_masks,
-    causal_lm_forward,
     finish_decoder,
-    head_inputs,
     init_decoder_weights,
     run_layers,
-    sequence_classifier_forward,
 )
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
-    CausalLMOutputWithPast,
-    SequenceClassifierOutputWithPast,
 )
 from pretrained.modeling.rotary import (
     RotaryEmbedding,
@@ -391,7 +388,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return finish_decoder(self.norm(hidden_states), run, all_hidden, all_attn)
 
 
-class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
+class LlamaForCausalLM(DecoderLMForward, GenerationMixin, LlamaPreTrainedModel):
     """The decoder with a language-modelling head (tied to the embeddings when configured)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -404,30 +401,8 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
 
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int | torch.Tensor = 0,
-        **kwargs: Any,
-    ) -> CausalLMOutputWithPast | tuple:
-        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
-        (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
-        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
-
-
-class LlamaForSequenceClassification(LlamaPreTrainedModel):
+class LlamaForSequenceClassification(DecoderClassifierForward, LlamaPreTrainedModel):
     """The decoder with a linear ``score`` head read at the last non-padding token."""
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -436,21 +411,6 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         self.model = LlamaModel(config)
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutputWithPast | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
-        Other keyword arguments (``output_attentions``, ...) go to the decoder."""
-        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
 
 
 # Mistral and Qwen share the classes; the names exist so user code and `architectures` resolve.
