@@ -32,6 +32,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
 )
+from pretrained.modeling.seq2seq_heads import EncoderDecoderAccess
 
 
 def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
@@ -184,13 +185,16 @@ class _Sublayers(nn.Module):
         return self._add(hidden, self.fc2(x), self.final_layer_norm)
 
 
-def _clamp_fp16(hidden: torch.Tensor) -> torch.Tensor:
-    # fp16 activations of these models can overflow; the reference clamps them to stay finite (always, rather
-    # than after a check for infinities, which would cost a host sync per layer).
-    if hidden.dtype == torch.float16:
-        limit = torch.finfo(hidden.dtype).max - 1000
-        hidden = hidden.clamp(-limit, limit)
-    return hidden
+def clamp_fp16(hidden: torch.Tensor, only_if_overflowing: bool = False) -> torch.Tensor:
+    """float16 activations of these models can overflow; the references clamp them to stay finite: BART's
+    always to ``max - 1000`` (rather than after a check for infinities, which would cost a host sync per
+    layer), T5's (``only_if_overflowing``) to ``max`` unless some value is already infinite (computed on the
+    device, no sync)."""
+    if hidden.dtype != torch.float16:
+        return hidden
+    limit = torch.finfo(torch.float16).max
+    limit = torch.where(torch.isinf(hidden).any(), limit - 1000, limit) if only_if_overflowing else limit - 1000
+    return hidden.clamp(-limit, limit)
 
 
 class EncoderLayer(_Sublayers):
@@ -207,7 +211,7 @@ class EncoderLayer(_Sublayers):
         out, weights = self.self_attn(self._input(hidden, self.self_attn_layer_norm), mask,
                                       output_attentions=output_attentions)
         hidden = self._add(hidden, out, self.self_attn_layer_norm)
-        return _clamp_fp16(self._feed_forward(hidden)), weights
+        return clamp_fp16(self._feed_forward(hidden)), weights
 
 
 class DecoderLayer(_Sublayers):
@@ -318,6 +322,29 @@ class _Stack(nn.Module):
         # LayerDrop: in training each layer is skipped with this probability.
         return self.training and layerdrop > 0.0 and bool(torch.rand([]) < layerdrop)
 
+    def _encode(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool | None,
+                output_hidden_states: bool | None, return_dict: bool | None) -> BaseModelOutput | tuple:
+        """An encoder stack's layer loop from its embedded input (``layers``, LayerDrop, the final norm)."""
+        output_attentions = _flag(self.config, output_attentions, "output_attentions")
+        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
+        all_hidden: list[torch.Tensor] = []
+        all_attn: list[torch.Tensor | None] = []
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            if self._dropped(self.config.encoder_layerdrop):
+                all_attn.append(None)
+                continue
+            hidden, weights = self._run(layer, hidden, mask, output_attentions)
+            all_attn.append(weights)
+        hidden = self._finish(hidden)
+        if output_hidden_states:
+            all_hidden.append(hidden)
+        out = BaseModelOutput(last_hidden_state=hidden,
+                              hidden_states=tuple(all_hidden) if output_hidden_states else None,
+                              attentions=tuple(all_attn) if output_attentions else None)
+        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+
 
 class Seq2SeqEncoder(_Stack):
     """The encoder stack: embeddings (+ positions), ``layers`` of :class:`EncoderLayer`, optional norms."""
@@ -340,29 +367,10 @@ class Seq2SeqEncoder(_Stack):
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
         """Encode ``input_ids`` ``(batch, src_len)`` (or ``inputs_embeds``) with padding ``attention_mask``."""
-        output_attentions = _flag(self.config, output_attentions, "output_attentions")
-        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
-        shape = (input_ids if input_ids is not None else inputs_embeds).shape
-        device = (input_ids if input_ids is not None else inputs_embeds).device
-        hidden = self._embed(input_ids, inputs_embeds, torch.arange(shape[1], device=device))
-        mask = padding_mask(attention_mask)
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor | None] = []
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden)
-            if self._dropped(self.config.encoder_layerdrop):
-                all_attn.append(None)
-                continue
-            hidden, weights = self._run(layer, hidden, mask, output_attentions)
-            all_attn.append(weights)
-        hidden = self._finish(hidden)
-        if output_hidden_states:
-            all_hidden.append(hidden)
-        out = BaseModelOutput(last_hidden_state=hidden,
-                              hidden_states=tuple(all_hidden) if output_hidden_states else None,
-                              attentions=tuple(all_attn) if output_attentions else None)
-        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+        given = input_ids if input_ids is not None else inputs_embeds
+        hidden = self._embed(input_ids, inputs_embeds, torch.arange(given.shape[1], device=given.device))
+        return self._encode(hidden, padding_mask(attention_mask), output_attentions, output_hidden_states,
+                            return_dict)
 
 
 def prepare_encoder_decoder_cache(past_key_values: Any, use_cache: bool, wrap_self_attention_cache: bool = True
@@ -468,7 +476,7 @@ class Seq2SeqDecoder(_Stack):
         return out if _flag(config, return_dict, "return_dict") else out.to_tuple()
 
 
-class Seq2SeqPreTrainedModel(PreTrainedModel):
+class Seq2SeqPreTrainedModel(EncoderDecoderAccess, PreTrainedModel):
     """Base of the encoder-decoder models: initialisation, encoder / decoder access, decoder inputs from
     labels. The bare model lives under ``model`` (``base_model_prefix``) in the heads."""
 
@@ -483,12 +491,6 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         final_bias = getattr(module, "final_logits_bias", None)
         if isinstance(final_bias, torch.Tensor) and not final_bias.is_meta:
             final_bias.zero_()
-
-    def get_encoder(self) -> nn.Module:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> nn.Module:
-        return self.base_model.decoder
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """The decoder inputs that teacher-force ``labels``."""

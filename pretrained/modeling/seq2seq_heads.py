@@ -179,6 +179,17 @@ def seq2seq_qa_output(model: Any, outputs: Seq2SeqModelOutput, start_positions: 
     return model._outputs(out, return_dict)
 
 
+class EncoderDecoderAccess:
+    """``get_encoder`` / ``get_decoder``: the stacks of the base model (``base_model_prefix``), which the
+    forwards below run."""
+
+    def get_encoder(self) -> nn.Module:
+        return self.base_model.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.base_model.decoder
+
+
 # --------------------------------------------------------------------------------------------------------
 # The public forwards. Each is the class's whole pass; the model it is mixed into provides ``config``,
 # ``get_encoder`` / ``get_decoder``, ``prepare_decoder_input_ids_from_labels`` and ``_outputs``.

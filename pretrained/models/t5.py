@@ -2,17 +2,11 @@
 
 An encoder and a decoder of pre-norm blocks (RMSNorm without bias, no learned absolute positions); the
 attention scores are not scaled by ``1/sqrt(d)`` and get a learned bias per head for each bucket of
-relative distance. The variants differ by config:
+relative distance. mT5 and UMT5 are config variants (:mod:`pretrained.models.t5_config` tells them apart)
+whose classes are T5's under their own names.
 
-==========  ===========================================================================================
-``t5``      v1.0 (``feed_forward_proj="relu"``, decoder output scaled by ``d_model**-0.5`` before the tied
-            LM head) or v1.1 / flan-T5 (``"gated-gelu"``, ``tie_word_embeddings=False``: no scaling)
-``mt5``     v1.1 with a multilingual vocabulary; the decoder output is never scaled
-``umt5``    every self-attention layer has its own relative position bias (T5: only the first layer's,
-            shared by the others)
-==========  ===========================================================================================
-
-Parameter names are the checkpoint keys (``encoder.block.0.layer.0.SelfAttention.q.weight``).
+Parameter names are the checkpoint keys (``encoder.block.0.layer.0.SelfAttention.q.weight``). The configs
+live in :mod:`pretrained.models.t5_config` (imported here, so ``pretrained.models.t5.T5Config`` works).
 """
 
 from __future__ import annotations
@@ -25,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
@@ -33,15 +26,16 @@ from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
 from pretrained.modeling.decoder import cache_positions
 from pretrained.modeling.losses import token_classification_loss
-from pretrained.modeling.masks import causal_mask
+from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
     TokenClassifierOutput,
 )
-from pretrained.modeling.seq2seq import prepare_encoder_decoder_cache, shift_tokens_right
+from pretrained.modeling.seq2seq import clamp_fp16, prepare_encoder_decoder_cache, shift_tokens_right
 from pretrained.modeling.seq2seq_heads import (
+    EncoderDecoderAccess,
     Seq2SeqClassificationHead,
     Seq2SeqClassifierForward,
     Seq2SeqLMForward,
@@ -49,128 +43,7 @@ from pretrained.modeling.seq2seq_heads import (
     Seq2SeqQAForward,
 )
 from pretrained.models.auto import register
-
-# --------------------------------------------------------------------------------------------------------
-# configs
-
-
-class T5Config(PretrainedConfig):
-    """Configuration of a T5 model (field names and defaults as in transformers).
-
-    ``feed_forward_proj`` is ``"<act>"`` or ``"gated-<act>"`` (``"gated-gelu"`` means the tanh GELU).
-    ``scale_decoder_outputs`` (multiply the decoder output by ``d_model**-0.5`` before the LM head) follows
-    ``tie_word_embeddings`` unless given: the original T5 tied and scaled, v1.1 does neither. Unlike
-    transformers 5, which always ties and keeps only the scaling flag, ``tie_word_embeddings=False`` is
-    kept, so a checkpoint with its own ``lm_head.weight`` loads untied either way.
-    """
-
-    model_type = "t5"
-    # The decoder's cache is not a prediction (Trainer.prediction_step leaves it out).
-    keys_to_ignore_at_inference = ["past_key_values"]
-    attribute_map = {
-        "hidden_size": "d_model",
-        "num_attention_heads": "num_heads",
-        "num_hidden_layers": "num_layers",
-        "head_dim": "d_kv",
-    }
-    # UMT5 gives each self-attention layer its own relative position bias; T5 shares the first layer's.
-    relative_bias_every_layer = False
-    # mT5 never scales the decoder output (its checkpoints are untied).
-    scales_decoder_output = True
-
-    def __init__(
-        self,
-        vocab_size: int = 32128,
-        d_model: int = 512,
-        d_kv: int = 64,
-        d_ff: int = 2048,
-        num_layers: int = 6,
-        num_decoder_layers: int | None = None,
-        num_heads: int = 8,
-        relative_attention_num_buckets: int = 32,
-        relative_attention_max_distance: int = 128,
-        dropout_rate: float = 0.1,
-        layer_norm_epsilon: float = 1e-6,
-        initializer_factor: float = 1.0,
-        feed_forward_proj: str = "relu",
-        is_encoder_decoder: bool = True,
-        use_cache: bool = True,
-        pad_token_id: int | None = 0,
-        eos_token_id: int | list[int] | None = 1,
-        classifier_dropout: float = 0.0,
-        tie_word_embeddings: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        self.vocab_size = vocab_size
-        self.d_model = d_model
-        self.d_kv = d_kv
-        self.d_ff = d_ff
-        self.num_layers = num_layers
-        self.num_decoder_layers = num_layers if num_decoder_layers is None else num_decoder_layers
-        self.num_heads = num_heads
-        self.relative_attention_num_buckets = relative_attention_num_buckets
-        self.relative_attention_max_distance = relative_attention_max_distance
-        self.dropout_rate = dropout_rate
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.initializer_factor = initializer_factor
-        self.feed_forward_proj = feed_forward_proj
-        self.use_cache = use_cache
-        self.classifier_dropout = classifier_dropout
-        self.is_decoder = kwargs.pop("is_decoder", False)  # (the stacks know their side; kept for the file)
-        parts = feed_forward_proj.split("-")
-        if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
-            raise ValueError(
-                f"feed_forward_proj {feed_forward_proj!r} is not valid: use '<activation>' or "
-                "'gated-<activation>', e.g. 'relu' or 'gated-gelu'"
-            )
-        self.is_gated_act = parts[0] == "gated"
-        # "gated-gelu" has always meant the tanh approximation in T5 checkpoints.
-        self.dense_act_fn = "gelu_new" if feed_forward_proj == "gated-gelu" else parts[-1]
-        kwargs.pop("dense_act_fn", None)
-        kwargs.pop("is_gated_act", None)
-        scale = kwargs.pop("scale_decoder_outputs", None)
-        if self.scales_decoder_output:
-            self.scale_decoder_outputs = tie_word_embeddings is not False if scale is None else scale
-        super().__init__(
-            is_encoder_decoder=is_encoder_decoder,
-            pad_token_id=pad_token_id,
-            eos_token_id=eos_token_id,
-            tie_word_embeddings=tie_word_embeddings,
-            **kwargs,
-        )
-
-
-class MT5Config(T5Config):
-    """mT5: T5 v1.1 with a 250k multilingual vocabulary (defaults as in transformers)."""
-
-    model_type = "mt5"
-    scales_decoder_output = False
-
-    def __init__(
-        self,
-        vocab_size: int = 250112,
-        d_ff: int = 1024,
-        num_layers: int = 8,
-        num_heads: int = 6,
-        feed_forward_proj: str = "gated-gelu",
-        decoder_start_token_id: int | None = 0,
-        **kwargs: Any,
-    ) -> None:
-        if type(self).model_type == "mt5":
-            kwargs.setdefault("bos_token_id", None)  # (a field of transformers' MT5Config only)
-        super().__init__(
-            vocab_size=vocab_size, d_ff=d_ff, num_layers=num_layers, num_heads=num_heads,
-            feed_forward_proj=feed_forward_proj, decoder_start_token_id=decoder_start_token_id, **kwargs,
-        )
-
-
-class UMT5Config(MT5Config):
-    """UMT5: mT5 with a relative position bias in every self-attention layer."""
-
-    model_type = "umt5"
-    relative_bias_every_layer = True
-    scales_decoder_output = True
-
+from pretrained.models.t5_config import MT5Config, T5Config, UMT5Config
 
 # --------------------------------------------------------------------------------------------------------
 # layers
@@ -381,21 +254,12 @@ class T5Block(nn.Module):
         hidden, position_bias, self_weights = self.layer[0](
             hidden, allowed, position_bias, cache, query_positions, output_attentions
         )
-        hidden = _clamp_half(hidden)
+        hidden = clamp_fp16(hidden, only_if_overflowing=True)
         cross_weights = None
         if self.is_decoder and encoder_states is not None:
             hidden, cross_weights = self.layer[1](hidden, encoder_states, encoder_bias, cache, output_attentions)
-            hidden = _clamp_half(hidden)
-        return _clamp_half(self.layer[-1](hidden)), position_bias, self_weights, cross_weights
-
-
-def _clamp_half(hidden: torch.Tensor) -> torch.Tensor:
-    # float16 activations of large T5 models overflow; keep them finite, as the reference does.
-    if hidden.dtype != torch.float16:
-        return hidden
-    limit = torch.finfo(torch.float16).max
-    limit = torch.where(torch.isinf(hidden).any(), limit - 1000, limit)
-    return hidden.clamp(-limit, limit)
+            hidden = clamp_fp16(hidden, only_if_overflowing=True)
+        return clamp_fp16(self.layer[-1](hidden), True), position_bias, self_weights, cross_weights
 
 
 class T5Stack(nn.Module):
@@ -467,13 +331,13 @@ class T5Stack(nn.Module):
                 kv_len = seq
             else:
                 kv_len = self_cache.get_max_cache_shape() if static else self_cache.get_seq_length() + seq
-            allowed = _explicit_causal(attention_mask, cache_position, kv_len, not static)
+            allowed = explicit_causal_mask(attention_mask, cache_position, kv_len, not static)
         else:
-            allowed = _padding_allowed(attention_mask)
+            allowed = boolean_padding_mask(attention_mask)
         # The encoder's padding as one additive bias shared by every cross-attention layer.
         encoder_bias = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            encoder_allowed = _padding_allowed(encoder_attention_mask)
+            encoder_allowed = boolean_padding_mask(encoder_attention_mask)
             encoder_bias = torch.zeros(encoder_allowed.shape, dtype=inputs_embeds.dtype, device=device)
             encoder_bias = encoder_bias.masked_fill(~encoder_allowed, torch.finfo(inputs_embeds.dtype).min)
 
@@ -511,34 +375,11 @@ class T5Stack(nn.Module):
         return out if return_dict else out.to_tuple()
 
 
-def _padding_allowed(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` (a 4-d additive mask: where it is 0).
-
-    The mask is kept even when nothing is masked: T5's attention always takes an additive bias, so
-    dropping it would gain no faster kernel, and checking would cost a device sync per forward."""
-    if attention_mask is None:
-        return None
-    if attention_mask.dim() == 4:
-        return attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
-    return attention_mask.bool()[:, None, None, :]
-
-
-def _explicit_causal(attention_mask: torch.Tensor | None, cache_position: torch.Tensor, kv_len: int,
-                     all_written: bool) -> torch.Tensor | None:
-    """The decoder's causal + padding mask, as booleans; ``None`` only when a lone query sees every key
-    (the position bias carries the rest, so SDPA's ``is_causal`` shortcut is never used)."""
-    mask = causal_mask(attention_mask, cache_position, kv_len, all_slots_written=all_written)
-    if mask is None and cache_position.shape[0] > 1:
-        keys = torch.arange(kv_len, device=cache_position.device)
-        mask = (keys[None, :] <= cache_position[:, None])[None, None]
-    return mask
-
-
 # --------------------------------------------------------------------------------------------------------
 # models
 
 
-class T5PreTrainedModel(PreTrainedModel):
+class T5PreTrainedModel(EncoderDecoderAccess, PreTrainedModel):
     """Weight initialisation, tying and decoder-input shifting shared by the T5 models."""
 
     config_class = T5Config
@@ -600,12 +441,6 @@ class T5PreTrainedModel(PreTrainedModel):
         if hasattr(base, "decoder"):
             base.decoder.embed_tokens = value
 
-    def get_encoder(self) -> T5Stack:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> T5Stack:
-        return self.base_model.decoder
-
 
 class _EncoderDecoder(T5PreTrainedModel):
     # Shared by T5Model and T5ForConditionalGeneration: the embedding table under ``shared``, used by both
@@ -665,17 +500,15 @@ class T5EncoderModel(T5PreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
-        """The encoder's hidden states."""
+        """The encoder's hidden states (keyword arguments: ``output_attentions``, ``output_hidden_states``,
+        ``return_dict``)."""
+        flags = {name: kwargs.get(name) for name in ("output_attentions", "output_hidden_states")}
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
+                           return_dict=True, **flags)
         out = BaseModelOutput(out.last_hidden_state, out.hidden_states, out.attentions)
-        return self._outputs(out, return_dict)
+        return self._outputs(out, kwargs.get("return_dict"))
 
 
 class T5ClassificationHead(Seq2SeqClassificationHead):
@@ -720,15 +553,12 @@ class T5ForTokenClassification(T5PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> TokenClassifierOutput | tuple:
-        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored)."""
-        encoded = self.transformer(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                                   return_dict=True)
+        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored). Keyword
+        arguments as :meth:`T5EncoderModel.forward`'s."""
+        return_dict = kwargs.pop("return_dict", None)
+        encoded = self.transformer(input_ids, attention_mask, inputs_embeds, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(encoded.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
         return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
@@ -750,33 +580,29 @@ class T5ForQuestionAnswering(Seq2SeqQAForward, _EncoderDecoder):
 # mT5 and UMT5: the same modules under their own names
 
 
-def _renamed(prefix: str, config_class: type[T5Config]) -> dict[str, type]:
-    classes = {}
-    for base in (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
-                 T5ForTokenClassification, T5ForQuestionAnswering):
+def _renamed(prefix: str, config_class: type[T5Config]) -> tuple[type, ...]:
+    classes = []
+    for base in (T5PreTrainedModel, T5Model, T5ForConditionalGeneration, T5EncoderModel,
+                 T5ForSequenceClassification, T5ForTokenClassification, T5ForQuestionAnswering):
         name = base.__name__.replace("T5", prefix, 1)
         doc = f"{prefix} version of :class:`{base.__name__}` (same modules and checkpoint keys)."
-        classes[name] = type(name, (base,), {"config_class": config_class, "__doc__": doc,
-                                              "__module__": __name__, "__qualname__": name})
-    return classes
+        classes.append(type(name, (base,), {"config_class": config_class, "__doc__": doc, "__module__": __name__,
+                                            "__qualname__": name}))
+    return tuple(classes)
 
 
-MT5PreTrainedModel = type("MT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": MT5Config,
-                                                                       "__module__": __name__})
-UMT5PreTrainedModel = type("UMT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": UMT5Config,
-                                                                         "__module__": __name__})
-_MT5 = _renamed("MT5", MT5Config)
-_UMT5 = _renamed("UMT5", UMT5Config)
-(MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification, MT5ForTokenClassification,
- MT5ForQuestionAnswering) = _MT5.values()
-(UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
- UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _UMT5.values()
+(MT5PreTrainedModel, MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification,
+ MT5ForTokenClassification, MT5ForQuestionAnswering) = _renamed("MT5", MT5Config)
+(UMT5PreTrainedModel, UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+ UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _renamed("UMT5", UMT5Config)
 
 for _type, _config, _classes in (
     ("t5", T5Config, (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
                       T5ForTokenClassification, T5ForQuestionAnswering)),
-    ("mt5", MT5Config, tuple(_MT5.values())),
-    ("umt5", UMT5Config, tuple(_UMT5.values())),
+    ("mt5", MT5Config, (MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification,
+                        MT5ForTokenClassification, MT5ForQuestionAnswering)),
+    ("umt5", UMT5Config, (UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+                          UMT5ForTokenClassification, UMT5ForQuestionAnswering)),
 ):
     register(_type, _config, base=_classes[0], seq2seq_lm=_classes[1], sequence_classification=_classes[3],
              token_classification=_classes[4], question_answering=_classes[5])
