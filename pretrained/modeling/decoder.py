@@ -7,8 +7,7 @@
   of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
 * :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' passes;
   :class:`DecoderLMForward` / :class:`DecoderClassifierForward` their public ``forward`` with transformers'
-  argument list (Llama, Mistral, Qwen: transformers' generic heads), :class:`OutputEmbeddings` the
-  ``lm_head`` accessors of every language-model head.
+  argument list (Llama, Mistral, Qwen: transformers' generic heads).
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
 """
@@ -24,6 +23,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.cache import Cache, DynamicCache
+from pretrained.modeling.embeddings import OutputEmbeddings
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import causal_mask
@@ -183,17 +183,6 @@ def sequence_classifier_forward(
     out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
     return out if _return_dict(model, return_dict) else out.to_tuple()
-
-
-class OutputEmbeddings:
-    """``get_output_embeddings`` / ``set_output_embeddings`` of a head whose vocabulary projection is
-    ``lm_head`` (mixed in before the family's pretrained-model class)."""
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
 
 class DecoderLMForward(OutputEmbeddings):

@@ -2,7 +2,8 @@
 
 * :func:`shift_tokens_right` makes decoder inputs from labels (start token first, ``-100`` as padding).
 * :class:`LearnedPositionalEmbedding` (BART's table, offset by two rows) and
-  :class:`SinusoidalPositionalEmbedding` (Marian's fixed table, computed, never saved).
+  :class:`SinusoidalPositionalEmbedding` (Marian's fixed table, computed, never saved);
+  :func:`relative_position_bucket` (T5's relative distances, bucketed for its learned position bias).
 * :class:`Seq2SeqAttention` is one attention module for encoder self-attention, causal decoder
   self-attention and cross-attention; the last reuses its keys / values from an
   :class:`~pretrained.modeling.cache.EncoderDecoderCache` after the first decoder step.
@@ -28,6 +29,7 @@ from pretrained.modeling.attention import attention_function, merge_heads, paddi
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
 from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
@@ -101,6 +103,26 @@ class SinusoidalPositionalEmbedding(nn.Module):
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return F.embedding(positions, self.weight)
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> torch.Tensor:
+    """T5's relative positions: the bucket of each ``key_position - query_position``: exact for small distances, then logarithmic
+    bins up to ``max_distance`` (everything further shares the last bin). Bidirectional (encoder) attention
+    spends half the buckets on keys after the query; causal attention sees only keys before it."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    exact = num_buckets // 2
+    # The float computation matches the reference bit for bit, so distances land in the same bins.
+    log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (num_buckets - exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < exact, distance, far)
 
 
 class Seq2SeqAttention(nn.Module):
@@ -252,7 +274,7 @@ def _flag(config: Any, value: bool | None, name: str) -> bool:
     return getattr(config, name) if value is None else value
 
 
-class _Stack(nn.Module):
+class _Stack(InputEmbeddings, nn.Module):
     """What the encoder and decoder stacks share: embeddings, positions and the optional norms.
 
     A family subclass sets ``learned_positions`` (else sinusoidal), ``scaled_embedding_module`` (the token
@@ -289,12 +311,6 @@ class _Stack(nn.Module):
             self.layernorm_embedding = nn.LayerNorm(self.config.d_model)
         if self.final_norm:
             self.layer_norm = nn.LayerNorm(self.config.d_model)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
                positions: torch.Tensor) -> torch.Tensor:

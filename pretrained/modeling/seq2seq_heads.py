@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pretrained.modeling.decoder import OutputEmbeddings, causal_lm_loss
+from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.embeddings import OutputEmbeddings
 from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
 from pretrained.modeling.outputs import (
     SEQ2SEQ_FIELDS,

@@ -17,7 +17,8 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.decoder import OutputEmbeddings, causal_lm_loss
+from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.embeddings import InputEmbeddings, OutputEmbeddings
 from pretrained.modeling.outputs import (
     CausalLMOutputWithCrossAttentions,
 )
@@ -216,11 +217,12 @@ class BartDecoderWrapper(BartPreTrainedModel):
         return self.decoder(*args, **kwargs)
 
 
-class BartForCausalLM(OutputEmbeddings, GenerationMixin, BartPreTrainedModel):
+class BartForCausalLM(InputEmbeddings, OutputEmbeddings, GenerationMixin, BartPreTrainedModel):
     """BART's decoder alone with the language-modelling head (tied to its token embedding): a causal LM,
     optionally attending to ``encoder_hidden_states`` (as in transformers' ``EncoderDecoderModel``)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    input_embeddings_path = "model.decoder.embed_tokens"
     wrapper_class: type[BartDecoderWrapper] = BartDecoderWrapper
 
     def __init__(self, config: BartConfig) -> None:
@@ -230,12 +232,6 @@ class BartForCausalLM(OutputEmbeddings, GenerationMixin, BartPreTrainedModel):
         self.model = self.wrapper_class(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.decoder.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.decoder.embed_tokens = value
 
     def get_decoder(self) -> nn.Module:
         return self.model.decoder

@@ -19,7 +19,6 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
-    OutputEmbeddings,
     begin_decoder,
     build_masks,
     causal_lm_forward,
@@ -29,6 +28,7 @@ from pretrained.modeling.decoder import (
     run_layers,
     sequence_classifier_forward,
 )
+from pretrained.modeling.embeddings import InputEmbeddings, OutputEmbeddings
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
@@ -194,8 +194,10 @@ class GPT2PreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
 
-class GPT2Model(GPT2PreTrainedModel):
+class GPT2Model(InputEmbeddings, GPT2PreTrainedModel):
     """The GPT-2 transformer without a head."""
+
+    input_embeddings_path = "wte"
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
@@ -207,12 +209,6 @@ class GPT2Model(GPT2PreTrainedModel):
         self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)
         self.gradient_checkpointing = False
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.wte
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.wte = value
 
     def forward(
         self,

@@ -34,6 +34,7 @@ from pretrained.modeling.decoder import (
     init_decoder_weights,
     run_layers,
 )
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
@@ -333,7 +334,7 @@ class LlamaPreTrainedModel(PreTrainedModel):
         init_decoder_weights(module, self.config.initializer_range)
 
 
-class LlamaModel(LlamaPreTrainedModel):
+class LlamaModel(InputEmbeddings, LlamaPreTrainedModel):
     """The decoder stack without a head; returns the last hidden states and the cache."""
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -351,12 +352,6 @@ class LlamaModel(LlamaPreTrainedModel):
         )
         self.gradient_checkpointing = False
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.embed_tokens = value
 
     def forward(
         self,

@@ -11,7 +11,6 @@ live in :mod:`pretrained.models.t5_config` (imported here, so ``pretrained.model
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -25,6 +24,7 @@ from pretrained.modeling.attention import attention_function, merge_heads, split
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
 from pretrained.modeling.decoder import cache_positions
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
 from pretrained.modeling.norms import RMSNorm
@@ -33,7 +33,12 @@ from pretrained.modeling.outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     TokenClassifierOutput,
 )
-from pretrained.modeling.seq2seq import clamp_fp16, prepare_encoder_decoder_cache, shift_tokens_right
+from pretrained.modeling.seq2seq import (
+    clamp_fp16,
+    prepare_encoder_decoder_cache,
+    relative_position_bucket,
+    shift_tokens_right,
+)
 from pretrained.modeling.seq2seq_heads import (
     EncoderDecoderAccess,
     Seq2SeqClassificationHead,
@@ -47,26 +52,6 @@ from pretrained.models.t5_config import MT5Config, T5Config, UMT5Config
 
 # --------------------------------------------------------------------------------------------------------
 # layers
-
-
-def relative_position_bucket(
-    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
-) -> torch.Tensor:
-    """The bucket of each ``key_position - query_position``: exact for small distances, then logarithmic
-    bins up to ``max_distance`` (everything further shares the last bin). Bidirectional (encoder) attention
-    spends half the buckets on keys after the query; causal attention sees only keys before it."""
-    buckets = torch.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets = buckets + (relative_position > 0).long() * num_buckets
-        distance = relative_position.abs()
-    else:
-        distance = (-relative_position).clamp(min=0)
-    exact = num_buckets // 2
-    # The float computation matches the reference bit for bit, so distances land in the same bins.
-    log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
-    far = (exact + (log_ratio * (num_buckets - exact)).long()).clamp(max=num_buckets - 1)
-    return buckets + torch.where(distance < exact, distance, far)
 
 
 class T5LayerNorm(RMSNorm):
@@ -262,7 +247,7 @@ class T5Block(nn.Module):
         return clamp_fp16(self.layer[-1](hidden), True), position_bias, self_weights, cross_weights
 
 
-class T5Stack(nn.Module):
+class T5Stack(InputEmbeddings, nn.Module):
     """The encoder or the decoder: embeddings (the model's shared table), blocks, final norm."""
 
     def __init__(self, config: T5Config, is_decoder: bool) -> None:
@@ -278,12 +263,6 @@ class T5Stack(nn.Module):
         self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.gradient_checkpointing = False
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
 
     def forward(
         self,

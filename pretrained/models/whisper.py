@@ -128,6 +128,7 @@ class WhisperEncoder(_Stack):
     pre-LayerNorm ``layers`` and a final ``layer_norm`` (the shared encoder's layer loop)."""
 
     final_norm = True
+    input_embeddings_path = "conv1"
 
     def __init__(self, config: WhisperConfig) -> None:
         nn.Module.__init__(self)
@@ -142,9 +143,6 @@ class WhisperEncoder(_Stack):
                                     for i in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(dim)
         self.gradient_checkpointing = False
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.conv1
 
     def _freeze_parameters(self) -> None:
         for param in self.parameters():
