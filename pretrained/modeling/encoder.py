@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
+from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.losses import (
     sequence_classification_loss,
@@ -61,9 +61,8 @@ class EncoderSelfAttention(nn.Module):
         ``(batch, heads, seq, seq)`` weights when ``output_attentions`` (else ``None``).
         """
         q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in projections)  # (batch, heads, seq, dim)
-        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
-                                 output_attentions=output_attentions,
-                                 implementation=self.config._attn_implementation)
+        attend = attention_function(self.config._attn_implementation, output_attentions)
+        out, weights = attend(q, k, v, mask, dropout=self.dropout if self.training else 0.0)
         return merge_heads(out), weights
 
 

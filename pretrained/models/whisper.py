@@ -196,15 +196,9 @@ class WhisperDecoder(Seq2SeqDecoder):
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
                positions: torch.Tensor) -> torch.Tensor:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of decoder_input_ids or decoder_inputs_embeds")
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
+        # per-row positions when given (left-padded prompts in long-form decoding)
         position_ids = getattr(self, "_position_ids", None)
-        if position_ids is not None:
-            positions = position_ids  # per-row positions (left-padded prompts in long-form decoding)
-        hidden = inputs_embeds + self.embed_positions(positions).to(inputs_embeds.dtype)
-        return F.dropout(hidden, self.dropout, self.training)
+        return super()._embed(input_ids, inputs_embeds, positions if position_ids is None else position_ids)
 
     def forward(self, *args: Any, position_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """As :meth:`Seq2SeqDecoder.forward`, plus ``position_ids`` ``(batch, length)``."""
