@@ -227,7 +227,8 @@ class DecoderClassifierForward:
 
 def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
     """What a task head's ``forward`` passes on to its base model: its arguments (``locals()``) except
-    ``self``, its ``own`` ones (``labels``, ...) and ``kwargs``, merged with ``kwargs``."""
+    ``self``, its ``own`` ones (``labels``, ...) and ``kwargs``, merged with ``kwargs``. (A config subclass's
+    ``__init__`` passes its arguments on to its base class the same way.)"""
     skip = {"self", "kwargs", "__class__", *own}
     return {**{k: v for k, v in arguments.items() if k not in skip}, **arguments.get("kwargs", {})}
 

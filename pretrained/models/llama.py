@@ -31,6 +31,7 @@ from pretrained.modeling.decoder import (
     begin_decoder,
     build_masks,
     finish_decoder,
+    head_inputs,
     init_decoder_weights,
     run_layers,
 )
@@ -100,25 +101,8 @@ class LlamaConfig(PretrainedConfig):
         head_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.intermediate_size = intermediate_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
+        self._store_arguments(locals())
         self.num_key_value_heads = num_attention_heads if num_key_value_heads is None else num_key_value_heads
-        self.hidden_act = hidden_act
-        self.max_position_embeddings = max_position_embeddings
-        self.initializer_range = initializer_range
-        self.rms_norm_eps = rms_norm_eps
-        self.use_cache = use_cache
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.pretraining_tp = pretraining_tp
-        self.tie_word_embeddings = tie_word_embeddings
-        self.attention_bias = attention_bias
-        self.attention_dropout = attention_dropout
-        self.mlp_bias = mlp_bias
         self.head_dim = head_dim if head_dim is not None else hidden_size // num_attention_heads
         self.rope_parameters = standardize_rope_parameters(
             rope_parameters,
@@ -163,16 +147,7 @@ class MistralConfig(LlamaConfig):
         **kwargs: Any,
     ) -> None:
         self.sliding_window = sliding_window
-        super().__init__(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size,
-            num_hidden_layers=num_hidden_layers,
-            num_attention_heads=num_attention_heads,
-            num_key_value_heads=num_key_value_heads,
-            max_position_embeddings=max_position_embeddings,
-            **kwargs,
-        )
+        super().__init__(**head_inputs(locals(), "sliding_window"))  # (its other arguments are Llama's)
 
 
 class Qwen2Config(LlamaConfig):
@@ -210,18 +185,8 @@ class Qwen2Config(LlamaConfig):
                 for i in range(num_hidden_layers)
             ]
         self.layer_types = layer_types
-        super().__init__(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size,
-            num_hidden_layers=num_hidden_layers,
-            num_attention_heads=num_attention_heads,
-            num_key_value_heads=num_key_value_heads,
-            max_position_embeddings=max_position_embeddings,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
-            **kwargs,
-        )
+        super().__init__(**head_inputs(locals(), "use_sliding_window", "sliding_window", "max_window_layers",
+                                       "layer_types"))  # (its other arguments are Llama's)
 
 
 class Qwen3Config(Qwen2Config):
