@@ -18,9 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .argument_checks import (
+from .argument_checks import (  # noqa: F401 (the choice tables stay importable from here, where they lived)
+    INTERVAL_STRATEGIES,
     LOG_LEVELS,
     OPTIMIZERS,
+    REPORTERS,
+    SAMPLING_STRATEGIES,
+    SAVE_STRATEGIES,
+    SCHEDULERS,
     TrainingArgumentsChecks,
     field_defaults,
     normalise_report_to,
