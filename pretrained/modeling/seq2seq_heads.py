@@ -181,8 +181,8 @@ def seq2seq_qa_output(model: Any, outputs: Seq2SeqModelOutput, start_positions: 
 
 
 class EncoderDecoderAccess:
-    """``get_encoder`` / ``get_decoder``: the stacks of the base model (``base_model_prefix``), which the
-    forwards below run."""
+    """What the forwards below ask of every encoder-decoder model: ``get_encoder`` / ``get_decoder`` (the
+    stacks of the base model, ``base_model_prefix``) and ``_default_decoder_inputs``."""
 
     def get_encoder(self) -> nn.Module:
         return self.base_model.encoder
@@ -190,19 +190,19 @@ class EncoderDecoderAccess:
     def get_decoder(self) -> nn.Module:
         return self.base_model.decoder
 
-
-# --------------------------------------------------------------------------------------------------------
-# The public forwards. Each is the class's whole pass; the model it is mixed into provides ``config``,
-# ``get_encoder`` / ``get_decoder``, ``prepare_decoder_input_ids_from_labels`` and ``_outputs``.
-
-
-class Seq2SeqModelForward:
-    """The bare encoder-decoder's ``forward`` (``BartModel``, ``T5Model``, ...)."""
-
     def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor | None:
         """The decoder's inputs when the caller gives none: none here (the decoder then asks for them); BART
         shifts ``input_ids`` right (denoising), Marian refuses."""
         return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# The public forwards. Each is the class's whole pass; the model it is mixed into provides ``config``,
+# :class:`EncoderDecoderAccess`, ``prepare_decoder_input_ids_from_labels`` and ``_outputs``.
+
+
+class Seq2SeqModelForward:
+    """The bare encoder-decoder's ``forward`` (``BartModel``, ``T5Model``, ...)."""
 
     def forward(
         self,
