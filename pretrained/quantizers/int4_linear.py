@@ -84,6 +84,14 @@ class _PackedLinear(nn.Module):
             return "vnni" if cache.get("vnni") and quant_kernels.vnni_ready() else None
         return None
 
+    def _int4_forward(self, x: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
+        """``x`` times the int4 weight of ``cache`` (GPTQ's word layout; input already permuted)."""
+        kernel = self._eager_kernel(x, cache)
+        args = (cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
+        if kernel is not None:
+            return (quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni)(x, *args)
+        return quant_kernels.int4_linear(x, *args, route=self.kernel)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
         for name, buf in self._buffers.items():
@@ -194,12 +202,7 @@ class GPTQLinear(_PackedLinear):
             return out.to(x.dtype)
         if cache["perm"] is not None:
             x = x.index_select(-1, cache["perm"])
-        kernel = self._eager_kernel(x, cache)
-        if kernel is not None:
-            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
-            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
-        return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
-                                         cache["bias"], route=self.kernel)  # fmt: skip
+        return self._int4_forward(x, cache)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 4, group_size: int = 128, desc_act: bool = False,
@@ -273,12 +276,7 @@ class AWQLinear(_PackedLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
-        kernel = self._eager_kernel(x, cache)
-        if kernel is not None:
-            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
-            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
-        return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
-                                         cache["bias"], route=self.kernel)  # fmt: skip
+        return self._int4_forward(x, cache)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 4, group_size: int = 128, zero_point: bool = True,
