@@ -20,6 +20,7 @@ import torch
 
 from pretrained.inference import hugepages
 
+ENABLED = True  # False: layers keep their tensors where loading put them (for measuring what this gains)
 CHUNK = 32 << 20  # bytes per shared chunk; larger tensors get a region of their own
 ALIGN = 64  # a cache line: each tensor starts on one, as the kernels' vector loads prefer
 

@@ -359,7 +359,7 @@ class Int8WeightOnlyLinear(_PackedLinear):
 
 def _place_packed(tensor: torch.Tensor) -> bool:
     """Whether a layer's kernel tensors go to :mod:`~pretrained.inference.packed_memory` (CPU, eager)."""
-    return tensor.device.type == "cpu" and not torch.compiler.is_compiling()
+    return packed_memory.ENABLED and tensor.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def _placed(tensor: torch.Tensor) -> torch.Tensor:
