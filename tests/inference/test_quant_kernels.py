@@ -169,3 +169,18 @@ def test_packed_weights_move_into_shared_huge_pages_in_build_order():
     assert a.data_ptr() < b.data_ptr() < model.c._kernel_cache["qweight"].data_ptr()
     assert not a.is_inference() and b.data_ptr() - a.data_ptr() < 2 * a.numel() * 4
     assert packed_memory.held_bytes(b) == (b.data_ptr(), b.numel())
+
+
+@pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
+def test_packed_memory_hands_out_aligned_consecutive_slots(monkeypatch):
+    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the slots below are its first
+    a = packed_memory.empty((3, 5), torch.int8)
+    b = packed_memory.place(torch.arange(12, dtype=torch.int32).view(3, 4))
+    assert a.shape == (3, 5) and a.is_contiguous() and hugepages.in_huge_pages(a)
+    assert torch.equal(b, torch.arange(12, dtype=torch.int32).view(3, 4)) and b.data_ptr() % packed_memory.ALIGN == 0
+    assert b.data_ptr() - a.data_ptr() == packed_memory.ALIGN  # 15 bytes, rounded up to one cache line
+    big = packed_memory.empty((packed_memory.CHUNK,), torch.uint8)  # too big to share: a region of its own
+    assert hugepages.in_huge_pages(big) and big.untyped_storage().nbytes() >= packed_memory.CHUNK
+    assert packed_memory.held_bytes(a) == (a.data_ptr(), 15)
+    plain = torch.zeros(4)
+    assert packed_memory.held_bytes(plain[1:]) == (plain.untyped_storage().data_ptr(), 16)
