@@ -3,13 +3,14 @@
 A quantized decode step streams every packed weight once per token, and at 1 or 4 bits per weight the
 layers of a ~100M model are each under 2 MB, so :func:`pretrained.inference.hugepages.empty` (which gives
 huge pages only from 2 MB up) would leave all of them in 4 KB pages. Read from 4 KB pages the int8 kernel
-streamed a third of what it streams from huge pages on this machine (the hardware prefetchers stop at
-every 4 KB boundary, and every page costs a TLB miss). So the layers take their kernel tensors from
+streamed about a third of what it streams from huge pages in single-thread tests here (the hardware
+prefetchers stop at every 4 KB boundary, and every page costs a TLB miss). So the layers take their kernel tensors from
 shared chunks of huge-page memory, handed out in the order the layers build them (the order of the
 first forward: the order a step reads them), and a step reads one long run of memory.
 
-A chunk is freed when the last tensor viewing it is; a layer rebuilding its tensors leaves its old slot
-unused until then (at most one chunk of waste per rebuild pattern; loading builds each layer once).
+A chunk is freed when the last tensor viewing it is; a layer that rebuilds its tensors (after ``.to()`` or
+a replaced buffer) leaves its old slot unused until then. ``torch.save`` and ``copy.deepcopy`` of a single
+tensor copy its whole storage, here the chunk, hence chunks of a few MB.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import torch
 from pretrained.inference import hugepages
 
 ENABLED = True  # False: layers keep their tensors where loading put them (for measuring what this gains)
-CHUNK = 32 << 20  # bytes per shared chunk; larger tensors get a region of their own
+# Bytes per shared chunk (tensors over a quarter of it get a region of their own). Small enough that the
+# unused tail, and what ``torch.save`` or ``deepcopy`` of one tensor copies (the whole chunk: its storage),
+# stay small; large enough to hold several layers of a small model.
+CHUNK = 8 << 20
 ALIGN = 64  # a cache line: each tensor starts on one, as the kernels' vector loads prefer
 
 _lock = threading.Lock()
