@@ -151,7 +151,8 @@ def test_torch_extension_ops_in_compiled_graphs():
 
 
 @pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
-def test_packed_weights_move_into_shared_huge_pages_in_build_order():
+def test_packed_weights_move_into_shared_huge_pages_in_build_order(monkeypatch):
+    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the layers below share it
     model = TwoLayers().eval()
     buffers = {name: (b, b.clone()) for name, b in model.named_buffers()}
     with torch.no_grad():
