@@ -1,7 +1,8 @@
 """Weight-only quantized decoding on the CPU: fp32 vs int8 vs int4 layers of ``pretrained``, and each one's
 memory-bandwidth bound.
 
-Run: ``python benchmarks/quantization_kernels.py [--quick] [--repeats 3] [--no-compile] [--head fp32]``.
+Run: ``python benchmarks/quantization_kernels.py [--quick] [--repeats 3] [--no-compile] [--head fp32]
+[--no-packed-memory]``.
 
 The ~100M-parameter Llama of ``benchmarks/generation.py`` (random weights, built by ``pretrained``) is
 decoded greedily (``NEW`` tokens after a ``PROMPT``-token prompt) at batch 1 and 8 with its linear layers:
@@ -21,8 +22,11 @@ Eager quantized runs use ``auto`` (the exact C++ kernels for few rows) and ``vnn
 
 The bound: a decode step reads every weight byte once (the kernels' packed words, zero points, scales;
 one row of the embedding table), so ``tokens/s <= batch * read bandwidth / bytes per step``, the bandwidth
-measured in the same run. Prints a table, ratios against fp32 eager, and one JSON line. Numbers taken on a
-machine running other work are rough.
+measured in the same run. Prints a table, ratios against fp32 eager, and one JSON line; each row also says
+whether its tokens equal the eager run's of the same layers (``tokens_as_eager``; the exact kernels must).
+The quantized layers keep their kernel tensors in shared huge-page chunks
+(:mod:`pretrained.inference.packed_memory`); ``--no-packed-memory`` measures them where they were made.
+Numbers taken on a machine running other work are rough.
 """
 
 from __future__ import annotations
@@ -109,7 +113,13 @@ def main() -> None:
     parser.add_argument("--head", choices=("quantized", "fp32"), default="quantized", help="the output head")
     parser.add_argument("--no-extension", dest="extension", action="store_false",
                         help="compiled steps call the kernels through Python-bodied ops (no torch C++ extension)")  # fmt: skip
+    parser.add_argument("--no-packed-memory", dest="packed", action="store_false",
+                        help="quantized layers keep their weights where they were made (4 KB pages), not in the "
+                             "shared huge-page chunks of pretrained.inference.packed_memory")  # fmt: skip
     args = parser.parse_args()
+    from pretrained.inference import packed_memory
+
+    packed_memory.ENABLED = args.packed
     if args.threads:
         torch.set_num_threads(args.threads)
     # one decode function is compiled for every model, route and batch here (each a guard set of its own)
@@ -132,10 +142,11 @@ def main() -> None:
         ids = torch.randint(1, spec["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0))
         times: dict[str, list[float]] = {}
         per_step = {kind: bytes_per_step(model, ids) for kind, model in models.items()}
+        tokens: dict[tuple[str, str, bool], torch.Tensor] = {}
         with torch.inference_mode():
             for kind, route, compiled in variants:  # warm up; compiles the compiled variants
                 set_route(models[kind], route)
-                generate(models[kind], ids, compiled)
+                tokens[kind, route, compiled] = generate(models[kind], ids, compiled)
             for _ in range(repeats):  # variants alternate, so load from other processes hits each alike
                 for kind, route, compiled in variants:
                     set_route(models[kind], route)
@@ -145,21 +156,26 @@ def main() -> None:
                     times.setdefault(key, []).append(time.perf_counter() - start)
         speeds = {key: batch * NEW / statistics.median(t) for key, t in times.items()}
         base = speeds["fp32 eager auto"]
-        for key, speed in speeds.items():
-            kind = key.split()[0]
+        for kind, route, compiled in variants:
+            key = f"{kind} {'compiled' if compiled else 'eager'} {route}"
+            speed = speeds[key]
             bound = batch * bandwidth / per_step[kind]
+            # the exact routes must give the eager step's tokens (vnni rounds activations: its own eager run)
+            eager = tokens[kind, "vnni" if route == "vnni" else "auto", False]
+            same = torch.equal(tokens[kind, route, compiled], eager)
             row = {"model": name, "batch": batch, "config": key, "tok_s": round(speed, 1),
                    "vs_fp32_eager": round(speed / base, 2), "bytes_per_step_MB": round(per_step[kind] / 1e6, 2),
-                   "bound_tok_s": round(bound, 1), "pct_of_bound": round(100 * speed / bound, 1)}  # fmt: skip
+                   "bound_tok_s": round(bound, 1), "pct_of_bound": round(100 * speed / bound, 1),
+                   "tokens_as_eager": same}  # fmt: skip
             results.append(row)
             print(f"{name} b{batch} {key:24s} {speed:9.1f} tok/s  {row['vs_fp32_eager']:5.2f}x fp32 eager  "
-                  f"{row['pct_of_bound']:5.1f}% of its bound ({bound:.1f} tok/s, {row['bytes_per_step_MB']} MB/step)",
-                  flush=True)  # fmt: skip
+                  f"{row['pct_of_bound']:5.1f}% of its bound ({bound:.1f} tok/s, {row['bytes_per_step_MB']} MB/step)"
+                  f"{'' if same else '  TOKENS DIFFER FROM EAGER'}", flush=True)  # fmt: skip
     setup = {
         "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__, "python": sys.version.split()[0], "prompt_tokens": PROMPT, "new_tokens": NEW,
-        "head": args.head, "cpp_kernels": kernels_built, "torch_ops_extension": extension, "read_bandwidth_GBps": round(bandwidth / 1e9, 2),
+        "head": args.head, "packed_memory": args.packed, "cpp_kernels": kernels_built, "torch_ops_extension": extension, "read_bandwidth_GBps": round(bandwidth / 1e9, 2),
     }  # fmt: skip
     print(f"setup: {setup}")
     print(json.dumps({"benchmark": "quantization_decode", "setup": setup, "results": results}))

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pretrained.inference import packed_memory
 from pretrained.quantizers import int4_formats as formats
 from pretrained.quantizers.base import HfQuantizer, should_convert_module
 from pretrained.quantizers.int4_linear import GPTQLinear
@@ -181,11 +182,11 @@ class PackedInt4Quantizer(HfQuantizer):
         for tensor in tensors:
             if tensor.device.type == "meta":
                 continue
-            ptr = tensor.untyped_storage().data_ptr()
+            ptr, nbytes = packed_memory.held_bytes(tensor)
             if ptr in seen:
                 continue
             seen.add(ptr)
-            total += tensor.untyped_storage().nbytes()
+            total += nbytes
         return total
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pretrained.inference import quant_kernels
+from pretrained.inference import packed_memory, quant_kernels
 from pretrained.quantizers import int4_formats as formats
 
 
@@ -83,6 +83,14 @@ class _PackedLinear(nn.Module):
         if self.kernel == "vnni":
             return "vnni" if cache.get("vnni") and quant_kernels.vnni_ready() else None
         return None
+
+    def _int4_forward(self, x: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
+        """``x`` times the int4 weight of ``cache`` (GPTQ's word layout; input already permuted)."""
+        kernel = self._eager_kernel(x, cache)
+        args = (cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
+        if kernel is not None:
+            return (quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni)(x, *args)
+        return quant_kernels.int4_linear(x, *args, route=self.kernel)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
@@ -180,6 +188,10 @@ class GPTQLinear(_PackedLinear):
             if not torch.all(counts == size):
                 return {"bias": bias, "fast": False}
             qweight = formats.pack_int32(intweight[:, perm], 4).t().contiguous()
+        if perm is None and _place_packed(qweight):
+            qweight = packed_memory.move_buffer(self, "qweight")  # the kernel reads the buffer itself
+        else:
+            qweight = _placed(qweight)
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
         return _int4_cache(qweight, zeros, scales, size, bias, perm)
 
@@ -190,12 +202,7 @@ class GPTQLinear(_PackedLinear):
             return out.to(x.dtype)
         if cache["perm"] is not None:
             x = x.index_select(-1, cache["perm"])
-        kernel = self._eager_kernel(x, cache)
-        if kernel is not None:
-            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
-            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
-        return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
-                                         cache["bias"], route=self.kernel)  # fmt: skip
+        return self._int4_forward(x, cache)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 4, group_size: int = 128, desc_act: bool = False,
@@ -263,18 +270,13 @@ class AWQLinear(_PackedLinear):
     def _build_cache(self) -> dict[str, Any]:
         intweight, zeros = formats.unpack_awq_ints(self.qweight, self.qzeros, self.bits)
         scales = self.scales if self.scales.dtype in (torch.float16, torch.float32) else self.scales.float()
-        return _int4_cache(formats.pack_int32(intweight, 4).t().contiguous(), zeros, scales,
+        return _int4_cache(_placed(formats.pack_int32(intweight, 4).t().contiguous()), zeros, scales,
                            self.in_features if self.group_size == -1 else self.group_size,
                            None if self.bias is None else self.bias.float())  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cache = self._cache()
-        kernel = self._eager_kernel(x, cache)
-        if kernel is not None:
-            run = quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni
-            return run(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"], cache["bias"])
-        return quant_kernels.int4_linear(x, cache["qweight"], cache["zeros"], cache["scales"], cache["group_size"],
-                                         cache["bias"], route=self.kernel)  # fmt: skip
+        return self._int4_forward(x, cache)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 4, group_size: int = 128, zero_point: bool = True,
@@ -320,8 +322,12 @@ class Int8WeightOnlyLinear(_PackedLinear):
         return self.weight.float() * self.weight_scale.unsqueeze(1)
 
     def _build_cache(self) -> dict[str, Any]:
+        if _place_packed(self.weight):
+            # the buffers themselves move (no second copy), next to the layers built before this one
+            packed_memory.move_buffer(self, "weight")
+            packed_memory.move_buffer(self, "weight_scale")
         weight, scale = self.weight.contiguous(), self.weight_scale.contiguous()
-        bias = None if self.bias is None else self.bias.float().contiguous()
+        bias = None if self.bias is None else _placed(self.bias.float().contiguous())
         return {"weight": weight, "scale": scale, "bias": bias, "sums": weight.sum(1, dtype=torch.int32),
                 "fast": quant_kernels.int8_weights_fit(weight, scale, bias), "vnni": weight.shape[1] % 64 == 0}  # fmt: skip
 
@@ -351,10 +357,20 @@ class Int8WeightOnlyLinear(_PackedLinear):
         return layer
 
 
+def _place_packed(tensor: torch.Tensor) -> bool:
+    """Whether a layer's kernel tensors go to :mod:`~pretrained.inference.packed_memory` (CPU, eager)."""
+    return packed_memory.ENABLED and tensor.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def _placed(tensor: torch.Tensor) -> torch.Tensor:
+    return packed_memory.place(tensor) if _place_packed(tensor) else tensor
+
+
 def _int4_cache(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
                 bias: torch.Tensor | None, perm: torch.Tensor | None = None) -> dict[str, Any]:
-    zeros, scales = zeros.to(torch.uint8).contiguous(), scales.contiguous()
-    bias = None if bias is None else bias.contiguous()
+    """The kernel tensors of an int4 layer (``qweight`` already in GPTQ's word layout, placed by the caller)."""
+    zeros, scales = _placed(zeros.to(torch.uint8).contiguous()), _placed(scales.contiguous())
+    bias = None if bias is None else _placed(bias.contiguous())
     return {"qweight": qweight, "zeros": zeros, "scales": scales, "group_size": group_size, "bias": bias,
             "perm": perm, "fast": quant_kernels.int4_weights_fit(qweight, zeros, scales, group_size, bias),
             "vnni": True}

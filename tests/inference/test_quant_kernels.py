@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from pretrained.inference import hugepages, packed_memory
 from pretrained.inference import quant_kernels as Q
 from pretrained.quantizers.int4_linear import AWQLinear, GPTQLinear, Int8WeightOnlyLinear
 
@@ -147,3 +148,40 @@ def test_torch_extension_ops_in_compiled_graphs():
     torch.testing.assert_close(ops.int8_rows_linear(x, weight, scale, None), Q.int8_rows_cpp(x, weight, scale, None),
                                atol=0, rtol=0)  # fmt: skip
     test_compiled_matches_eager_dequantized("cpp")  # now through the extension's operators
+
+
+@pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
+def test_packed_weights_move_into_shared_huge_pages_in_build_order(monkeypatch):
+    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the layers below share it
+    model = TwoLayers().eval()
+    buffers = {name: (b, b.clone()) for name, b in model.named_buffers()}
+    with torch.no_grad():
+        expected = nn.Sequential(model.a.dequantize(), nn.ReLU(), model.b.dequantize(), nn.ReLU(),
+                                 model.c.dequantize())(torch.ones(1, 128))  # fmt: skip
+        with torch.inference_mode():
+            out = model(torch.ones(1, 128))  # builds the caches, in forward order
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    for name, (buffer, before) in buffers.items():  # same objects, same values
+        assert dict(model.named_buffers())[name] is buffer and torch.equal(buffer, before)
+    # the kernels' weights: in huge pages, one after the other, and plain tensors (trainable code may use them)
+    a, b = model.a._kernel_cache["qweight"], model.b._kernel_cache["weight"]
+    assert a is model.a.qweight and b is model.b.weight
+    assert all(hugepages.in_huge_pages(t) for t in (a, b, model.c._kernel_cache["qweight"]))
+    assert a.data_ptr() < b.data_ptr() < model.c._kernel_cache["qweight"].data_ptr()
+    assert not a.is_inference() and b.data_ptr() - a.data_ptr() < 2 * a.numel() * 4
+    assert packed_memory.held_bytes(b) == (b.data_ptr(), b.numel())
+
+
+@pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
+def test_packed_memory_hands_out_aligned_consecutive_slots(monkeypatch):
+    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the slots below are its first
+    a = packed_memory.empty((3, 5), torch.int8)
+    b = packed_memory.place(torch.arange(12, dtype=torch.int32).view(3, 4))
+    assert a.shape == (3, 5) and a.is_contiguous() and hugepages.in_huge_pages(a)
+    assert torch.equal(b, torch.arange(12, dtype=torch.int32).view(3, 4)) and b.data_ptr() % packed_memory.ALIGN == 0
+    assert b.data_ptr() - a.data_ptr() == packed_memory.ALIGN  # 15 bytes, rounded up to one cache line
+    big = packed_memory.empty((packed_memory.CHUNK,), torch.uint8)  # too big to share: a region of its own
+    assert hugepages.in_huge_pages(big) and big.untyped_storage().nbytes() >= packed_memory.CHUNK
+    assert packed_memory.held_bytes(a) == (a.data_ptr(), 15)
+    plain = torch.zeros(4)
+    assert packed_memory.held_bytes(plain[1:]) == (plain.untyped_storage().data_ptr(), 16)

@@ -1,0 +1,81 @@
+"""Memory for the packed weights of quantized layers: consecutive, in transparent huge pages.
+
+A quantized decode step streams every packed weight once per token, and at 1 or 4 bits per weight the
+layers of a ~100M model are each under 2 MB, so :func:`pretrained.inference.hugepages.empty` (which gives
+huge pages only from 2 MB up) would leave all of them in 4 KB pages. Read from 4 KB pages the int8 kernel
+streamed about a third of what it streams from huge pages in single-thread tests here (the hardware
+prefetchers stop at every 4 KB boundary, and every page costs a TLB miss). So the layers take their kernel tensors from
+shared chunks of huge-page memory, handed out in the order the layers build them (the order of the
+first forward: the order a step reads them), and a step reads one long run of memory.
+
+A chunk is freed when the last tensor viewing it is; a layer that rebuilds its tensors (after ``.to()`` or
+a replaced buffer) leaves its old slot unused until then. ``torch.save`` and ``copy.deepcopy`` of a single
+tensor copy its whole storage, here the chunk, hence chunks of a few MB.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from pretrained.inference import hugepages
+
+ENABLED = True  # False: layers keep their tensors where loading put them (for measuring what this gains)
+# Bytes per shared chunk (tensors over a quarter of it get a region of their own). Small enough that the
+# unused tail, and what ``torch.save`` or ``deepcopy`` of one tensor copies (the whole chunk: its storage),
+# stay small; large enough to hold several layers of a small model.
+CHUNK = 8 << 20
+ALIGN = 64  # a cache line: each tensor starts on one, as the kernels' vector loads prefer
+
+_lock = threading.Lock()
+_chunk: dict[str, torch.Tensor | int | None] = {"buffer": None, "offset": 0}
+
+
+def empty(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised contiguous CPU tensor placed right after the previous one, in huge pages where
+    the OS allows (elsewhere ordinary memory)."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    nbytes = numel * dtype.itemsize
+    if not hugepages.SUPPORTED or nbytes == 0:
+        return torch.empty(shape, dtype=dtype)
+    if nbytes > CHUNK // 4:
+        return hugepages.empty(shape, dtype)
+    with _lock:
+        buffer, offset = _chunk["buffer"], int(_chunk["offset"])
+        if buffer is None or offset + nbytes > buffer.numel():
+            buffer, offset = hugepages.empty((CHUNK,), torch.uint8), 0
+        _chunk["buffer"], _chunk["offset"] = buffer, offset + -(-nbytes // ALIGN) * ALIGN
+    return buffer[offset : offset + nbytes].view(dtype).view(shape)
+
+
+def place(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tensor`` in packed memory (contiguous); ``tensor`` itself when it is not a CPU tensor."""
+    if tensor.device.type != "cpu":
+        return tensor
+    with torch.inference_mode(False):  # a plain tensor even when built during an inference-mode step
+        out = empty(tensor.shape, tensor.dtype)
+        out.copy_(tensor)
+    return out
+
+
+def move_buffer(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """Move ``module``'s buffer ``name`` into packed memory, keeping the buffer object (its ``.data`` is
+    re-pointed, as :func:`pretrained.inference.hugepages.move_weights` does); returns it."""
+    buffer = module._buffers[name]
+    if buffer is not None and buffer.device.type == "cpu" and type(buffer) is torch.Tensor:
+        with torch.inference_mode(False), torch.no_grad():
+            buffer.data = place(buffer.contiguous())
+    return buffer
+
+
+def held_bytes(tensor: torch.Tensor) -> tuple[int, int]:
+    """``(key, bytes)`` of the memory ``tensor`` holds, for footprints: its whole storage, except in huge-page
+    regions, which tensors share (the chunks above), where only its own bytes count. Equal keys: the
+    same memory."""
+    if tensor.device.type == "cpu" and hugepages.in_huge_pages(tensor):
+        return tensor.data_ptr(), tensor.numel() * tensor.element_size()
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes()
