@@ -75,6 +75,14 @@ def _pool() -> Any:
         return _POOL[0]
 
 
+def _pool_map(fn: Any, items: Any) -> list[Any]:
+    """``map(fn, items)`` with all items but the first on the thread pool and the first on the calling thread
+    (which would otherwise only wait): one thread wake-up fewer per call."""
+    items = list(items)
+    futures = [_pool().submit(fn, item) for item in items[1:]]
+    return [fn(items[0]), *(future.result() for future in futures)] if items else []
+
+
 def get_size_dict(size: Any, default_to_square: bool = True, param_name: str = "size") -> dict[str, int]:
     """A size setting as a dict: an int is a square (or, with ``default_to_square=False``, the shortest
     edge), a pair is ``(height, width)``, a dict must use the known keys.
@@ -209,8 +217,8 @@ class BaseImageProcessor(ImageProcessingMixin):
         if len(images) > 1 and threads >= 2:
             # Pillow releases the GIL while it converts and resizes, so a batch's images resize in parallel:
             # `threads` workers, each taking every threads-th image
-            groups = list(_pool().map(lambda k: [self._resized(image, settings) for image in images[k::threads]],
-                                      range(min(threads, len(images)))))
+            groups = _pool_map(lambda k: [self._resized(image, settings) for image in images[k::threads]],
+                               range(min(threads, len(images))))
             prepared = [groups[i % len(groups)][i // len(groups)] for i in range(len(images))]
         else:
             prepared = [self._resized(image, settings, threads) for image in images]
@@ -250,7 +258,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             target = T.get_resize_output_image_size(height, width, s["size"])
             if (threads > 1 and is_pil_image(image) and height * width >= _SPLIT_MIN_PIXELS
                     and T.can_split_resize(image, s["resample"])):
-                resized = T.split_resize(image, (target[1], target[0]), s["resample"], threads, _pool().map)
+                resized = T.split_resize(image, (target[1], target[0]), s["resample"], threads, _pool_map)
                 image = T.to_channels_last(np.asarray(resized), ChannelDimension.LAST)
             else:
                 image = T.resize(image, target, s["resample"])

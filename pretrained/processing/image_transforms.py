@@ -332,11 +332,10 @@ class PixelTable:
 
     def apply_into(self, image: np.ndarray, out: np.ndarray) -> None:
         """One ``(H, W, C)`` uint8 image into ``out``, a ``(C, H, W)`` float32 array."""
-        for channel in range(image.shape[-1]):
-            plane, target = image[..., channel], out[channel]
-            if self.steps is None:
-                np.take(self.table[channel], plane, out=target)
-                continue
-            np.copyto(target, plane, casting="unsafe")
-            for op, operand in self.steps:
-                op(target, operand if np.ndim(operand) == 0 else operand[channel], out=target)
+        if self.steps is None:
+            for channel in range(image.shape[-1]):
+                np.take(self.table[channel], image[..., channel], out=out[channel])
+            return
+        np.copyto(out, np.moveaxis(image, -1, 0), casting="unsafe")  # uint8 -> float32, exact
+        for op, operand in self.steps:
+            op(out, operand if np.ndim(operand) == 0 else operand[:, None, None], out=out)
