@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pretrained.loading.options import LoadOptions
-from pretrained.utils.io import atomic_write_text, read_json_object
+from pretrained.utils.io import atomic_write_text, output_folder, read_json_object
 from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 
 CONFIG_NAME = "config.json"
@@ -250,13 +250,7 @@ class PretrainedConfig:
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
         """Write ``config.json`` (non-default values only) into ``save_directory``."""
-        if push_to_hub:
-            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        save_directory = Path(save_directory)
-        if save_directory.is_file():
-            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
-        save_directory.mkdir(parents=True, exist_ok=True)
-        self.to_json_file(save_directory / CONFIG_NAME)
+        self.to_json_file(output_folder(save_directory, push_to_hub) / CONFIG_NAME)
 
     def check_sizes(self, source: str | os.PathLike | None = None) -> None:
         """Check the size fields models build tensors from (``hidden_size``, ``num_hidden_layers``,

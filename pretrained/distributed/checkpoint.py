@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pretrained.utils.io import replace_folder
+
 __all__ = ["load", "save"]
 
 _MODEL_KEY = "model"
@@ -70,13 +72,7 @@ def save(
     dcp.save(state, checkpoint_id=partial)  # returns once every rank's files and the metadata are written
     _barrier()
     if main:
-        if os.path.exists(path):
-            old = f"{path}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(partial, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, path)
+        replace_folder(partial, path)
     _barrier()
 
 

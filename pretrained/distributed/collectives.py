@@ -38,7 +38,11 @@ def shard_range(length: int, parts: int, rank: int) -> tuple[int, int]:
     return start, min(start + chunk, length)
 
 
-def _all_reduce(x: torch.Tensor, group: Any) -> torch.Tensor:
+def _identity(x: torch.Tensor, group: Any, sizes: Any = None) -> torch.Tensor:
+    return x.view_as(x)  # a new tensor object: autograd records the node on it
+
+
+def _all_reduce(x: torch.Tensor, group: Any, sizes: Any = None) -> torch.Tensor:
     out = x.contiguous().clone()
     dist.all_reduce(out, group=group)
     return out
@@ -59,68 +63,41 @@ def _split_last(x: torch.Tensor, group: Any, sizes: list[int]) -> torch.Tensor:
     return x[..., start : start + sizes[rank]].contiguous()
 
 
-class _CopyTo(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
-        ctx.group = group
-        return x.view_as(x)
+class _Conjugate(torch.autograd.Function):
+    """One row of the table above: ``forward(x, group, sizes)`` now, ``backward`` on the gradient."""
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _all_reduce(grad, ctx.group), None
-
-
-class _ReduceFrom(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, group: Any) -> torch.Tensor:
-        return _all_reduce(x, group)
+    def forward(ctx: Any, x: torch.Tensor, forward: Any, backward: Any, group: Any, sizes: Any) -> torch.Tensor:
+        ctx.backward_fn, ctx.group, ctx.sizes = backward, group, sizes
+        return forward(x, group, sizes)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return ctx.backward_fn(grad, ctx.group, ctx.sizes), None, None, None, None
 
 
-class _GatherLast(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, group: Any, sizes: list[int]) -> torch.Tensor:
-        ctx.group, ctx.sizes = group, sizes
-        return _gather_last(x, group, sizes)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return _split_last(grad, ctx.group, ctx.sizes), None, None
-
-
-class _SplitLast(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, group: Any, sizes: list[int]) -> torch.Tensor:
-        ctx.group, ctx.sizes = group, sizes
-        return _split_last(x, group, sizes)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return _gather_last(grad, ctx.group, ctx.sizes), None, None
-
-
-def _tracked(x: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and x.requires_grad
+def _pair(x: torch.Tensor, forward: Any, backward: Any, group: Any, sizes: Any = None) -> torch.Tensor:
+    """``forward``, through autograd with its conjugate only when a gradient will flow."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Conjugate.apply(x, forward, backward, group, sizes)
+    return forward(x, group, sizes)
 
 
 def copy_to(x: torch.Tensor, group: Any) -> torch.Tensor:
     """Identity; in backward the gradients of the ranks are summed (a replicated input of sharded math)."""
-    return _CopyTo.apply(x, group) if _tracked(x) else x
+    return _pair(x, _identity, _all_reduce, group)
 
 
 def reduce_from(x: torch.Tensor, group: Any) -> torch.Tensor:
     """The sum over ranks of their partial results; the gradient passes through unchanged."""
-    return _ReduceFrom.apply(x, group) if _tracked(x) else _all_reduce(x, group)
+    return _pair(x, _all_reduce, _identity, group)
 
 
 def gather_last(x: torch.Tensor, group: Any, sizes: list[int]) -> torch.Tensor:
     """The ranks' last-dimension shards (of ``sizes``) joined in rank order; backward keeps this rank's part."""
-    return _GatherLast.apply(x, group, sizes) if _tracked(x) else _gather_last(x, group, sizes)
+    return _pair(x, _gather_last, _split_last, group, sizes)
 
 
 def split_last(x: torch.Tensor, group: Any, sizes: list[int]) -> torch.Tensor:
     """This rank's part (of ``sizes``) of a replicated last dimension; backward joins the ranks' gradients."""
-    return _SplitLast.apply(x, group, sizes) if _tracked(x) else _split_last(x, group, sizes)
+    return _pair(x, _split_last, _gather_last, group, sizes)

@@ -179,6 +179,12 @@ class Rowwise(ParallelStyle):
         return out if bias is None else out + bias
 
 
+def _require_embedding(style: ParallelStyle, module: nn.Module, module_name: str) -> None:
+    if not isinstance(module, nn.Embedding):
+        raise TypeError(f"The tensor-parallel strategy {style.name!r} shards nn.Embedding, not "
+                        f"{type(module).__name__} ({module_name}).")
+
+
 class VocabParallelEmbedding(ParallelStyle):
     """Embedding rows (the vocabulary) split: each rank looks up the ids in its range, zeros for the others,
     and the ranks' lookups are summed."""
@@ -187,9 +193,7 @@ class VocabParallelEmbedding(ParallelStyle):
         return Shard(0)
 
     def check(self, module: nn.Module, module_name: str, world: int) -> None:
-        if not isinstance(module, nn.Embedding):
-            raise TypeError(f"The tensor-parallel strategy {self.name!r} shards nn.Embedding, not "
-                            f"{type(module).__name__} ({module_name}).")
+        _require_embedding(self, module, module_name)
         if module.num_embeddings < world:
             raise ValueError(f"Tensor parallelism: {module_name} has {module.num_embeddings} rows, fewer than "
                              f"the {world} ranks it would be split over.")
@@ -216,9 +220,7 @@ class HiddenParallelEmbedding(ParallelStyle):
         return Shard(1)
 
     def check(self, module: nn.Module, module_name: str, world: int) -> None:
-        if not isinstance(module, nn.Embedding):
-            raise TypeError(f"The tensor-parallel strategy {self.name!r} shards nn.Embedding, not "
-                            f"{type(module).__name__} ({module_name}).")
+        _require_embedding(self, module, module_name)
 
     def run(self, module: nn.Module, forward: Callable, mesh: Any, args: tuple, kwargs: dict) -> Any:
         with local_parameters(module):

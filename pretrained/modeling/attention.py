@@ -97,23 +97,6 @@ def attention_function(name: str | None, output_attentions: bool = False) -> Att
     return fn
 
 
-def attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    *,
-    dropout: float = 0.0,
-    scale: float | None = None,
-    is_causal: bool = False,
-    output_attentions: bool = False,
-    implementation: str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Attend with the registered ``implementation`` (or ``eager`` when ``output_attentions``)."""
-    fn = attention_function(implementation, output_attentions)
-    return fn(query, key, value, mask, dropout=dropout, scale=scale, is_causal=is_causal)
-
-
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` for SDPA (``True`` = attend).
 

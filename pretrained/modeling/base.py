@@ -18,8 +18,9 @@ from pretrained.loading.dtypes import resolve_dtype
 from pretrained.loading.finish import finish_loading, report_loading
 from pretrained.loading.load import stream_weights
 from pretrained.loading.options import LoadOptions
+from pretrained.loading.parallel import TensorParallelMixin, save_any_model
 from pretrained.loading.plan import plan_placement, resolve_source
-from pretrained.loading.save import save_model
+from pretrained.loading.quantized import QuantizedModelMixin
 from pretrained.modeling.attention import ATTENTION_FUNCTIONS
 
 __all__ = ["PreTrainedModel", "init_standard_", "resolve_dtype"]  # resolve_dtype: where it used to be
@@ -46,8 +47,9 @@ def _checked_attention(name: str | None) -> str:
     return name
 
 
-class PreTrainedModel(nn.Module):
-    """Base class of all models: config handling, loading, saving, weight tying, initialisation.
+class PreTrainedModel(QuantizedModelMixin, TensorParallelMixin):
+    """Base class of all models: config handling, loading, saving, weight tying, initialisation (the
+    quantization and tensor-parallel answers come from ``loading``'s mixins).
 
     Subclasses set ``config_class`` and ``base_model_prefix``, build their modules in ``__init__``
     (ending with ``self.post_init()``) and implement ``_init_weights(module)``; modules whose buffers
@@ -64,13 +66,6 @@ class PreTrainedModel(nn.Module):
     _keep_in_fp32_modules: ClassVar[list[str]] = []
     _keys_to_ignore_on_load_missing: ClassVar[list[str]] = []
     _keys_to_ignore_on_load_unexpected: ClassVar[list[str]] = []
-    # Set on the instance when a quantizer loaded it (pretrained.quantizers).
-    is_quantized: bool = False
-    hf_quantizer: Any = None
-    quantization_method: Any = None
-    _tp_plan: ClassVar[dict[str, str]] = {}  # the head's tensor-parallel rules (the base's are on the config)
-    _tp_size: int | None = None  # set when loaded with tensor parallelism
-    _device_mesh: Any = None
 
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -170,78 +165,6 @@ class PreTrainedModel(nn.Module):
         # parameters() yields a tied parameter once
         return sum(p.numel() for p in self.parameters()
                    if id(p) not in skip and (p.requires_grad or not only_trainable))
-
-    @property
-    def tp_plan(self) -> dict[str, str]:
-        """The tensor-parallel plan, ``{module name (``*`` for layer numbers): strategy}``: the one applied
-        when loaded with ``tp_plan=``, else the model's own, as transformers builds it (the config's
-        ``base_model_tp_plan`` under the base model's prefix, the input embeddings split by vocabulary, and
-        the head class's ``_tp_plan``). Empty for a family that cannot be sharded."""
-        applied = self.__dict__.get("_applied_tp_plan")
-        if applied is not None:
-            return dict(applied)
-        base = self.base_model
-        rules = getattr(self.config, "base_model_tp_plan", None) or {}
-        prefix = "" if base is self else f"{self.base_model_prefix}."
-        plan = {}
-        if rules and isinstance(getattr(base, "embed_tokens", None), nn.Embedding):
-            plan[f"{prefix}embed_tokens"] = "embedding_rowwise"
-        plan.update({f"{prefix}{name}": style for name, style in rules.items()})
-        if rules:
-            plan.update(type(self)._tp_plan)
-        return plan
-
-    @property
-    def supports_tp_plan(self) -> bool:
-        """Whether the model declares a tensor-parallel plan (its family can be sharded)."""
-        return bool(getattr(self.config, "base_model_tp_plan", None) or type(self)._tp_plan)
-
-    @property
-    def tp_size(self) -> int | None:
-        """The number of tensor-parallel ranks the weights are split over (``None``: not split)."""
-        return self._tp_size
-
-    @property
-    def device_mesh(self) -> Any:
-        """The tensor-parallel ``DeviceMesh`` the weights are split over (``None``: not split)."""
-        return self._device_mesh
-
-    def get_memory_footprint(self, return_buffers: bool = True) -> int:
-        """Bytes of the weights (and buffers); a quantized model counts what its layers really hold:
-        packed values, scales and zero points."""
-        if self.hf_quantizer is not None:
-            real = self.hf_quantizer.memory_footprint(self)
-            if real is not None:
-                return real if return_buffers else real - sum(b.numel() * b.element_size() for b in self.buffers())
-        tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]
-        return sum(t.numel() * t.element_size() for t in tensors)
-
-    def to(self, *args: Any, **kwargs: Any) -> PreTrainedModel:
-        """``nn.Module.to``; a bitsandbytes or GPTQ model refuses a dtype (load it in the dtype wanted)."""
-        if str(self.quantization_method) in ("bitsandbytes", "gptq") and torch._C._nn._parse_to(*args, **kwargs)[1]:
-            raise ValueError(f"You cannot cast a {self.quantization_method} model in a new `dtype`. Load the model "
-                             "with from_pretrained(..., dtype=...) in the dtype you want instead.")
-        return super().to(*args, **kwargs)
-
-    def half(self) -> PreTrainedModel:
-        if self.is_quantized:
-            raise ValueError("`.half()` is not supported for a quantized model: its layers already have their dtype.")
-        return super().half()
-
-    def float(self) -> PreTrainedModel:
-        if self.is_quantized:
-            raise ValueError("`.float()` is not supported for a quantized model: its layers already have their dtype.")
-        return super().float()
-
-    def dequantize(self, dtype: torch.dtype | None = None) -> PreTrainedModel:
-        """Turn the quantized layers back into float ones (keeping the quantization's error).
-
-        Raises:
-            ValueError: the model is not quantized.
-        """
-        if self.hf_quantizer is None:
-            raise ValueError("You need to first quantize your model in order to dequantize it")
-        return self.hf_quantizer.dequantize(self, dtype=dtype)
 
     def _outputs(self, output: Any, return_dict: bool | None) -> Any:
         """``output`` as is, or as a tuple when ``return_dict`` (or ``config.return_dict``) is false."""
@@ -371,18 +294,5 @@ class PreTrainedModel(nn.Module):
         tied weights once; shards of an earlier save that this one does not use are removed after it."""
         if push_to_hub:
             raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        if self._device_mesh is None:
-            save_model(self, save_directory, is_main_process=is_main_process, state_dict=state_dict,
+        save_any_model(self, save_directory, is_main_process=is_main_process, state_dict=state_dict,
                        max_shard_size=max_shard_size, safe_serialization=safe_serialization, variant=variant)
-            return
-        # Tensor-parallel: every rank joins the gather; rank 0 writes ordinary full tensors, the others wait.
-        from pretrained.distributed.mesh import barrier, get_rank
-        from pretrained.distributed.tensor_parallel import gather_state_dict
-
-        state_dict = gather_state_dict(self, state_dict)
-        try:
-            save_model(self, save_directory, is_main_process=is_main_process and get_rank() == 0,
-                       state_dict=state_dict, max_shard_size=max_shard_size,
-                       safe_serialization=safe_serialization, variant=variant)
-        finally:
-            barrier()

@@ -5,7 +5,9 @@
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
 * :func:`begin_decoder`, :func:`run_layers` and :func:`finish_decoder` are the start, layer loop and end
   of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
-* :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' forwards.
+* :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' passes;
+  :class:`DecoderLMForward` / :class:`DecoderClassifierForward` their public ``forward`` with transformers'
+  argument list (Llama, Mistral, Qwen: transformers' generic heads).
 * :func:`causal_lm_loss` is the shifted next-token cross-entropy, normalised by ``num_items_in_batch``
   when the trainer passes it (so gradient accumulation matches one big batch).
 """
@@ -21,6 +23,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.cache import Cache, DynamicCache
+from pretrained.modeling.embeddings import OutputEmbeddings
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import causal_mask
@@ -182,9 +185,50 @@ def sequence_classifier_forward(
     return out if _return_dict(model, return_dict) else out.to_tuple()
 
 
+class DecoderLMForward(OutputEmbeddings):
+    """A decoder's ``...ForCausalLM`` forward: the base model, ``lm_head`` and the shifted loss."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast | tuple:
+        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
+        (see :func:`causal_lm_forward` for ``num_items_in_batch``). Other keyword arguments (``cache_position``,
+        ``output_attentions``, ...) go to the base model."""
+        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
+
+
+class DecoderClassifierForward:
+    """A decoder's ``...ForSequenceClassification`` forward: ``score`` read at the last non-padding token."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutputWithPast | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Other keyword arguments (``output_attentions``, ...) go to the base model."""
+        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
+
+
 def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
     """What a task head's ``forward`` passes on to its base model: its arguments (``locals()``) except
-    ``self``, its ``own`` ones (``labels``, ...) and ``kwargs``, merged with ``kwargs``."""
+    ``self``, its ``own`` ones (``labels``, ...) and ``kwargs``, merged with ``kwargs``. (A config subclass's
+    ``__init__`` passes its arguments on to its base class the same way.)"""
     skip = {"self", "kwargs", "__class__", *own}
     return {**{k: v for k, v in arguments.items() if k not in skip}, **arguments.get("kwargs", {})}
 

@@ -1,7 +1,9 @@
 """Pieces shared by the bidirectional encoders (BERT and RoBERTa, DistilBERT).
 
 * :class:`EncoderSelfAttention` splits heads and attends through the registry of
-  :mod:`pretrained.modeling.attention`, chosen by ``config._attn_implementation``.
+  :mod:`pretrained.modeling.attention`, chosen by ``config._attn_implementation``;
+  :class:`QueryKeyValueSelfAttention` is it with BERT's / ViT's projection names, and
+  :class:`EncoderIntermediate` the first half of their feed-forward block.
 * :class:`LayerStack` is the layer loop (``encoder.layer`` / ``transformer.layer``).
 * :class:`EncoderPreTrainedModel` is the base of every encoder model: standard initialisation, the input
   embeddings, the bare model's pass, and how a task head runs its encoder and builds its output.
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pretrained.modeling.attention import attention, merge_heads, padding_mask, split_heads
+from pretrained.modeling.activations import get_activation
+from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.losses import (
     sequence_classification_loss,
@@ -61,10 +64,36 @@ class EncoderSelfAttention(nn.Module):
         ``(batch, heads, seq, seq)`` weights when ``output_attentions`` (else ``None``).
         """
         q, k, v = (split_heads(proj(hidden), self.num_heads) for proj in projections)  # (batch, heads, seq, dim)
-        out, weights = attention(q, k, v, mask, dropout=self.dropout if self.training else 0.0,
-                                 output_attentions=output_attentions,
-                                 implementation=self.config._attn_implementation)
+        attend = attention_function(self.config._attn_implementation, output_attentions)
+        out, weights = attend(q, k, v, mask, dropout=self.dropout if self.training else 0.0)
         return merge_heads(out), weights
+
+
+class QueryKeyValueSelfAttention(EncoderSelfAttention):
+    """:class:`EncoderSelfAttention` whose projections are ``query`` / ``key`` / ``value`` (the names of
+    BERT's and ViT's checkpoints), with or without biases."""
+
+    def __init__(self, config: Any, bias: bool = True):
+        super().__init__(config, config.attention_probs_dropout_prob)
+        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size, bias=bias)
+                                            for _ in range(3))
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.attend(hidden, (self.query, self.key, self.value), mask, output_attentions)
+
+
+class EncoderIntermediate(nn.Module):
+    """The first half of an encoder layer's feed-forward block: ``act(dense(x))`` from ``hidden_size`` to
+    ``intermediate_size``, ``act`` being ``config.hidden_act``."""
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = get_activation(config.hidden_act)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden))
 
 
 class LayerStack(nn.Module):

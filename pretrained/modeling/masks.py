@@ -75,3 +75,28 @@ def causal_mask(
     if attention_mask is not None:
         allowed = allowed & padding_slice(attention_mask, kv_offset, kv_len)[:, None, None, :]
     return allowed
+
+
+def boolean_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)``; a 4-d mask is kept (an additive one
+    becomes ``True`` where it is 0).
+
+    Unlike :func:`pretrained.modeling.attention.padding_mask` the mask is kept even when nothing is masked:
+    for attention that always takes an additive bias (T5's position bias) dropping it gains no faster
+    kernel, and checking would cost a device sync per forward."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() == 4:
+        return attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    return attention_mask.bool()[:, None, None, :]
+
+
+def explicit_causal_mask(attention_mask: torch.Tensor | None, cache_position: torch.Tensor, kv_len: int,
+                         all_slots_written: bool = True) -> torch.Tensor | None:
+    """:func:`causal_mask`, but never left to SDPA's ``is_causal`` shortcut: ``None`` only when a lone query
+    sees every key (for attention whose additive bias is the mask, so the causal part must be in it)."""
+    mask = causal_mask(attention_mask, cache_position, kv_len, all_slots_written=all_slots_written)
+    if mask is None and cache_position.shape[0] > 1:
+        keys = torch.arange(kv_len, device=cache_position.device)
+        mask = (keys[None, :] <= cache_position[:, None])[None, None]
+    return mask

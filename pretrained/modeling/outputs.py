@@ -166,28 +166,21 @@ class QuestionAnsweringModelOutput(ModelOutput):
     attentions: tuple[FloatTensor, ...] | None = None
 
 
+# The two outputs with cross-attention weights are their without-cross-attention classes plus that last
+# field (dataclass inheritance keeps the base's fields first: the tuple order of transformers' classes).
 @dataclass
-class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+class BaseModelOutputWithPastAndCrossAttentions(BaseModelOutputWithPast):
     """A decoder stack's output in an encoder-decoder: the cache and, when asked for, the attention
     weights over the encoder output (``cross_attentions``)."""
 
-    last_hidden_state: FloatTensor | None = None
-    past_key_values: Any = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
     cross_attentions: tuple[FloatTensor, ...] | None = None
 
 
 @dataclass
-class CausalLMOutputWithCrossAttentions(ModelOutput):
+class CausalLMOutputWithCrossAttentions(_ScoredOutputWithPast):
     """A decoder language model's output when it may attend to an encoder's states (a seq2seq decoder
     used alone): next-token ``logits``, the loss, the cache and the cross-attention weights."""
 
-    loss: FloatTensor | None = None
-    logits: FloatTensor | None = None
-    past_key_values: Any = None
-    hidden_states: tuple[FloatTensor, ...] | None = None
-    attentions: tuple[FloatTensor, ...] | None = None
     cross_attentions: tuple[FloatTensor, ...] | None = None
 
 

@@ -2,16 +2,16 @@
 
 * :func:`shift_tokens_right` makes decoder inputs from labels (start token first, ``-100`` as padding).
 * :class:`LearnedPositionalEmbedding` (BART's table, offset by two rows) and
-  :class:`SinusoidalPositionalEmbedding` (Marian's fixed table, computed, never saved).
+  :class:`SinusoidalPositionalEmbedding` (Marian's fixed table, computed, never saved);
+  :func:`relative_position_bucket` (T5's relative distances, bucketed for its learned position bias).
 * :class:`Seq2SeqAttention` is one attention module for encoder self-attention, causal decoder
   self-attention and cross-attention; the last reuses its keys / values from an
   :class:`~pretrained.modeling.cache.EncoderDecoderCache` after the first decoder step.
 * :class:`EncoderLayer` / :class:`DecoderLayer`: post-LayerNorm (BART, Marian) or pre-LayerNorm (mBART).
 * :class:`Seq2SeqEncoder` / :class:`Seq2SeqDecoder`: the stacks; a family subclass sets which optional
   norms and which positions it has (their module names are the checkpoint keys).
-* :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, the bare model's pass and the
-  conditional-generation head's pass (both through :mod:`pretrained.modeling.seq2seq_heads`, which T5
-  shares).
+* :class:`Seq2SeqPreTrainedModel`: initialisation, encoder / decoder access, decoder inputs from labels and
+  ``final_logits_bias``; the public forwards are :mod:`pretrained.modeling.seq2seq_heads`' (T5's too).
 """
 
 from __future__ import annotations
@@ -29,18 +29,12 @@ from pretrained.modeling.attention import attention_function, merge_heads, paddi
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
 from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
-    Seq2SeqLMOutput,
-    Seq2SeqModelOutput,
 )
-from pretrained.modeling.seq2seq_heads import (
-    decoder_inputs,
-    encoder_decoder_forward,
-    keep_logits_positions,
-    seq2seq_lm_output,
-)
+from pretrained.modeling.seq2seq_heads import EncoderDecoderAccess
 
 
 def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None
@@ -109,6 +103,26 @@ class SinusoidalPositionalEmbedding(nn.Module):
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return F.embedding(positions, self.weight)
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> torch.Tensor:
+    """T5's relative positions: the bucket of each ``key_position - query_position``: exact for small distances, then logarithmic
+    bins up to ``max_distance`` (everything further shares the last bin). Bidirectional (encoder) attention
+    spends half the buckets on keys after the query; causal attention sees only keys before it."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    exact = num_buckets // 2
+    # The float computation matches the reference bit for bit, so distances land in the same bins.
+    log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (num_buckets - exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < exact, distance, far)
 
 
 class Seq2SeqAttention(nn.Module):
@@ -193,13 +207,16 @@ class _Sublayers(nn.Module):
         return self._add(hidden, self.fc2(x), self.final_layer_norm)
 
 
-def _clamp_fp16(hidden: torch.Tensor) -> torch.Tensor:
-    # fp16 activations of these models can overflow; the reference clamps them to stay finite (always, rather
-    # than after a check for infinities, which would cost a host sync per layer).
-    if hidden.dtype == torch.float16:
-        limit = torch.finfo(hidden.dtype).max - 1000
-        hidden = hidden.clamp(-limit, limit)
-    return hidden
+def clamp_fp16(hidden: torch.Tensor, only_if_overflowing: bool = False) -> torch.Tensor:
+    """float16 activations of these models can overflow; the references clamp them to stay finite: BART's
+    always to ``max - 1000`` (rather than after a check for infinities, which would cost a host sync per
+    layer), T5's (``only_if_overflowing``) to ``max`` unless some value is already infinite (computed on the
+    device, no sync)."""
+    if hidden.dtype != torch.float16:
+        return hidden
+    limit = torch.finfo(torch.float16).max
+    limit = torch.where(torch.isinf(hidden).any(), limit - 1000, limit) if only_if_overflowing else limit - 1000
+    return hidden.clamp(-limit, limit)
 
 
 class EncoderLayer(_Sublayers):
@@ -216,7 +233,7 @@ class EncoderLayer(_Sublayers):
         out, weights = self.self_attn(self._input(hidden, self.self_attn_layer_norm), mask,
                                       output_attentions=output_attentions)
         hidden = self._add(hidden, out, self.self_attn_layer_norm)
-        return _clamp_fp16(self._feed_forward(hidden)), weights
+        return clamp_fp16(self._feed_forward(hidden)), weights
 
 
 class DecoderLayer(_Sublayers):
@@ -257,7 +274,7 @@ def _flag(config: Any, value: bool | None, name: str) -> bool:
     return getattr(config, name) if value is None else value
 
 
-class _Stack(nn.Module):
+class _Stack(InputEmbeddings, nn.Module):
     """What the encoder and decoder stacks share: embeddings, positions and the optional norms.
 
     A family subclass sets ``learned_positions`` (else sinusoidal), ``scaled_embedding_module`` (the token
@@ -295,12 +312,6 @@ class _Stack(nn.Module):
         if self.final_norm:
             self.layer_norm = nn.LayerNorm(self.config.d_model)
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
-
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
                positions: torch.Tensor) -> torch.Tensor:
         if (input_ids is None) == (inputs_embeds is None):
@@ -327,6 +338,29 @@ class _Stack(nn.Module):
         # LayerDrop: in training each layer is skipped with this probability.
         return self.training and layerdrop > 0.0 and bool(torch.rand([]) < layerdrop)
 
+    def _encode(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool | None,
+                output_hidden_states: bool | None, return_dict: bool | None) -> BaseModelOutput | tuple:
+        """An encoder stack's layer loop from its embedded input (``layers``, LayerDrop, the final norm)."""
+        output_attentions = _flag(self.config, output_attentions, "output_attentions")
+        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
+        all_hidden: list[torch.Tensor] = []
+        all_attn: list[torch.Tensor | None] = []
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            if self._dropped(self.config.encoder_layerdrop):
+                all_attn.append(None)
+                continue
+            hidden, weights = self._run(layer, hidden, mask, output_attentions)
+            all_attn.append(weights)
+        hidden = self._finish(hidden)
+        if output_hidden_states:
+            all_hidden.append(hidden)
+        out = BaseModelOutput(last_hidden_state=hidden,
+                              hidden_states=tuple(all_hidden) if output_hidden_states else None,
+                              attentions=tuple(all_attn) if output_attentions else None)
+        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+
 
 class Seq2SeqEncoder(_Stack):
     """The encoder stack: embeddings (+ positions), ``layers`` of :class:`EncoderLayer`, optional norms."""
@@ -349,29 +383,10 @@ class Seq2SeqEncoder(_Stack):
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
         """Encode ``input_ids`` ``(batch, src_len)`` (or ``inputs_embeds``) with padding ``attention_mask``."""
-        output_attentions = _flag(self.config, output_attentions, "output_attentions")
-        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
-        shape = (input_ids if input_ids is not None else inputs_embeds).shape
-        device = (input_ids if input_ids is not None else inputs_embeds).device
-        hidden = self._embed(input_ids, inputs_embeds, torch.arange(shape[1], device=device))
-        mask = padding_mask(attention_mask)
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor | None] = []
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden)
-            if self._dropped(self.config.encoder_layerdrop):
-                all_attn.append(None)
-                continue
-            hidden, weights = self._run(layer, hidden, mask, output_attentions)
-            all_attn.append(weights)
-        hidden = self._finish(hidden)
-        if output_hidden_states:
-            all_hidden.append(hidden)
-        out = BaseModelOutput(last_hidden_state=hidden,
-                              hidden_states=tuple(all_hidden) if output_hidden_states else None,
-                              attentions=tuple(all_attn) if output_attentions else None)
-        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+        given = input_ids if input_ids is not None else inputs_embeds
+        hidden = self._embed(input_ids, inputs_embeds, torch.arange(given.shape[1], device=given.device))
+        return self._encode(hidden, padding_mask(attention_mask), output_attentions, output_hidden_states,
+                            return_dict)
 
 
 def prepare_encoder_decoder_cache(past_key_values: Any, use_cache: bool, wrap_self_attention_cache: bool = True
@@ -477,10 +492,9 @@ class Seq2SeqDecoder(_Stack):
         return out if _flag(config, return_dict, "return_dict") else out.to_tuple()
 
 
-class Seq2SeqPreTrainedModel(PreTrainedModel):
-    """Base of the encoder-decoder models: initialisation, and the passes of the bare model and of the
-    conditional-generation head. The bare model lives under ``model`` (``base_model_prefix``) in the heads.
-    """
+class Seq2SeqPreTrainedModel(EncoderDecoderAccess, PreTrainedModel):
+    """Base of the encoder-decoder models: initialisation, encoder / decoder access, decoder inputs from
+    labels. The bare model lives under ``model`` (``base_model_prefix``) in the heads."""
 
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
@@ -494,59 +508,9 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
         if isinstance(final_bias, torch.Tensor) and not final_bias.is_meta:
             final_bias.zero_()
 
-    def get_encoder(self) -> nn.Module:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> nn.Module:
-        return self.base_model.decoder
-
-    # --- the bare model ------------------------------------------------------------------------------
-    def _seq2seq_forward(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        decoder_input_ids: torch.Tensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-        encoder_outputs: Any,
-        past_key_values: Any,
-        inputs_embeds: torch.Tensor | None,
-        decoder_inputs_embeds: torch.Tensor | None,
-        use_cache: bool | None,
-        kwargs: dict[str, Any],
-    ) -> Seq2SeqModelOutput | tuple:
-        """Encode (unless ``encoder_outputs`` are given: a :class:`BaseModelOutput` or a tuple), then decode."""
-        arguments = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                         decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                         past_key_values=past_key_values, inputs_embeds=inputs_embeds,
-                         decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, kwargs=kwargs)
-        return self._outputs(encoder_decoder_forward(self, arguments), kwargs.get("return_dict"))
-
-    # --- the conditional-generation head --------------------------------------------------------------
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """The decoder inputs that teacher-force ``labels``."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    def _lm_forward(self, inputs: dict[str, Any]) -> Seq2SeqLMOutput | tuple:
-        """A ``...ForConditionalGeneration`` forward from its arguments (``locals()``): the bare model, then
-        ``lm_head`` + ``final_logits_bias`` on the kept positions, and the cross-entropy against ``labels``
-        (decoder inputs made from them when not given). ``num_items_in_batch`` is accepted and ignored, as
-        transformers' encoder-decoder heads do: under gradient accumulation the Trainer then logs what
-        transformers logs."""
-        kwargs = dict(inputs.pop("kwargs", {}))
-        labels = inputs.get("labels")
-        use_cache = inputs.get("use_cache")
-        decoder_input_ids = inputs.get("decoder_input_ids")
-        if labels is not None:
-            use_cache = False
-            decoder_input_ids = decoder_inputs(self, decoder_input_ids, inputs.get("decoder_inputs_embeds"), labels)
-        kwargs.pop("num_items_in_batch", None)
-        logits_to_keep = kwargs.pop("logits_to_keep", 0)
-        return_dict = kwargs.pop("return_dict", None)
-        outputs = encoder_decoder_forward(
-            self.model, {**inputs, "decoder_input_ids": decoder_input_ids, "use_cache": use_cache, "kwargs": kwargs})
-        hidden = keep_logits_positions(outputs.last_hidden_state, logits_to_keep)
-        logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
-        return seq2seq_lm_output(self, outputs, logits, labels, return_dict)
 
     def _init_buffers(self, device: Any = None) -> None:
         # final_logits_bias is a saved buffer that older checkpoints lack: zeros then.

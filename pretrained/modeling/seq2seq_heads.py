@@ -9,19 +9,25 @@
   extractive question answering) once the family has run its bare model.
 * :func:`eos_pool` and :class:`Seq2SeqClassificationHead`: the sentence vector and the classifier of the
   sequence-classification heads.
+* :class:`Seq2SeqModelForward`, :class:`Seq2SeqLMForward`, :class:`Seq2SeqClassifierForward`,
+  :class:`Seq2SeqQAForward`: the public ``forward`` of the bare model and of each task head, written once
+  with transformers' argument names and order, mixed in before a family's pretrained-model class.
 
-The family files keep what is their own: their stacks, how they make decoder inputs and how the
-language-model head turns decoder states into logits (BART's ``final_logits_bias``, T5's output scaling).
+The family files keep what is their own, as small hooks of those classes: their stacks, whether the bare
+model makes decoder inputs from ``input_ids`` (``_default_decoder_inputs``: BART denoises, T5 does not) and
+how the language-model head turns decoder states into logits (``_lm_logits``: BART's ``final_logits_bias``,
+T5's output scaling).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.embeddings import OutputEmbeddings
 from pretrained.modeling.losses import sequence_classification_loss, span_logits_and_loss
 from pretrained.modeling.outputs import (
     SEQ2SEQ_FIELDS,
@@ -172,3 +178,151 @@ def seq2seq_qa_output(model: Any, outputs: Seq2SeqModelOutput, start_positions: 
     out = Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end,
                                               **seq2seq_fields(outputs))
     return model._outputs(out, return_dict)
+
+
+class EncoderDecoderAccess:
+    """What the forwards below ask of every encoder-decoder model: ``get_encoder`` / ``get_decoder`` (the
+    stacks of the base model, ``base_model_prefix``) and ``_default_decoder_inputs``."""
+
+    def get_encoder(self) -> nn.Module:
+        return self.base_model.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.base_model.decoder
+
+    def _default_decoder_inputs(self, input_ids: torch.Tensor | None) -> torch.Tensor | None:
+        """The decoder's inputs when the caller gives none: none here (the decoder then asks for them); BART
+        shifts ``input_ids`` right (denoising), Marian refuses."""
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# The public forwards. Each is the class's whole pass; the model it is mixed into provides ``config``,
+# :class:`EncoderDecoderAccess`, ``prepare_decoder_input_ids_from_labels`` and ``_outputs``.
+
+
+class Seq2SeqModelForward:
+    """The bare encoder-decoder's ``forward`` (``BartModel``, ``T5Model``, ...)."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode ``input_ids`` (or take ``encoder_outputs``), decode ``decoder_input_ids`` against it.
+
+        Keyword arguments: ``output_attentions``, ``output_hidden_states``, ``return_dict``,
+        ``cache_position``, ``cache`` (transformers 5's name of ``past_key_values``).
+        """
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._default_decoder_inputs(input_ids)
+        return self._outputs(encoder_decoder_forward(self, locals()), kwargs.get("return_dict"))
+
+
+class Seq2SeqLMForward(OutputEmbeddings):
+    """A ``...ForConditionalGeneration`` head's ``forward``: the bare model's pass, then ``_lm_logits`` on the
+    kept decoder positions and the cross-entropy against ``labels``. The head's linear layer is ``lm_head``.
+
+    ``_labels_disable_cache``: whether a pass with ``labels`` returns no cache (BART; T5 keeps
+    ``use_cache`` as given, as transformers does).
+    """
+
+    _labels_disable_cache: ClassVar[bool] = True
+
+    def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits of the kept decoder states (the family's own head)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _lm_logits")
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqLMOutput | tuple:
+        """Next-token logits of the decoder; with ``labels`` (``-100`` ignored) the mean cross-entropy, the
+        decoder inputs made by shifting the labels right when not given. ``logits_to_keep`` is accepted as a
+        keyword argument, as are those of the bare model's forward. ``num_items_in_batch`` is accepted and
+        ignored, as transformers' encoder-decoder heads do: under gradient accumulation the Trainer then logs
+        what transformers logs."""
+        if labels is not None:
+            use_cache = False if self._labels_disable_cache else use_cache
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
+        elif decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self.base_model._default_decoder_inputs(input_ids)
+        kwargs.pop("num_items_in_batch", None)
+        logits_to_keep = kwargs.pop("logits_to_keep", 0)
+        return_dict = kwargs.pop("return_dict", None)
+        outputs = encoder_decoder_forward(self, locals())
+        logits = self._lm_logits(keep_logits_positions(outputs.last_hidden_state, logits_to_keep))
+        return seq2seq_lm_output(self, outputs, logits, labels, return_dict)
+
+
+class Seq2SeqClassifierForward:
+    """A ``...ForSequenceClassification`` head's ``forward``: the decoder reads the shifted input (unless
+    given its own), ``classification_head`` reads its state at the last ``</s>``."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqSequenceClassifierOutput | tuple:
+        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
+        Every input must hold the same number (at least one) of ``eos_token_id`` tokens."""
+        if input_ids is None:
+            raise NotImplementedError(f"{type(self).__name__} needs input_ids (it pools at the </s> tokens)")
+        if labels is not None:
+            use_cache = False
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
+        outputs = encoder_decoder_forward(self, locals())
+        return seq2seq_classifier_output(self, outputs, input_ids, labels, kwargs.get("return_dict"))
+
+
+class Seq2SeqQAForward:
+    """A ``...ForQuestionAnswering`` head's ``forward``: start / end scores (``qa_outputs``) over the decoder
+    positions; the decoder reads the shifted input unless given its own."""
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
+        """Start and end logits ``(batch, tgt_len)``; with both positions the mean of their cross-entropies
+        (positions past the end are ignored)."""
+        if start_positions is not None and end_positions is not None:
+            use_cache = False
+        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
+        outputs = encoder_decoder_forward(self, locals())
+        return seq2seq_qa_output(self, outputs, start_positions, end_positions, kwargs.get("return_dict"))

@@ -17,13 +17,10 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.decoder import causal_lm_loss, head_inputs
+from pretrained.modeling.decoder import causal_lm_loss
+from pretrained.modeling.embeddings import InputEmbeddings, OutputEmbeddings
 from pretrained.modeling.outputs import (
     CausalLMOutputWithCrossAttentions,
-    Seq2SeqLMOutput,
-    Seq2SeqModelOutput,
-    Seq2SeqQuestionAnsweringModelOutput,
-    Seq2SeqSequenceClassifierOutput,
 )
 from pretrained.modeling.seq2seq import (
     ScaledWordEmbedding,
@@ -34,10 +31,12 @@ from pretrained.modeling.seq2seq import (
 )
 from pretrained.modeling.seq2seq_heads import (
     Seq2SeqClassificationHead,
+    Seq2SeqClassifierForward,
+    Seq2SeqLMForward,
+    Seq2SeqModelForward,
+    Seq2SeqQAForward,
     decoder_inputs,
     keep_logits_positions,
-    seq2seq_classifier_output,
-    seq2seq_qa_output,
 )
 from pretrained.models.auto import register
 
@@ -106,7 +105,7 @@ class BartPreTrainedModel(Seq2SeqPreTrainedModel):
     _no_split_modules = ["EncoderLayer", "DecoderLayer"]
 
 
-class BartModel(BartPreTrainedModel):
+class BartModel(Seq2SeqModelForward, BartPreTrainedModel):
     """The bare encoder-decoder: the decoder's last hidden states (and the encoder's output)."""
 
     _aliased_weights_keys = {
@@ -141,32 +140,8 @@ class BartModel(BartPreTrainedModel):
         """Without decoder inputs, BART denoises: the decoder reads ``input_ids`` shifted right."""
         return decoder_inputs(self, None, None, input_ids)
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqModelOutput | tuple:
-        """Encode ``input_ids`` (or take ``encoder_outputs``), decode ``decoder_input_ids`` against it.
 
-        Keyword arguments: ``output_attentions``, ``output_hidden_states``, ``return_dict``,
-        ``cache_position``, ``cache`` (transformers 5's name of ``past_key_values``).
-        """
-        if decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._default_decoder_inputs(input_ids)
-        return self._seq2seq_forward(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
-                                     encoder_outputs, past_key_values, inputs_embeds, decoder_inputs_embeds,
-                                     use_cache, kwargs)
-
-
-class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
+class BartForConditionalGeneration(Seq2SeqLMForward, GenerationMixin, BartPreTrainedModel):
     """BART with its language-modelling head (tied to ``model.shared``) plus ``final_logits_bias``:
     summarization, translation, denoising."""
 
@@ -186,44 +161,20 @@ class BartForConditionalGeneration(GenerationMixin, BartPreTrainedModel):
         self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
-
     def resize_token_embeddings(self, new_num_tokens: int, pad_to_multiple_of: int | None = None) -> nn.Embedding:
         new = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of)
         self._resize_final_logits_bias(new.num_embeddings)
         return new
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqLMOutput | tuple:
-        """Next-token logits of the decoder; with ``labels`` the cross-entropy loss (decoder inputs made by
-        shifting the labels right when not given). ``logits_to_keep`` and ``num_items_in_batch`` are
-        accepted as keyword arguments, as are those of :meth:`BartModel.forward`."""
-        if decoder_input_ids is None and decoder_inputs_embeds is None and labels is None:
-            decoder_input_ids = self.model._default_decoder_inputs(input_ids)
-        return self._lm_forward(dict(locals(), self=None))
+    def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden) + self.final_logits_bias.to(hidden.device)
 
 
 class BartClassificationHead(Seq2SeqClassificationHead):
     """``out_proj(tanh(dense(x)))`` with dropout before each projection (the shared head, BART's name)."""
 
 
-class BartForSequenceClassification(BartPreTrainedModel):
+class BartForSequenceClassification(Seq2SeqClassifierForward, BartPreTrainedModel):
     """BART with a classification head on the decoder's state at the last ``</s>`` (MNLI, zero-shot)."""
 
     _aliased_weights_keys = BartForConditionalGeneration._aliased_weights_keys
@@ -236,30 +187,8 @@ class BartForSequenceClassification(BartPreTrainedModel):
                                                           config.classifier_dropout)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqSequenceClassifierOutput | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``."""
-        if input_ids is None:
-            raise NotImplementedError(f"{type(self).__name__} needs input_ids (it pools at the </s> tokens)")
-        return_dict = kwargs.pop("return_dict", None)
-        if labels is not None:
-            use_cache = False
-        outputs = self.model(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
-        return seq2seq_classifier_output(self, outputs, input_ids, labels, return_dict)
 
-
-class BartForQuestionAnswering(BartPreTrainedModel):
+class BartForQuestionAnswering(Seq2SeqQAForward, BartPreTrainedModel):
     """BART with a span head (``qa_outputs``) on the decoder's states: answer start and end scores."""
 
     _aliased_weights_keys = BartForConditionalGeneration._aliased_weights_keys
@@ -272,28 +201,6 @@ class BartForQuestionAnswering(BartPreTrainedModel):
         self.model = self.model_class(config)
         self.qa_outputs = nn.Linear(config.d_model, 2)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        start_positions: torch.LongTensor | None = None,
-        end_positions: torch.LongTensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
-        """Start and end logits ``(batch, tgt_len)``; the span loss when both positions are given."""
-        return_dict = kwargs.pop("return_dict", None)
-        if start_positions is not None and end_positions is not None:
-            use_cache = False
-        outputs = self.model(**head_inputs(locals(), "start_positions", "end_positions", "return_dict"),
-                             return_dict=True)
-        return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
 
 
 class BartDecoderWrapper(BartPreTrainedModel):
@@ -310,11 +217,12 @@ class BartDecoderWrapper(BartPreTrainedModel):
         return self.decoder(*args, **kwargs)
 
 
-class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
+class BartForCausalLM(InputEmbeddings, OutputEmbeddings, GenerationMixin, BartPreTrainedModel):
     """BART's decoder alone with the language-modelling head (tied to its token embedding): a causal LM,
     optionally attending to ``encoder_hidden_states`` (as in transformers' ``EncoderDecoderModel``)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    input_embeddings_path = "model.decoder.embed_tokens"
     wrapper_class: type[BartDecoderWrapper] = BartDecoderWrapper
 
     def __init__(self, config: BartConfig) -> None:
@@ -324,18 +232,6 @@ class BartForCausalLM(GenerationMixin, BartPreTrainedModel):
         self.model = self.wrapper_class(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.decoder.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.decoder.embed_tokens = value
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
     def get_decoder(self) -> nn.Module:
         return self.model.decoder

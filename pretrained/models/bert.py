@@ -16,7 +16,12 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.encoder import EncoderPreTrainedModel, EncoderSelfAttention, LayerStack
+from pretrained.modeling.encoder import (
+    EncoderIntermediate,
+    EncoderPreTrainedModel,
+    LayerStack,
+    QueryKeyValueSelfAttention,
+)
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPooling,
@@ -99,13 +104,8 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
-class BertSelfAttention(EncoderSelfAttention):
-    def __init__(self, config: BertConfig):
-        super().__init__(config, config.attention_probs_dropout_prob)
-        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size) for _ in range(3))
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        return self.attend(hidden, (self.query, self.key, self.value), mask, output_attentions)
+class BertSelfAttention(QueryKeyValueSelfAttention):
+    """BERT's self-attention: ``query`` / ``key`` / ``value`` with biases."""
 
 
 class BertSelfOutput(nn.Module):
@@ -130,14 +130,8 @@ class BertAttention(nn.Module):
         return self.output(out, hidden), weights
 
 
-class BertIntermediate(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = get_activation(config.hidden_act)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(hidden))
+class BertIntermediate(EncoderIntermediate):
+    """``act(dense(x))``, the first half of BERT's feed-forward block."""
 
 
 class BertLayer(nn.Module):

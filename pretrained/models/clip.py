@@ -19,6 +19,7 @@ from torch import nn
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.base import PreTrainedModel
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.encoder import EncoderSelfAttention, LayerStack
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.outputs import BaseModelOutputWithPooling, ImageClassifierOutput, ModelOutput
@@ -286,9 +287,11 @@ def _causal_mask(attention_mask: torch.Tensor | None, seq: int, device: torch.de
     return mask
 
 
-class CLIPTextModel(CLIPPreTrainedModel):
+class CLIPTextModel(InputEmbeddings, CLIPPreTrainedModel):
     """The text tower: ``last_hidden_state`` (after the final LayerNorm) and ``pooler_output`` (the state
     at the end-of-text token)."""
+
+    input_embeddings_path = "embeddings.token_embedding"
 
     config_class = CLIPTextConfig
     base_model_prefix = "text_model"
@@ -300,12 +303,6 @@ class CLIPTextModel(CLIPPreTrainedModel):
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.eos_token_id = config.eos_token_id
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.embeddings.token_embedding
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.embeddings.token_embedding = value
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, output_attentions: bool | None = None,
@@ -368,8 +365,10 @@ def _with_sub_attention(config: CLIPConfig) -> CLIPConfig:
     return config
 
 
-class CLIPModel(CLIPPreTrainedModel):
+class CLIPModel(InputEmbeddings, CLIPPreTrainedModel):
     """Both towers, their projections to ``projection_dim`` and the learned temperature ``logit_scale``."""
+
+    input_embeddings_path = "text_model.embeddings.token_embedding"
 
     def __init__(self, config: CLIPConfig):
         super().__init__(config)
@@ -391,12 +390,6 @@ class CLIPModel(CLIPPreTrainedModel):
             _normal(self.text_projection, self.text_embed_dim ** -0.5 * factor)
             _normal(self.visual_projection, self.vision_embed_dim ** -0.5 * factor)
             self.logit_scale.fill_(float(self.config.logit_scale_init_value))
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.text_model.embeddings.token_embedding
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.text_model.embeddings.token_embedding = value
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                           position_ids: torch.Tensor | None = None, return_dict: bool | None = None,
@@ -444,8 +437,10 @@ def clip_loss(similarity: torch.Tensor) -> torch.Tensor:
     return (nn.functional.cross_entropy(similarity, targets) + nn.functional.cross_entropy(similarity.t(), targets)) / 2
 
 
-class CLIPTextModelWithProjection(CLIPPreTrainedModel):
+class CLIPTextModelWithProjection(InputEmbeddings, CLIPPreTrainedModel):
     """The text tower and its projection: ``text_embeds`` per text."""
+
+    input_embeddings_path = "text_model.embeddings.token_embedding"
 
     config_class = CLIPTextConfig
     base_model_prefix = "text_model"
@@ -455,12 +450,6 @@ class CLIPTextModelWithProjection(CLIPPreTrainedModel):
         self.text_model = CLIPTextModel(config)
         self.text_projection = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.text_model.embeddings.token_embedding
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.text_model.embeddings.token_embedding = value
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, output_attentions: bool | None = None,

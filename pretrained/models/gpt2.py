@@ -28,6 +28,7 @@ from pretrained.modeling.decoder import (
     run_layers,
     sequence_classifier_forward,
 )
+from pretrained.modeling.embeddings import InputEmbeddings, OutputEmbeddings
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
@@ -193,8 +194,10 @@ class GPT2PreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
 
-class GPT2Model(GPT2PreTrainedModel):
+class GPT2Model(InputEmbeddings, GPT2PreTrainedModel):
     """The GPT-2 transformer without a head."""
+
+    input_embeddings_path = "wte"
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
@@ -206,12 +209,6 @@ class GPT2Model(GPT2PreTrainedModel):
         self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)
         self.gradient_checkpointing = False
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.wte
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.wte = value
 
     def forward(
         self,
@@ -236,7 +233,7 @@ class GPT2Model(GPT2PreTrainedModel):
         return finish_decoder(self.ln_f(hidden_states), run, all_hidden, all_attn)
 
 
-class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
+class GPT2LMHeadModel(OutputEmbeddings, GenerationMixin, GPT2PreTrainedModel):
     """GPT-2 with its language-modelling head (tied to ``wte`` by default)."""
 
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
@@ -247,12 +244,6 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
 
     def forward(
         self,

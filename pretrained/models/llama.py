@@ -26,21 +26,20 @@ from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
+    DecoderClassifierForward,
+    DecoderLMForward,
     begin_decoder,
     build_masks,
-    causal_lm_forward,
     finish_decoder,
     head_inputs,
     init_decoder_weights,
     run_layers,
-    sequence_classifier_forward,
 )
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.mlp import GatedMLP
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
-    CausalLMOutputWithPast,
-    SequenceClassifierOutputWithPast,
 )
 from pretrained.modeling.rotary import (
     RotaryEmbedding,
@@ -102,25 +101,8 @@ class LlamaConfig(PretrainedConfig):
         head_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.intermediate_size = intermediate_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
+        self._store_arguments(locals())
         self.num_key_value_heads = num_attention_heads if num_key_value_heads is None else num_key_value_heads
-        self.hidden_act = hidden_act
-        self.max_position_embeddings = max_position_embeddings
-        self.initializer_range = initializer_range
-        self.rms_norm_eps = rms_norm_eps
-        self.use_cache = use_cache
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.pretraining_tp = pretraining_tp
-        self.tie_word_embeddings = tie_word_embeddings
-        self.attention_bias = attention_bias
-        self.attention_dropout = attention_dropout
-        self.mlp_bias = mlp_bias
         self.head_dim = head_dim if head_dim is not None else hidden_size // num_attention_heads
         self.rope_parameters = standardize_rope_parameters(
             rope_parameters,
@@ -165,16 +147,7 @@ class MistralConfig(LlamaConfig):
         **kwargs: Any,
     ) -> None:
         self.sliding_window = sliding_window
-        super().__init__(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size,
-            num_hidden_layers=num_hidden_layers,
-            num_attention_heads=num_attention_heads,
-            num_key_value_heads=num_key_value_heads,
-            max_position_embeddings=max_position_embeddings,
-            **kwargs,
-        )
+        super().__init__(**head_inputs(locals(), "sliding_window"))  # (its other arguments are Llama's)
 
 
 class Qwen2Config(LlamaConfig):
@@ -212,18 +185,8 @@ class Qwen2Config(LlamaConfig):
                 for i in range(num_hidden_layers)
             ]
         self.layer_types = layer_types
-        super().__init__(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size,
-            num_hidden_layers=num_hidden_layers,
-            num_attention_heads=num_attention_heads,
-            num_key_value_heads=num_key_value_heads,
-            max_position_embeddings=max_position_embeddings,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
-            **kwargs,
-        )
+        super().__init__(**head_inputs(locals(), "use_sliding_window", "sliding_window", "max_window_layers",
+                                       "layer_types"))  # (its other arguments are Llama's)
 
 
 class Qwen3Config(Qwen2Config):
@@ -336,7 +299,7 @@ class LlamaPreTrainedModel(PreTrainedModel):
         init_decoder_weights(module, self.config.initializer_range)
 
 
-class LlamaModel(LlamaPreTrainedModel):
+class LlamaModel(InputEmbeddings, LlamaPreTrainedModel):
     """The decoder stack without a head; returns the last hidden states and the cache."""
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -354,12 +317,6 @@ class LlamaModel(LlamaPreTrainedModel):
         )
         self.gradient_checkpointing = False
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.embed_tokens = value
 
     def forward(
         self,
@@ -391,7 +348,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return finish_decoder(self.norm(hidden_states), run, all_hidden, all_attn)
 
 
-class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
+class LlamaForCausalLM(DecoderLMForward, GenerationMixin, LlamaPreTrainedModel):
     """The decoder with a language-modelling head (tied to the embeddings when configured)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -404,30 +361,8 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
 
-    def set_output_embeddings(self, value: nn.Module) -> None:
-        self.lm_head = value
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int | torch.Tensor = 0,
-        **kwargs: Any,
-    ) -> CausalLMOutputWithPast | tuple:
-        """Logits for every position (or the last ``logits_to_keep``), and the loss when ``labels`` are given
-        (see :func:`~pretrained.modeling.decoder.causal_lm_forward` for ``num_items_in_batch``)."""
-        return causal_lm_forward(self, labels, logits_to_keep, head_inputs(locals(), "labels", "logits_to_keep"))
-
-
-class LlamaForSequenceClassification(LlamaPreTrainedModel):
+class LlamaForSequenceClassification(DecoderClassifierForward, LlamaPreTrainedModel):
     """The decoder with a linear ``score`` head read at the last non-padding token."""
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -436,21 +371,6 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         self.model = LlamaModel(config)
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutputWithPast | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
-        Other keyword arguments (``output_attentions``, ...) go to the decoder."""
-        return sequence_classifier_forward(self, labels, head_inputs(locals(), "labels"))
 
 
 # Mistral and Qwen share the classes; the names exist so user code and `architectures` resolve.

@@ -2,22 +2,15 @@
 
 An encoder and a decoder of pre-norm blocks (RMSNorm without bias, no learned absolute positions); the
 attention scores are not scaled by ``1/sqrt(d)`` and get a learned bias per head for each bucket of
-relative distance. The variants differ by config:
+relative distance. mT5 and UMT5 are config variants (:mod:`pretrained.models.t5_config` tells them apart)
+whose classes are T5's under their own names.
 
-==========  ===========================================================================================
-``t5``      v1.0 (``feed_forward_proj="relu"``, decoder output scaled by ``d_model**-0.5`` before the tied
-            LM head) or v1.1 / flan-T5 (``"gated-gelu"``, ``tie_word_embeddings=False``: no scaling)
-``mt5``     v1.1 with a multilingual vocabulary; the decoder output is never scaled
-``umt5``    every self-attention layer has its own relative position bias (T5: only the first layer's,
-            shared by the others)
-==========  ===========================================================================================
-
-Parameter names are the checkpoint keys (``encoder.block.0.layer.0.SelfAttention.q.weight``).
+Parameter names are the checkpoint keys (``encoder.block.0.layer.0.SelfAttention.q.weight``). The configs
+live in :mod:`pretrained.models.t5_config` (imported here, so ``pretrained.models.t5.T5Config`` works).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -25,180 +18,40 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
-from pretrained.modeling.decoder import cache_positions, head_inputs
+from pretrained.modeling.decoder import cache_positions
+from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.losses import token_classification_loss
-from pretrained.modeling.masks import causal_mask
+from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
 from pretrained.modeling.norms import RMSNorm
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
-    Seq2SeqLMOutput,
-    Seq2SeqModelOutput,
-    Seq2SeqQuestionAnsweringModelOutput,
-    Seq2SeqSequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from pretrained.modeling.seq2seq import prepare_encoder_decoder_cache, shift_tokens_right
+from pretrained.modeling.seq2seq import (
+    clamp_fp16,
+    prepare_encoder_decoder_cache,
+    relative_position_bucket,
+    shift_tokens_right,
+)
 from pretrained.modeling.seq2seq_heads import (
+    EncoderDecoderAccess,
     Seq2SeqClassificationHead,
-    decoder_inputs,
-    encoder_decoder_forward,
-    seq2seq_classifier_output,
-    seq2seq_lm_output,
-    seq2seq_qa_output,
+    Seq2SeqClassifierForward,
+    Seq2SeqLMForward,
+    Seq2SeqModelForward,
+    Seq2SeqQAForward,
 )
 from pretrained.models.auto import register
-
-# --------------------------------------------------------------------------------------------------------
-# configs
-
-
-class T5Config(PretrainedConfig):
-    """Configuration of a T5 model (field names and defaults as in transformers).
-
-    ``feed_forward_proj`` is ``"<act>"`` or ``"gated-<act>"`` (``"gated-gelu"`` means the tanh GELU).
-    ``scale_decoder_outputs`` (multiply the decoder output by ``d_model**-0.5`` before the LM head) follows
-    ``tie_word_embeddings`` unless given: the original T5 tied and scaled, v1.1 does neither. Unlike
-    transformers 5, which always ties and keeps only the scaling flag, ``tie_word_embeddings=False`` is
-    kept, so a checkpoint with its own ``lm_head.weight`` loads untied either way.
-    """
-
-    model_type = "t5"
-    # The decoder's cache is not a prediction (Trainer.prediction_step leaves it out).
-    keys_to_ignore_at_inference = ["past_key_values"]
-    attribute_map = {
-        "hidden_size": "d_model",
-        "num_attention_heads": "num_heads",
-        "num_hidden_layers": "num_layers",
-        "head_dim": "d_kv",
-    }
-    # UMT5 gives each self-attention layer its own relative position bias; T5 shares the first layer's.
-    relative_bias_every_layer = False
-    # mT5 never scales the decoder output (its checkpoints are untied).
-    scales_decoder_output = True
-
-    def __init__(
-        self,
-        vocab_size: int = 32128,
-        d_model: int = 512,
-        d_kv: int = 64,
-        d_ff: int = 2048,
-        num_layers: int = 6,
-        num_decoder_layers: int | None = None,
-        num_heads: int = 8,
-        relative_attention_num_buckets: int = 32,
-        relative_attention_max_distance: int = 128,
-        dropout_rate: float = 0.1,
-        layer_norm_epsilon: float = 1e-6,
-        initializer_factor: float = 1.0,
-        feed_forward_proj: str = "relu",
-        is_encoder_decoder: bool = True,
-        use_cache: bool = True,
-        pad_token_id: int | None = 0,
-        eos_token_id: int | list[int] | None = 1,
-        classifier_dropout: float = 0.0,
-        tie_word_embeddings: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        self.vocab_size = vocab_size
-        self.d_model = d_model
-        self.d_kv = d_kv
-        self.d_ff = d_ff
-        self.num_layers = num_layers
-        self.num_decoder_layers = num_layers if num_decoder_layers is None else num_decoder_layers
-        self.num_heads = num_heads
-        self.relative_attention_num_buckets = relative_attention_num_buckets
-        self.relative_attention_max_distance = relative_attention_max_distance
-        self.dropout_rate = dropout_rate
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.initializer_factor = initializer_factor
-        self.feed_forward_proj = feed_forward_proj
-        self.use_cache = use_cache
-        self.classifier_dropout = classifier_dropout
-        self.is_decoder = kwargs.pop("is_decoder", False)  # (the stacks know their side; kept for the file)
-        parts = feed_forward_proj.split("-")
-        if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
-            raise ValueError(
-                f"feed_forward_proj {feed_forward_proj!r} is not valid: use '<activation>' or "
-                "'gated-<activation>', e.g. 'relu' or 'gated-gelu'"
-            )
-        self.is_gated_act = parts[0] == "gated"
-        # "gated-gelu" has always meant the tanh approximation in T5 checkpoints.
-        self.dense_act_fn = "gelu_new" if feed_forward_proj == "gated-gelu" else parts[-1]
-        kwargs.pop("dense_act_fn", None)
-        kwargs.pop("is_gated_act", None)
-        scale = kwargs.pop("scale_decoder_outputs", None)
-        if self.scales_decoder_output:
-            self.scale_decoder_outputs = tie_word_embeddings is not False if scale is None else scale
-        super().__init__(
-            is_encoder_decoder=is_encoder_decoder,
-            pad_token_id=pad_token_id,
-            eos_token_id=eos_token_id,
-            tie_word_embeddings=tie_word_embeddings,
-            **kwargs,
-        )
-
-
-class MT5Config(T5Config):
-    """mT5: T5 v1.1 with a 250k multilingual vocabulary (defaults as in transformers)."""
-
-    model_type = "mt5"
-    scales_decoder_output = False
-
-    def __init__(
-        self,
-        vocab_size: int = 250112,
-        d_ff: int = 1024,
-        num_layers: int = 8,
-        num_heads: int = 6,
-        feed_forward_proj: str = "gated-gelu",
-        decoder_start_token_id: int | None = 0,
-        **kwargs: Any,
-    ) -> None:
-        if type(self).model_type == "mt5":
-            kwargs.setdefault("bos_token_id", None)  # (a field of transformers' MT5Config only)
-        super().__init__(
-            vocab_size=vocab_size, d_ff=d_ff, num_layers=num_layers, num_heads=num_heads,
-            feed_forward_proj=feed_forward_proj, decoder_start_token_id=decoder_start_token_id, **kwargs,
-        )
-
-
-class UMT5Config(MT5Config):
-    """UMT5: mT5 with a relative position bias in every self-attention layer."""
-
-    model_type = "umt5"
-    relative_bias_every_layer = True
-    scales_decoder_output = True
-
+from pretrained.models.t5_config import MT5Config, T5Config, UMT5Config
 
 # --------------------------------------------------------------------------------------------------------
 # layers
-
-
-def relative_position_bucket(
-    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
-) -> torch.Tensor:
-    """The bucket of each ``key_position - query_position``: exact for small distances, then logarithmic
-    bins up to ``max_distance`` (everything further shares the last bin). Bidirectional (encoder) attention
-    spends half the buckets on keys after the query; causal attention sees only keys before it."""
-    buckets = torch.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets = buckets + (relative_position > 0).long() * num_buckets
-        distance = relative_position.abs()
-    else:
-        distance = (-relative_position).clamp(min=0)
-    exact = num_buckets // 2
-    # The float computation matches the reference bit for bit, so distances land in the same bins.
-    log_ratio = torch.log(distance.float() / exact) / math.log(max_distance / exact)
-    far = (exact + (log_ratio * (num_buckets - exact)).long()).clamp(max=num_buckets - 1)
-    return buckets + torch.where(distance < exact, distance, far)
 
 
 class T5LayerNorm(RMSNorm):
@@ -386,24 +239,15 @@ class T5Block(nn.Module):
         hidden, position_bias, self_weights = self.layer[0](
             hidden, allowed, position_bias, cache, query_positions, output_attentions
         )
-        hidden = _clamp_half(hidden)
+        hidden = clamp_fp16(hidden, only_if_overflowing=True)
         cross_weights = None
         if self.is_decoder and encoder_states is not None:
             hidden, cross_weights = self.layer[1](hidden, encoder_states, encoder_bias, cache, output_attentions)
-            hidden = _clamp_half(hidden)
-        return _clamp_half(self.layer[-1](hidden)), position_bias, self_weights, cross_weights
+            hidden = clamp_fp16(hidden, only_if_overflowing=True)
+        return clamp_fp16(self.layer[-1](hidden), True), position_bias, self_weights, cross_weights
 
 
-def _clamp_half(hidden: torch.Tensor) -> torch.Tensor:
-    # float16 activations of large T5 models overflow; keep them finite, as the reference does.
-    if hidden.dtype != torch.float16:
-        return hidden
-    limit = torch.finfo(torch.float16).max
-    limit = torch.where(torch.isinf(hidden).any(), limit - 1000, limit)
-    return hidden.clamp(-limit, limit)
-
-
-class T5Stack(nn.Module):
+class T5Stack(InputEmbeddings, nn.Module):
     """The encoder or the decoder: embeddings (the model's shared table), blocks, final norm."""
 
     def __init__(self, config: T5Config, is_decoder: bool) -> None:
@@ -419,12 +263,6 @@ class T5Stack(nn.Module):
         self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.gradient_checkpointing = False
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
 
     def forward(
         self,
@@ -472,13 +310,13 @@ class T5Stack(nn.Module):
                 kv_len = seq
             else:
                 kv_len = self_cache.get_max_cache_shape() if static else self_cache.get_seq_length() + seq
-            allowed = _explicit_causal(attention_mask, cache_position, kv_len, not static)
+            allowed = explicit_causal_mask(attention_mask, cache_position, kv_len, not static)
         else:
-            allowed = _padding_allowed(attention_mask)
+            allowed = boolean_padding_mask(attention_mask)
         # The encoder's padding as one additive bias shared by every cross-attention layer.
         encoder_bias = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            encoder_allowed = _padding_allowed(encoder_attention_mask)
+            encoder_allowed = boolean_padding_mask(encoder_attention_mask)
             encoder_bias = torch.zeros(encoder_allowed.shape, dtype=inputs_embeds.dtype, device=device)
             encoder_bias = encoder_bias.masked_fill(~encoder_allowed, torch.finfo(inputs_embeds.dtype).min)
 
@@ -516,34 +354,11 @@ class T5Stack(nn.Module):
         return out if return_dict else out.to_tuple()
 
 
-def _padding_allowed(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """``(batch, keys)`` 1/0 mask → boolean ``(batch, 1, 1, keys)`` (a 4-d additive mask: where it is 0).
-
-    The mask is kept even when nothing is masked: T5's attention always takes an additive bias, so
-    dropping it would gain no faster kernel, and checking would cost a device sync per forward."""
-    if attention_mask is None:
-        return None
-    if attention_mask.dim() == 4:
-        return attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
-    return attention_mask.bool()[:, None, None, :]
-
-
-def _explicit_causal(attention_mask: torch.Tensor | None, cache_position: torch.Tensor, kv_len: int,
-                     all_written: bool) -> torch.Tensor | None:
-    """The decoder's causal + padding mask, as booleans; ``None`` only when a lone query sees every key
-    (the position bias carries the rest, so SDPA's ``is_causal`` shortcut is never used)."""
-    mask = causal_mask(attention_mask, cache_position, kv_len, all_slots_written=all_written)
-    if mask is None and cache_position.shape[0] > 1:
-        keys = torch.arange(kv_len, device=cache_position.device)
-        mask = (keys[None, :] <= cache_position[:, None])[None, None]
-    return mask
-
-
 # --------------------------------------------------------------------------------------------------------
 # models
 
 
-class T5PreTrainedModel(PreTrainedModel):
+class T5PreTrainedModel(EncoderDecoderAccess, PreTrainedModel):
     """Weight initialisation, tying and decoder-input shifting shared by the T5 models."""
 
     config_class = T5Config
@@ -605,12 +420,6 @@ class T5PreTrainedModel(PreTrainedModel):
         if hasattr(base, "decoder"):
             base.decoder.embed_tokens = value
 
-    def get_encoder(self) -> T5Stack:
-        return self.base_model.encoder
-
-    def get_decoder(self) -> T5Stack:
-        return self.base_model.decoder
-
 
 class _EncoderDecoder(T5PreTrainedModel):
     # Shared by T5Model and T5ForConditionalGeneration: the embedding table under ``shared``, used by both
@@ -627,38 +436,19 @@ class _EncoderDecoder(T5PreTrainedModel):
         self.decoder = T5Stack(config, is_decoder=True)
 
 
-class T5Model(_EncoderDecoder):
+class T5Model(Seq2SeqModelForward, _EncoderDecoder):
     """The bare encoder-decoder: the decoder's last hidden states."""
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqModelOutput | tuple:
-        """Encode ``input_ids`` (unless ``encoder_outputs`` are given), decode ``decoder_input_ids``."""
-        return self._outputs(encoder_decoder_forward(self, locals()), return_dict)
 
-
-class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
+class T5ForConditionalGeneration(Seq2SeqLMForward, GenerationMixin, _EncoderDecoder):
     """T5 with its language-model head: next-token logits of the decoder, and the loss against ``labels``."""
 
     _tied_weights_keys = {"lm_head.weight": "shared.weight"}
+    _labels_disable_cache = False  # (a pass with labels still returns the cache, as transformers' T5 does)
 
     def __init__(self, config: T5Config) -> None:
         super().__init__(config)
@@ -666,39 +456,10 @@ class T5ForConditionalGeneration(GenerationMixin, _EncoderDecoder):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        cache_position: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqLMOutput | tuple:
-        """Vocabulary logits for every decoder position; with ``labels`` (``-100`` ignored) the mean
-        cross-entropy, and decoder inputs made from the labels when none are given."""
-        if labels is not None:
-            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
-        outputs = encoder_decoder_forward(self, locals())
-        sequence = outputs.last_hidden_state
+    def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if getattr(self.config, "scale_decoder_outputs", False):
-            sequence = sequence * self.model_dim**-0.5
-        return seq2seq_lm_output(self, outputs, self.lm_head(sequence), labels, return_dict)
+            hidden = hidden * self.model_dim**-0.5
+        return self.lm_head(hidden)
 
 
 class T5EncoderModel(T5PreTrainedModel):
@@ -718,17 +479,15 @@ class T5EncoderModel(T5PreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> BaseModelOutput | tuple:
-        """The encoder's hidden states."""
+        """The encoder's hidden states (keyword arguments: ``output_attentions``, ``output_hidden_states``,
+        ``return_dict``)."""
+        flags = {name: kwargs.get(name) for name in ("output_attentions", "output_hidden_states")}
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                           output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                           return_dict=True)
+                           return_dict=True, **flags)
         out = BaseModelOutput(out.last_hidden_state, out.hidden_states, out.attentions)
-        return self._outputs(out, return_dict)
+        return self._outputs(out, kwargs.get("return_dict"))
 
 
 class T5ClassificationHead(Seq2SeqClassificationHead):
@@ -738,7 +497,7 @@ class T5ClassificationHead(Seq2SeqClassificationHead):
         super().__init__(config.d_model, config.d_model, config.num_labels, config.classifier_dropout)
 
 
-class T5ForSequenceClassification(T5PreTrainedModel):
+class T5ForSequenceClassification(Seq2SeqClassifierForward, T5PreTrainedModel):
     """T5 as a classifier: the decoder reads the shifted input, the head reads the last ``</s>`` position."""
 
     _aliased_weights_keys = {
@@ -751,32 +510,6 @@ class T5ForSequenceClassification(T5PreTrainedModel):
         self.transformer = T5Model(config)
         self.classification_head = T5ClassificationHead(config)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqSequenceClassifierOutput | tuple:
-        """Class scores ``(batch, num_labels)``; a loss chosen by ``config.problem_type`` with ``labels``.
-        Every input must hold the same number (at least one) of ``eos_token_id`` tokens."""
-        if input_ids is None:
-            raise ValueError(f"{type(self).__name__} needs input_ids (the </s> positions pick the sentence vector)")
-        if labels is not None:
-            use_cache = False
-        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
-        out = self.transformer(**head_inputs(locals(), "labels", "return_dict"), return_dict=True)
-        return seq2seq_classifier_output(self, out, input_ids, labels, return_dict)
 
 
 class T5ForTokenClassification(T5PreTrainedModel):
@@ -799,21 +532,18 @@ class T5ForTokenClassification(T5PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> TokenClassifierOutput | tuple:
-        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored)."""
-        encoded = self.transformer(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                                   return_dict=True)
+        """Class scores for every token; cross-entropy against ``labels`` (``-100`` ignored). Keyword
+        arguments as :meth:`T5EncoderModel.forward`'s."""
+        return_dict = kwargs.pop("return_dict", None)
+        encoded = self.transformer(input_ids, attention_mask, inputs_embeds, return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(encoded.last_hidden_state))
         loss = token_classification_loss(logits, labels) if labels is not None else None
         return self._head_output(TokenClassifierOutput, loss, encoded, return_dict, logits=logits)
 
 
-class T5ForQuestionAnswering(_EncoderDecoder):
+class T5ForQuestionAnswering(Seq2SeqQAForward, _EncoderDecoder):
     """The encoder-decoder with start / end scores (``qa_outputs``) over the decoder positions; the decoder
     reads the shifted input unless given its own."""
 
@@ -824,64 +554,34 @@ class T5ForQuestionAnswering(_EncoderDecoder):
         self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        start_positions: torch.LongTensor | None = None,
-        end_positions: torch.LongTensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> Seq2SeqQuestionAnsweringModelOutput | tuple:
-        """Start and end logits; with both positions the mean of their cross-entropies (positions past the
-        end are ignored)."""
-        if start_positions is not None and end_positions is not None:
-            use_cache = False
-        decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, input_ids)
-        past_key_values, cache_position = None, None
-        outputs = encoder_decoder_forward(self, locals())
-        return seq2seq_qa_output(self, outputs, start_positions, end_positions, return_dict)
-
 
 # --------------------------------------------------------------------------------------------------------
 # mT5 and UMT5: the same modules under their own names
 
 
-def _renamed(prefix: str, config_class: type[T5Config]) -> dict[str, type]:
-    classes = {}
-    for base in (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
-                 T5ForTokenClassification, T5ForQuestionAnswering):
+def _renamed(prefix: str, config_class: type[T5Config]) -> tuple[type, ...]:
+    classes = []
+    for base in (T5PreTrainedModel, T5Model, T5ForConditionalGeneration, T5EncoderModel,
+                 T5ForSequenceClassification, T5ForTokenClassification, T5ForQuestionAnswering):
         name = base.__name__.replace("T5", prefix, 1)
         doc = f"{prefix} version of :class:`{base.__name__}` (same modules and checkpoint keys)."
-        classes[name] = type(name, (base,), {"config_class": config_class, "__doc__": doc,
-                                              "__module__": __name__, "__qualname__": name})
-    return classes
+        classes.append(type(name, (base,), {"config_class": config_class, "__doc__": doc, "__module__": __name__,
+                                            "__qualname__": name}))
+    return tuple(classes)
 
 
-MT5PreTrainedModel = type("MT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": MT5Config,
-                                                                       "__module__": __name__})
-UMT5PreTrainedModel = type("UMT5PreTrainedModel", (T5PreTrainedModel,), {"config_class": UMT5Config,
-                                                                         "__module__": __name__})
-_MT5 = _renamed("MT5", MT5Config)
-_UMT5 = _renamed("UMT5", UMT5Config)
-(MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification, MT5ForTokenClassification,
- MT5ForQuestionAnswering) = _MT5.values()
-(UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
- UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _UMT5.values()
+(MT5PreTrainedModel, MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification,
+ MT5ForTokenClassification, MT5ForQuestionAnswering) = _renamed("MT5", MT5Config)
+(UMT5PreTrainedModel, UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+ UMT5ForTokenClassification, UMT5ForQuestionAnswering) = _renamed("UMT5", UMT5Config)
 
 for _type, _config, _classes in (
     ("t5", T5Config, (T5Model, T5ForConditionalGeneration, T5EncoderModel, T5ForSequenceClassification,
                       T5ForTokenClassification, T5ForQuestionAnswering)),
-    ("mt5", MT5Config, tuple(_MT5.values())),
-    ("umt5", UMT5Config, tuple(_UMT5.values())),
+    ("mt5", MT5Config, (MT5Model, MT5ForConditionalGeneration, MT5EncoderModel, MT5ForSequenceClassification,
+                        MT5ForTokenClassification, MT5ForQuestionAnswering)),
+    ("umt5", UMT5Config, (UMT5Model, UMT5ForConditionalGeneration, UMT5EncoderModel, UMT5ForSequenceClassification,
+                          UMT5ForTokenClassification, UMT5ForQuestionAnswering)),
 ):
     register(_type, _config, base=_classes[0], seq2seq_lm=_classes[1], sequence_classification=_classes[3],
              token_classification=_classes[4], question_answering=_classes[5])

@@ -15,7 +15,7 @@ from torch import nn
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.base import PreTrainedModel
-from pretrained.modeling.encoder import EncoderSelfAttention, LayerStack
+from pretrained.modeling.encoder import EncoderIntermediate, LayerStack, QueryKeyValueSelfAttention
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from pretrained.modeling.vision import interpolate_positions
@@ -91,14 +91,11 @@ class ViTEmbeddings(nn.Module):
         return self.dropout(embeddings + positions)
 
 
-class ViTSelfAttention(EncoderSelfAttention):
-    def __init__(self, config: ViTConfig):
-        super().__init__(config, config.attention_probs_dropout_prob)
-        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
-                                            for _ in range(3))
+class ViTSelfAttention(QueryKeyValueSelfAttention):
+    """ViT's self-attention: ``query`` / ``key`` / ``value``, biased when ``config.qkv_bias``."""
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False):
-        return self.attend(hidden, (self.query, self.key, self.value), mask, output_attentions)
+    def __init__(self, config: ViTConfig):
+        super().__init__(config, bias=config.qkv_bias)
 
 
 class ViTSelfOutput(nn.Module):
@@ -124,14 +121,8 @@ class ViTAttention(nn.Module):
         return self.output(out), weights
 
 
-class ViTIntermediate(nn.Module):
-    def __init__(self, config: ViTConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = get_activation(config.hidden_act)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden))
+class ViTIntermediate(EncoderIntermediate):
+    """``act(dense(x))``, the first half of ViT's feed-forward block."""
 
 
 class ViTLayer(nn.Module):

@@ -26,9 +26,14 @@ from pretrained.modeling.seq2seq import (
     EncoderLayer,
     Seq2SeqDecoder,
     Seq2SeqPreTrainedModel,
-    _clamp_fp16,
-    _flag,
+    _Stack,
     shift_tokens_right,
+)
+from pretrained.modeling.seq2seq_heads import (
+    decoder_inputs,
+    encoder_decoder_forward,
+    keep_logits_positions,
+    seq2seq_lm_output,
 )
 from pretrained.models.auto import register
 
@@ -118,12 +123,15 @@ def _unbiased_keys(layer: nn.Module) -> nn.Module:
     return layer
 
 
-class WhisperEncoder(nn.Module):
+class WhisperEncoder(_Stack):
     """The audio encoder: ``conv1`` / ``conv2`` (GELU after each), sinusoidal ``embed_positions``,
-    pre-LayerNorm ``layers`` and a final ``layer_norm``."""
+    pre-LayerNorm ``layers`` and a final ``layer_norm`` (the shared encoder's layer loop)."""
+
+    final_norm = True
+    input_embeddings_path = "conv1"
 
     def __init__(self, config: WhisperConfig) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         self.config = config
         dim = config.d_model
         self.dropout = config.dropout
@@ -135,9 +143,6 @@ class WhisperEncoder(nn.Module):
                                     for i in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(dim)
         self.gradient_checkpointing = False
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.conv1
 
     def _freeze_parameters(self) -> None:
         for param in self.parameters():
@@ -158,37 +163,13 @@ class WhisperEncoder(nn.Module):
         if input_features.dim() != 3 or input_features.shape[-1] != expected:
             raise ValueError(f"Whisper expects input_features of shape (batch, {self.config.num_mel_bins}, "
                              f"{expected}) (30 s of log-mel frames, padded), got {tuple(input_features.shape)}")
-        output_attentions = _flag(self.config, output_attentions, "output_attentions")
-        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
         weight = self.conv1.weight
         hidden = F.gelu(self.conv1(input_features.to(weight.device, weight.dtype)))
         hidden = F.gelu(self.conv2(hidden)).transpose(1, 2)
         hidden = hidden + self.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
         hidden = F.dropout(hidden, self.dropout, self.training)
-        all_hidden: list[torch.Tensor] = []
-        all_attn: list[torch.Tensor | None] = []
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden)
-            if self.training and self.config.encoder_layerdrop > 0 and bool(
-                    torch.rand([]) < self.config.encoder_layerdrop):
-                all_attn.append(None)
-                continue
-            if self.gradient_checkpointing and self.training:
-                from torch.utils.checkpoint import checkpoint
-
-                hidden, weights = checkpoint(layer, hidden, None, output_attentions, use_reentrant=False)
-            else:
-                hidden, weights = layer(hidden, None, output_attentions)
-            hidden = _clamp_fp16(hidden)
-            all_attn.append(weights)
-        hidden = self.layer_norm(hidden)
-        if output_hidden_states:
-            all_hidden.append(hidden)
-        out = BaseModelOutput(last_hidden_state=hidden,
-                              hidden_states=tuple(all_hidden) if output_hidden_states else None,
-                              attentions=tuple(all_attn) if output_attentions else None)
-        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+        # (no padding mask: Whisper attends to the padded silence too)
+        return self._encode(hidden, None, output_attentions, output_hidden_states, return_dict)
 
 
 class WhisperDecoder(Seq2SeqDecoder):
@@ -215,15 +196,9 @@ class WhisperDecoder(Seq2SeqDecoder):
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
                positions: torch.Tensor) -> torch.Tensor:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of decoder_input_ids or decoder_inputs_embeds")
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
+        # per-row positions when given (left-padded prompts in long-form decoding)
         position_ids = getattr(self, "_position_ids", None)
-        if position_ids is not None:
-            positions = position_ids  # per-row positions (left-padded prompts in long-form decoding)
-        hidden = inputs_embeds + self.embed_positions(positions).to(inputs_embeds.dtype)
-        return F.dropout(hidden, self.dropout, self.training)
+        return super()._embed(input_ids, inputs_embeds, positions if position_ids is None else position_ids)
 
     def forward(self, *args: Any, position_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         """As :meth:`Seq2SeqDecoder.forward`, plus ``position_ids`` ``(batch, length)``."""
@@ -303,8 +278,8 @@ class WhisperModel(WhisperPreTrainedModel):
         # every encoder position anyway: it is not passed on.
         self.decoder._position_ids = decoder_position_ids
         try:
-            return self._seq2seq_forward(None, None, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-                                         past_key_values, None, decoder_inputs_embeds, use_cache, kwargs)
+            arguments = dict(locals(), attention_mask=None)
+            return self._outputs(encoder_decoder_forward(self, arguments), kwargs.get("return_dict"))
         finally:
             self.decoder._position_ids = None
 
@@ -381,32 +356,14 @@ class WhisperForConditionalGeneration(GenerationMixin, WhisperPreTrainedModel):
                 raise ValueError(f"labels have {labels.shape[1]} tokens; the decoder takes at most "
                                  f"{self.max_target_positions} (max_target_positions)")
             use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
-                                                       self.config.decoder_start_token_id)
+            decoder_input_ids = decoder_inputs(self, decoder_input_ids, decoder_inputs_embeds, labels)
         logits_to_keep = kwargs.pop("logits_to_keep", 0)
         return_dict = kwargs.pop("return_dict", None)
         outputs = self.model(input_features, attention_mask, decoder_input_ids, decoder_attention_mask,
                              encoder_outputs, past_key_values, decoder_inputs_embeds, decoder_position_ids,
                              use_cache, return_dict=True, **kwargs)
-        hidden = outputs.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            hidden = hidden[:, -logits_to_keep:] if logits_to_keep else hidden
-        else:
-            hidden = hidden[:, logits_to_keep]
-        logits = self.proj_out(hidden)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                   labels.to(logits.device).reshape(-1), ignore_index=-100)
-        out = Seq2SeqLMOutput(
-            loss=loss, logits=logits, past_key_values=outputs.past_key_values,
-            decoder_hidden_states=outputs.decoder_hidden_states, decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states, encoder_attentions=outputs.encoder_attentions,
-        )
-        return self._outputs(out, return_dict)
+        logits = self.proj_out(keep_logits_positions(outputs.last_hidden_state, logits_to_keep))
+        return seq2seq_lm_output(self, outputs, logits, labels, return_dict)
 
 
 register("whisper", WhisperConfig, base=WhisperModel, speech_seq2seq=WhisperForConditionalGeneration)

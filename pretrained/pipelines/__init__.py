@@ -297,37 +297,30 @@ def pipeline(
 
 
 def _load_feature_extractor(feature_extractor: Any, model: Any, hub: dict[str, Any]) -> Any:
-    if feature_extractor is not None and not isinstance(feature_extractor, (str, os.PathLike)):
-        return feature_extractor
-    from pretrained.processing.auto import AutoFeatureExtractor
-
-    source = feature_extractor if feature_extractor is not None else (
-        getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
-    if not source:
-        raise ValueError("The model has no name_or_path to load a feature extractor from; pass "
-                         "feature_extractor=... to pipeline().")
-    try:
-        return AutoFeatureExtractor.from_pretrained(source, **hub)
-    except (OSError, ValueError) as e:
-        raise OSError(f"Could not load a feature extractor for the model from {source!r}: {str(e).rstrip('.')}. "
-                      "Pass feature_extractor=... to pipeline().") from e
+    return _load_processing("AutoFeatureExtractor", "a feature extractor", "feature_extractor",
+                            feature_extractor, model, hub)
 
 
 def _load_image_processor(image_processor: Any, model: Any, hub: dict[str, Any]) -> Any:
-    if image_processor is not None and not isinstance(image_processor, (str, os.PathLike)):
-        return image_processor
-    from pretrained.processing.auto import AutoImageProcessor
+    return _load_processing("AutoImageProcessor", "an image processor", "image_processor", image_processor, model, hub)
 
-    source = image_processor if image_processor is not None else (
+
+def _load_processing(auto_class: str, what: str, argument: str, given: Any, model: Any, hub: dict[str, Any]) -> Any:
+    """``given`` when it is an object already, else ``auto_class`` of ``pretrained.processing.auto`` loaded
+    from the path ``given`` or the model's own; errors say to pass ``argument=...``."""
+    if given is not None and not isinstance(given, (str, os.PathLike)):
+        return given
+    from pretrained.processing import auto
+
+    source = given if given is not None else (
         getattr(model, "name_or_path", None) or getattr(model.config, "name_or_path", None))
     if not source:
-        raise ValueError("The model has no name_or_path to load an image processor from; pass image_processor=... "
-                         "to pipeline().")
+        raise ValueError(f"The model has no name_or_path to load {what} from; pass {argument}=... to pipeline().")
     try:
-        return AutoImageProcessor.from_pretrained(source, **hub)
+        return getattr(auto, auto_class).from_pretrained(source, **hub)
     except (OSError, ValueError) as e:
-        raise OSError(f"Could not load an image processor for the model from {source!r}: {str(e).rstrip('.')}. "
-                      "Pass image_processor=... to pipeline().") from e
+        raise OSError(f"Could not load {what} for the model from {source!r}: {str(e).rstrip('.')}. "
+                      f"Pass {argument}=... to pipeline().") from e
 
 
 def _load_tokenizer(tokenizer: Any, model: Any, hub: dict[str, Any]) -> Any:

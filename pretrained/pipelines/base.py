@@ -77,6 +77,13 @@ def pad_collate(items: list[dict[str, Any]], pad_token_id: int | None, padding_s
     return batch
 
 
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` when it is an int of at least 1 (a bool is not), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
 def _unbatch(outputs: Any, size: int) -> list[dict[str, Any]]:
     """Split a batched output dict into ``size`` dicts that look like batch-of-one outputs."""
     data = dict(outputs.items()) if isinstance(outputs, collections.abc.Mapping) else {"output": outputs}
@@ -264,8 +271,7 @@ class Pipeline:
         inputs = _wrap_chats(inputs)
         num_workers = num_workers if num_workers is not None else (self._num_workers or 0)
         batch_size = batch_size if batch_size is not None else (self._batch_size or 1)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        check_positive_int("batch_size", batch_size)
         pre, fwd, post = self._sanitize_parameters(**kwargs)
         pre = {**self._preprocess_params, **pre}
         fwd = {**self._forward_params, **fwd}

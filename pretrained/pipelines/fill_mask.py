@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .base import Pipeline, PipelineException
+from .base import Pipeline, PipelineException, check_positive_int
 from .text_classification import check_text
 
 logger = logging.getLogger("pretrained")
@@ -31,9 +31,7 @@ class FillMaskPipeline(Pipeline):
         if targets is not None:
             post["target_ids"] = self.get_target_ids(targets)
         if top_k is not None:
-            if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            post["top_k"] = top_k
+            post["top_k"] = check_positive_int("top_k", top_k)
         if self.tokenizer.mask_token_id is None:
             raise PipelineException("fill-mask", self.model.base_model_prefix,
                                     "The tokenizer does not define a `mask_token`.")

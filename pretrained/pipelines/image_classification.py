@@ -10,8 +10,8 @@ import torch
 
 from pretrained.inference.many_rows import ManyRowsKernels
 
-from .base import Pipeline, pad_collate
-from .text_classification import ClassificationFunction, _function
+from .base import Pipeline, check_positive_int, pad_collate
+from .text_classification import ClassificationFunction, _function, default_function
 
 
 def load_pipeline_image(image: Any, timeout: float | None = None) -> Any:
@@ -90,9 +90,7 @@ class ImageClassificationPipeline(ImagePipeline):
         pre = {} if timeout is None else {"timeout": timeout}
         post: dict[str, Any] = {}
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            post["top_k"] = top_k
+            post["top_k"] = check_positive_int("top_k", top_k)
         if function_to_apply is not None:
             post["function_to_apply"] = _function(function_to_apply)
         return pre, {}, post
@@ -103,18 +101,8 @@ class ImageClassificationPipeline(ImagePipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
         return {"logits": self.model(**model_inputs)["logits"]}
 
-    def _default_function(self) -> ClassificationFunction:
-        config = self.model.config
-        if config.problem_type == "regression":
-            return ClassificationFunction.NONE
-        if config.problem_type == "multi_label_classification" or config.num_labels == 1:
-            return ClassificationFunction.SIGMOID
-        if config.problem_type == "single_label_classification" or config.num_labels > 1:
-            return ClassificationFunction.SOFTMAX
-        return ClassificationFunction.NONE
-
     def postprocess(self, model_outputs: Any, function_to_apply: Any = None, top_k: int = 5) -> list[dict[str, Any]]:
-        function_to_apply = function_to_apply or self._default_function()
+        function_to_apply = function_to_apply or default_function(self.model.config)
         logits = model_outputs["logits"][0].float().numpy()
         if function_to_apply == ClassificationFunction.SIGMOID:
             scores = 1.0 / (1.0 + np.exp(-logits))

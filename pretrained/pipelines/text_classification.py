@@ -32,6 +32,20 @@ def check_text(value: Any, task: str) -> str:
     return value
 
 
+def default_function(config: Any) -> ClassificationFunction:
+    """What a classifier's logits go through when the call names nothing: by the config's ``problem_type``,
+    else by its number of labels (one: sigmoid, more: softmax), else its ``function_to_apply``."""
+    if config.problem_type == "regression":
+        return ClassificationFunction.NONE
+    if config.problem_type == "multi_label_classification" or config.num_labels == 1:
+        return ClassificationFunction.SIGMOID
+    if config.problem_type == "single_label_classification" or config.num_labels > 1:
+        return ClassificationFunction.SOFTMAX
+    if getattr(config, "function_to_apply", None) is not None:
+        return _function(config.function_to_apply)
+    return ClassificationFunction.NONE
+
+
 class TextClassificationPipeline(Pipeline):
     """Classify texts with any ``...ForSequenceClassification`` model.
 
@@ -98,21 +112,9 @@ class TextClassificationPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
         return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
 
-    def _default_function(self) -> ClassificationFunction:
-        config = self.model.config
-        if config.problem_type == "regression":
-            return ClassificationFunction.NONE
-        if config.problem_type == "multi_label_classification" or config.num_labels == 1:
-            return ClassificationFunction.SIGMOID
-        if config.problem_type == "single_label_classification" or config.num_labels > 1:
-            return ClassificationFunction.SOFTMAX
-        if getattr(config, "function_to_apply", None) is not None:
-            return _function(config.function_to_apply)
-        return ClassificationFunction.NONE
-
     def postprocess(self, model_outputs: Any, function_to_apply: Any = None, top_k: int | None = 1,
                     _legacy: bool = True) -> Any:
-        function_to_apply = function_to_apply or self._default_function()
+        function_to_apply = function_to_apply or default_function(self.model.config)
         logits = model_outputs["logits"][0].float()
         if function_to_apply == ClassificationFunction.SIGMOID:
             scores = torch.sigmoid(logits)

@@ -18,6 +18,7 @@ from pretrained.processing.feature_extraction import (
     PROCESSOR_NAME,
     read_processor_file,
 )
+from pretrained.utils.io import read_optional_json
 
 # class name (without the "Fast" / "Pil" backend suffix) -> module under pretrained.processing
 IMAGE_PROCESSOR_CLASSES: dict[str, Any] = {
@@ -63,19 +64,6 @@ def _hub(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in _HUB_KEYS if kwargs.get(k) not in (None, "")}
 
 
-def _json(path: str, filename: str, hub: dict[str, Any]) -> dict[str, Any]:
-    from pretrained.hub import cached_file
-    from pretrained.utils.io import read_json_object
-
-    if os.path.isfile(path):
-        return {}
-    try:
-        file = cached_file(path, filename, raise_if_missing=False, **hub)
-    except OSError:
-        return {}
-    return read_json_object(file) if file else {}
-
-
 class AutoImageProcessor:
     """Load the image processor a checkpoint names: ``AutoImageProcessor.from_pretrained(path)``."""
 
@@ -99,12 +87,8 @@ class AutoImageProcessor:
         data = read_processor_file(path, IMAGE_PROCESSOR_NAME, "image_processor", hub)
         name = data.get("image_processor_type") or data.get("feature_extractor_type")
         if not name:
-            model_type = getattr(config, "model_type", None) or _json(path, "config.json", hub).get("model_type")
-            name = MODEL_TYPE_TO_IMAGE_PROCESSOR.get(model_type or "")
-            if name is None:
-                raise ValueError(f"The image processor settings of {path!r} name no image_processor_type and the "
-                                 f"model type {model_type!r} has no known image processor; supported: "
-                                 f"{', '.join(sorted(IMAGE_PROCESSOR_CLASSES))}.")
+            name = _name_by_model_type(path, config, hub, "image_processor", MODEL_TYPE_TO_IMAGE_PROCESSOR,
+                                       IMAGE_PROCESSOR_CLASSES)
         for key in _HUB_KEYS:
             kwargs.pop(key, None)
         return image_processor_class_from_name(name).from_dict(data, **kwargs)
@@ -119,6 +103,18 @@ class AutoImageProcessor:
         if processor_class is None:
             raise ValueError("Pass the image processor class to register.")
         _register(config_class, processor_class, IMAGE_PROCESSOR_CLASSES, MODEL_TYPE_TO_IMAGE_PROCESSOR, exist_ok)
+
+
+def _name_by_model_type(path: str, config: Any, hub: dict[str, Any], kind: str, by_model_type: dict[str, str],
+                        classes: dict[str, Any]) -> str:
+    """The ``kind`` class (``"image_processor"``, ...) for settings that name none: by the model type, the
+    ``config``'s or else ``config.json``'s."""
+    model_type = getattr(config, "model_type", None) or read_optional_json(path, "config.json", hub).get("model_type")
+    name = by_model_type.get(model_type or "")
+    if name is None:
+        raise ValueError(f"The settings of {path!r} name no {kind}_type and the model type {model_type!r} has no "
+                         f"known {kind.replace('_', ' ')}; supported: {', '.join(sorted(classes))}.")
+    return name
 
 
 def _register(config_class: type, cls: type, classes: dict[str, Any], by_model_type: dict[str, str],
@@ -156,12 +152,8 @@ class AutoFeatureExtractor:
         if name is None and data.get("image_processor_type"):
             return AutoImageProcessor.from_pretrained(path, **kwargs)
         if not name:
-            model_type = getattr(config, "model_type", None) or _json(path, "config.json", hub).get("model_type")
-            name = MODEL_TYPE_TO_FEATURE_EXTRACTOR.get(model_type or "")
-            if name is None:
-                raise ValueError(f"The settings of {path!r} name no feature_extractor_type and the model type "
-                                 f"{model_type!r} has no known feature extractor; supported: "
-                                 f"{', '.join(sorted(FEATURE_EXTRACTOR_CLASSES))}.")
+            name = _name_by_model_type(path, config, hub, "feature_extractor", MODEL_TYPE_TO_FEATURE_EXTRACTOR,
+                                       FEATURE_EXTRACTOR_CLASSES)
         if name.removesuffix("Fast") in IMAGE_PROCESSOR_CLASSES:
             return AutoImageProcessor.from_pretrained(path, **kwargs)
         for key in _HUB_KEYS:
@@ -191,14 +183,14 @@ class AutoProcessor:
         hub = _hub(kwargs)
         name = None
         for filename in (PROCESSOR_NAME, IMAGE_PROCESSOR_NAME, "tokenizer_config.json"):
-            name = _json(path, filename, hub).get("processor_class")
+            name = read_optional_json(path, filename, hub).get("processor_class")
             if name:
                 break
         if not name:
-            name = MODEL_TYPE_TO_PROCESSOR.get(_json(path, "config.json", hub).get("model_type", ""))
+            name = MODEL_TYPE_TO_PROCESSOR.get(read_optional_json(path, "config.json", hub).get("model_type", ""))
         if name:
             return _class(name, PROCESSOR_CLASSES, "processor").from_pretrained(path, **kwargs)
-        settings = _json(path, IMAGE_PROCESSOR_NAME, hub)
+        settings = read_optional_json(path, IMAGE_PROCESSOR_NAME, hub)
         if settings.get("feature_extractor_type") in FEATURE_EXTRACTOR_CLASSES:
             return AutoFeatureExtractor.from_pretrained(path, **kwargs)
         try:

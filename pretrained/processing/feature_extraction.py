@@ -9,13 +9,12 @@ import copy
 import json
 import os
 from collections import UserDict
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pretrained.processing.image_utils import is_torch_tensor
-from pretrained.utils.io import atomic_write_text, read_json_object
+from pretrained.utils.io import atomic_write_text, output_folder, read_json_object
 
 IMAGE_PROCESSOR_NAME = FEATURE_EXTRACTOR_NAME = "preprocessor_config.json"
 PROCESSOR_NAME = "processor_config.json"
@@ -236,13 +235,7 @@ class ProcessorSettings:
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
         """Write ``preprocessor_config.json`` into ``save_directory`` (atomically, with the user's umask)."""
-        if push_to_hub:
-            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        directory = Path(save_directory)
-        if directory.is_file():
-            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / FEATURE_EXTRACTOR_NAME
+        path = output_folder(save_directory, push_to_hub) / FEATURE_EXTRACTOR_NAME
         self.to_json_file(path)
         return [str(path)]
 

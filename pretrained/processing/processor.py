@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pretrained.processing.feature_extraction import PROCESSOR_NAME, BatchFeature
-from pretrained.utils.io import atomic_write_text
+from pretrained.utils.io import atomic_write_text, output_folder
 
 # Keyword arguments that belong to the tokenizer when a processor is called.
 _TEXT_KWARGS = frozenset({
@@ -105,12 +104,7 @@ class ProcessorMixin:
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False,
                         **kwargs: Any) -> list[str]:
         """Write every part into ``save_directory``: the tokenizer's files and ``processor_config.json``."""
-        if push_to_hub:
-            raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
-        directory = Path(save_directory)
-        if directory.is_file():
-            raise AssertionError(f"Provided path ({save_directory}) should be a directory, not a file")
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = output_folder(save_directory, push_to_hub)
         written: list[str] = []
         if "tokenizer" in self.attributes:
             written += [str(p) for p in self.tokenizer.save_pretrained(directory) or []]

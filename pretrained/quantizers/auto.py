@@ -151,28 +151,26 @@ class AutoHfQuantizer:
 
 def register_quantization_config(method: str) -> Any:
     """Class decorator: register a config class for ``method``."""
-
-    def register(cls: type) -> type:
-        if method in AUTO_QUANTIZATION_CONFIG_MAPPING:
-            raise ValueError(f"Config '{method}' already registered")
-        if not issubclass(cls, QuantizationConfigMixin):
-            raise TypeError("Config must extend QuantizationConfigMixin")
-        AUTO_QUANTIZATION_CONFIG_MAPPING[method] = cls
-        return cls
-
-    return register
+    return _registrar(AUTO_QUANTIZATION_CONFIG_MAPPING, method, QuantizationConfigMixin, "Config")
 
 
 def register_quantizer(name: str) -> Any:
-    """Class decorator: register a quantizer class for ``name``."""
+    """Class decorator: register a quantizer class for ``name`` (and its loading hook)."""
+    hook = name.split("_")[0] if name.startswith("bitsandbytes") else name
+    return _registrar(AUTO_QUANTIZER_MAPPING, name, HfQuantizer, "Quantizer", lambda: _register_hook(hook))
+
+
+def _registrar(table: dict[str, type], key: str, base: type, what: str, then: Any = None) -> Any:
+    """A class decorator putting a subclass of ``base`` into ``table`` under a new ``key``, then calling ``then``."""
 
     def register(cls: type) -> type:
-        if name in AUTO_QUANTIZER_MAPPING:
-            raise ValueError(f"Quantizer '{name}' already registered")
-        if not issubclass(cls, HfQuantizer):
-            raise TypeError("Quantizer must extend HfQuantizer")
-        AUTO_QUANTIZER_MAPPING[name] = cls
-        _register_hook(name.split("_")[0] if name.startswith("bitsandbytes") else name)
+        if key in table:
+            raise ValueError(f"{what} '{key}' already registered")
+        if not issubclass(cls, base):
+            raise TypeError(f"{what} must extend {base.__name__}")
+        table[key] = cls
+        if then is not None:
+            then()
         return cls
 
     return register

@@ -192,13 +192,14 @@ class HfQuantizer:
         return None
 
     def is_serializable(self) -> bool:
-        """Whether a quantized model can be saved."""
-        raise NotImplementedError
+        """Whether a quantized model can be saved (every method here writes its stored form)."""
+        return True
 
     @property
     def is_trainable(self) -> bool:
-        """Whether adapters on top of the quantized layers can be trained."""
-        raise NotImplementedError
+        """Whether adapters on top of the quantized layers can be trained (not unless the layers have a
+        backward: a method that has one says so)."""
+        return False
 
     @property
     def is_qat_trainable(self) -> bool:

@@ -75,8 +75,9 @@ class _BnbQuantizer(HfQuantizer):
             return {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
         return device_map
 
-    def is_serializable(self) -> bool:
-        return True
+    @property
+    def quantized_element_size(self) -> float:
+        return self.bits / 8
 
     @property
     def is_trainable(self) -> bool:
@@ -100,16 +101,18 @@ class _BnbQuantizer(HfQuantizer):
     def _dequantized_weight(self, module: nn.Module) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def _process_model_after_weight_loading(self, model: nn.Module, **kwargs: Any) -> None:
+        setattr(model, f"is_loaded_in_{self.bits}bit", True)  # transformers' flag, read by user code
+
+    def memory_footprint(self, model: nn.Module) -> int:
+        return _footprint(model)
+
 
 class Bnb8BitHfQuantizer(_BnbQuantizer):
     """LLM.int8(): int8 weights with one absmax scale per output row (``SCB``), outliers in 16 bits."""
 
     bits = 8
     serialized_names = {"weight": ["weight", "SCB", "weight_format"]}
-
-    @property
-    def quantized_element_size(self) -> float:
-        return 1
 
     def _new_layer(self, module: nn.Linear) -> nn.Module:
         config = self.quantization_config
@@ -149,18 +152,12 @@ class Bnb8BitHfQuantizer(_BnbQuantizer):
     def serialized_parts(self, param_name: str) -> list[str]:
         return ["SCB", "weight_format"]
 
-    def _process_model_after_weight_loading(self, model: nn.Module, **kwargs: Any) -> None:
-        model.is_loaded_in_8bit = True
-
     def _dequantized_weight(self, module: nn.Module) -> torch.Tensor | None:
         bnb = _bnb()
         if not isinstance(module, bnb.nn.Linear8bitLt):
             return None
         scb = module.weight.SCB if module.weight.SCB is not None else module.state.SCB
         return bnb.functional.int8_vectorwise_dequant(module.weight.data, scb)
-
-    def memory_footprint(self, model: nn.Module) -> int:
-        return _footprint(model)
 
 
 class Bnb4BitHfQuantizer(_BnbQuantizer):
@@ -171,10 +168,6 @@ class Bnb4BitHfQuantizer(_BnbQuantizer):
     serialized_names = {"weight": ["weight", "weight.nested_absmax", "weight.nested_quant_map", "weight.quant_map",
                                    "weight.absmax", "weight.quant_state.bitsandbytes__nf4",
                                    "weight.quant_state.bitsandbytes__fp4"]}
-
-    @property
-    def quantized_element_size(self) -> float:
-        return 0.5
 
     def _new_layer(self, module: nn.Linear) -> nn.Module:
         config = self.quantization_config
@@ -230,9 +223,6 @@ class Bnb4BitHfQuantizer(_BnbQuantizer):
         module._parameters[leaf] = param
         _watch_first_forward(module)
 
-    def _process_model_after_weight_loading(self, model: nn.Module, **kwargs: Any) -> None:
-        model.is_loaded_in_4bit = True
-
     def _dequantized_weight(self, module: nn.Module) -> torch.Tensor | None:
         bnb = _bnb()
         if not isinstance(module, bnb.nn.Linear4bit):
@@ -243,9 +233,6 @@ class Bnb4BitHfQuantizer(_BnbQuantizer):
     def get_state_dict_and_metadata(self, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict]:
         with exact_4bit_layers(model):
             return model.state_dict(), {}
-
-    def memory_footprint(self, model: nn.Module) -> int:
-        return _footprint(model)
 
 
 # --- the CPU repack ------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def stored_names(name: str, prefix: str) -> set[str]:
 class PackedInt4Quantizer(HfQuantizer):
     """What the GPTQ and AWQ quantizers share: reading pre-quantized checkpoints into packed layers.
 
-    Subclasses set ``layer_class``, ``calibration_package`` and implement :meth:`_new_layer`."""
+    Subclasses set ``layer_class``, ``calibration_package`` and implement :meth:`_new_layer`. Not trainable
+    (the base's answer): the packed layers have no backward through their kernels."""
 
     requires_calibration = True
     layer_class: type[nn.Module] = nn.Module
@@ -186,14 +187,6 @@ class PackedInt4Quantizer(HfQuantizer):
             seen.add(ptr)
             total += tensor.untyped_storage().nbytes()
         return total
-
-    def is_serializable(self) -> bool:
-        return True
-
-    @property
-    def is_trainable(self) -> bool:
-        # the packed layers have no backward through their kernels
-        return False
 
 
 class GptqHfQuantizer(PackedInt4Quantizer):

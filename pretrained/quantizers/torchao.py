@@ -172,9 +172,6 @@ class TorchAoHfQuantizer(HfQuantizer):
                 module._parameters["weight"] = nn.Parameter(plain.to(dtype) if dtype else plain, requires_grad=False)
         return model
 
-    def is_serializable(self) -> bool:
-        return True
-
     @property
     def is_trainable(self) -> bool:
         # only the 8-bit configs have a backward

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..hub import cached_file
-from ..utils.io import read_json_object
+from ..utils.io import read_optional_json
 from . import models
 from .fast import PreTrainedTokenizerFast
 from .marian import MarianTokenizer
@@ -52,18 +52,6 @@ MODEL_TYPE_TO_TOKENIZER: dict[str, type[PreTrainedTokenizerFast]] = {
 _HUB_KEYS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
 
 
-def _read_json(path_or_id: str, name: str, hub: dict[str, Any]) -> dict[str, Any]:
-    if os.path.isfile(path_or_id):
-        return {}
-    try:
-        path = cached_file(path_or_id, name, raise_if_missing=False, **hub)
-    except OSError:
-        return {}  # the tokenizer loader reports the unusable path with a tokenizer-specific message
-    if path is None:
-        return {}
-    return read_json_object(path)
-
-
 class AutoTokenizer:
     """Load the right tokenizer class for a checkpoint: `AutoTokenizer.from_pretrained("folder-or-id")`.
 
@@ -100,11 +88,11 @@ class AutoTokenizer:
                 )
             return MODEL_TYPE_TO_TOKENIZER[tokenizer_type].from_pretrained(path, *inputs, **kwargs)
         hub = {k: kwargs[k] for k in _HUB_KEYS if kwargs.get(k) is not None}
-        name = _read_json(path, "tokenizer_config.json", hub).get("tokenizer_class")
+        name = read_optional_json(path, "tokenizer_config.json", hub).get("tokenizer_class")
         model_config = (
             config.to_dict()
             if hasattr(config, "to_dict")
-            else (config or _read_json(path, "config.json", hub))
+            else (config or read_optional_json(path, "config.json", hub))
         )
         name = name or model_config.get("tokenizer_class")
         tokenizer_class = TOKENIZER_CLASSES.get(name.removesuffix("Fast")) if name else None

@@ -17,7 +17,7 @@ from typing import Any
 from tokenizers import Tokenizer, processors
 from tokenizers.models import WordLevel
 
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, output_folder
 from .batch_encoding import BatchEncoding
 from .fast import PreTrainedTokenizerFast
 
@@ -264,11 +264,7 @@ class MarianTokenizer(PreTrainedTokenizerFast):
                         **kwargs: Any) -> tuple[str, ...]:
         """Write `tokenizer_config.json`, `vocab.json` (+ `target_vocab.json`), `source.spm` and
         `target.spm` (no `tokenizer.json`: the segmentation is SentencePiece's)."""
-        if push_to_hub:
-            raise NotImplementedError("push_to_hub is not supported by pretrained; upload the folder yourself.")
-        if os.path.isfile(save_directory):
-            raise ValueError(f"Provided path ({save_directory}) should be a directory, not a file")
-        os.makedirs(save_directory, exist_ok=True)
+        output_folder(save_directory, push_to_hub, not_a_folder=ValueError)
         prefix = f"{filename_prefix}-" if filename_prefix else ""
 
         def path(name: str) -> str:

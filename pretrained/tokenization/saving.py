@@ -12,7 +12,7 @@ from typing import Any
 
 from tokenizers import AddedToken
 
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, output_folder
 from .loading import (
     CHAT_TEMPLATE_DIR,
     CHAT_TEMPLATE_FILE,
@@ -125,13 +125,7 @@ class SavingMixin:
         Returns:
             The paths written.
         """
-        if push_to_hub:
-            raise NotImplementedError(
-                "push_to_hub is not supported by pretrained; upload the folder yourself."
-            )
-        if os.path.isfile(save_directory):
-            raise ValueError(f"Provided path ({save_directory}) should be a directory, not a file")
-        os.makedirs(save_directory, exist_ok=True)
+        output_folder(save_directory, push_to_hub, not_a_folder=ValueError)
         prefix = f"{filename_prefix}-" if filename_prefix else ""
         config = self._config_for_saving()
         written: list[str] = []

@@ -193,22 +193,15 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
         smaller than the last starts a new window)."""
         begin = self._timestamp_begin
         parts: list[Any] = [[]]
-        latest = penultimate = shift = 0.0
+        clock = _WindowClock(time_precision * segment_size)
         for i, token in enumerate(token_ids):
             if token < begin:
                 parts[-1].append(token)
                 continue
             time = float((token - begin) * time_precision)
-            if time < latest:
-                single_ending = i >= 2 and not (token_ids[i - 1] >= begin and token_ids[i - 2] >= begin)
-                if single_ending:
-                    shift += time_precision * segment_size
-                else:
-                    latest = penultimate
-                    shift += penultimate
-                    parts = parts[:-2]
-            penultimate, latest = latest, time
-            parts += [f"<|{time + shift:.2f}|>", []]
+            if clock.see(time, token_ids, i, begin):
+                parts = parts[:-2]  # the pair that closed the last window opens this one
+            parts += [f"<|{time + clock.shift:.2f}|>", []]
         return "".join(p if isinstance(p, str) else super(WhisperTokenizer, self).decode(
             p, skip_special_tokens=skip_special_tokens) if p else "" for p in parts)
 
@@ -268,7 +261,7 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
             ids = self._strip_prompt(to_py_obj(output["tokens"])[0])
             last_ts = None
             first_ts: float = begin
-            latest = shift = penultimate = 0.0
+            clock = _WindowClock(time_precision * segment_size)
             if "stride" in output:
                 chunk_len, stride_left, stride_right = output["stride"]
                 offset -= stride_left
@@ -296,16 +289,8 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
                         chunk["language"] = name
                         language = name
                 elif token >= begin:
-                    stamp = float((token - begin) * time_precision)
-                    if stamp < latest:  # a new 30 s window inside this chunk
-                        single_ending = i >= 2 and not (ids[i - 1] >= begin and ids[i - 2] >= begin)
-                        if single_ending:
-                            shift += time_precision * segment_size
-                        else:
-                            latest = penultimate
-                            shift += penultimate
-                    penultimate, latest = latest, stamp
-                    time = round((token - begin) * time_precision + offset + shift, 2)
+                    clock.see(float((token - begin) * time_precision), ids, i, begin)
+                    time = round((token - begin) * time_precision + offset + clock.shift, 2)
                     if last_ts and token >= last_ts:
                         skip = True
                     elif skip or (pending and token < first_ts):
@@ -341,6 +326,30 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
             if not return_language:
                 c.pop("language")
         return text, {"chunks": chunks}
+
+
+class _WindowClock:
+    """Whisper's timestamps restart at each 30 s window of audio; this keeps the shift that makes the times
+    of one token sequence keep growing across windows."""
+
+    def __init__(self, window: float):
+        self.window = window  # seconds of one window
+        self.shift = self.latest = self.penultimate = 0.0
+
+    def see(self, time: float, ids: Any, i: int, begin: int) -> bool:
+        """Move on to ``time``, the timestamp token ``ids[i]`` (timestamp ids start at ``begin``). A time
+        below the last one starts a new window: after a single timestamp the shift grows by a whole window,
+        after a pair by the time the pair marked. Returns whether it was a pair."""
+        after_pair = False
+        if time < self.latest:
+            if i >= 2 and not (ids[i - 1] >= begin and ids[i - 2] >= begin):
+                self.shift += self.window
+            else:
+                self.latest = self.penultimate
+                self.shift += self.penultimate
+                after_pair = True
+        self.penultimate, self.latest = self.latest, time
+        return after_pair
 
 
 def _longest_common_sequence(sequences: list[list[int]]) -> list[int]:

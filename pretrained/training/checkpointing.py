@@ -79,15 +79,18 @@ class CheckpointingMixin:
 
     def _write_checkpoint(self, step: int, model_state: Any, files: dict[str, Any], state_json: str) -> None:
         """Fill `tmp-checkpoint-N/`, write `trainer_state.json` last, rename it to `checkpoint-N/`, rotate."""
-        args = self.args
-        tmp, final = ckpt.begin_checkpoint(args.output_dir, step)
+        self._complete_checkpoint(*ckpt.begin_checkpoint(self.args.output_dir, step), model_state, files, state_json)
+
+    def _complete_checkpoint(self, tmp: str, final: str, model_state: Any, files: dict[str, Any],
+                             state_json: str) -> None:
+        """Write the model and `files` into `tmp`, `trainer_state.json` last, publish it as `final`, rotate."""
         self._save(tmp, model_state)
         for name, obj in files.items():
             ckpt.atomic_torch_save(obj, os.path.join(tmp, name))
         # last: its presence marks the checkpoint complete
         self.state.save_to_json(os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state_json)
         ckpt.publish_checkpoint(tmp, final)
-        ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
+        ckpt.rotate_checkpoints(self.args.output_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
 
     def _write_checkpoint_distributed(
         self, step: int, model_state: Any, files: dict[str, Any], state_json: str
@@ -104,12 +107,7 @@ class CheckpointingMixin:
             ckpt.atomic_torch_save(rng, os.path.join(tmp, f"rng_state_{args.process_index}.pth"))
         distributed.barrier()
         if args.should_save:
-            self._save(tmp, model_state)
-            for name, obj in files.items():
-                ckpt.atomic_torch_save(obj, os.path.join(tmp, name))
-            self.state.save_to_json(os.path.join(tmp, ckpt.TRAINER_STATE_NAME), state_json)
-            ckpt.publish_checkpoint(tmp, final)
-            ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, self.state.best_model_checkpoint)
+            self._complete_checkpoint(tmp, final, model_state, files, state_json)
         distributed.barrier()
 
     def _optimizer_state_to_save(self) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pretrained.utils.io import replace_folder
+
 logger = logging.getLogger(__name__)
 
 PREFIX_CHECKPOINT_DIR = "checkpoint"
@@ -133,13 +135,7 @@ def begin_checkpoint(output_dir: str, step: int) -> tuple[str, str]:
 
 def publish_checkpoint(tmp: str, final: str) -> None:
     """Rename the finished `tmp` folder to `final` (replacing an older folder of that name)."""
-    if os.path.exists(final):
-        trash = f"{final}.old-{os.getpid()}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    replace_folder(tmp, final)
 
 
 def clear_partial_checkpoints(output_dir: str) -> None:

@@ -225,14 +225,18 @@ def get_inverse_sqrt_schedule(
     return LambdaLR(optimizer, fn, last_epoch=last_epoch)
 
 
-def _min_lr_rate(optimizer: Optimizer, min_lr: float | None, min_lr_rate: float | None) -> float:
+def _min_lr_schedule(optimizer: Optimizer, factor: Callable[..., float], num_warmup_steps: int,
+                     num_training_steps: int, last_epoch: int, min_lr: float | None, min_lr_rate: float | None,
+                     **kwargs: Any) -> LambdaLR:
+    """`_decay_schedule` of a `factor` that decays to a floor: `min_lr`, or `min_lr_rate` x the lr."""
     if min_lr is not None and min_lr_rate is not None:
         raise ValueError("give only one of min_lr and min_lr_rate")
     if min_lr is not None:
-        return min_lr / optimizer.defaults["lr"]
+        min_lr_rate = min_lr / optimizer.defaults["lr"]
     if min_lr_rate is None:
         raise ValueError("cosine_with_min_lr needs `min_lr` or `min_lr_rate` in lr_scheduler_kwargs")
-    return min_lr_rate
+    return _decay_schedule(optimizer, factor, num_warmup_steps, num_training_steps, last_epoch,
+                           min_lr_rate=min_lr_rate, **kwargs)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup(
@@ -245,16 +249,8 @@ def get_cosine_with_min_lr_schedule_with_warmup(
     min_lr_rate: float | None = None,
 ) -> LambdaLR:
     """Linear warmup, then cosine decay down to `min_lr` (or `min_lr_rate` x lr) instead of 0."""
-    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
-    return _decay_schedule(
-        optimizer,
-        _cosine,
-        num_warmup_steps,
-        num_training_steps,
-        last_epoch,
-        num_cycles=num_cycles,
-        min_lr_rate=min_lr_rate,
-    )
+    return _min_lr_schedule(optimizer, _cosine, num_warmup_steps, num_training_steps, last_epoch, min_lr,
+                            min_lr_rate, num_cycles=num_cycles)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
@@ -268,17 +264,8 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
     warmup_lr_rate: float | None = None,
 ) -> LambdaLR:
     """Like `cosine_with_min_lr`, with a warmup that starts at `warmup_lr_rate` x lr."""
-    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
-    return _decay_schedule(
-        optimizer,
-        _cosine_warmup_min_lr,
-        num_warmup_steps,
-        num_training_steps,
-        last_epoch,
-        num_cycles=num_cycles,
-        min_lr_rate=min_lr_rate,
-        warmup_lr_rate=warmup_lr_rate,
-    )
+    return _min_lr_schedule(optimizer, _cosine_warmup_min_lr, num_warmup_steps, num_training_steps, last_epoch,
+                            min_lr, min_lr_rate, num_cycles=num_cycles, warmup_lr_rate=warmup_lr_rate)
 
 
 def get_wsd_schedule(

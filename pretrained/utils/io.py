@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,47 @@ def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise OSError(f"{path} must hold a JSON object, not {type(data).__name__}.")
     return data
+
+
+def output_folder(save_directory: str | os.PathLike, push_to_hub: bool = False, *,
+                  not_a_folder: type[Exception] = AssertionError) -> Path:
+    """The folder a ``save_pretrained`` writes into, created when missing.
+
+    Raises:
+        NotImplementedError: ``push_to_hub`` (the upload is left to ``huggingface_hub``).
+        not_a_folder: ``save_directory`` is a file (the exception type transformers raises for that class).
+    """
+    if push_to_hub:
+        raise NotImplementedError("push_to_hub is not supported yet; upload the folder with huggingface_hub.")
+    directory = Path(save_directory)
+    if directory.is_file():
+        raise not_a_folder(f"Provided path ({save_directory}) should be a directory, not a file")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def replace_folder(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename the finished folder ``source`` to ``target``; an older ``target`` is moved aside first and
+    removed only after, so the name never points at half of one."""
+    if os.path.exists(target):
+        old = f"{os.fspath(target)}.old-{os.getpid()}"
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def read_optional_json(path_or_id: str | os.PathLike, filename: str, hub: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object ``filename`` of a local folder or a repo in the Hugging Face cache (``hub``: the
+    download options), or ``{}`` when it is missing or the path cannot be searched; the loader that asked
+    reports an unusable path with its own message."""
+    from pretrained.hub import cached_file
+
+    if os.path.isfile(path_or_id):
+        return {}
+    try:
+        file = cached_file(path_or_id, filename, raise_if_missing=False, **hub)
+    except OSError:
+        return {}
+    return read_json_object(file) if file else {}

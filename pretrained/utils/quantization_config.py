@@ -154,6 +154,23 @@ def _jsonable(value: Any) -> Any:
 _QUANT_STORAGE = ("float16", "float32", "int8", "uint8", "float64", "bfloat16")
 
 
+def _exclusive_flag(name: str, other: str) -> property:
+    """A bool property stored as ``_<name>`` that refuses to be true while ``other`` is (one of bitsandbytes'
+    two modes)."""
+
+    def get(self: Any) -> bool:
+        return getattr(self, f"_{name}")
+
+    def set_(self: Any, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a boolean")
+        if getattr(self, other) and value:
+            raise ValueError("load_in_4bit and load_in_8bit are both True, but only one can be used at the same time")
+        setattr(self, f"_{name}", value)
+
+    return property(get, set_)
+
+
 class BitsAndBytesConfig(QuantizationConfigMixin):
     """bitsandbytes quantization: LLM.int8() (``load_in_8bit``) or 4-bit NF4 / FP4 (``load_in_4bit``).
 
@@ -231,29 +248,8 @@ class BitsAndBytesConfig(QuantizationConfigMixin):
             logger.info("Unused kwargs: %s. These kwargs are not used in %s.", list(kwargs), type(self).__name__)
         self.post_init()
 
-    @property
-    def load_in_4bit(self) -> bool:
-        return self._load_in_4bit
-
-    @load_in_4bit.setter
-    def load_in_4bit(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError("load_in_4bit must be a boolean")
-        if self.load_in_8bit and value:
-            raise ValueError("load_in_4bit and load_in_8bit are both True, but only one can be used at the same time")
-        self._load_in_4bit = value
-
-    @property
-    def load_in_8bit(self) -> bool:
-        return self._load_in_8bit
-
-    @load_in_8bit.setter
-    def load_in_8bit(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError("load_in_8bit must be a boolean")
-        if self.load_in_4bit and value:
-            raise ValueError("load_in_4bit and load_in_8bit are both True, but only one can be used at the same time")
-        self._load_in_8bit = value
+    load_in_4bit = _exclusive_flag("load_in_4bit", "load_in_8bit")
+    load_in_8bit = _exclusive_flag("load_in_8bit", "load_in_4bit")
 
     def post_init(self) -> None:
         """Check every field's type (and the 4-bit type's value)."""

@@ -64,6 +64,8 @@ def test_decoding(pair):
         [*prompt, sot, en, tr, ts, *text_ids, ts + 20, ts + 25, *more_ids],
         # a second window: times restart (a single timestamp ended the first)
         [ts + 5, *text_ids, ts + 50, *more_ids, ts + 10, *text_ids, ts + 30],
+        # ... and after a pair of timestamps ending the first window
+        [ts + 5, *text_ids, ts + 50, ts + 60, ts + 10, *more_ids, ts + 30],
     ]
     for seq in sequences:
         for skip in (False, True):

@@ -1,0 +1,37 @@
+"""The embedding accessors every model answers (``get_input_embeddings`` and friends), written once.
+
+A module names where its table lives instead of writing the two methods: :class:`InputEmbeddings` reads
+``input_embeddings_path`` (a dotted submodule path: ``"wte"``, ``"model.decoder.embed_tokens"``),
+:class:`OutputEmbeddings` is the vocabulary projection ``lm_head`` of the language-model heads. Mix them in
+before the module's base class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import nn
+
+
+class InputEmbeddings:
+    """``get_input_embeddings`` / ``set_input_embeddings`` of the submodule at ``input_embeddings_path``."""
+
+    input_embeddings_path: ClassVar[str] = "embed_tokens"
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.get_submodule(self.input_embeddings_path)
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        owner, _, name = self.input_embeddings_path.rpartition(".")
+        setattr(self.get_submodule(owner), name, value)
+
+
+class OutputEmbeddings:
+    """``get_output_embeddings`` / ``set_output_embeddings`` of a head whose vocabulary projection is
+    ``lm_head``."""
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
