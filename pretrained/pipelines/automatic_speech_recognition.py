@@ -12,10 +12,13 @@ audio over 30 s is decoded by Whisper's own sequential long-form ``generate``.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from pretrained.inference.many_rows import ManyRowsKernels
 
 from .base import ChunkPipeline, pad_collate
 
@@ -202,6 +205,10 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
         if self.dtype is not None:
             features = features.to(dtype=self.dtype)
         yield {"is_last": True, **features, **extra}
+
+    def get_inference_context(self) -> Callable[[], Any]:
+        # the encoder's many-row linears (1,500 frames a clip) on oneDNN's matmul; decode steps keep theirs
+        return ManyRowsKernels.around(super().get_inference_context())
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_collate(items, None)

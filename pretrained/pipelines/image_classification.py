@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from pretrained.inference.many_rows import ManyRowsKernels
 
 from .base import Pipeline, check_positive_int, pad_collate
 from .text_classification import ClassificationFunction, _function, default_function
@@ -30,6 +33,10 @@ class ImagePipeline(Pipeline):
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_collate(items, None)
+
+    def get_inference_context(self) -> Callable[[], Any]:
+        # the encoder's many-row linears (every image's patches) on oneDNN's matmul
+        return ManyRowsKernels.around(super().get_inference_context())
 
     def _pixel_inputs(self, image: Any, timeout: float | None, **processor_kwargs: Any) -> dict[str, Any]:
         if self.image_processor is None:

@@ -4,14 +4,19 @@
 
 A processor's settings are its attributes; each call may override any of them. Per image, Pillow
 converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
-together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). Outputs equal
-transformers' ``...ImageProcessorPil`` classes, which model files were trained against.
+together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
+threads to use (the CPUs this process may run on, capped by ``torch.get_num_threads()`` once torch is
+loaded), a batch's images resize on a thread pool and a single image's resize is split into strips
+(:func:`~pretrained.processing.image_transforms.split_resize`); Pillow releases the GIL while it
+resamples. Outputs equal transformers' ``...ImageProcessorPil`` classes, which model files were trained
+against.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 from typing import Any, ClassVar
 
@@ -44,11 +49,20 @@ class ImageProcessingMixin(ProcessorSettings):
 
 
 _POOL: list[Any] = []
+# Below this many input pixels a single image's resize is not worth cutting into strips for threads.
+_SPLIT_MIN_PIXELS = 128 * 128
 _POOL_LOCK = threading.Lock()
 
 
-def _threads() -> int:
+def _cores() -> int:
     return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _threads() -> int:
+    """Threads the processors may use: the CPUs this process may run on, at most 8, and no more than torch's
+    thread count once torch is loaded (a program that limits torch limits this too)."""
+    torch = sys.modules.get("torch")
+    return max(1, min(_cores(), torch.get_num_threads())) if torch is not None else _cores()
 
 
 def _pool() -> Any:
@@ -57,8 +71,16 @@ def _pool() -> Any:
         if not _POOL:
             from concurrent.futures import ThreadPoolExecutor
 
-            _POOL.append(ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="pretrained-images"))
+            _POOL.append(ThreadPoolExecutor(max_workers=max(2, _cores()), thread_name_prefix="pretrained-images"))
         return _POOL[0]
+
+
+def _pool_map(fn: Any, items: Any) -> list[Any]:
+    """``map(fn, items)`` with all items but the first on the thread pool and the first on the calling thread
+    (which would otherwise only wait): one thread wake-up fewer per call."""
+    items = list(items)
+    futures = [_pool().submit(fn, item) for item in items[1:]]
+    return [fn(items[0]), *(future.result() for future in futures)] if items else []
 
 
 def get_size_dict(size: Any, default_to_square: bool = True, param_name: str = "size") -> dict[str, int]:
@@ -191,12 +213,15 @@ class BaseImageProcessor(ImageProcessingMixin):
             self._standardize(settings)
         self._validate(settings)
         images = make_flat_list_of_images(images)
-        if len(images) > 1 and _threads() >= 4:
-            # Pillow releases the GIL while it converts and resizes, so a batch's images resize in parallel
-            # (not on machines with 2-3 cores, where the threads only add switching).
-            prepared = list(_pool().map(lambda image: self._resized(image, settings), images))
+        threads = _threads()
+        if len(images) > 1 and threads >= 2:
+            # Pillow releases the GIL while it converts and resizes, so a batch's images resize in parallel:
+            # `threads` workers, each taking every threads-th image
+            groups = _pool_map(lambda k: [self._resized(image, settings) for image in images[k::threads]],
+                               range(min(threads, len(images))))
+            prepared = [groups[i % len(groups)][i // len(groups)] for i in range(len(images))]
         else:
-            prepared = [self._resized(image, settings) for image in images]
+            prepared = [self._resized(image, settings, threads) for image in images]
         return BatchFeature({"pixel_values": self._finish(prepared, settings)},
                             tensor_type=settings["return_tensors"])
 
@@ -215,8 +240,9 @@ class BaseImageProcessor(ImageProcessingMixin):
             raise ValueError(f"resample must be a PILImageResampling value (0-5), got {s['resample']!r}.")
 
     # --- per image: convert, resize, crop -------------------------------------------------------------
-    def _resized(self, image: Any, s: dict[str, Any]) -> Any:
-        """One image after conversion, resize and crop, as a channels-last array (uint8 when it can be)."""
+    def _resized(self, image: Any, s: dict[str, Any], threads: int = 1) -> Any:
+        """One image after conversion, resize and crop, as a channels-last array (uint8 when it can be);
+        with ``threads`` > 1 a large PIL image's resize is split across the thread pool."""
         if is_pil_image(image):
             if s["do_convert_rgb"]:
                 image = T.convert_to_rgb(image)
@@ -230,7 +256,12 @@ class BaseImageProcessor(ImageProcessingMixin):
         if s["do_resize"]:
             height, width = (image.height, image.width) if is_pil_image(image) else image.shape[:2]
             target = T.get_resize_output_image_size(height, width, s["size"])
-            image = T.resize(image, target, s["resample"])
+            if (threads > 1 and is_pil_image(image) and height * width >= _SPLIT_MIN_PIXELS
+                    and T.can_split_resize(image, s["resample"])):
+                resized = T.split_resize(image, (target[1], target[0]), s["resample"], threads, _pool_map)
+                image = T.to_channels_last(np.asarray(resized), ChannelDimension.LAST)
+            else:
+                image = T.resize(image, target, s["resample"])
         elif is_pil_image(image):
             image = T.to_channels_last(np.asarray(image), ChannelDimension.LAST)
         if s["do_center_crop"]:
@@ -241,12 +272,19 @@ class BaseImageProcessor(ImageProcessingMixin):
     # --- the batch: rescale and normalise -------------------------------------------------------------
     def _finish(self, images: list[np.ndarray], s: dict[str, Any]) -> list[np.ndarray] | np.ndarray:
         same = all(im.shape == images[0].shape and im.dtype == images[0].dtype for im in images)
+        last = s["data_format"] in (ChannelDimension.LAST, "channels_last")
         if same and images[0].dtype == np.uint8 and (s["do_rescale"] or s["do_normalize"]):
-            out = self._table(images[0].shape[-1], s).apply(np.stack(images))  # (N, C, H, W)
+            table = self._table(images[0].shape[-1], s)
+            height, width, channels = images[0].shape
+            out = np.empty((len(images), channels, height, width), dtype=np.float32)
+            for image, target in zip(images, out, strict=True):
+                table.apply_into(image, target)
+            if s["return_tensors"] in ("pt", "np") and not last:
+                return out  # one array: the tensor is made from it without another copy
             batch = list(out)
         else:
             batch = [self._rescale_normalize(im, s) for im in images]
-        if s["data_format"] in (ChannelDimension.LAST, "channels_last"):
+        if last:
             batch = [np.moveaxis(im, 0, -1) for im in batch]
         return batch
 

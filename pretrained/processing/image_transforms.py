@@ -1,16 +1,21 @@
 """The image operations of the processors, on numpy arrays, with transformers' numeric semantics.
 
 Resizing is Pillow's (the filters give the pixel values models were trained on); everything after it
-is vectorised numpy over the whole batch. Rescale then normalise of uint8 pixels is one table lookup
-(:class:`PixelTable`): a uint8 channel has 256 possible values, so each output value is computed once,
-by the same float64-rescale / float32-normalise steps transformers applies to every pixel, which keeps
-the result bit-identical while costing one gather per pixel.
+is vectorised numpy over the whole batch. Rescale then normalise of uint8 pixels (:class:`PixelTable`)
+is three float32 operations per pixel when those reproduce, for every one of the 256 values of every
+channel, the float64-rescale / float32-normalise steps transformers applies (checked when the table is
+built), else one table lookup per pixel; either way the result is bit-identical.
+
+:func:`split_resize` runs one Pillow resize on several threads with exactly Pillow's pixels: Pillow
+resizes in two separable passes (one along each axis, each output row / column of a pass computed from
+one input row / column with coefficients that depend only on the full sizes), and releases the GIL
+while it does, so each pass is cut into strips across the axis it does not touch.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -151,6 +156,92 @@ def resize(image: Any, size: tuple[int, int], resample: int | None = None) -> np
     return rescale(out, 1 / 255) if scaled else out
 
 
+# Modes split_resize handles: 8-bit modes Pillow resamples directly, and RGBA, which Pillow resamples
+# premultiplied (as "RGBa") and converts back.
+_SPLIT_MODES = frozenset({"RGB", "L", "RGBA"})
+_SPLIT_CHECKED: list[bool] = []
+
+
+def pillow_vertical_first(in_width: int, in_height: int, width: int, height: int) -> bool:
+    """Which pass Pillow runs first for a resize: from Pillow 13 on, the vertical one when the height
+    shrinks by more than twice as many pixels as the width does; before, always the horizontal one."""
+    from PIL import __version__
+
+    if int(__version__.split(".")[0]) < 13:
+        return False
+    return height < in_height and in_height - height > 2 * (in_width - width)
+
+
+def _strips(length: int, parts: int) -> list[tuple[int, int]]:
+    edges = [length * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def _pass(image: Any, width: int, height: int, resample: int, parts: int,
+          map_fn: Callable[..., Iterable[Any]]) -> Any:
+    """One separable pass (only the width or only the height changes), cut across the other axis."""
+    Image = require_pil()
+    in_width, in_height = image.size
+    horizontal = width != in_width
+    spans = _strips(in_height if horizontal else in_width, parts)
+
+    def strip(span: tuple[int, int]) -> Any:
+        a, b = span
+        if horizontal:  # whole rows: each output row is computed from its own input row
+            return image.crop((0, a, in_width, b)).resize((width, b - a), resample)
+        return image.crop((a, 0, b, in_height)).resize((b - a, height), resample)
+
+    out = Image.new(image.mode, (width, height))
+    for (a, _), piece in zip(spans, map_fn(strip, spans), strict=True):
+        out.paste(piece, (0, a) if horizontal else (a, 0))
+    return out
+
+
+def split_resize(image: Any, size: tuple[int, int], resample: int, parts: int,
+                 map_fn: Callable[..., Iterable[Any]] = map) -> Any:
+    """``image.resize(size, resample)`` (``size`` is ``(width, height)``) computed as ``parts`` strips per
+    pass, the strips run through ``map_fn`` (a thread pool's ``map`` runs them in parallel); the pixels
+    are Pillow's own. Callers check :func:`can_split_resize` first."""
+    width, height = size
+    in_width, in_height = image.size
+    mode = image.mode
+    if mode == "RGBA":
+        image = image.convert("RGBa")
+    steps = [(width, in_height), (width, height)]
+    if pillow_vertical_first(in_width, in_height, width, height):
+        steps = [(in_width, height), (width, height)]
+    for step in steps:
+        if step != image.size:
+            image = _pass(image, step[0], step[1], resample, parts, map_fn)
+    return image.convert("RGBA") if mode == "RGBA" else image
+
+
+def can_split_resize(image: Any, resample: int) -> bool:
+    """Whether :func:`split_resize` gives Pillow's pixels for this image and filter: a mode and filter it
+    handles, checked once per process against Pillow's own resize (so a Pillow that orders or computes
+    its passes differently turns splitting off instead of changing pixels)."""
+    if image.mode not in _SPLIT_MODES or int(resample) == PILImageResampling.NEAREST:
+        return False
+    if not _SPLIT_CHECKED:
+        _SPLIT_CHECKED.append(_split_agrees_with_pillow())
+    return _SPLIT_CHECKED[0]
+
+
+def _split_agrees_with_pillow() -> bool:
+    Image = require_pil()
+    rng = np.random.default_rng(0)
+    for mode, channels in (("RGB", 3), ("L", 1), ("RGBA", 4)):
+        pixels = rng.integers(0, 256, (61, 47, channels), dtype=np.uint8)
+        image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+        # shrinking the height most runs the vertical pass first on Pillow 13; the others horizontal first
+        for size in ((23, 19), (40, 8), (90, 30), (30, 90), (47, 20)):
+            for resample in (1, 2, 3, 4, 5):
+                ours = split_resize(image, size, resample, 3)
+                if not np.array_equal(np.asarray(ours), np.asarray(image.resize(size, resample))):
+                    return False
+    return True
+
+
 def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Crop a channels-last image to ``(height, width)`` around its centre, zero-padding what is missing
     (the offsets follow transformers', so odd differences round the same way)."""
@@ -193,8 +284,13 @@ def normalize(image: np.ndarray, mean: float | Sequence[float], std: float | Seq
 
 
 class PixelTable:
-    """Rescale and normalise for uint8 pixels as one lookup: ``table[c, v]`` is what channel ``c``'s value
-    ``v`` becomes. Built once per (flags, factor, mean, std, channels) and reused."""
+    """Rescale and normalise for uint8 pixels: ``table[c, v]`` is what channel ``c``'s value ``v`` becomes.
+    Built once per (flags, factor, mean, std, channels) and reused.
+
+    When ``v * factor`` (or ``v / (1 / factor)``), then ``- mean`` and ``/ std``, all in float32, give the
+    table's bits for all 256 values of every channel, :meth:`apply` computes that (three vectorised passes)
+    instead of gathering from the table; both give the same bits, since the check covers every input.
+    """
 
     def __init__(self, channels: int, do_rescale: bool, rescale_factor: float, do_normalize: bool,
                  mean: Any, std: Any) -> None:
@@ -205,11 +301,41 @@ class PixelTable:
         if do_normalize:
             out = normalize(out, mean, std, channel_axis=-1)
         self.table = np.ascontiguousarray(out.T.astype(np.float32, copy=False))  # (channels, 256)
+        self.steps: list[tuple[Any, Any]] | None = None
+        candidates: list[list[tuple[Any, Any]]] = []
+        for first in ([(np.multiply, np.float32(rescale_factor))], [(np.divide, np.float32(1 / rescale_factor))]
+                      ) if do_rescale else ([],):
+            steps = list(first)
+            if do_normalize:
+                steps += [(np.subtract, _per_channel(mean, channels, "image_mean", np.float32)),
+                          (np.divide, _per_channel(std, channels, "image_std", np.float32))]
+            candidates.append(steps)
+        for steps in candidates:
+            if steps and np.array_equal(self._arithmetic(values, steps).view(np.uint32), out.view(np.uint32)):
+                self.steps = steps
+                break
+
+    @staticmethod
+    def _arithmetic(values: np.ndarray, steps: list[tuple[Any, Any]]) -> np.ndarray:
+        result = values.astype(np.float32)
+        for op, operand in steps:
+            op(result, operand, out=result)
+        return result
 
     def apply(self, images: np.ndarray) -> np.ndarray:
         """``(N, H, W, C)`` uint8 → ``(N, C, H, W)`` float32."""
         n, h, w, c = images.shape
         out = np.empty((n, c, h, w), dtype=np.float32)
-        for channel in range(c):
-            np.take(self.table[channel], images[..., channel], out=out[:, channel])
+        for i in range(n):
+            self.apply_into(images[i], out[i])
         return out
+
+    def apply_into(self, image: np.ndarray, out: np.ndarray) -> None:
+        """One ``(H, W, C)`` uint8 image into ``out``, a ``(C, H, W)`` float32 array."""
+        if self.steps is None:
+            for channel in range(image.shape[-1]):
+                np.take(self.table[channel], image[..., channel], out=out[channel])
+            return
+        np.copyto(out, np.moveaxis(image, -1, 0), casting="unsafe")  # uint8 -> float32, exact
+        for op, operand in self.steps:
+            op(out, operand if np.ndim(operand) == 0 else operand[:, None, None], out=out)
