@@ -1,12 +1,10 @@
 """``ManyRowsKernels``: a torch function mode that sends the many-row linear calls of an inference forward
 (an image encoder's 197 tokens per image, a speech encoder's 1,500 frames per clip) to oneDNN's matmul.
 
-On the CPU measured (AMD EPYC, AVX2; one thread, CPU time) oneDNN's fp32 matmul on the plain weight ran
-12-35% faster than the MKL ``sgemm`` that ``F.linear`` calls for ViT-base's layers (768 x 3072, 3072 x 768,
-768 x 768 at 197 rows) and 5-17% faster for whisper-tiny's encoder (384 x 384, 384 x 1536, 1536 x 384 at
-1,500 and 12,000 rows); a whole ViT-base forward took 11% less CPU time. Packing the weight first gained
-under 4% more, so weights stay as they are and nothing is cached. The results differ from ``F.linear``'s by float32
-rounding (the sums are accumulated in another order, about 1e-6 on those layers).
+oneDNN's fp32 matmul on the plain weight beats the MKL ``sgemm`` behind ``F.linear`` for these shapes
+(a few hundred to thousands of rows against weights of 384-3,072 columns; numbers in the README's pipeline
+section). Packing the weight first gained little more, so weights stay as they are and nothing is cached. The
+results differ from ``F.linear``'s by float32 rounding (the sums are accumulated in another order).
 
 As :class:`~pretrained.inference.routing.DecodeKernels` does for few-row steps, the mode looks at the
 calls one by one and reroutes only plain fp32 CPU tensors outside autograd with at least ``MIN_ROWS``
