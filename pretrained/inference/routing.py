@@ -7,11 +7,18 @@ plain fp32 CPU tensors outside autograd and its shape is one the kernels serve; 
 quantized layer, which never calls ``F.linear`` with a float weight; a sharded ``DTensor`` weight; bf16;
 training) runs exactly as without the mode. Torch function modes are per thread and last only for the
 ``with`` block: nothing changes for other code.
+
+Fused projections (compiled steps only): a compiled decoder packs sibling projections that read the same
+input (q / k / v, gate / up) side by side and passes the mode a table ``{weight: Group}``. A linear whose
+weight is in the table computes the product with the whole packed weight and returns its own columns. The
+sibling calls thus trace to identical subgraphs (same input, same packed weight), which the compiler's
+common-subexpression elimination merges into one: one reduction, or one kernel call, per group, while the
+model still calls its three layers. Called with another input, a member still gets the right numbers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +35,16 @@ def _plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
     )
 
 
+class Group(NamedTuple):
+    """Where one projection sits in its packed group: the packed weight and bias (``None`` without biases)
+    and the member's output columns ``[start, end)``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    start: int
+    end: int
+
+
 class DecodeKernels(TorchFunctionMode):
     """Reroute few-row linears to faster kernels (one-query attention stays with SDPA: written as
     multiplies and sums it measured slower in compiled steps at every batch size tried).
@@ -38,12 +55,15 @@ class DecodeKernels(TorchFunctionMode):
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
+        groups: ``{weight: Group}`` of packed projections (see the module docstring); used only when
+            ``compiled`` (eagerly nothing would merge the sibling calls).
     """
 
-    def __init__(self, compiled: bool = False, reductions: bool = False) -> None:
+    def __init__(self, compiled: bool = False, reductions: bool = False, groups: dict | None = None) -> None:
         super().__init__()
         self.compiled = compiled
         self.reductions = reductions
+        self.groups = groups if compiled and groups else None
 
     @staticmethod
     def prepare(compiled: bool, reductions: bool) -> None:
@@ -63,6 +83,11 @@ class DecodeKernels(TorchFunctionMode):
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
         if not _plain_fp32_cpu(x, weight, bias):
             return None
+        group = None if self.groups is None else self.groups.get(weight)
+        if group is not None and (bias is None) == (group.bias is None):
+            whole = self._linear(x, group.weight, group.bias)
+            whole = F.linear(x, group.weight, group.bias) if whole is None else whole
+            return whole[..., group.start : group.end]
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
             return kernels.one_row_linear(x, weight, bias)
