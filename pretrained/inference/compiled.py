@@ -173,12 +173,14 @@ class CompiledDecoder:
         return out
 
 
-def compiled_decoder(model: nn.Module, compile_config: Any = None) -> CompiledDecoder:
-    """The :class:`CompiledDecoder` of ``model`` for these options: made once, then reused."""
+def compiled_decoder(model: nn.Module, compile_config: Any = None, fuse: bool | None = None) -> CompiledDecoder:
+    """The :class:`CompiledDecoder` of ``model`` for these options: made once, then reused (also by
+    ``generate``). ``fuse``: see :class:`CompiledDecoder`; ``None`` keeps the current decoder's choice
+    (``True`` for a new one)."""
     options = compile_options(compile_config, next(model.parameters()).device)
     decoder = _DECODERS.get(model)
-    if decoder is None or decoder.options != options:
-        decoder = CompiledDecoder(model, compile_config)
+    if decoder is None or decoder.options != options or (fuse is not None and fuse != decoder.fuse):
+        decoder = CompiledDecoder(model, compile_config, fuse=True if fuse is None else fuse)
         _DECODERS[model] = decoder
     else:
         decoder.prepare(model)
