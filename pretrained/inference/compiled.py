@@ -17,11 +17,12 @@ Fused projections (CPU, decoder-only models): sibling ``nn.Linear`` layers that 
 huge-page buffer (:func:`pretrained.inference.hugepages.pack`): their parameters stay the same
 ``nn.Parameter`` objects under the same names (state dict, saving and training work as before) and
 become views of it. The decoder keeps the table of groups and hands it to
-:class:`~pretrained.inference.routing.DecodeKernels` inside the traced step, where each group becomes one
-product (see there). Layers that are not plain fp32 ``nn.Linear`` (quantized, sharded, other dtypes)
-are not packed and run as before. The table is re-checked on every :meth:`CompiledDecoder.prepare`
-(weights loaded or replaced since are packed again) and forgotten with the decoder; the weights stay
-where they are.
+:class:`~pretrained.inference.routing.DecodeKernels` inside the traced step, where in one-row steps
+compiled by inductor each group becomes one reduction, one pass over its weights (see there). Layers that
+are not plain fp32 ``nn.Linear`` (quantized, sharded, other dtypes) are not packed and run as before. The
+table is re-checked on every :meth:`CompiledDecoder.prepare` (weights loaded or replaced since are packed
+again) and dropped with the decoder (:func:`release`); the packed memory lives on as the parameters'
+storage, as long as they view it.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ class CompiledDecoder:
         where they were loaded or replaced since the last call; returns the bytes copied."""
         if not self.kernels:
             return 0
-        return (self._pack(model) if self.fuse else 0) + hugepages.move_weights(model)
+        # Only inductor's one-row reductions merge the members of a group (see routing), so only then pack.
+        return (self._pack(model) if self.fuse and self.reductions else 0) + hugepages.move_weights(model)
 
     def _pack(self, model: nn.Module) -> int:
         groups = fusable_groups(model)

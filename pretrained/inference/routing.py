@@ -8,12 +8,14 @@ quantized layer, which never calls ``F.linear`` with a float weight; a sharded `
 training) runs exactly as without the mode. Torch function modes are per thread and last only for the
 ``with`` block: nothing changes for other code.
 
-Fused projections (compiled steps only): a compiled decoder packs sibling projections that read the same
-input (q / k / v, gate / up) side by side and passes the mode a table ``{weight: Group}``. A linear whose
-weight is in the table computes the product with the whole packed weight and returns its own columns. The
-sibling calls thus trace to identical subgraphs (same input, same packed weight), which the compiler's
-common-subexpression elimination merges into one: one reduction, or one kernel call, per group, while the
-model still calls its three layers. Called with another input, a member still gets the right numbers.
+Fused projections (one-row linears in graphs compiled by inductor): a compiled decoder packs sibling
+projections that read the same input (q / k / v, gate / up) side by side and passes the mode a table
+``{weight: Group}``. A linear whose weight is in the table is written as the multiply-and-sum over the
+whole packed weight, of which it returns its own columns. The sibling calls thus trace to identical
+reductions (same input, same packed weight), which inductor fuses into one kernel loop whose common
+subexpressions it computes once: one pass over the group's weights, while the model still calls its
+three layers. Called with another input, a member still gets the right numbers. Library calls (MKL,
+oneDNN, the small-rows kernel) are not merged that way, so for more rows each layer keeps its own call.
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ class DecodeKernels(TorchFunctionMode):
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
         groups: ``{weight: Group}`` of packed projections (see the module docstring); used only when
-            ``compiled`` (eagerly nothing would merge the sibling calls).
+            ``compiled`` and ``reductions`` (nothing else merges the sibling calls).
     """
 
     def __init__(self, compiled: bool = False, reductions: bool = False, groups: dict | None = None) -> None:
         super().__init__()
         self.compiled = compiled
         self.reductions = reductions
-        self.groups = groups if compiled and groups else None
+        self.groups = groups if compiled and reductions and groups else None
 
     @staticmethod
     def prepare(compiled: bool, reductions: bool) -> None:
@@ -83,13 +85,11 @@ class DecodeKernels(TorchFunctionMode):
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
         if not _plain_fp32_cpu(x, weight, bias):
             return None
-        group = None if self.groups is None else self.groups.get(weight)
-        if group is not None and (bias is None) == (group.bias is None):
-            whole = self._linear(x, group.weight, group.bias)
-            whole = F.linear(x, group.weight, group.bias) if whole is None else whole
-            return whole[..., group.start : group.end]
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
+            group = None if self.groups is None else self.groups.get(weight)
+            if group is not None and (bias is None) == (group.bias is None):
+                return kernels.one_row_linear(x, group.weight, group.bias)[..., group.start : group.end]
             return kernels.one_row_linear(x, weight, bias)
         if rows not in kernels.SMALL_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
             return None
