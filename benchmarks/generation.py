@@ -47,7 +47,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # On cores busy with other processes, OpenMP threads that spin while waiting stall each other (10x
 # slower decode seen on the shared 2-core box), but on an idle box passive waiting halves small-model
 # speed. So: passive only when the machine is already loaded (and OMP_WAIT_POLICY is not set).
-if os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
+# Passive waiting also slows compiled batch-1 steps by itself: inductor's kernels end each parallel loop
+# in a barrier (~180 per step of the 100M model), and a passive barrier sleeps in the kernel (~480 futex
+# calls per step counted with strace) instead of spinning. A previous run's load average (the 1-minute
+# average decays slowly) can select it, so the policy is printed; set OMP_WAIT_POLICY=ACTIVE on a quiet box.
+load_at_start = os.getloadavg()[0]
+if load_at_start > (os.cpu_count() or 1) - 0.5:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -252,6 +257,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     names = args.models or (["llama-10M"] if args.quick else list(MODELS))
     repeats = 1 if args.quick else args.repeats
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    print(f"OpenMP wait policy: {policy or 'default'} (load average at start {load_at_start:.2f})", flush=True)
     bandwidth = read_bandwidth()
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -137,7 +137,7 @@ class CompiledDecoder:
         where they were loaded or replaced since the last call; returns the bytes copied."""
         if not self.kernels:
             return 0
-        # Only inductor's one-row reductions merge the members of a group (see routing), so only then pack.
+        # Only one-row steps compiled by inductor compute a group as one product (see routing): only then pack.
         return (self._pack(model) if self.fuse and self.reductions else 0) + hugepages.move_weights(model)
 
     def _pack(self, model: nn.Module) -> int:
@@ -147,12 +147,12 @@ class CompiledDecoder:
             return 0  # the same layers, still in the buffers packed last time
         table: dict[torch.Tensor, Group] = {}
         moved = 0
-        for layers in groups:
+        for index, layers in enumerate(groups):
             weight = hugepages.pack([layer.weight for layer in layers])
             bias = None if layers[0].bias is None else hugepages.pack([layer.bias for layer in layers])
             start = 0
             for layer in layers:
-                table[layer.weight] = Group(weight, bias, start, start + layer.out_features)
+                table[layer.weight] = Group(weight, bias, start, start + layer.out_features, index)
                 start += layer.out_features
             moved += weight.numel() * weight.element_size()
         self.groups.clear()

@@ -10,12 +10,12 @@ training) runs exactly as without the mode. Torch function modes are per thread 
 
 Fused projections (one-row linears in graphs compiled by inductor): a compiled decoder packs sibling
 projections that read the same input (q / k / v, gate / up) side by side and passes the mode a table
-``{weight: Group}``. A linear whose weight is in the table is written as the multiply-and-sum over the
-whole packed weight, of which it returns its own columns. The sibling calls thus trace to identical
-reductions (same input, same packed weight), which inductor fuses into one kernel loop whose common
-subexpressions it computes once: one pass over the group's weights, while the model still calls its
-three layers. Called with another input, a member still gets the right numbers. Library calls (MKL,
-oneDNN, the small-rows kernel) are not merged that way, so for more rows each layer keeps its own call.
+``{weight: Group}``. The first member called computes the multiply-and-sum over the whole packed weight
+and returns its own columns; a sibling called with the same input tensor (``is``: dynamo resolves that
+while tracing) returns its columns of that product. So the traced step holds one reduction per group,
+one pass over its weights, while the model still calls its three layers; a member called with another
+input computes its own product again (right numbers, no merge). Library calls (MKL, oneDNN, the
+small-rows kernel) stay per layer: for more rows each layer keeps its own call.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Group(NamedTuple):
     bias: torch.Tensor | None
     start: int
     end: int
+    index: int  # the group's number, shared by its members
 
 
 class DecodeKernels(TorchFunctionMode):
@@ -66,6 +67,8 @@ class DecodeKernels(TorchFunctionMode):
         self.compiled = compiled
         self.reductions = reductions
         self.groups = groups if compiled and reductions and groups else None
+        # group index -> (input, packed product) of the last member called (while tracing: one per group)
+        self._products: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def prepare(compiled: bool, reductions: bool) -> None:
@@ -88,9 +91,14 @@ class DecodeKernels(TorchFunctionMode):
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
             group = None if self.groups is None else self.groups.get(weight)
-            if group is not None and (bias is None) == (group.bias is None):
-                return kernels.one_row_linear(x, group.weight, group.bias)[..., group.start : group.end]
-            return kernels.one_row_linear(x, weight, bias)
+            if group is None or (bias is None) != (group.bias is None):
+                return kernels.one_row_linear(x, weight, bias)
+            last = self._products.get(group.index)
+            if last is not None and last[0] is x:  # a sibling already computed it from this input
+                return last[1][..., group.start : group.end]
+            whole = kernels.one_row_linear(x, group.weight, group.bias)
+            self._products[group.index] = (x, whole)
+            return whole[..., group.start : group.end]
         if rows not in kernels.SMALL_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
             return None
         if not self.compiled:
