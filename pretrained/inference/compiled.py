@@ -56,8 +56,10 @@ def _decode_forward(model: nn.Module, inputs: dict[str, Any], kernels: bool, red
 
 def _plain_linear(layer: Any) -> bool:
     """A layer whose product is ``F.linear`` on plain fp32 CPU tensors (not quantized or sharded)."""
+    if type(layer) is not nn.Linear:  # a quantized layer may not even have a ``weight``
+        return False
     tensors = [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
-    return type(layer) is nn.Linear and all(
+    return all(
         type(t) is nn.Parameter and t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
         for t in tensors
     )

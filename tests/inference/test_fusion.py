@@ -109,10 +109,23 @@ class _Int8Linear(nn.Linear):
         return x @ (self.qweight.float() * self.scale).T
 
 
+class _PackedInt8(nn.Module):
+    """A quantized layer that is no ``nn.Linear`` and has no ``weight`` (as GPTQ's)."""
+
+    def __init__(self, layer: nn.Linear) -> None:
+        super().__init__()
+        self.inner = _Int8Linear(layer)
+        del self.inner.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
 def test_quantized_and_sliced_layers_are_not_packed_and_give_the_plain_tokens():
     model = _llama()
     attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
     attn.q_proj = _Int8Linear(attn.q_proj)  # quantized: not packed, k and v still are
+    model.model.layers[1].mlp.up_proj = _PackedInt8(model.model.layers[1].mlp.up_proj)
     wide = torch.zeros(mlp.gate_proj.out_features, 2 * mlp.gate_proj.in_features)
     wide[:, ::2] = mlp.gate_proj.weight.detach()
     mlp.gate_proj.weight = nn.Parameter(wide[:, ::2])  # a non-contiguous slice: gate / up not packed
@@ -125,6 +138,7 @@ def test_quantized_and_sliced_layers_are_not_packed_and_give_the_plain_tokens():
     assert mlp.gate_proj not in sum(groups, []) and mlp.up_proj not in sum(groups, [])
     layer1 = model.model.layers[1]
     assert [layer1.self_attn.q_proj, layer1.self_attn.k_proj, layer1.self_attn.v_proj] in groups
+    assert layer1.mlp.gate_proj not in sum(groups, [])  # its sibling is quantized: nothing to pack with
     assert _shares_storage(attn.k_proj.weight, attn.v_proj.weight)
 
 
