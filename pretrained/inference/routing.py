@@ -14,8 +14,9 @@ projections that read the same input (q / k / v, gate / up) side by side and pas
 and returns its own columns; a sibling called with the same input tensor (``is``: dynamo resolves that
 while tracing) returns its columns of that product. So the traced step holds one reduction per group,
 one pass over its weights, while the model still calls its three layers; a member called with another
-input computes its own product again (right numbers, no merge). Library calls (MKL, oneDNN, the
-small-rows kernel) stay per layer: for more rows each layer keeps its own call.
+input computes its own product again (right numbers, no merge). This assumes the input is not changed in
+place between the sibling calls, which holds for the projections of every family here. Library calls
+(MKL, oneDNN, the small-rows kernel) stay per layer: for more rows each layer keeps its own call.
 """
 
 from __future__ import annotations
