@@ -1,6 +1,6 @@
 """Greedy and beam-search decoding speed: pretrained vs transformers, and the memory-bandwidth bound.
 
-Run: ``python benchmarks/generation.py [--quick] [--repeats 3] [--no-compile]``.
+Run: ``python benchmarks/generation.py [--quick] [--repeats 3] [--no-compile] [--compare-unfused]``.
 
 Two Llama-style models with random weights are saved to disk and loaded by both libraries (fp32):
 a ~100M-parameter one (where reading the weights dominates) and a ~10M one (where Python overhead per
@@ -11,6 +11,10 @@ The bound: at batch 1 every decode step reads every weight once (the embedding t
 row), so ``tokens/s <= read bandwidth / weight bytes``. The read bandwidth is measured in the same run
 by summing a large tensor with all threads, in ordinary memory (the bound of the goals) and, on
 Linux, in transparent huge pages (a stricter bound: compiled decoding moves the weights there).
+Compiled runs also report the share of the weights the kernel really backs with huge pages
+(``AnonHugePages``; compiled decoding collapses them there, see ``pretrained.inference.hugepages``), and
+``--compare-unfused`` adds a variant that keeps q/k/v and gate/up as separate products (a copy of the
+model, alternating with the others) to measure what packing them gains.
 Prints a table, the ratios, and one JSON line.
 
 Encoder-decoders: a BART-base-shaped model (~140M parameters, 6 + 6 layers of width 768, BART's 50k
@@ -29,6 +33,7 @@ is not compiled here. Every run must give the eager tokens (checked).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -42,7 +47,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # On cores busy with other processes, OpenMP threads that spin while waiting stall each other (10x
 # slower decode seen on the shared 2-core box), but on an idle box passive waiting halves small-model
 # speed. So: passive only when the machine is already loaded (and OMP_WAIT_POLICY is not set).
-if os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
+# Passive waiting also slows compiled batch-1 steps by itself: inductor's kernels end each parallel loop
+# in a barrier (~180 per step of the 100M model), and a passive barrier sleeps in the kernel (~480 futex
+# calls per step counted with strace) instead of spinning. A previous run's load average (the 1-minute
+# average decays slowly) can select it, so the policy is printed; set OMP_WAIT_POLICY=ACTIVE on a quiet box.
+load_at_start = os.getloadavg()[0]
+if load_at_start > (os.cpu_count() or 1) - 0.5:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -110,11 +120,27 @@ def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict[str, float]:
 
         if hugepages.SUPPORTED:
             buffers["huge_pages"] = hugepages.empty((n,), torch.float32).fill_(1.0)
+            hugepages.collapse(buffers["huge_pages"])  # as the weights are
+            huge, total = hugepages.huge_page_bytes([buffers["huge_pages"]])
+            if huge < total:
+                print(f"note: only {huge / total:.0%} of the bandwidth test's huge-page buffer is in huge pages")
     result = {}
     for kind, x in buffers.items():
         x.sum()
         result[kind] = n * 4 / min(_timed(lambda: x.sum()) for _ in range(repeats))  # noqa: B023
     return result
+
+
+def huge_page_share(model: torch.nn.Module) -> float | None:
+    """Share of ``model``'s weights that compiled decoding placed in huge-page regions which the kernel
+    really backs with huge pages (``AnonHugePages`` in ``/proc/self/smaps``); ``None`` off Linux CPUs."""
+    from pretrained.inference import hugepages
+
+    if DEVICE.type != "cpu" or not hugepages.SUPPORTED:
+        return None
+    tensors = [p for p in model.parameters() if p.numel() * p.element_size() >= hugepages.HUGE_PAGE]
+    huge, total = hugepages.huge_page_bytes(tensors)
+    return huge / total if total else None
 
 
 def _timed(fn) -> float:
@@ -213,6 +239,12 @@ def main() -> None:
     )
     parser.add_argument("--scenarios", nargs="*", default=None, help="subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--device", default="cpu", help="cpu (the goals) or cuda (for information)")
+    parser.add_argument(
+        "--compare-unfused",
+        action="store_true",
+        help="also time pretrained's compiled decoding without packed q/k/v and gate/up projections (a copy "
+        "of the model; alternates with the others)",
+    )
     args = parser.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -225,6 +257,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     names = args.models or (["llama-10M"] if args.quick else list(MODELS))
     repeats = 1 if args.quick else args.repeats
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    print(f"OpenMP wait policy: {policy or 'default'} (load average at start {load_at_start:.2f})", flush=True)
     bandwidth = read_bandwidth()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +275,7 @@ def main() -> None:
             }
             # best seen: the machine is shared
             bandwidth = {k: max(v, bandwidth.get(k, 0.0)) for k, v in read_bandwidth().items()}
+            unfused = None  # --compare-unfused: a copy of the pretrained model, made once per model
             params = sum(p.numel() for p in libs["pretrained"].parameters())
             per_token = (seq2seq_bytes_per_token if seq2seq else weight_bytes_per_token)(libs["pretrained"])
             bound = bandwidth["ordinary"] / per_token
@@ -258,6 +293,13 @@ def main() -> None:
                     for lib, model in libs.items():
                         if lib == "pretrained" or beams == 1:  # (transformers' beam search: not compiled)
                             variants[f"{lib}_compiled"] = (model, compiled_options(lib))
+                    if args.compare_unfused and DEVICE.type == "cpu":
+                        from pretrained.inference.compiled import compiled_decoder
+
+                        unfused = unfused or copy.deepcopy(libs["pretrained"])
+                        options = compiled_options("pretrained")
+                        compiled_decoder(unfused, options["compile_config"], fuse=False)  # generate reuses it
+                        variants["pretrained_compiled_unfused"] = (unfused, options)
                 outputs, times = {}, {variant: [] for variant in variants}
                 with torch.inference_mode():
                     for model, options in variants.values():
@@ -278,7 +320,7 @@ def main() -> None:
                     "ratio": round(speed["pretrained"] / speed["transformers"], 2),
                     "identical_tokens": same,
                 }  # fmt: skip
-                for key in ("pretrained_compiled", "transformers_compiled"):
+                for key in ("pretrained_compiled", "transformers_compiled", "pretrained_compiled_unfused"):
                     if key in speed:
                         row[f"{key}_tok_s"] = round(speed[key], 1)
                 if "pretrained_compiled" in speed:
@@ -289,6 +331,10 @@ def main() -> None:
                     row["compiled_ratio_vs_transformers_compiled"] = round(
                         speed["pretrained_compiled"] / speed["transformers_compiled"], 2
                     )
+                if "pretrained_compiled" in speed:
+                    share = huge_page_share(libs["pretrained"])
+                    if share is not None:
+                        row["pretrained_weights_in_huge_pages_pct"] = round(100 * share, 1)
                 if scenario == "greedy b1":
                     row["bound_tok_s"] = round(bound, 1)
                     if strict:
@@ -316,6 +362,11 @@ def main() -> None:
                             f"  transformers {speed['transformers_compiled']:8.1f} tok/s "
                             f"({row['compiled_ratio_vs_transformers_compiled']:.2f}x)"
                         )
+                    if "pretrained_compiled_unfused" in speed:
+                        extra += (f"  (unfused projections: {speed['pretrained_compiled_unfused']:8.1f} tok/s, fused "
+                                  f"{speed['pretrained_compiled'] / speed['pretrained_compiled_unfused']:.3f}x)")
+                    if "pretrained_weights_in_huge_pages_pct" in row:
+                        extra += f"  weights in huge pages: {row['pretrained_weights_in_huge_pages_pct']}%"
                     if "bound_tok_s" in row:
                         extra += f"  pretrained at {row['pretrained_compiled_pct_of_bound']}% of the bound"
                         if "pretrained_compiled_pct_of_huge_page_bound" in row:
@@ -326,7 +377,7 @@ def main() -> None:
                     f"{speed['transformers']:8.1f} tok/s  ratio {row['ratio']:.2f}x  identical={same}{extra}",
                     flush=True,
                 )
-            del libs
+            del libs, unfused
     setup = {
         "machine": platform.processor() or platform.machine(),
         "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",

@@ -11,6 +11,18 @@ the compiled function, so only that graph is affected). Decoders are kept per mo
 On the CPU, compiling also moves the model's weights into transparent huge pages
 (:func:`pretrained.inference.hugepages.move_weights`: parameters keep their objects, names and values;
 only their memory moves) because a batch-1 step streams every weight once per token.
+
+Fused projections (CPU, decoder-only models): sibling ``nn.Linear`` layers that read the same input
+(``q_proj`` / ``k_proj`` / ``v_proj``, ``gate_proj`` / ``up_proj``) are packed side by side in one
+huge-page buffer (:func:`pretrained.inference.hugepages.pack`): their parameters stay the same
+``nn.Parameter`` objects under the same names (state dict, saving and training work as before) and
+become views of it. The decoder keeps the table of groups and hands it to
+:class:`~pretrained.inference.routing.DecodeKernels` inside the traced step, where in one-row steps
+compiled by inductor each group becomes one reduction, one pass over its weights (see there). Layers that
+are not plain fp32 ``nn.Linear`` (quantized, sharded, other dtypes) are not packed and run as before. The
+table is re-checked on every :meth:`CompiledDecoder.prepare` (weights loaded or replaced since are packed
+again) and dropped with the decoder (:func:`release`); the packed memory lives on as the parameters'
+storage, as long as they view it.
 """
 
 from __future__ import annotations
@@ -23,15 +35,55 @@ import torch
 from torch import nn
 
 from pretrained.inference import hugepages
-from pretrained.inference.routing import DecodeKernels
+from pretrained.inference.routing import DecodeKernels, Group
+
+# Sibling projections that read the same input in every decoder-only family here.
+FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+# Attention over another sequence: its query reads the decoder's states, its keys and values the
+# encoder's, so packing them would make every query read all three weights.
+_CROSS = ("encoder_attn", "crossattention", "EncDecAttention")
 
 _DECODERS: weakref.WeakKeyDictionary[nn.Module, CompiledDecoder] = weakref.WeakKeyDictionary()
 
 
-def _decode_forward(model: nn.Module, inputs: dict[str, Any], kernels: bool, reductions: bool) -> Any:
+def _decode_forward(model: nn.Module, inputs: dict[str, Any], kernels: bool, reductions: bool,
+                    groups: dict[torch.Tensor, Group]) -> Any:
     # The mode is entered inside the traced function, so it shapes this graph only.
-    with DecodeKernels(compiled=True, reductions=reductions) if kernels else contextlib.nullcontext():
+    mode = DecodeKernels(compiled=True, reductions=reductions, groups=groups) if kernels else None
+    with mode if mode is not None else contextlib.nullcontext():
         return model(**inputs)
+
+
+def _plain_linear(layer: Any) -> bool:
+    """A layer whose product is ``F.linear`` on plain fp32 CPU tensors (not quantized or sharded)."""
+    if type(layer) is not nn.Linear:  # a quantized layer may not even have a ``weight``
+        return False
+    tensors = [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
+    return all(
+        type(t) is nn.Parameter and t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
+        for t in tensors
+    )
+
+
+def fusable_groups(model: nn.Module) -> list[list[nn.Linear]]:
+    """The sibling projections of ``model`` that :class:`CompiledDecoder` packs (see the module docstring):
+    at least two of a ``FUSED`` set, plain fp32 CPU ``nn.Linear`` layers of one input width, all with or
+    all without bias; none in an encoder-decoder or in cross-attention."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return []
+    groups = []
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in _CROSS:
+            continue
+        for names in FUSED:
+            layers = [getattr(module, n, None) for n in names]
+            layers = [layer for layer in layers if isinstance(layer, nn.Module) and _plain_linear(layer)]
+            if len(layers) < 2 or len({layer.in_features for layer in layers}) > 1:
+                continue
+            if len({layer.bias is None for layer in layers}) > 1 or len({id(x.weight) for x in layers}) < len(layers):
+                continue
+            groups.append(layers)
+    return groups
 
 
 def compile_options(compile_config: Any, device: torch.device) -> dict[str, Any]:
@@ -44,7 +96,7 @@ def compile_options(compile_config: Any, device: torch.device) -> dict[str, Any]
     if device.type == "cuda" and "mode" not in options and "options" not in options:
         # Replay the step as one CUDA graph: a small model's step is all kernel launches.
         options["mode"] = "reduce-overhead"
-    if device.type == "cpu" and "mode" not in options:
+    if device.type == "cpu" and "mode" not in options and options.get("backend", "inductor") == "inductor":
         # Inductor's C++ wrapper launches the step's kernels without the Python wrapper's overhead.
         options["options"] = {"cpp_wrapper": True, **(options.get("options") or {})}
     return options
@@ -56,9 +108,11 @@ class CompiledDecoder:
     Args:
         model: The causal LM (its weights may move into huge pages on the CPU, see the module docstring).
         compile_config: ``torch.compile`` options (a dict or an object with ``fullgraph``, ``backend``, ...).
+        fuse: Pack sibling projections and compute each group as one product (CPU; see the module
+            docstring). ``False`` keeps every layer's own product (for comparisons).
     """
 
-    def __init__(self, model: nn.Module, compile_config: Any = None) -> None:
+    def __init__(self, model: nn.Module, compile_config: Any = None, fuse: bool = True) -> None:
         if getattr(model, "tp_size", None):
             raise NotImplementedError(
                 "A compiled decode step of a tensor-parallel model is not supported (its layers meet the other "
@@ -70,14 +124,44 @@ class CompiledDecoder:
         self.static_len = 0
         self.kernels = device.type == "cpu"
         self.reductions = self.kernels and self.options.get("backend", "inductor") == "inductor"
+        # {member weight: Group}: the packed projections (one dict object for the decoder's life, so the
+        # compiled graph's guards on it hold while the packing stays).
+        self.groups: dict[torch.Tensor, Group] = {}
+        self._packed: list[tuple[int, int]] = []  # (id, data_ptr) of every member when last packed
+        self.fuse = fuse
         if self.kernels:
             DecodeKernels.prepare(compiled=True, reductions=self.reductions)
         self._fn = torch.compile(_decode_forward, **self.options)
         self.prepare(model)
 
     def prepare(self, model: nn.Module) -> int:
-        """Move weights loaded or replaced since the last call into huge pages (CPU); returns bytes moved."""
-        return hugepages.move_weights(model) if self.kernels else 0
+        """Pack fusable projections (see the module docstring) and move other weights into huge pages (CPU)
+        where they were loaded or replaced since the last call; returns the bytes copied."""
+        if not self.kernels:
+            return 0
+        # Only one-row steps compiled by inductor compute a group as one product (see routing): only then pack.
+        return (self._pack(model) if self.fuse and self.reductions else 0) + hugepages.move_weights(model)
+
+    def _pack(self, model: nn.Module) -> int:
+        groups = fusable_groups(model)
+        members = [(id(t), t.data_ptr()) for layers in groups for x in layers for t in (x.weight, x.bias) if t is not None]
+        if members == self._packed:
+            return 0  # the same layers, still in the buffers packed last time
+        table: dict[torch.Tensor, Group] = {}
+        moved = 0
+        for index, layers in enumerate(groups):
+            weight = hugepages.pack([layer.weight for layer in layers])
+            bias = None if layers[0].bias is None else hugepages.pack([layer.bias for layer in layers])
+            start = 0
+            for layer in layers:
+                table[layer.weight] = Group(weight, bias, start, start + layer.out_features, index)
+                start += layer.out_features
+            moved += weight.numel() * weight.element_size()
+        self.groups.clear()
+        self.groups.update(table)
+        self._packed = [(id(t), t.data_ptr()) for layers in groups for x in layers for t in (x.weight, x.bias)
+                        if t is not None]  # fmt: skip
+        return moved
 
     def __call__(self, model: nn.Module, cache: Any, skip_guards: bool = False, **inputs: Any) -> Any:
         """Run one step (keyword inputs as for ``model.forward``, with ``cache_position``), then count the
@@ -88,17 +172,19 @@ class CompiledDecoder:
         """
         stance = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if skip_guards else contextlib.nullcontext()
         with stance:
-            out = self._fn(model, inputs, self.kernels, self.reductions)
+            out = self._fn(model, inputs, self.kernels, self.reductions, self.groups)
         cache.advance(inputs["cache_position"].shape[0])
         return out
 
 
-def compiled_decoder(model: nn.Module, compile_config: Any = None) -> CompiledDecoder:
-    """The :class:`CompiledDecoder` of ``model`` for these options: made once, then reused."""
+def compiled_decoder(model: nn.Module, compile_config: Any = None, fuse: bool | None = None) -> CompiledDecoder:
+    """The :class:`CompiledDecoder` of ``model`` for these options: made once, then reused (also by
+    ``generate``). ``fuse``: see :class:`CompiledDecoder`; ``None`` keeps the current decoder's choice
+    (``True`` for a new one)."""
     options = compile_options(compile_config, next(model.parameters()).device)
     decoder = _DECODERS.get(model)
-    if decoder is None or decoder.options != options:
-        decoder = CompiledDecoder(model, compile_config)
+    if decoder is None or decoder.options != options or (fuse is not None and fuse != decoder.fuse):
+        decoder = CompiledDecoder(model, compile_config, fuse=True if fuse is None else fuse)
         _DECODERS[model] = decoder
     else:
         decoder.prepare(model)

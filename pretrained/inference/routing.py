@@ -7,11 +7,21 @@ plain fp32 CPU tensors outside autograd and its shape is one the kernels serve; 
 quantized layer, which never calls ``F.linear`` with a float weight; a sharded ``DTensor`` weight; bf16;
 training) runs exactly as without the mode. Torch function modes are per thread and last only for the
 ``with`` block: nothing changes for other code.
+
+Fused projections (one-row linears in graphs compiled by inductor): a compiled decoder packs sibling
+projections that read the same input (q / k / v, gate / up) side by side and passes the mode a table
+``{weight: Group}``. The first member called computes the multiply-and-sum over the whole packed weight
+and returns its own columns; a sibling called with the same input tensor (``is``: dynamo resolves that
+while tracing) returns its columns of that product. So the traced step holds one reduction per group,
+one pass over its weights, while the model still calls its three layers; a member called with another
+input computes its own product again (right numbers, no merge). This assumes the input is not changed in
+place between the sibling calls, which holds for the projections of every family here. Library calls
+(MKL, oneDNN, the small-rows kernel) stay per layer: for more rows each layer keeps its own call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +38,17 @@ def _plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
     )
 
 
+class Group(NamedTuple):
+    """Where one projection sits in its packed group: the packed weight and bias (``None`` without biases)
+    and the member's output columns ``[start, end)``."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    start: int
+    end: int
+    index: int  # the group's number, shared by its members
+
+
 class DecodeKernels(TorchFunctionMode):
     """Reroute few-row linears to faster kernels (one-query attention stays with SDPA: written as
     multiplies and sums it measured slower in compiled steps at every batch size tried).
@@ -38,12 +59,17 @@ class DecodeKernels(TorchFunctionMode):
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
+        groups: ``{weight: Group}`` of packed projections (see the module docstring); used only when
+            ``compiled`` and ``reductions`` (nothing else merges the sibling calls).
     """
 
-    def __init__(self, compiled: bool = False, reductions: bool = False) -> None:
+    def __init__(self, compiled: bool = False, reductions: bool = False, groups: dict | None = None) -> None:
         super().__init__()
         self.compiled = compiled
         self.reductions = reductions
+        self.groups = groups if compiled and reductions and groups else None
+        # group index -> (input, packed product) of the last member called (while tracing: one per group)
+        self._products: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def prepare(compiled: bool, reductions: bool) -> None:
@@ -65,7 +91,15 @@ class DecodeKernels(TorchFunctionMode):
             return None
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
-            return kernels.one_row_linear(x, weight, bias)
+            group = None if self.groups is None else self.groups.get(weight)
+            if group is None or (bias is None) != (group.bias is None):
+                return kernels.one_row_linear(x, weight, bias)
+            last = self._products.get(group.index)
+            if last is not None and last[0] is x:  # a sibling already computed it from this input
+                return last[1][..., group.start : group.end]
+            whole = kernels.one_row_linear(x, group.weight, group.bias)
+            self._products[group.index] = (x, whole)
+            return whole[..., group.start : group.end]
         if rows not in kernels.SMALL_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
             return None
         if not self.compiled:

@@ -123,3 +123,38 @@ def test_compiled_decoder_advances_the_cache_like_an_eager_forward(tmp_path):
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     release(model)
     assert compiled_decoder(model, {"fullgraph": True}) is not decoder
+
+
+@pytest.mark.slow
+@needs_compiler
+@pytest.mark.parametrize("fuse", [False, True])
+def test_packed_projections_are_one_loop_per_group_in_inductors_code(fuse):
+    """With the q/k/v and gate/up layers packed, inductor's code reads each group in one loop over all its
+    rows (the sibling calls merged), and the step's numbers are those of the plain model's."""
+    import re
+
+    from torch._inductor.utils import run_and_get_code
+
+    from pretrained.inference.compiled import compiled_decoder
+    from pretrained.modeling.cache import StaticCache
+    from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    # q / k / v: 32 + 16 + 16 = 64 rows; gate / up: 40 + 40 = 80; no other loop is 64 or 80 long
+    config = LlamaConfig(vocab_size=72, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(1, 72, (1, 4), generator=torch.Generator().manual_seed(0))
+    torch._dynamo.reset()
+    decoder = compiled_decoder(model, {"fullgraph": True}, fuse=fuse)
+    assert bool(decoder.groups) == fuse
+    cache, eager_cache = (StaticCache(config, max_cache_len=8) for _ in range(2))
+    step = dict(input_ids=ids[:, -1:], position_ids=torch.tensor([[4]]), cache_position=torch.tensor([4]))
+    with torch.no_grad():
+        for c in (cache, eager_cache):
+            model(ids, past_key_values=c, cache_position=torch.arange(4))
+        out, code = run_and_get_code(lambda: decoder(model, cache, past_key_values=cache, **step).logits)
+        want = model(past_key_values=eager_cache, **step).logits
+    extents = re.findall(r"x0<static_cast<int64_t>\((\d+)L\)", "\n".join(code))
+    assert (extents.count("64"), extents.count("80")) == ((2, 2) if fuse else (0, 0)), extents
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)

@@ -55,3 +55,36 @@ def test_move_weights_keeps_values_ties_and_training(tmp_path):
     # still trainable (not inference tensors), gradients flow
     model(torch.tensor([[1, 2]])).sum().backward()
     assert model[0].weight.grad is not None and model[0].weight.requires_grad
+
+
+def test_pack_puts_tensors_side_by_side_and_keeps_them_usable():
+    torch.manual_seed(0)
+    layers = [nn.Linear(512, n) for n in (1024, 256, 256)]  # 3 MB together: a huge-page region
+    params = [layer.weight for layer in layers]
+    values = [p.detach().clone() for p in params]
+    with torch.inference_mode():
+        packed = hugepages.pack(params)
+    assert packed.shape == (1536, 512) and hugepages.in_huge_pages(packed)
+    assert [layer.weight is p for layer, p in zip(layers, params)] == [True] * 3
+    assert all(torch.equal(p, v) for p, v in zip(params, values))
+    assert params[1].data_ptr() == packed.data_ptr() + 1024 * 512 * 4
+    assert params[2].data_ptr() == packed.data_ptr() + 1280 * 512 * 4
+    # not inference tensors: training still works and writes into the packed memory
+    layers[2](torch.randn(2, 512)).sum().backward()
+    with torch.no_grad():
+        params[2] -= params[2].grad
+    assert torch.equal(packed[1280:], params[2])
+    with pytest.raises(ValueError, match="equal trailing sizes"):
+        hugepages.pack([torch.zeros(2, 3), torch.zeros(2, 4)])
+
+
+def test_collapse_and_huge_page_bytes_report_what_the_kernel_did():
+    t = hugepages.empty((2048, 1024), torch.float32).fill_(1.0)  # 8 MB
+    collapsed = hugepages.collapse(t)  # False on kernels before 6.1 or without THP: nothing to assert
+    huge, total = hugepages.huge_page_bytes([t, t[1024:]])
+    assert total == 8 << 20  # the region once, whatever views of it are passed
+    assert 0 <= huge <= total and huge % hugepages.HUGE_PAGE == 0
+    if collapsed:
+        assert huge == total
+    assert hugepages.huge_page_bytes([torch.ones(10)]) == (0, 0)  # not a huge-page region
+    assert not hugepages.collapse(torch.ones(1 << 20))
