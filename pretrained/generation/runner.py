@@ -36,16 +36,12 @@ class Runner:
         model_kwargs: dict[str, Any],
         seq2seq: bool = False,
     ) -> None:
-        self.model = model
         # An encoder-decoder's steps feed the decoder (decoder_input_ids / decoder_attention_mask); the
         # encoder's output and mask stay in model_kwargs for every step (the cross-attention keys and values
         # come from the cache after the first one).
-        self.seq2seq = seq2seq
-        self.cache = cache
-        self.model_kwargs = model_kwargs
-        batch, length = input_ids.shape
-        device = input_ids.device
-        self.length = length
+        self.model, self.cache, self.model_kwargs, self.seq2seq = model, cache, model_kwargs, seq2seq
+        batch, self.length = input_ids.shape
+        length, device = self.length, input_ids.device
         self.static = isinstance(getattr(cache, "self_attention_cache", cache), StaticCache)
         # Bool mask for the whole run: prompt padding, then ones for every token still to come.
         self.mask = None
