@@ -60,7 +60,7 @@ from pretrained.generation.outputs import (  # noqa: F401 - public names of this
     GreedySearchDecoderOnlyOutput,
     SampleDecoderOnlyOutput,
 )
-from pretrained.generation.runner import Runner, make_cache, make_seq2seq_cache
+from pretrained.generation.runner import RoutedLinears, Runner, make_cache, make_seq2seq_cache
 from pretrained.generation.search import Search, beam_search, sample
 from pretrained.generation.stopping_criteria import (
     MaxTimeCriteria,
@@ -69,7 +69,6 @@ from pretrained.generation.stopping_criteria import (
 )
 from pretrained.inference import kernels
 from pretrained.inference.compiled import compiled_decoder
-from pretrained.inference.routing import DecodeKernels
 from pretrained.modeling.cache import StaticCache
 
 _UNSUPPORTED = {
@@ -369,7 +368,8 @@ def generate(
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
     elif model.device.type == "cpu" and input_ids.shape[0] in kernels.SMALL_ROWS:
-        runner.kernels = DecodeKernels()  # few-row steps: oneDNN reads big weights faster than MKL
+        routed = RoutedLinears(model)  # few-row steps: oneDNN reads big weights faster than MKL
+        runner.kernels = routed if routed else None
 
     search = Search(runner, config, input_ids, processors, criteria, eos, pad)
     result = beam_search(search, beams) if beams > 1 else sample(search, streamer)
