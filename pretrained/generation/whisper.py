@@ -199,14 +199,11 @@ def _init_tokens(model: Any, config: Any, input_features: torch.Tensor | None, e
 
 
 # --- generate -------------------------------------------------------------------------------------------
-def generate(
-    model: Any,
-    input_features: torch.Tensor | None = None,
-    generation_config: GenerationConfig | None = None,
-    logits_processor: list[Any] | None = None,
-    stopping_criteria: list[Any] | None = None,
-    prefix_allowed_tokens_fn: Any = None,
-    synced_gpus: bool = False,
+def generate(  # fmt: skip
+    # the generic generate()'s arguments (input_features for inputs), then Whisper's own, as transformers'
+    model: Any, input_features: torch.Tensor | None = None, generation_config: GenerationConfig | None = None,
+    logits_processor: list[Any] | None = None, stopping_criteria: list[Any] | None = None,
+    prefix_allowed_tokens_fn: Any = None, synced_gpus: bool = False,
     return_timestamps: bool | None = None,
     task: str | None = None,
     language: str | list[str] | None = None,

@@ -50,6 +50,7 @@ class DynamicLayer(CacheLayer):
         self._keys: torch.Tensor | None = None
         self._values: torch.Tensor | None = None
         self.length = 0
+        self._spare: tuple[torch.Tensor, torch.Tensor] | None = None  # reorder's second buffer (beam search)
 
     @property
     def keys(self) -> torch.Tensor | None:
@@ -96,10 +97,19 @@ class DynamicLayer(CacheLayer):
         return self.length + query_length, 0
 
     def reorder(self, beam_idx: torch.Tensor) -> None:
-        if self._keys is not None:
-            n = self.length
-            self._keys[:, :, :n] = self._keys[:, :, :n].index_select(0, beam_idx.to(self._keys.device))
-            self._values[:, :, :n] = self._values[:, :, :n].index_select(0, beam_idx.to(self._values.device))
+        # Gathered straight into a second buffer of the same capacity, which then becomes the cache: one pass
+        # over the written slots per step (beam search), where gathering in place needs a copy and a copy back.
+        if self._keys is None:
+            return
+        n = self.length
+        spare = self._spare
+        if spare is None or spare[0].shape != self._keys.shape or spare[1].shape != self._values.shape:
+            spare = (torch.empty_like(self._keys), torch.empty_like(self._values))
+        keys, values = spare
+        torch.index_select(self._keys[:, :, :n], 0, beam_idx.to(keys.device), out=keys[:, :, :n])
+        torch.index_select(self._values[:, :, :n], 0, beam_idx.to(values.device), out=values[:, :, :n])
+        self._spare = (self._keys, self._values)
+        self._keys, self._values = keys, values
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self._keys is not None:
@@ -224,9 +234,14 @@ class StaticLayer(CacheLayer):
         return self.max_cache_len, 0
 
     def reorder(self, beam_idx: torch.Tensor) -> None:
+        # Only the slots written so far (generate writes them in order): the rest of a long buffer holds
+        # nothing yet (a count of 0 may be one that a compiled forward could not advance: all slots then).
+        # The buffers keep their addresses (compiled graphs hold them), hence the copy back.
         if self.keys is not None:
-            self.keys.copy_(self.keys.index_select(0, beam_idx.to(self.keys.device)))
-            self.values.copy_(self.values.index_select(0, beam_idx.to(self.values.device)))
+            n = min(self.length, self.max_cache_len) or self.max_cache_len
+            for buffer in (self.keys, self.values):
+                written = buffer[:, :, :n]
+                written.copy_(written.index_select(0, beam_idx.to(buffer.device)))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.keys is not None:
