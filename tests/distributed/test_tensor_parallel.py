@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import subprocess
 import sys
 import warnings
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers as T
+from dist_helpers import torchrun as run_script
 
 import pretrained as P
 
@@ -38,22 +38,9 @@ def _load_worker():
 worker = _load_worker()
 
 
-def torchrun(*args: str, nproc: int = 2, timeout: int = 240) -> None:
-    """Run the worker on ``nproc`` processes (a free port is picked by ``--standalone``)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-               OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               str(WORKER), *args]
-    for _ in range(3):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-        # --standalone picks a port that another program may take before the rendezvous binds it: retry.
-        if not (result.returncode and re.search(r"(?i)address already in use|EADDRINUSE", result.stderr)):
-            break
-    if result.returncode:
-        raise AssertionError(f"torchrun failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                             f"{result.stderr[-6000:]}")
+def torchrun(*args: str) -> None:
+    """Run the worker on two processes (see ``dist_helpers.torchrun``)."""
+    run_script(str(WORKER), *args, timeout=240)
 
 
 def tiny(arch: str) -> T.PreTrainedModel:
