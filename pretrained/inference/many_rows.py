@@ -23,13 +23,12 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from pretrained.inference import kernels
+from pretrained.inference.routing import plain_fp32_cpu
 
 # Fewer rows than this stay with F.linear (the decode kernels' territory, and too little work to matter).
 MIN_ROWS = 32
 # Smaller weights than this stay with F.linear: oneDNN's call overhead is not paid back.
 MIN_WEIGHT = 64 * 64
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 class ManyRowsKernels(TorchFunctionMode):
@@ -57,8 +56,7 @@ class ManyRowsKernels(TorchFunctionMode):
 
     @staticmethod
     def _linear(x: Any, weight: Any, bias: Any = None) -> Any:
-        tensors = (x, weight) if bias is None else (x, weight, bias)
-        if not all(type(t) in _PLAIN and t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+        if not plain_fp32_cpu(x, weight, bias):
             return None
         if x.dim() == 0 or x.numel() // max(x.shape[-1], 1) < MIN_ROWS or weight.numel() < MIN_WEIGHT:
             return None

@@ -32,7 +32,8 @@ from pretrained.inference import kernels
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
+def plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
+    """Whether every given tensor (``None`` skipped) is a plain fp32 CPU tensor: what the kernels serve."""
     return all(
         t is None or (type(t) in _PLAIN and t.device.type == "cpu" and t.dtype == torch.float32) for t in tensors
     )
@@ -87,7 +88,7 @@ class DecodeKernels(TorchFunctionMode):
         return func(*args, **kwargs) if out is None else out
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
-        if not _plain_fp32_cpu(x, weight, bias):
+        if not plain_fp32_cpu(x, weight, bias):
             return None
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
