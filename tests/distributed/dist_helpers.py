@@ -10,18 +10,18 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TEARDOWN_ABORT = "terminate called without an active exception"
 
 
-def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> str:
-    """Run `script` (a path, or a file of tests/distributed) on `nproc` local processes; returns the output.
+def launch(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command that starts local processes (torchrun, `pretrained train --nproc-per-node`), with one
+    thread per process, offline, this checkout first on the path and no rank variables of an outer run.
 
-    `--standalone` lets the rendezvous pick a free port, so tests may run side by side. The timeout is
-    generous: a run takes 10-30 s, but much longer on a box shared with other test runs.
+    A port taken between `--standalone` picking it and the rendezvous binding it is retried (up to 3 times);
+    so, once, is a known, rare abort seen only under a loaded full-suite run: a process dies in C++ teardown
+    after the program finished (its results written, process group destroyed). Returns the last run.
     """
-    path = script if os.path.isabs(script) else os.path.join(HERE, script)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", path, *args]
     aborts = 0
     for _ in range(4):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -29,14 +29,24 @@ def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> s
         if not done.returncode:
             break
         if re.search(r"(?i)address already in use|EADDRINUSE", output):
-            # --standalone picks a port that another program may take before the rendezvous binds it.
             continue
         if TEARDOWN_ABORT in output and aborts == 0:
-            # Known, rare, seen only under a loaded full-suite run: a process aborts in C++ teardown after the
-            # program finished (its results written, process group destroyed). Run once more; twice fails.
             aborts += 1
             continue
         break
+    return done
+
+
+def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 300) -> str:
+    """Run `script` (a path, or a file of tests/distributed) on `nproc` local processes; returns the output.
+
+    `--standalone` lets the rendezvous pick a free port, so tests may run side by side. The timeout is
+    generous: a run takes 10-30 s, but much longer on a box shared with other test runs.
+    """
+    path = script if os.path.isabs(script) else os.path.join(HERE, script)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", path, *args]
+    done = launch(cmd, timeout)
+    output = done.stdout + done.stderr
     if done.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{output[-6000:]}")
     return output

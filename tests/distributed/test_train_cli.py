@@ -1,13 +1,11 @@
 """`pretrained train --nproc-per-node 2 config.json` runs the training under torchrun."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 from cli_fixtures import save_tiny_bert_classifier
-from dist_helpers import ROOT
+from dist_helpers import launch
 
 from pretrained.training.launch import torchrun_command
 
@@ -29,9 +27,6 @@ def test_nproc_per_node_runs_two_processes(tmp_path, tiny_bert):
                  "save_steps": 2, "disable_tqdm": True, "use_cpu": True, "report_to": "none"},
     }  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": ROOT}
-    for name in ("LOCAL_RANK", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE"):
-        env.pop(name, None)
     command = [
         sys.executable,
         "-m",
@@ -41,7 +36,7 @@ def test_nproc_per_node_runs_two_processes(tmp_path, tiny_bert):
         "2",
         str(tmp_path / "config.json"),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = launch(command, timeout=120)
     assert done.returncode == 0, done.stderr[-4000:]
     metrics = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"')]
     metrics = [m for m in metrics if "train_loss" in m]
