@@ -20,9 +20,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.cache import Cache, DynamicCache
+from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.embeddings import OutputEmbeddings
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.losses import sequence_classification_loss
@@ -311,15 +311,11 @@ def run_layers(
     hidden = run.hidden_states
     all_hidden: list[torch.Tensor] = []
     all_attn: list[torch.Tensor] = []
-    checkpointed = owner.gradient_checkpointing and owner.training
     for layer, window in zip(layers, windows):
         if run.output_hidden_states:
             all_hidden.append(hidden)
         args = (hidden, masks[window], position_embeddings, run.cache, run.cache_position, run.output_attentions)
-        if checkpointed:
-            hidden, weights = checkpoint(layer, *args, **getattr(owner, "_checkpoint_kwargs", {}))
-        else:
-            hidden, weights = layer(*args)
+        hidden, weights = call_layer(owner, layer, *args)
         if run.output_attentions:
             all_attn.append(weights)
     return hidden, all_hidden, all_attn

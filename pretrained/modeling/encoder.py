@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
+from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.losses import (
     sequence_classification_loss,
     span_logits_and_loss,
@@ -116,10 +116,7 @@ class LayerStack(nn.Module):
         all_hidden = (hidden,) if output_hidden_states else None
         all_weights = () if output_attentions else None
         for layer in getattr(self, self._attribute):
-            if self.gradient_checkpointing and self.training:
-                hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
-            else:
-                hidden, weights = layer(hidden, mask, output_attentions)
+            hidden, weights = call_layer(self, layer, hidden, mask, output_attentions)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:

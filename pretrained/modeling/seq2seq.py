@@ -22,12 +22,12 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
+from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
 from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.outputs import (
@@ -329,11 +329,6 @@ class _Stack(InputEmbeddings, nn.Module):
     def _finish(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.layer_norm(hidden) if self.final_norm else hidden
 
-    def _run(self, layer: nn.Module, *args: Any) -> Any:
-        if self.gradient_checkpointing and self.training:
-            return checkpoint(layer, *args, **getattr(self, "_checkpoint_kwargs", {"use_reentrant": False}))
-        return layer(*args)
-
     def _dropped(self, layerdrop: float) -> bool:
         # LayerDrop: in training each layer is skipped with this probability.
         return self.training and layerdrop > 0.0 and bool(torch.rand([]) < layerdrop)
@@ -351,7 +346,7 @@ class _Stack(InputEmbeddings, nn.Module):
             if self._dropped(self.config.encoder_layerdrop):
                 all_attn.append(None)
                 continue
-            hidden, weights = self._run(layer, hidden, mask, output_attentions)
+            hidden, weights = call_layer(self, layer, hidden, mask, output_attentions)
             all_attn.append(weights)
         hidden = self._finish(hidden)
         if output_hidden_states:
@@ -475,8 +470,8 @@ class Seq2SeqDecoder(_Stack):
                 all_hidden.append(hidden)
             if self._dropped(config.decoder_layerdrop):
                 continue
-            hidden, weights, cross = self._run(layer, hidden, mask, encoder_hidden_states, encoder_mask, cache,
-                                               cache_position, output_attentions)
+            hidden, weights, cross = call_layer(self, layer, hidden, mask, encoder_hidden_states, encoder_mask,
+                                                cache, cache_position, output_attentions)
             all_attn.append(weights)
             all_cross.append(cross)
         hidden = self._finish(hidden)

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
+from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.decoder import cache_positions
 from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.losses import token_classification_loss
@@ -325,16 +325,12 @@ class T5Stack(InputEmbeddings, nn.Module):
         all_attn: list[torch.Tensor] = []
         all_cross: list[torch.Tensor] = []
         position_bias = None
-        checkpointed = self.gradient_checkpointing and self.training
         for block in self.block:
             if output_hidden_states:
                 all_hidden.append(hidden)
             args = (hidden, allowed, position_bias, encoder_hidden_states, encoder_bias, cache,
                     cache_position, output_attentions)
-            if checkpointed:
-                hidden, bias, weights, cross = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
-            else:
-                hidden, bias, weights, cross = block(*args)
+            hidden, bias, weights, cross = call_layer(self, block, *args)
             if not config.relative_bias_every_layer:
                 position_bias = bias  # the first layer's bias serves them all
             if output_attentions:
