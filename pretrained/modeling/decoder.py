@@ -23,7 +23,7 @@ from torch import nn
 
 from pretrained.modeling.cache import Cache, DynamicCache
 from pretrained.modeling.checkpointing import call_layer
-from pretrained.modeling.embeddings import OutputEmbeddings
+from pretrained.modeling.embeddings import OutputEmbeddings, check_token_inputs
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import causal_mask
@@ -32,6 +32,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
+    output_flag,
 )
 
 
@@ -167,7 +168,7 @@ def causal_lm_forward(
         loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)
     out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if _return_dict(model, return_dict) else out.to_tuple()
+    return model._outputs(out, return_dict)
 
 
 def sequence_classifier_forward(
@@ -182,7 +183,7 @@ def sequence_classifier_forward(
     loss = sequence_classification_loss(logits, labels, model.config) if labels is not None else None
     out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if _return_dict(model, return_dict) else out.to_tuple()
+    return model._outputs(out, return_dict)
 
 
 class DecoderLMForward(OutputEmbeddings):
@@ -233,10 +234,6 @@ def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
     return {**{k: v for k, v in arguments.items() if k not in skip}, **arguments.get("kwargs", {})}
 
 
-def _return_dict(model: Any, value: bool | None) -> bool:
-    return model.config.return_dict if value is None else value
-
-
 @dataclass
 class DecoderRun:
     """What one forward of a decoder stack carries from its inputs to its output (see :func:`begin_decoder`)."""
@@ -267,8 +264,7 @@ def begin_decoder(
     (``cache_position``) and positions of the new tokens (by default they follow what the cache holds)."""
     if past_key_values is None:
         past_key_values = kwargs.get("cache")
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    check_token_inputs(input_ids, inputs_embeds)
     config = model.config
     if use_cache is None:
         use_cache = config.use_cache and not model.training
@@ -280,8 +276,7 @@ def begin_decoder(
         cache_position = cache_positions(cache, inputs_embeds.shape[1], inputs_embeds.device)
 
     def flag(name: str) -> bool:
-        value = kwargs.get(name)
-        return getattr(config, name) if value is None else value
+        return output_flag(config, name, kwargs.get(name))
 
     return DecoderRun(
         hidden_states=inputs_embeds,

@@ -22,6 +22,7 @@ from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
 from pretrained.modeling.checkpointing import call_layer
+from pretrained.modeling.embeddings import check_token_inputs
 from pretrained.modeling.losses import (
     sequence_classification_loss,
     span_logits_and_loss,
@@ -32,6 +33,7 @@ from pretrained.modeling.outputs import (
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
+    output_flag,
 )
 
 
@@ -153,11 +155,10 @@ class EncoderPreTrainedModel(PreTrainedModel):
         Exactly one of ``input_ids`` / ``inputs_embeds`` must be given; the output flags default to the
         config's. Returns ``(last hidden, every layer's hidden or None, every layer's weights or None)``.
         """
-        if (inputs.get("input_ids") is None) == (inputs.get("inputs_embeds") is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        check_token_inputs(inputs.get("input_ids"), inputs.get("inputs_embeds"))
         config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = output_flag(config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
         hidden = self.embeddings(**inputs)
         return layers(hidden, padding_mask(attention_mask), output_attentions, output_hidden_states)
 

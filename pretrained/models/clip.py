@@ -22,7 +22,12 @@ from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.encoder import EncoderSelfAttention, LayerStack
 from pretrained.modeling.losses import sequence_classification_loss
-from pretrained.modeling.outputs import BaseModelOutputWithPooling, ImageClassifierOutput, ModelOutput
+from pretrained.modeling.outputs import (
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    ModelOutput,
+    output_flag,
+)
 from pretrained.modeling.vision import interpolate_positions
 from pretrained.models.auto import register
 
@@ -274,9 +279,8 @@ class CLIPPreTrainedModel(PreTrainedModel):
             _normal(module.fc2, hidden ** -0.5 * (2 * layers) ** -0.5 * factor)
 
     def _flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> tuple[bool, bool]:
-        config = self.config
-        return (config.output_attentions if output_attentions is None else output_attentions,
-                config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        return (output_flag(self.config, "output_attentions", output_attentions),
+                output_flag(self.config, "output_hidden_states", output_hidden_states))
 
 
 def _causal_mask(attention_mask: torch.Tensor | None, seq: int, device: torch.device) -> torch.Tensor:

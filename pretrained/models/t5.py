@@ -24,7 +24,7 @@ from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
 from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.decoder import cache_positions
-from pretrained.modeling.embeddings import InputEmbeddings
+from pretrained.modeling.embeddings import InputEmbeddings, check_token_inputs
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
 from pretrained.modeling.norms import RMSNorm
@@ -32,6 +32,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
     TokenClassifierOutput,
+    output_flag,
 )
 from pretrained.modeling.seq2seq import (
     clamp_fp16,
@@ -283,11 +284,10 @@ class T5Stack(InputEmbeddings, nn.Module):
         config = self.config
         if past_key_values is None:
             past_key_values = kwargs.get("cache")
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids or inputs_embeds")
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.return_dict if return_dict is None else return_dict
+        check_token_inputs(input_ids, inputs_embeds)
+        output_attentions = output_flag(config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
+        return_dict = output_flag(config, "return_dict", return_dict)
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         batch, seq = inputs_embeds.shape[:2]
