@@ -52,6 +52,18 @@ def prepare_cache(past_key_values: Any, use_cache: bool, config: Any) -> Cache |
     )
 
 
+def requested_cache(module: Any, past_key_values: Any, use_cache: bool | None,
+                    kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    """What a stack's forward was asked of its cache: the one given (``cache`` in ``kwargs`` is accepted as
+    the transformers 5 name of ``past_key_values``) and whether to return one (by default
+    ``config.use_cache`` outside training)."""
+    if past_key_values is None:
+        past_key_values = kwargs.get("cache")
+    if use_cache is None:
+        use_cache = module.config.use_cache and not module.training
+    return past_key_values, use_cache
+
+
 def cache_positions(cache: Cache | None, seq_len: int, device: torch.device) -> torch.Tensor:
     """``(seq_len,)`` cache indices of the new tokens: they follow what the cache already holds."""
     past = cache.get_seq_length() if cache is not None else 0
@@ -262,12 +274,9 @@ def begin_decoder(
     (``output_attentions``, ``output_hidden_states``, ``return_dict``), tokens embedded, the cache prepared
     (``cache`` is accepted as the transformers 5 name of ``past_key_values``), and the cache slots
     (``cache_position``) and positions of the new tokens (by default they follow what the cache holds)."""
-    if past_key_values is None:
-        past_key_values = kwargs.get("cache")
     check_token_inputs(input_ids, inputs_embeds)
     config = model.config
-    if use_cache is None:
-        use_cache = config.use_cache and not model.training
+    past_key_values, use_cache = requested_cache(model, past_key_values, use_cache, kwargs)
     if inputs_embeds is None:
         inputs_embeds = embed(input_ids)
     cache = prepare_cache(past_key_values, use_cache, config)

@@ -28,7 +28,7 @@ from pretrained.modeling.attention import attention_function, merge_heads, paddi
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
 from pretrained.modeling.checkpointing import call_layer
-from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
+from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights, requested_cache
 from pretrained.modeling.embeddings import InputEmbeddings, check_token_inputs
 from pretrained.modeling.outputs import (
     BaseModelOutput,
@@ -435,13 +435,10 @@ class Seq2SeqDecoder(_Stack):
         the encoder's (2-d, or an already expanded boolean ``(batch, 1, 1, src_len)``). ``cache`` is accepted
         as the transformers 5 name of ``past_key_values``.
         """
-        if past_key_values is None:
-            past_key_values = kwargs.get("cache")
         config = self.config
         output_attentions = output_flag(config, "output_attentions", output_attentions)
         output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
-        if use_cache is None:
-            use_cache = config.use_cache and not self.training
+        past_key_values, use_cache = requested_cache(self, past_key_values, use_cache, kwargs)
         cache = prepare_encoder_decoder_cache(past_key_values, use_cache)
         self_cache = cache.self_attention_cache if cache is not None else None
         given = input_ids if input_ids is not None else inputs_embeds

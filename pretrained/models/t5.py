@@ -23,7 +23,7 @@ from pretrained.modeling.attention import attention_function, merge_heads, split
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
 from pretrained.modeling.checkpointing import call_layer
-from pretrained.modeling.decoder import cache_positions
+from pretrained.modeling.decoder import cache_positions, requested_cache
 from pretrained.modeling.embeddings import InputEmbeddings, check_token_inputs
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
@@ -282,8 +282,6 @@ class T5Stack(InputEmbeddings, nn.Module):
     ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
         """Run the stack; the decoder takes the encoder's states and mask, and a cache when decoding."""
         config = self.config
-        if past_key_values is None:
-            past_key_values = kwargs.get("cache")
         check_token_inputs(input_ids, inputs_embeds)
         output_attentions = output_flag(config, "output_attentions", output_attentions)
         output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
@@ -295,8 +293,7 @@ class T5Stack(InputEmbeddings, nn.Module):
 
         cache = None
         if self.is_decoder:
-            if use_cache is None:
-                use_cache = config.use_cache and not self.training
+            past_key_values, use_cache = requested_cache(self, past_key_values, use_cache, kwargs)
             cache = prepare_encoder_decoder_cache(past_key_values, use_cache, wrap_self_attention_cache=False)
         elif use_cache:
             raise ValueError("use_cache=True is only possible for the decoder of a T5 model")
