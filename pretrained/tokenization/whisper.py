@@ -55,7 +55,6 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
     ``output_offsets``), and ``skip_special_tokens`` also drops a ``<|startofprev|>`` prompt.
     """
 
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "WhisperTokenizer"
     default_special_tokens = {
         "unk_token": "<|endoftext|>",
