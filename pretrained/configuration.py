@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pretrained.loading.options import LoadOptions
-from pretrained.utils.io import atomic_write_text, output_folder, read_json_object
+from pretrained.utils.io import atomic_write_text, jsonable, output_folder, read_json_object
 from pretrained.utils.versions import TRANSFORMERS_API_VERSION
 
 CONFIG_NAME = "config.json"
@@ -243,7 +243,7 @@ class PretrainedConfig:
 
     def to_json_string(self, use_diff: bool = True) -> str:
         data = self.to_diff_dict() if use_diff else self.to_dict()
-        return json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
+        return json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
         atomic_write_text(path, self.to_json_string(use_diff))
@@ -297,15 +297,3 @@ class PretrainedConfig:
 
 
 PreTrainedConfig = PretrainedConfig
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    if type(value).__module__ == "torch":
-        return dtype_name(value)
-    return value

@@ -25,6 +25,27 @@ def _step_attentions(out: Any) -> Any:
     return out.attentions
 
 
+class _StepScores:
+    """What ``return_dict_in_generate`` keeps of each step when asked for: the processed ``scores`` and the
+    raw ``logits`` (``None`` where not asked for)."""
+
+    def __init__(self, config: GenerationConfig) -> None:
+        want = config.return_dict_in_generate
+        self.scores: list[torch.Tensor] | None = [] if want and config.output_scores else None
+        self.logits: list[torch.Tensor] | None = [] if want and config.output_logits else None
+
+    def add(self, logits: torch.Tensor, scores: torch.Tensor) -> None:
+        if self.logits is not None:
+            self.logits.append(logits)
+        if self.scores is not None:
+            self.scores.append(scores)
+
+    def fields(self) -> dict[str, tuple[torch.Tensor, ...] | None]:
+        """The ``scores`` and ``logits`` fields of a generate output."""
+        return {"scores": tuple(self.scores) if self.scores is not None else None,
+                "logits": tuple(self.logits) if self.logits is not None else None}
+
+
 class Search(NamedTuple):
     """What both decoding loops start from."""
 
@@ -48,8 +69,7 @@ def sample(search: Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnlyO
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
     eos_tensor = torch.tensor(eos, device=device) if eos else None
     want_dict = config.return_dict_in_generate
-    scores: list[torch.Tensor] | None = [] if want_dict and config.output_scores else None
-    raw: list[torch.Tensor] | None = [] if want_dict and config.output_logits else None
+    recorded = _StepScores(config)
     attns: list[Any] | None = [] if want_dict and config.output_attentions else None
     hiddens: list[Any] | None = [] if want_dict and config.output_hidden_states else None
     if streamer is not None:
@@ -65,10 +85,7 @@ def sample(search: Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnlyO
             hiddens.append(getattr(out, "hidden_states", None) or out.decoder_hidden_states)
         seen = sequences[:, :cur]
         next_scores = processors(seen, logits) if processors else logits
-        if raw is not None:
-            raw.append(logits)
-        if scores is not None:
-            scores.append(next_scores)
+        recorded.add(logits, next_scores)
         if config.do_sample:
             tokens = torch.multinomial(next_scores.softmax(dim=-1), num_samples=1).squeeze(1)
         else:
@@ -95,8 +112,7 @@ def sample(search: Search, streamer: Any) -> torch.Tensor | GenerateDecoderOnlyO
         return sequences
     return GenerateDecoderOnlyOutput(
         sequences=sequences,
-        scores=tuple(scores) if scores is not None else None,
-        logits=tuple(raw) if raw is not None else None,
+        **recorded.fields(),
         attentions=tuple(attns) if attns is not None else None,
         hidden_states=tuple(hiddens) if hiddens is not None else None,
         past_key_values=runner.cache,
@@ -138,9 +154,7 @@ def beam_search(search: Search, num_beams: int) -> torch.Tensor | GenerateBeamDe
     )
     finished_beam_idx = running_beam_idx.clone()
     batch_offset = torch.arange(batch, device=device).view(-1, 1) * num_beams
-    want_dict = config.return_dict_in_generate
-    scores: list[torch.Tensor] | None = [] if want_dict and config.output_scores else None
-    raw: list[torch.Tensor] | None = [] if want_dict and config.output_logits else None
+    recorded = _StepScores(config)
 
     def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         while idx.dim() < t.dim():
@@ -154,10 +168,7 @@ def beam_search(search: Search, num_beams: int) -> torch.Tensor | GenerateBeamDe
         del out
         log_probs = F.log_softmax(logits, dim=-1)
         log_probs = processors(running[:, :, :cur].reshape(flat, cur), log_probs) if processors else log_probs
-        if raw is not None:
-            raw.append(logits)
-        if scores is not None:
-            scores.append(log_probs)
+        recorded.add(logits, log_probs)
         vocab = log_probs.shape[-1]
         total = (log_probs.view(batch, num_beams, vocab) + running_scores[:, :, None]).view(batch, -1)
 
@@ -235,13 +246,12 @@ def beam_search(search: Search, num_beams: int) -> torch.Tensor | GenerateBeamDe
     generated = int((beam_idx + 1).bool().sum(dim=1).max())
     sequences = sequences[:, : prompt_len + generated]
     beam_idx = beam_idx[:, :generated]
-    if not want_dict:
+    if not config.return_dict_in_generate:
         return sequences
     return GenerateBeamDecoderOnlyOutput(
         sequences=sequences,
         sequences_scores=seq_scores if config.output_scores else None,
-        scores=tuple(scores) if scores is not None else None,
-        logits=tuple(raw) if raw is not None else None,
+        **recorded.fields(),
         beam_indices=beam_idx,
         past_key_values=runner.cache,
     )

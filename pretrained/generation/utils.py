@@ -286,10 +286,7 @@ def generate(
     attention_mask = model_kwargs.pop("decoder_attention_mask" if seq2seq else "attention_mask", None)
     if attention_mask is None and seq2seq:
         attention_mask = torch.ones_like(input_ids)
-    if attention_mask is None:
-        can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
-        attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
-    attention_mask = attention_mask.to(device)
+    attention_mask = _prompt_mask(input_ids, attention_mask, pad, eos)
     # (an encoder-decoder's prompt here is the decoder's: checked against the decoder's table)
     _check_inputs(model, input_ids, attention_mask,
                   getattr(model.get_decoder(), "embed_tokens", None) if seq2seq else None)
@@ -376,6 +373,16 @@ def generate(
     return _with_encoder(result, encoder_outputs) if seq2seq and config.return_dict_in_generate else result
 
 
+def _prompt_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, pad: int | None,
+                 eos: list[int] | None) -> torch.Tensor:
+    """A prompt's attention mask on the prompt's device: as given, or 0 on its ``pad`` tokens when it holds
+    some and they cannot be end-of-sequence tokens, else all ones."""
+    if attention_mask is None:
+        can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
+        attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
+    return attention_mask.to(input_ids.device)
+
+
 def _start_decoder(
     model: Any, config: GenerationConfig, input_ids: torch.Tensor | None, pad: int | None, eos: list[int] | None,
     model_kwargs: dict[str, Any],
@@ -393,10 +400,7 @@ def _start_decoder(
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
         input_ids = input_ids.to(device)
-        if attention_mask is None:
-            can_infer = pad is not None and bool((input_ids == pad).any()) and (not eos or pad not in eos)
-            attention_mask = (input_ids != pad).long() if can_infer else torch.ones_like(input_ids)
-        attention_mask = attention_mask.to(device)
+        attention_mask = _prompt_mask(input_ids, attention_mask, pad, eos)
         _check_inputs(model, input_ids, attention_mask)
         flags = {"output_attentions": bool(config.output_attentions),
                  "output_hidden_states": bool(config.output_hidden_states)}

@@ -22,6 +22,7 @@ from pretrained.loading.parallel import TensorParallelMixin, save_any_model
 from pretrained.loading.plan import plan_placement, resolve_source
 from pretrained.loading.quantized import QuantizedModelMixin
 from pretrained.modeling.attention import ATTENTION_FUNCTIONS
+from pretrained.modeling.outputs import output_flag
 
 __all__ = ["PreTrainedModel", "init_standard_", "resolve_dtype"]  # resolve_dtype: where it used to be
 
@@ -168,8 +169,7 @@ class PreTrainedModel(QuantizedModelMixin, TensorParallelMixin):
 
     def _outputs(self, output: Any, return_dict: bool | None) -> Any:
         """``output`` as is, or as a tuple when ``return_dict`` (or ``config.return_dict``) is false."""
-        use_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if use_dict else output.to_tuple()
+        return output if output_flag(self.config, "return_dict", return_dict) else output.to_tuple()
 
     def _head_output(self, output_cls: type, loss: Any, encoded: Any, return_dict: bool | None,
                      **fields: Any) -> Any:

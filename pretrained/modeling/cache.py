@@ -23,7 +23,8 @@ import torch
 
 
 class CacheLayer:
-    """The keys and values of one attention layer; subclasses decide how they are stored."""
+    """The keys and values of one attention layer; subclasses decide how they are stored and count the
+    tokens written so far in ``length`` (on the host: asking for it never syncs with the device)."""
 
     is_sliding = False
     is_static = False
@@ -34,7 +35,13 @@ class CacheLayer:
         raise NotImplementedError
 
     def get_seq_length(self) -> int:
-        raise NotImplementedError
+        return self.length
+
+    def crop(self, max_length: int) -> None:
+        """Keep the first ``max_length`` tokens (a negative value drops that many from the end)."""
+        if max_length < 0:
+            max_length = self.length + max_length
+        self.length = max(0, min(self.length, max_length))
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         """``(kv_len, kv_offset)`` the next update with ``query_length`` new tokens will return."""
@@ -90,9 +97,6 @@ class DynamicLayer(CacheLayer):
         self.length = end
         return self._keys.narrow(2, 0, end), self._values.narrow(2, 0, end)
 
-    def get_seq_length(self) -> int:
-        return self.length
-
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.length + query_length, 0
 
@@ -119,12 +123,6 @@ class DynamicLayer(CacheLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self._keys is not None:
             self._keys, self._values = self._keys[indices], self._values[indices]
-
-    def crop(self, max_length: int) -> None:
-        """Keep the first ``max_length`` tokens (a negative value drops that many from the end)."""
-        if max_length < 0:
-            max_length = self.length + max_length
-        self.length = max(0, min(self.length, max_length))
 
     def reset(self) -> None:
         self.length = 0
@@ -194,7 +192,6 @@ class StaticLayer(CacheLayer):
         self.max_cache_len = max_cache_len
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
-        # Tokens written so far, tracked on the host so asking for it never syncs with the device.
         self.length = 0
 
     def allocate(self, batch: int, heads: int, head_dim: int, dtype: torch.dtype, device: Any) -> None:
@@ -227,9 +224,6 @@ class StaticLayer(CacheLayer):
             self.length += new
         return self.keys, self.values
 
-    def get_seq_length(self) -> int:
-        return self.length
-
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.max_cache_len, 0
 
@@ -247,11 +241,6 @@ class StaticLayer(CacheLayer):
         if self.keys is not None:
             self.keys = self.keys.repeat_interleave(repeats, dim=0)
             self.values = self.values.repeat_interleave(repeats, dim=0)
-
-    def crop(self, max_length: int) -> None:
-        if max_length < 0:
-            max_length = self.length + max_length
-        self.length = max(0, min(self.length, max_length))
 
     def reset(self) -> None:
         if self.keys is not None:

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.cache import Cache, DynamicCache
-from pretrained.modeling.embeddings import OutputEmbeddings
+from pretrained.modeling.checkpointing import call_layer
+from pretrained.modeling.embeddings import OutputEmbeddings, check_token_inputs
 from pretrained.modeling.linear import Conv1D
 from pretrained.modeling.losses import sequence_classification_loss
 from pretrained.modeling.masks import causal_mask
@@ -32,6 +32,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
+    output_flag,
 )
 
 
@@ -49,6 +50,18 @@ def prepare_cache(past_key_values: Any, use_cache: bool, config: Any) -> Cache |
     raise TypeError(
         f"past_key_values must be a Cache or a tuple of (keys, values) pairs, got {type(past_key_values)}"
     )
+
+
+def requested_cache(module: Any, past_key_values: Any, use_cache: bool | None,
+                    kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    """What a stack's forward was asked of its cache: the one given (``cache`` in ``kwargs`` is accepted as
+    the transformers 5 name of ``past_key_values``) and whether to return one (by default
+    ``config.use_cache`` outside training)."""
+    if past_key_values is None:
+        past_key_values = kwargs.get("cache")
+    if use_cache is None:
+        use_cache = module.config.use_cache and not module.training
+    return past_key_values, use_cache
 
 
 def cache_positions(cache: Cache | None, seq_len: int, device: torch.device) -> torch.Tensor:
@@ -167,7 +180,7 @@ def causal_lm_forward(
         loss = causal_lm_loss(logits, labels, num_items_in_batch, shift_labels=shift_labels)
     out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if _return_dict(model, return_dict) else out.to_tuple()
+    return model._outputs(out, return_dict)
 
 
 def sequence_classifier_forward(
@@ -182,7 +195,7 @@ def sequence_classifier_forward(
     loss = sequence_classification_loss(logits, labels, model.config) if labels is not None else None
     out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-    return out if _return_dict(model, return_dict) else out.to_tuple()
+    return model._outputs(out, return_dict)
 
 
 class DecoderLMForward(OutputEmbeddings):
@@ -233,10 +246,6 @@ def head_inputs(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
     return {**{k: v for k, v in arguments.items() if k not in skip}, **arguments.get("kwargs", {})}
 
 
-def _return_dict(model: Any, value: bool | None) -> bool:
-    return model.config.return_dict if value is None else value
-
-
 @dataclass
 class DecoderRun:
     """What one forward of a decoder stack carries from its inputs to its output (see :func:`begin_decoder`)."""
@@ -265,13 +274,9 @@ def begin_decoder(
     (``output_attentions``, ``output_hidden_states``, ``return_dict``), tokens embedded, the cache prepared
     (``cache`` is accepted as the transformers 5 name of ``past_key_values``), and the cache slots
     (``cache_position``) and positions of the new tokens (by default they follow what the cache holds)."""
-    if past_key_values is None:
-        past_key_values = kwargs.get("cache")
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    check_token_inputs(input_ids, inputs_embeds)
     config = model.config
-    if use_cache is None:
-        use_cache = config.use_cache and not model.training
+    past_key_values, use_cache = requested_cache(model, past_key_values, use_cache, kwargs)
     if inputs_embeds is None:
         inputs_embeds = embed(input_ids)
     cache = prepare_cache(past_key_values, use_cache, config)
@@ -280,8 +285,7 @@ def begin_decoder(
         cache_position = cache_positions(cache, inputs_embeds.shape[1], inputs_embeds.device)
 
     def flag(name: str) -> bool:
-        value = kwargs.get(name)
-        return getattr(config, name) if value is None else value
+        return output_flag(config, name, kwargs.get(name))
 
     return DecoderRun(
         hidden_states=inputs_embeds,
@@ -311,15 +315,11 @@ def run_layers(
     hidden = run.hidden_states
     all_hidden: list[torch.Tensor] = []
     all_attn: list[torch.Tensor] = []
-    checkpointed = owner.gradient_checkpointing and owner.training
     for layer, window in zip(layers, windows):
         if run.output_hidden_states:
             all_hidden.append(hidden)
         args = (hidden, masks[window], position_embeddings, run.cache, run.cache_position, run.output_attentions)
-        if checkpointed:
-            hidden, weights = checkpoint(layer, *args, **getattr(owner, "_checkpoint_kwargs", {}))
-        else:
-            hidden, weights = layer(*args)
+        hidden, weights = call_layer(owner, layer, *args)
         if run.output_attentions:
             all_attn.append(weights)
     return hidden, all_hidden, all_attn

@@ -8,9 +8,15 @@ before the module's base class.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
+
+
+def check_token_inputs(input_ids: Any, inputs_embeds: Any) -> None:
+    """Refuse a forward given both or neither of ``input_ids`` and ``inputs_embeds``."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of input_ids or inputs_embeds")
 
 
 class InputEmbeddings:

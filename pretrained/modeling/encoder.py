@@ -17,11 +17,12 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel, init_standard_
+from pretrained.modeling.checkpointing import call_layer
+from pretrained.modeling.embeddings import check_token_inputs
 from pretrained.modeling.losses import (
     sequence_classification_loss,
     span_logits_and_loss,
@@ -32,6 +33,7 @@ from pretrained.modeling.outputs import (
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
+    output_flag,
 )
 
 
@@ -116,10 +118,7 @@ class LayerStack(nn.Module):
         all_hidden = (hidden,) if output_hidden_states else None
         all_weights = () if output_attentions else None
         for layer in getattr(self, self._attribute):
-            if self.gradient_checkpointing and self.training:
-                hidden, weights = checkpoint(layer, hidden, mask, output_attentions, **self._checkpoint_kwargs)
-            else:
-                hidden, weights = layer(hidden, mask, output_attentions)
+            hidden, weights = call_layer(self, layer, hidden, mask, output_attentions)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:
@@ -156,11 +155,10 @@ class EncoderPreTrainedModel(PreTrainedModel):
         Exactly one of ``input_ids`` / ``inputs_embeds`` must be given; the output flags default to the
         config's. Returns ``(last hidden, every layer's hidden or None, every layer's weights or None)``.
         """
-        if (inputs.get("input_ids") is None) == (inputs.get("inputs_embeds") is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        check_token_inputs(inputs.get("input_ids"), inputs.get("inputs_embeds"))
         config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = output_flag(config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
         hidden = self.embeddings(**inputs)
         return layers(hidden, padding_mask(attention_mask), output_attentions, output_hidden_states)
 

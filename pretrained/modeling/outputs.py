@@ -15,6 +15,12 @@ import torch
 FloatTensor = torch.Tensor
 
 
+def output_flag(config: Any, name: str, value: bool | None) -> bool:
+    """An output switch of a forward (``output_attentions``, ``output_hidden_states``, ``return_dict``): the
+    argument as given, or the config's attribute ``name`` when it is ``None``."""
+    return getattr(config, name) if value is None else value
+
+
 class ModelOutput(OrderedDict):
     """Base class of model outputs. Subclasses are ``@dataclass``es whose fields default to ``None``."""
 

@@ -22,17 +22,18 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, padding_mask, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache
-from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights
-from pretrained.modeling.embeddings import InputEmbeddings
+from pretrained.modeling.checkpointing import call_layer
+from pretrained.modeling.decoder import build_masks, cache_positions, init_decoder_weights, requested_cache
+from pretrained.modeling.embeddings import InputEmbeddings, check_token_inputs
 from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
+    output_flag,
 )
 from pretrained.modeling.seq2seq_heads import EncoderDecoderAccess
 
@@ -270,10 +271,6 @@ class DecoderLayer(_Sublayers):
         return self._feed_forward(hidden), weights, cross_weights
 
 
-def _flag(config: Any, value: bool | None, name: str) -> bool:
-    return getattr(config, name) if value is None else value
-
-
 class _Stack(InputEmbeddings, nn.Module):
     """What the encoder and decoder stacks share: embeddings, positions and the optional norms.
 
@@ -314,8 +311,7 @@ class _Stack(InputEmbeddings, nn.Module):
 
     def _embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
                positions: torch.Tensor) -> torch.Tensor:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids or inputs_embeds")
+        check_token_inputs(input_ids, inputs_embeds)
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
             if self.embed_scale != 1.0:
@@ -329,11 +325,6 @@ class _Stack(InputEmbeddings, nn.Module):
     def _finish(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.layer_norm(hidden) if self.final_norm else hidden
 
-    def _run(self, layer: nn.Module, *args: Any) -> Any:
-        if self.gradient_checkpointing and self.training:
-            return checkpoint(layer, *args, **getattr(self, "_checkpoint_kwargs", {"use_reentrant": False}))
-        return layer(*args)
-
     def _dropped(self, layerdrop: float) -> bool:
         # LayerDrop: in training each layer is skipped with this probability.
         return self.training and layerdrop > 0.0 and bool(torch.rand([]) < layerdrop)
@@ -341,8 +332,8 @@ class _Stack(InputEmbeddings, nn.Module):
     def _encode(self, hidden: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool | None,
                 output_hidden_states: bool | None, return_dict: bool | None) -> BaseModelOutput | tuple:
         """An encoder stack's layer loop from its embedded input (``layers``, LayerDrop, the final norm)."""
-        output_attentions = _flag(self.config, output_attentions, "output_attentions")
-        output_hidden_states = _flag(self.config, output_hidden_states, "output_hidden_states")
+        output_attentions = output_flag(self.config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(self.config, "output_hidden_states", output_hidden_states)
         all_hidden: list[torch.Tensor] = []
         all_attn: list[torch.Tensor | None] = []
         for layer in self.layers:
@@ -351,7 +342,7 @@ class _Stack(InputEmbeddings, nn.Module):
             if self._dropped(self.config.encoder_layerdrop):
                 all_attn.append(None)
                 continue
-            hidden, weights = self._run(layer, hidden, mask, output_attentions)
+            hidden, weights = call_layer(self, layer, hidden, mask, output_attentions)
             all_attn.append(weights)
         hidden = self._finish(hidden)
         if output_hidden_states:
@@ -359,7 +350,7 @@ class _Stack(InputEmbeddings, nn.Module):
         out = BaseModelOutput(last_hidden_state=hidden,
                               hidden_states=tuple(all_hidden) if output_hidden_states else None,
                               attentions=tuple(all_attn) if output_attentions else None)
-        return out if _flag(self.config, return_dict, "return_dict") else out.to_tuple()
+        return out if output_flag(self.config, "return_dict", return_dict) else out.to_tuple()
 
 
 class Seq2SeqEncoder(_Stack):
@@ -444,13 +435,10 @@ class Seq2SeqDecoder(_Stack):
         the encoder's (2-d, or an already expanded boolean ``(batch, 1, 1, src_len)``). ``cache`` is accepted
         as the transformers 5 name of ``past_key_values``.
         """
-        if past_key_values is None:
-            past_key_values = kwargs.get("cache")
         config = self.config
-        output_attentions = _flag(config, output_attentions, "output_attentions")
-        output_hidden_states = _flag(config, output_hidden_states, "output_hidden_states")
-        if use_cache is None:
-            use_cache = config.use_cache and not self.training
+        output_attentions = output_flag(config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
+        past_key_values, use_cache = requested_cache(self, past_key_values, use_cache, kwargs)
         cache = prepare_encoder_decoder_cache(past_key_values, use_cache)
         self_cache = cache.self_attention_cache if cache is not None else None
         given = input_ids if input_ids is not None else inputs_embeds
@@ -475,8 +463,8 @@ class Seq2SeqDecoder(_Stack):
                 all_hidden.append(hidden)
             if self._dropped(config.decoder_layerdrop):
                 continue
-            hidden, weights, cross = self._run(layer, hidden, mask, encoder_hidden_states, encoder_mask, cache,
-                                               cache_position, output_attentions)
+            hidden, weights, cross = call_layer(self, layer, hidden, mask, encoder_hidden_states, encoder_mask,
+                                                cache, cache_position, output_attentions)
             all_attn.append(weights)
             all_cross.append(cross)
         hidden = self._finish(hidden)
@@ -489,7 +477,7 @@ class Seq2SeqDecoder(_Stack):
             attentions=tuple(all_attn) if output_attentions else None,
             cross_attentions=tuple(all_cross) if output_attentions and encoder_hidden_states is not None else None,
         )
-        return out if _flag(config, return_dict, "return_dict") else out.to_tuple()
+        return out if output_flag(config, "return_dict", return_dict) else out.to_tuple()
 
 
 class Seq2SeqPreTrainedModel(EncoderDecoderAccess, PreTrainedModel):

@@ -22,7 +22,12 @@ from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.embeddings import InputEmbeddings
 from pretrained.modeling.encoder import EncoderSelfAttention, LayerStack
 from pretrained.modeling.losses import sequence_classification_loss
-from pretrained.modeling.outputs import BaseModelOutputWithPooling, ImageClassifierOutput, ModelOutput
+from pretrained.modeling.outputs import (
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    ModelOutput,
+    output_flag,
+)
 from pretrained.modeling.vision import interpolate_positions
 from pretrained.models.auto import register
 
@@ -274,9 +279,15 @@ class CLIPPreTrainedModel(PreTrainedModel):
             _normal(module.fc2, hidden ** -0.5 * (2 * layers) ** -0.5 * factor)
 
     def _flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> tuple[bool, bool]:
-        config = self.config
-        return (config.output_attentions if output_attentions is None else output_attentions,
-                config.output_hidden_states if output_hidden_states is None else output_hidden_states)
+        return (output_flag(self.config, "output_attentions", output_attentions),
+                output_flag(self.config, "output_hidden_states", output_hidden_states))
+
+    def _projected(self, output_cls: type, embeds: torch.Tensor, tower: BaseModelOutputWithPooling,
+                   return_dict: bool | None) -> Any:
+        """A ``...WithProjection`` model's output: the projected pooled state ``embeds`` (``text_embeds`` or
+        ``image_embeds``, the first field of ``output_cls``) and the tower's states."""
+        out = output_cls(embeds, tower.last_hidden_state, tower.hidden_states, tower.attentions)
+        return self._outputs(out, return_dict)
 
 
 def _causal_mask(attention_mask: torch.Tensor | None, seq: int, device: torch.device) -> torch.Tensor:
@@ -458,10 +469,7 @@ class CLIPTextModelWithProjection(InputEmbeddings, CLIPPreTrainedModel):
         text = self.text_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                                return_dict=True)
-        out = CLIPTextModelOutput(text_embeds=self.text_projection(text.pooler_output),
-                                  last_hidden_state=text.last_hidden_state, hidden_states=text.hidden_states,
-                                  attentions=text.attentions)
-        return self._outputs(out, return_dict)
+        return self._projected(CLIPTextModelOutput, self.text_projection(text.pooler_output), text, return_dict)
 
 
 class CLIPVisionModelWithProjection(CLIPPreTrainedModel):
@@ -486,10 +494,8 @@ class CLIPVisionModelWithProjection(CLIPPreTrainedModel):
         vision = self.vision_model(pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
                                    output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                                    return_dict=True)
-        out = CLIPVisionModelOutput(image_embeds=self.visual_projection(vision.pooler_output),
-                                    last_hidden_state=vision.last_hidden_state, hidden_states=vision.hidden_states,
-                                    attentions=vision.attentions)
-        return self._outputs(out, return_dict)
+        return self._projected(CLIPVisionModelOutput, self.visual_projection(vision.pooler_output), vision,
+                               return_dict)
 
 
 class CLIPForImageClassification(CLIPPreTrainedModel):

@@ -16,15 +16,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
 from pretrained.modeling.attention import attention_function, merge_heads, split_heads
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import EncoderDecoderCache, StaticCache
-from pretrained.modeling.decoder import cache_positions
-from pretrained.modeling.embeddings import InputEmbeddings
+from pretrained.modeling.checkpointing import call_layer
+from pretrained.modeling.decoder import cache_positions, requested_cache
+from pretrained.modeling.embeddings import InputEmbeddings, check_token_inputs
 from pretrained.modeling.losses import token_classification_loss
 from pretrained.modeling.masks import boolean_padding_mask, explicit_causal_mask
 from pretrained.modeling.norms import RMSNorm
@@ -32,6 +32,7 @@ from pretrained.modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
     TokenClassifierOutput,
+    output_flag,
 )
 from pretrained.modeling.seq2seq import (
     clamp_fp16,
@@ -281,13 +282,10 @@ class T5Stack(InputEmbeddings, nn.Module):
     ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
         """Run the stack; the decoder takes the encoder's states and mask, and a cache when decoding."""
         config = self.config
-        if past_key_values is None:
-            past_key_values = kwargs.get("cache")
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("give exactly one of input_ids or inputs_embeds")
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.return_dict if return_dict is None else return_dict
+        check_token_inputs(input_ids, inputs_embeds)
+        output_attentions = output_flag(config, "output_attentions", output_attentions)
+        output_hidden_states = output_flag(config, "output_hidden_states", output_hidden_states)
+        return_dict = output_flag(config, "return_dict", return_dict)
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         batch, seq = inputs_embeds.shape[:2]
@@ -295,8 +293,7 @@ class T5Stack(InputEmbeddings, nn.Module):
 
         cache = None
         if self.is_decoder:
-            if use_cache is None:
-                use_cache = config.use_cache and not self.training
+            past_key_values, use_cache = requested_cache(self, past_key_values, use_cache, kwargs)
             cache = prepare_encoder_decoder_cache(past_key_values, use_cache, wrap_self_attention_cache=False)
         elif use_cache:
             raise ValueError("use_cache=True is only possible for the decoder of a T5 model")
@@ -325,16 +322,12 @@ class T5Stack(InputEmbeddings, nn.Module):
         all_attn: list[torch.Tensor] = []
         all_cross: list[torch.Tensor] = []
         position_bias = None
-        checkpointed = self.gradient_checkpointing and self.training
         for block in self.block:
             if output_hidden_states:
                 all_hidden.append(hidden)
             args = (hidden, allowed, position_bias, encoder_hidden_states, encoder_bias, cache,
                     cache_position, output_attentions)
-            if checkpointed:
-                hidden, bias, weights, cross = checkpoint(block, *args, **getattr(self, "_checkpoint_kwargs", {}))
-            else:
-                hidden, bias, weights, cross = block(*args)
+            hidden, bias, weights, cross = call_layer(self, block, *args)
             if not config.relative_bias_every_layer:
                 position_bias = bias  # the first layer's bias serves them all
             if output_attentions:

@@ -190,11 +190,9 @@ def llama_tokenizer(
     return tokenizer
 
 
-def t5_tokenizer(scores: list[tuple[str, float]], *, precompiled_charsmap: bytes | None = None) -> Tokenizer:
-    """T5: Unigram (unknown id 2, as in transformers), the SentencePiece charsmap, Metaspace."""
-    tokenizer = Tokenizer(Unigram(scores, unk_id=2, byte_fallback=False))
-    if precompiled_charsmap:
-        tokenizer.normalizer = normalizers.Precompiled(precompiled_charsmap)
+def _unigram_metaspace(scores: list[tuple[str, float]], unk_id: int) -> Tokenizer:
+    # The SentencePiece Unigram layout T5 and mBART share: split on whitespace, "▁" before every word.
+    tokenizer = Tokenizer(Unigram(scores, unk_id=unk_id, byte_fallback=False))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.WhitespaceSplit(),
@@ -202,17 +200,17 @@ def t5_tokenizer(scores: list[tuple[str, float]], *, precompiled_charsmap: bytes
         ]
     )
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    return tokenizer
+
+
+def t5_tokenizer(scores: list[tuple[str, float]], *, precompiled_charsmap: bytes | None = None) -> Tokenizer:
+    """T5: Unigram (unknown id 2, as in transformers), the SentencePiece charsmap, Metaspace."""
+    tokenizer = _unigram_metaspace(scores, unk_id=2)
+    if precompiled_charsmap:
+        tokenizer.normalizer = normalizers.Precompiled(precompiled_charsmap)
     return tokenizer
 
 
 def mbart_tokenizer(scores: list[tuple[str, float]]) -> Tokenizer:
     """mBART: Unigram (unknown id 3, fairseq's layout), no normaliser, Metaspace."""
-    tokenizer = Tokenizer(Unigram(scores, unk_id=3, byte_fallback=False))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
-        ]
-    )
-    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    return tokenizer
+    return _unigram_metaspace(scores, unk_id=3)

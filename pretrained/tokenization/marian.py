@@ -65,7 +65,6 @@ class MarianTokenizer(PreTrainedTokenizerFast):
         "vocab": "vocab.json",
         "target_vocab_file": "target_vocab.json",
     }
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "MarianTokenizer"
 
     def __init__(

@@ -88,7 +88,6 @@ class GPT2Tokenizer(PreTrainedTokenizerFast):
         "merges_file": "merges.txt",
         "tokenizer_file": "tokenizer.json",
     }
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "GPT2Tokenizer"
     rebuild_model_type = "BPE"
     default_special_tokens = {
@@ -149,7 +148,6 @@ class LlamaTokenizer(PreTrainedTokenizerFast):
     """
 
     vocab_files_names = {"vocab_file": "tokenizer.model", "tokenizer_file": "tokenizer.json"}
-    model_input_names = ["input_ids", "attention_mask"]
     padding_side = "left"
     saved_class_name = "LlamaTokenizer"
     rebuild_model_type = "BPE"
@@ -190,7 +188,6 @@ class T5Tokenizer(PreTrainedTokenizerFast):
     vocab_files_names = {"vocab_file": "spiece.model", "tokenizer_file": "tokenizer.json"}
     # Folders converted by other tools name the SentencePiece model tokenizer.model.
     vocab_file_alternatives = {"vocab_file": ("tokenizer.model",)}
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "T5Tokenizer"
     rebuild_model_type = "Unigram"
     default_special_tokens = {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
@@ -245,7 +242,6 @@ class MBartTokenizer(PreTrainedTokenizerFast):
     """
 
     vocab_files_names = {"vocab_file": "sentencepiece.bpe.model", "tokenizer_file": "tokenizer.json"}
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "MBartTokenizer"
     rebuild_model_type = "Unigram"
     default_special_tokens = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
@@ -347,7 +343,6 @@ class CLIPTokenizer(PreTrainedTokenizerFast):
     post-processor into it); decoding turns the ``</w>`` word ends back into spaces.
     """
 
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "CLIPTokenizer"
     default_special_tokens = {
         "unk_token": "<|endoftext|>",

@@ -55,7 +55,6 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
     ``output_offsets``), and ``skip_special_tokens`` also drops a ``<|startofprev|>`` prompt.
     """
 
-    model_input_names = ["input_ids", "attention_mask"]
     saved_class_name = "WhisperTokenizer"
     default_special_tokens = {
         "unk_token": "<|endoftext|>",
@@ -253,6 +252,12 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
         def fresh() -> dict[str, Any]:
             return {"language": language, "timestamp": [None, None], "text": ""}
 
+        def close(chunk: dict[str, Any], runs: list[list[int]]) -> dict[str, Any]:
+            # A finished chunk's text: the longest agreement of its runs (one per overlapping audio chunk).
+            chunk["text"] = self.decode(_longest_common_sequence(runs))
+            chunks.append(chunk)
+            return fresh()
+
         chunk = fresh()
         offset = 0.0
         pending: list[list[int]] = []  # the token runs of the open chunk, one per audio chunk
@@ -281,11 +286,7 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
                     name = LANGUAGES.get(self.decode([token])[2:-2])
                     if name is not None:
                         if language and name != language and not return_timestamps:
-                            pending.append(run)
-                            chunk["text"] = self.decode(_longest_common_sequence(pending))
-                            chunks.append(chunk)
-                            pending, run = [], []
-                            chunk = fresh()
+                            chunk, pending, run = close(chunk, [*pending, run]), [], []
                         chunk["language"] = name
                         language = name
                 elif token >= begin:
@@ -299,11 +300,7 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
                         chunk["timestamp"][0] = time
                     elif time != chunk["timestamp"][0]:
                         chunk["timestamp"][1] = time
-                        pending.append(run)
-                        chunk["text"] = self.decode(_longest_common_sequence(pending))
-                        chunks.append(chunk)
-                        pending, run = [], []
-                        chunk = fresh()
+                        chunk, pending, run = close(chunk, [*pending, run]), [], []
                 else:
                     run.append(token)
             if "stride" in output:
@@ -313,8 +310,7 @@ class WhisperTokenizer(PreTrainedTokenizerFast):
             elif not any(pending):
                 chunk, pending = fresh(), []
         if pending:
-            chunk["text"] = self.decode(_longest_common_sequence(pending))
-            chunks.append(chunk)
+            close(chunk, pending)
         text = "".join(c["text"] for c in chunks)
         if not (return_timestamps or return_language):
             return text, {}

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as ``json.dumps`` takes it: containers element-wise (keys as strings), enums by value, torch
+    objects (dtypes) by name without ``torch.``, NaN as ``None`` (JSON has no NaN)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    if type(value).__module__ == "torch":
+        return str(value).removeprefix("torch.")
+    return value
 
 
 def read_json_object(path: str | os.PathLike) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import copy
 import json
 import logging
 import os
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
 
-from pretrained.utils.io import atomic_write_text
+from pretrained.utils.io import atomic_write_text, jsonable
 
 logger = logging.getLogger("pretrained")
 
@@ -112,11 +112,11 @@ class QuantizationConfigMixin:
     def to_json_string(self, use_diff: bool = True) -> str:
         """The config as sorted, indented JSON (only non-default values when ``use_diff``)."""
         data = self.to_diff_dict() if use_diff else self.to_dict()
-        return json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
+        return json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, json_file_path: str | os.PathLike) -> None:
         """Write every attribute as JSON to ``json_file_path`` (atomically)."""
-        atomic_write_text(json_file_path, json.dumps(_jsonable(self.to_dict()), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(json_file_path, json.dumps(jsonable(self.to_dict()), indent=2, sort_keys=True) + "\n")
 
     def update(self, **kwargs: Any) -> dict[str, Any]:
         """Set the attributes among ``kwargs`` the config has; returns the others."""
@@ -136,19 +136,6 @@ class QuantizationConfigMixin:
         return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # mutable
-
-
-def _jsonable(value: Any) -> Any:
-    """Enums by value, dtypes by name, containers element-wise (what ``json.dumps`` cannot take)."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if type(value).__module__ == "torch":
-        return str(value).removeprefix("torch.")
-    return value
 
 
 _QUANT_STORAGE = ("float16", "float32", "int8", "uint8", "float64", "bfloat16")
@@ -295,7 +282,7 @@ class BitsAndBytesConfig(QuantizationConfigMixin):
         return {key: value for key, value in self.to_dict().items() if value != default.get(key)}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__} {json.dumps(_jsonable(self.to_dict()), indent=2, sort_keys=True)}\n"
+        return f"{type(self).__name__} {json.dumps(jsonable(self.to_dict()), indent=2, sort_keys=True)}\n"
 
 
 class TorchAoConfig(QuantizationConfigMixin):
@@ -363,7 +350,7 @@ class TorchAoConfig(QuantizationConfigMixin):
         return (config, unused) if return_unused_kwargs else config
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and _jsonable(self.to_dict()) == _jsonable(other.to_dict())
+        return type(other) is type(self) and jsonable(self.to_dict()) == jsonable(other.to_dict())
 
 
 def _torchao_base_config() -> type:
