@@ -86,6 +86,94 @@ def nbytes(*tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
+def run_shape(out: int, inp: int, mb: float, ext: bool, results: list) -> None:
+    """Measure every route on ``--mb`` MB of ``out x in`` layers; print and append to ``results``."""
+    from pretrained.inference import quant_kernels as qk
+
+    count = max(CHUNK, int(mb * 1e6 // (out * inp)) // CHUNK * CHUNK)
+    layers = make_layers(out, inp, count)
+    x = torch.randn(1, inp)
+    b8 = nbytes(*layers[0]["int8"])
+    b4 = nbytes(*layers[0]["int4"][:3])
+    b32 = nbytes(layers[0]["fp32"])
+    fp32_layers = layers[: max(CHUNK, count // 4 // CHUNK * CHUNK)]  # the same MB as int8
+
+    def loop(fn, lst):
+        def run():
+            for layer in lst:
+                fn(layer)
+        return run
+
+    def compiled(route: str, kind: str, lst):
+        weights = [layer[kind] for layer in lst]
+
+        def step(x, weights):
+            outs = []
+            for w in weights:
+                if kind == "int8":
+                    outs.append(qk.int8_linear(x, w[0], w[1], None, route=route))
+                elif kind == "int4":
+                    outs.append(qk.int4_linear(x, *w, None, route=route))
+                else:
+                    outs.append(F.linear(x, w))
+            return outs
+
+        # one graph of CHUNK layers, run over consecutive chunks (inputs, not constants: one compile)
+        # the C++ wrapper, as the compiled decode steps use (pretrained.inference.compiled.compile_options)
+        fn = torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+        chunks = [weights[i : i + CHUNK] for i in range(0, len(weights) - CHUNK + 1, CHUNK)]
+
+        def run():
+            for chunk in chunks:
+                fn(x, chunk)
+
+        return run, len(chunks) * CHUNK
+
+    routes = {
+        "fp32-mkl": (loop(lambda L: F.linear(x, L["fp32"]), fp32_layers), b32, len(fp32_layers)),
+        "int8-ctypes": (loop(lambda L: qk.int8_rows_cpp(x, *L["int8"], None), layers), b8, count),
+        "int8-op": (loop(lambda L: torch.ops.pretrained.int8_rows_linear(x, *L["int8"], None), layers), b8, count),
+        "int8-layer": (loop(lambda L: L["int8_layer"](x), layers), b8, count),
+        "int4-ctypes": (loop(lambda L: qk.int4_rows_cpp(x, *L["int4"], None), layers), b4, count),
+        "int4-op": (loop(lambda L: torch.ops.pretrained.int4_rows_linear(x, *L["int4"], None), layers), b4, count),
+        "int4-layer": (loop(lambda L: L["int4_layer"](x), layers), b4, count),
+    }  # fmt: skip
+    if ext:
+        routes["int8-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int8_rows_linear(x, *L["int8"], None),
+                                   layers), b8, count)  # fmt: skip
+        routes["int4-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear(x, *L["int4"], None),
+                                   layers), b4, count)  # fmt: skip
+    wanted = set(args.routes.split(",")) if args.routes else None
+    compiled_routes = [("fp32-compiled", "auto", "fp32", fp32_layers, b32)]
+    for kind, b in (("int8", b8), ("int4", b4)):
+        compiled_routes += [(f"{kind}-compiled-reduction", "reduction", kind, layers, b),
+                            (f"{kind}-compiled-{'ext' if ext else 'cpp'}", "cpp", kind, layers, b)]  # fmt: skip
+    with torch.inference_mode():
+        for name, route, kind, lst, b in compiled_routes:
+            if wanted is None or name in wanted:
+                fn, n = compiled(route, kind, lst)
+                routes[name] = (fn, b, n)
+        routes = {k: v for k, v in routes.items() if wanted is None or k in wanted}
+        times: dict[str, list[float]] = {k: [] for k in routes}
+        for fn, _, _ in routes.values():  # warm up (and compile)
+            fn()
+            fn()
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        for _ in range(args.repeats):
+            for name, (fn, _, n) in routes.items():
+                start = clock()
+                fn()
+                times[name].append((clock() - start) / n)
+    line = [f"{out}x{inp} ({count} layers):"]
+    for name, (_, b, _) in routes.items():
+        t = statistics.median(times[name])
+        results.append({"shape": [out, inp], "route": name, "us_per_layer": round(t * 1e6, 1),
+                        "GBps": round(b / t / 1e9, 2)})  # fmt: skip
+        line.append(f"  {name:26s} {t * 1e6:8.1f} us/layer {b / t / 1e9:6.2f} GB/s")
+    print("\n".join(line), flush=True)
+    del layers
+
+
 def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,88 +192,7 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}, "
           f"load {os.getloadavg()[0]:.2f}, extension {ext}", flush=True)  # fmt: skip
     for out, inp in shapes:
-        count = max(CHUNK, int(mb * 1e6 // (out * inp)) // CHUNK * CHUNK)
-        layers = make_layers(out, inp, count)
-        x = torch.randn(1, inp)
-        b8 = nbytes(*layers[0]["int8"])
-        b4 = nbytes(*layers[0]["int4"][:3])
-        b32 = nbytes(layers[0]["fp32"])
-        fp32_layers = layers[: max(CHUNK, count // 4 // CHUNK * CHUNK)]  # the same MB as int8
-
-        def loop(fn, lst):
-            def run():
-                for layer in lst:
-                    fn(layer)
-            return run
-
-        def compiled(route: str, kind: str, lst):
-            weights = [layer[kind] for layer in lst]
-
-            def step(x, weights):
-                outs = []
-                for w in weights:
-                    if kind == "int8":
-                        outs.append(qk.int8_linear(x, w[0], w[1], None, route=route))
-                    elif kind == "int4":
-                        outs.append(qk.int4_linear(x, *w, None, route=route))
-                    else:
-                        outs.append(F.linear(x, w))
-                return outs
-
-            # one graph of CHUNK layers, run over consecutive chunks (inputs, not constants: one compile)
-            # the C++ wrapper, as the compiled decode steps use (pretrained.inference.compiled.compile_options)
-            fn = torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
-            chunks = [weights[i : i + CHUNK] for i in range(0, len(weights) - CHUNK + 1, CHUNK)]
-
-            def run():
-                for chunk in chunks:
-                    fn(x, chunk)
-
-            return run, len(chunks) * CHUNK
-
-        routes = {
-            "fp32-mkl": (loop(lambda L: F.linear(x, L["fp32"]), fp32_layers), b32, len(fp32_layers)),
-            "int8-ctypes": (loop(lambda L: qk.int8_rows_cpp(x, *L["int8"], None), layers), b8, count),
-            "int8-op": (loop(lambda L: torch.ops.pretrained.int8_rows_linear(x, *L["int8"], None), layers), b8, count),
-            "int8-layer": (loop(lambda L: L["int8_layer"](x), layers), b8, count),
-            "int4-ctypes": (loop(lambda L: qk.int4_rows_cpp(x, *L["int4"], None), layers), b4, count),
-            "int4-op": (loop(lambda L: torch.ops.pretrained.int4_rows_linear(x, *L["int4"], None), layers), b4, count),
-            "int4-layer": (loop(lambda L: L["int4_layer"](x), layers), b4, count),
-        }  # fmt: skip
-        if ext:
-            routes["int8-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int8_rows_linear(x, *L["int8"], None),
-                                       layers), b8, count)  # fmt: skip
-            routes["int4-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear(x, *L["int4"], None),
-                                       layers), b4, count)  # fmt: skip
-        wanted = set(args.routes.split(",")) if args.routes else None
-        compiled_routes = [("fp32-compiled", "auto", "fp32", fp32_layers, b32)]
-        for kind, b in (("int8", b8), ("int4", b4)):
-            compiled_routes += [(f"{kind}-compiled-reduction", "reduction", kind, layers, b),
-                                (f"{kind}-compiled-{'ext' if ext else 'cpp'}", "cpp", kind, layers, b)]  # fmt: skip
-        with torch.inference_mode():
-            for name, route, kind, lst, b in compiled_routes:
-                if wanted is None or name in wanted:
-                    fn, n = compiled(route, kind, lst)
-                    routes[name] = (fn, b, n)
-            routes = {k: v for k, v in routes.items() if wanted is None or k in wanted}
-            times: dict[str, list[float]] = {k: [] for k in routes}
-            for name, (fn, _, _) in routes.items():  # warm up (and compile)
-                fn()
-                fn()
-            clock = time.process_time if args.clock == "cpu" else time.perf_counter
-            for _ in range(args.repeats):
-                for name, (fn, _, n) in routes.items():
-                    start = clock()
-                    fn()
-                    times[name].append((clock() - start) / n)
-        line = [f"{out}x{inp} ({count} layers):"]
-        for name, (_, b, _) in routes.items():
-            t = statistics.median(times[name])
-            results.append({"shape": [out, inp], "route": name, "us_per_layer": round(t * 1e6, 1),
-                            "GBps": round(b / t / 1e9, 2)})  # fmt: skip
-            line.append(f"  {name:26s} {t * 1e6:8.1f} us/layer {b / t / 1e9:6.2f} GB/s")
-        print("\n".join(line), flush=True)
-        del layers
+        run_shape(out, inp, mb, ext, results)
     setup = {"threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
              "load_average_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__, "extension": ext,
              "clock": args.clock}  # fmt: skip
