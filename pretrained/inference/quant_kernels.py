@@ -178,7 +178,8 @@ def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bi
     ext = _built.get("ext_ops")
     if ext is not None:
         return ext["int8"](x, weight, scale, bias)
-    return _rows_call("int8", x, weight.shape[0], (weight.data_ptr(), scale.contiguous().data_ptr()), bias, ())
+    scale = scale.contiguous()  # held while the kernel reads it (a temporary's address would dangle)
+    return _rows_call("int8", x, weight.shape[0], (weight.data_ptr(), scale.data_ptr()), bias, ())
 
 
 def _int4_args(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -201,7 +202,8 @@ def int8_rows_vnni(x: torch.Tensor, weight: torch.Tensor, weight_sums: torch.Ten
     ext = _built.get("ext_ops")
     if ext is not None:
         return ext["int8_vnni"](x, weight, weight_sums, scale, bias)
-    args = (weight.data_ptr(), weight_sums.data_ptr(), scale.contiguous().data_ptr())
+    scale = scale.contiguous()  # held while the kernel reads it
+    args = (weight.data_ptr(), weight_sums.data_ptr(), scale.data_ptr())
     return _rows_call("int8_vnni", x, weight.shape[0], args, bias, ())
 
 
