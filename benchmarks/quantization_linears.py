@@ -18,6 +18,11 @@ words + zero points + fp16 scales, fp32). The routes:
   calling every layer, compiled by inductor, with the route's op inside the graph;
 - ``int8-layer`` / ``int4-layer``: the ``nn.Module`` layers' own eager ``forward`` (packed memory and all).
 
+A compiled route's time includes the compiled function's own cost per call (guards, wrappers), spread over
+the ``CHUNK`` layers one call runs. ``--threads 1 --clock cpu`` gives numbers that hold up on a machine
+running other work (CPU time of one thread: what the loops cost, less what waiting for memory shared with
+other processes adds); the bandwidth bound of a decode step needs ``--threads 2`` (or more) on a quiet one.
+
 Variants alternate (A, B, C, A, B, C, ...) and medians are printed, so load from other processes hits them
 alike; numbers taken on a machine running other work are still rough. ``OMP_WAIT_POLICY`` must be set
 before torch starts, hence ``--wait-policy`` (default ACTIVE: threads spin between calls).
