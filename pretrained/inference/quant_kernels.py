@@ -21,7 +21,8 @@ Routes, chosen per call by ``route``:
   inside compiled graphs (inductor cannot see into them, so they are opaque calls). Those ops have Python
   bodies, so a compiled step calls back into Python once per linear; :func:`load_torch_ops` builds the same
   kernels as a torch C++ extension (``pretrained_quant::...``, minutes on first use, then cached) that
-  compiled graphs call directly. The products are computed in fp32 (the int8 / int4 values converted
+  compiled graphs call directly (and eager calls too, once built: a dispatcher call costs less than
+  ctypes'). The products are computed in fp32 (the int8 / int4 values converted
   exactly), so results equal dequantize-then-matmul up to summation order.
 - ``"vnni"`` (opt-in, CPUs with AVX-512 VNNI): the activations are rounded per row to int8 (steps of
   ``max|x| / 127``) and multiplied with integer dot products (``vpdpbusd``: 64 byte products per
@@ -100,6 +101,11 @@ def load_torch_ops(verbose: bool = False) -> bool:
                             is_python_module=False, extra_cflags=flags, extra_ldflags=["-fopenmp"],
                             verbose=verbose)  # fmt: skip
                 _register_fakes("pretrained_quant")
+                ops = torch.ops.pretrained_quant
+                # eager calls go to the same operators: a dispatcher call costs less than the ctypes one
+                _built["ext_ops"] = {"int8": ops.int8_rows_linear.default, "int4": ops.int4_rows_linear.default,
+                                     "int8_vnni": ops.int8_rows_linear_vnni.default,
+                                     "int4_vnni": ops.int4_rows_linear_vnni.default}  # fmt: skip
                 _built["ext"] = True
             except Exception:  # noqa: BLE001 - no headers, no compiler...: the Python-bodied ops remain
                 if verbose:
@@ -169,7 +175,11 @@ def _rows_call(key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tenso
 
 def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The C++ int8 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
-    return _rows_call("int8", x, weight.shape[0], (weight.data_ptr(), scale.contiguous().data_ptr()), bias, ())
+    ext = _built.get("ext_ops")
+    if ext is not None:
+        return ext["int8"](x, weight, scale, bias)
+    scale = scale.contiguous()  # held while the kernel reads it (a temporary's address would dangle)
+    return _rows_call("int8", x, weight.shape[0], (weight.data_ptr(), scale.data_ptr()), bias, ())
 
 
 def _int4_args(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor) -> tuple:
@@ -179,6 +189,9 @@ def _int4_args(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor)
 def int4_rows_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
                   bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """The C++ int4 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
+    ext = _built.get("ext_ops")
+    if ext is not None:
+        return ext["int4"](x, qweight, zeros, scales, group_size, bias)
     return _rows_call("int4", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
 
 
@@ -186,13 +199,20 @@ def int8_rows_vnni(x: torch.Tensor, weight: torch.Tensor, weight_sums: torch.Ten
                    bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """The VNNI int8 kernel (activations rounded to int8 per row), eagerly; ``weight_sums`` is
     ``weight.sum(1)`` as int32. For callers that checked :func:`vnni_ready` and the shapes (in % 64)."""
-    args = (weight.data_ptr(), weight_sums.data_ptr(), scale.contiguous().data_ptr())
+    ext = _built.get("ext_ops")
+    if ext is not None:
+        return ext["int8_vnni"](x, weight, weight_sums, scale, bias)
+    scale = scale.contiguous()  # held while the kernel reads it
+    args = (weight.data_ptr(), weight_sums.data_ptr(), scale.data_ptr())
     return _rows_call("int8_vnni", x, weight.shape[0], args, bias, ())
 
 
 def int4_rows_vnni(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
                    group_size: int, bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """The VNNI int4 kernel (activations rounded to int8 per row), eagerly; as :func:`int4_rows_cpp`."""
+    ext = _built.get("ext_ops")
+    if ext is not None:
+        return ext["int4_vnni"](x, qweight, zeros, scales, group_size, bias)
     return _rows_call("int4_vnni", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
 
 

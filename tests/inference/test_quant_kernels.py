@@ -57,6 +57,18 @@ def test_int8_routes_match_reference(route, rows):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.skipif(not HAVE_KERNELS, reason="needs AVX-512 and a C++ compiler")
+def test_int8_kernel_reads_a_strided_scale():
+    g = torch.Generator().manual_seed(1)
+    weight = torch.randint(-127, 128, (75, 128), dtype=torch.int8, generator=g)
+    scale, x = (torch.rand(150, generator=g) * 0.01)[::2], torch.randn(2, 128, generator=g)
+    torch.manual_seed(0)
+    junk = [torch.full((75,), float("nan")) for _ in range(8)]  # reuse any freed block with NaNs
+    del junk
+    ref = ((x.double() @ weight.double().t()) * scale.double()).float()
+    torch.testing.assert_close(Q.int8_rows_cpp(x, weight, scale, None), ref, atol=1e-5, rtol=1e-5)
+
+
 def test_bf16_inputs_and_autograd_take_the_dequantize_route():
     qweight, zeros, scales = int4_tensors()
     bias = torch.zeros(96)
@@ -141,12 +153,22 @@ def test_torch_extension_ops_in_compiled_graphs():
     x, bias = torch.randn(3, 256, generator=g), torch.randn(112, generator=g)
     qweight, zeros, scales = int4_tensors(n=112, group_size=64)
     ops = torch.ops.pretrained_quant
-    torch.testing.assert_close(ops.int4_rows_linear(x, qweight, zeros, scales, 64, bias),
-                               Q.int4_rows_cpp(x, qweight, zeros, scales, 64, bias), atol=0, rtol=0)  # fmt: skip
+    # the extension's operators against the same kernels called through ctypes: the same bits
+    int4_args = (qweight.data_ptr(), zeros.data_ptr(), scales.data_ptr(), 0)
+    int4_ctypes = Q._rows_call("int4", x, 112, int4_args, bias, (64,))
+    torch.testing.assert_close(ops.int4_rows_linear(x, qweight, zeros, scales, 64, bias), int4_ctypes, atol=0, rtol=0)
     weight = torch.randint(-127, 128, (80, 256), dtype=torch.int8, generator=g)
     scale = torch.rand(80, generator=g)
-    torch.testing.assert_close(ops.int8_rows_linear(x, weight, scale, None), Q.int8_rows_cpp(x, weight, scale, None),
+    int8_ctypes = Q._rows_call("int8", x, 80, (weight.data_ptr(), scale.data_ptr()), None, ())
+    torch.testing.assert_close(ops.int8_rows_linear(x, weight, scale, None), int8_ctypes, atol=0, rtol=0)
+    # once built, eager calls take the operators too (and a non-contiguous scale)
+    assert Q._built.get("ext_ops")
+    strided = torch.rand(160, generator=g)[::2]
+    packed = strided.contiguous()  # held: ctypes gets its address
+    torch.testing.assert_close(Q.int8_rows_cpp(x, weight, strided, None),
+                               Q._rows_call("int8", x, 80, (weight.data_ptr(), packed.data_ptr()), None, ()),
                                atol=0, rtol=0)  # fmt: skip
+    torch.testing.assert_close(Q.int4_rows_cpp(x, qweight, zeros, scales, 64, bias), int4_ctypes, atol=0, rtol=0)
     test_compiled_matches_eager_dequantized("cpp")  # now through the extension's operators
 
 
