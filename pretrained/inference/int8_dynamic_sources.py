@@ -13,6 +13,8 @@ KERNEL_SOURCE = r"""
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
+#include <cmath>
+#include <vector>
 
 // bfloat16 rounding (to nearest, ties to even) of float lanes, kept as float bit patterns.
 static inline __m512i bf16_round_bits(__m512 v) {
@@ -104,5 +106,123 @@ extern "C" void int8_scale_rows(const int32_t* acc, const int32_t* shift, const 
       }
     }
   }
+}
+
+static inline __m512 exp512(__m512 x) {
+  // exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]; degree-6 polynomial (rel. error ~2e-7)
+  const __m512 lo = _mm512_set1_ps(-80.0f);  // keeps results normal (denormals are slow)
+  x = _mm512_max_ps(x, lo);
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+static inline float to_f(float v) { return v; }
+static inline float to_f(uint16_t v) {
+  uint32_t u = (uint32_t)v << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Self-attention of one sequence length: q, k, v (B, H, S, D) with strides (sb, sh, ss, 1) each, D % 16 == 0;
+// out (B, S, H, D) contiguous; keys j of batch b attended where mask[b * S + j] != 0 (all when mask is null).
+// Per (batch, head): K transposed and V in fp32 scratch (L1/L2-sized), then 4 query rows at a time (four
+// independent FMA chains share each load of K and V): scores, softmax (exp by polynomial), weighted V.
+template <typename T>
+static void attend(const T* q, const T* k, const T* v, int64_t qsb, int64_t qsh, int64_t qss, int64_t ksb, int64_t ksh,
+                   int64_t kss, int64_t vsb, int64_t vsh, int64_t vss, const uint8_t* mask, T* out, int64_t B,
+                   int64_t H, int64_t S, int64_t D, float scale, int threads) {
+  const int64_t SP = (S + 15) / 16 * 16;
+  #pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> kt(D * SP), vf(S * D), qf(4 * D), sc(4 * SP);
+    #pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < B * H; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const T* kb = k + b * ksb + h * ksh;
+      const T* vb = v + b * vsb + h * vsh;
+      const T* qb = q + b * qsb + h * qsh;
+      for (int64_t j = 0; j < S; ++j)
+        for (int64_t d = 0; d < D; ++d) { kt[d * SP + j] = to_f(kb[j * kss + d]); vf[j * D + d] = to_f(vb[j * vss + d]); }
+      for (int64_t d = 0; d < D; ++d) for (int64_t j = S; j < SP; ++j) kt[d * SP + j] = 0.f;
+      constexpr int R = 4;  // query rows at a time: independent FMA chains, one load of K / V for all
+      for (int64_t i0 = 0; i0 < S; i0 += R) {
+        const int rr = S - i0 < R ? (int)(S - i0) : R;
+        for (int r = 0; r < R; ++r)
+          for (int64_t d = 0; d < D; ++d) qf[r * D + d] = r < rr ? to_f(qb[(i0 + r) * qss + d]) * scale : 0.f;
+        __m512 mx[R];
+        for (int r = 0; r < R; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
+        for (int64_t j = 0; j < SP; j += 16) {
+          __m512 acc[R];
+          for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+          for (int64_t d = 0; d < D; ++d) {
+            const __m512 kv = _mm512_loadu_ps(&kt[d * SP + j]);
+            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qf[r * D + d]), kv, acc[r]);
+          }
+          __mmask16 keep = S - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (S - j)) - 1);
+          if (mask) keep &= _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(keep, mask + b * S + j), _mm_setzero_si128());
+          for (int r = 0; r < R; ++r) {
+            acc[r] = _mm512_mask_blend_ps(keep, _mm512_set1_ps(-INFINITY), acc[r]);
+            _mm512_storeu_ps(&sc[r * SP + j], acc[r]);
+            mx[r] = _mm512_max_ps(mx[r], acc[r]);
+          }
+        }
+        float inv[R];
+        for (int r = 0; r < R; ++r) {
+          const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
+          __m512 sum = _mm512_setzero_ps();
+          for (int64_t j = 0; j < SP; j += 16) {
+            __m512 s = _mm512_loadu_ps(&sc[r * SP + j]);
+            __m512 e = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ),
+                                           exp512(_mm512_sub_ps(s, m)));
+            _mm512_storeu_ps(&sc[r * SP + j], e);
+            sum = _mm512_add_ps(sum, e);
+          }
+          inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+        }
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+          __m512 acc[R];
+          for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+          for (int64_t j = 0; j < S; ++j) {
+            const __m512 vv = _mm512_loadu_ps(&vf[j * D + d0]);
+            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(sc[r * SP + j]), vv, acc[r]);
+          }
+          for (int r = 0; r < rr; ++r) {
+            __m512 o16 = _mm512_mul_ps(acc[r], _mm512_set1_ps(inv[r]));
+            T* o = out + ((b * S + i0 + r) * H + h) * D + d0;
+            if constexpr (sizeof(T) == 4) {
+              _mm512_storeu_ps((float*)o, o16);
+            } else {
+              __m512i u = _mm512_srli_epi32(bf16_round_bits(o16), 16);
+              _mm256_storeu_si256((__m256i*)o, _mm512_cvtepi32_epi16(u));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+extern "C" void int8_attend_f32(const float* q, const float* k, const float* v, int64_t qsb, int64_t qsh, int64_t qss,
+                           int64_t ksb, int64_t ksh, int64_t kss, int64_t vsb, int64_t vsh, int64_t vss,
+                           const uint8_t* mask, float* out, int64_t B, int64_t H, int64_t S, int64_t D, float scale,
+                           int threads) {
+  attend(q, k, v, qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, mask, out, B, H, S, D, scale, threads);
+}
+extern "C" void int8_attend_bf16(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t qsb, int64_t qsh, int64_t qss,
+                            int64_t ksb, int64_t ksh, int64_t kss, int64_t vsb, int64_t vsh, int64_t vss,
+                            const uint8_t* mask, uint16_t* out, int64_t B, int64_t H, int64_t S, int64_t D, float scale,
+                            int threads) {
+  attend(q, k, v, qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, mask, out, B, H, S, D, scale, threads);
 }
 """
