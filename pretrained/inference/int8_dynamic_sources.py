@@ -1,11 +1,10 @@
 """The C++ source of :mod:`pretrained.inference.int8_dynamic`: the two passes around the integer matrix
-product (rounding the activations to int8 per row; scaling the int32 sums back to floats), AVX-512, built
-with inductor's C++ toolchain and called through ctypes.
+product (rounding the activations to int8 per row; scaling the int32 sums back to floats) and the
+self-attention kernel, AVX-512, built with inductor's C++ toolchain and called through ctypes.
 
 Both passes reproduce torchao's ``Int8DynamicActivationInt8WeightConfig`` arithmetic operation for
-operation (see the module docstring of ``int8_dynamic``), so results match torchao's own layers up to the
-order of float additions, which here there are none of: they match to the last bit but for the int32 to
-float conversion of very large sums, done the same way on both sides.
+operation (see the module docstring of ``int8_dynamic``): the integer sums are exact, and every float
+operation is the one torchao does, in the same order, so fp32 results match torchao's to the last bit.
 """
 
 KERNEL_SOURCE = r"""
