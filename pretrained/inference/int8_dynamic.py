@@ -89,7 +89,10 @@ def load_kernels() -> dict[str, Any] | None:
                     fn = getattr(lib, symbol)
                     fn.restype, fn.argtypes = None, argtypes
                     found[symbol] = fn
-                _built["kernels"] = found
+                # uint8 x int8 products on the CPU came with torch 2.12: check this torch has them
+                probe = torch._int_mm(torch.full((2, 64), 255, dtype=torch.uint8), torch.ones(64, 8, dtype=torch.int8))
+                if bool((probe == 255 * 64).all()):
+                    _built["kernels"] = found
             except Exception:  # noqa: BLE001 - no compiler, no headers...: torchao's own path remains
                 pass
     return _built["kernels"]
