@@ -226,6 +226,17 @@ class Pipeline:
         raise NotImplementedError("postprocess not implemented")
 
     def get_inference_context(self) -> Any:
+        """The context the forward runs in: inference mode, and for a model holding torchao int8-dynamic weights
+        also :class:`~pretrained.inference.int8_dynamic.Int8DynamicKernels` (the same numbers as torchao's own
+        layers, on the VNNI route)."""
+        if getattr(self, "_int8_dynamic", None) is None:
+            from pretrained.inference.int8_dynamic import has_int8_dynamic_weights
+
+            self._int8_dynamic = has_int8_dynamic_weights(self.model)
+        if self._int8_dynamic:
+            from pretrained.inference.int8_dynamic import Int8DynamicKernels
+
+            return Int8DynamicKernels.around(torch.inference_mode)
         return torch.inference_mode
 
     def forward(self, model_inputs: dict[str, Any], **forward_params: Any) -> Any:

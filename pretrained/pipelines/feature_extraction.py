@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pretrained.inference.int8_dynamic import Int8DynamicKernels, has_int8_dynamic_weights
-
 from .base import Pipeline
 from .text_classification import check_text
 
@@ -48,13 +46,6 @@ class FeatureExtractionPipeline(Pipeline):
             tokenize_kwargs["truncation"] = truncation
         post = {} if return_tensors is None else {"return_tensors": return_tensors}
         return tokenize_kwargs, {}, post
-
-    def get_inference_context(self) -> Any:
-        # torchao int8-dynamic weights run on the VNNI route (same numbers as torchao's own layers)
-        if getattr(self, "_int8_dynamic", None) is None:
-            self._int8_dynamic = has_int8_dynamic_weights(self.model)
-        context = super().get_inference_context()
-        return Int8DynamicKernels.around(context) if self._int8_dynamic else context
 
     def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
         """Features of one text, a list of texts, or a stream of texts."""
