@@ -208,7 +208,7 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
 
     def get_inference_context(self) -> Callable[[], Any]:
         # the encoder's many-row linears (1,500 frames a clip) on oneDNN's matmul; decode steps keep theirs
-        return ManyRowsKernels.around(super().get_inference_context())
+        return ManyRowsKernels.around(super().get_inference_context(), self.model)
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_collate(items, None)

@@ -36,7 +36,7 @@ class ImagePipeline(Pipeline):
 
     def get_inference_context(self) -> Callable[[], Any]:
         # the encoder's many-row linears (every image's patches) on oneDNN's matmul
-        return ManyRowsKernels.around(super().get_inference_context())
+        return ManyRowsKernels.around(super().get_inference_context(), self.model)
 
     def _pixel_inputs(self, image: Any, timeout: float | None, **processor_kwargs: Any) -> dict[str, Any]:
         if self.image_processor is None:
