@@ -22,7 +22,7 @@ and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-6
 gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
 slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
 whole pipeline at each batch size. pretrained's processor resizes on min(cores, torch threads) threads:
-a batch's images spread over them, a single image's resize split into strips;
+a batch's images spread over them, a single image's resize split into strips (each thread normalising its own);
 ``--no-split-resize`` keeps single images on one thread (to compare both on a quiet machine).
 
 ``automatic-speech-recognition``: a random Whisper model of whisper-tiny's shape (d_model 384, 4 + 4
@@ -31,6 +31,10 @@ whose vocabulary is a byte-level BPE trained here with Whisper's special and tim
 entries instead of 51.9k: the output projection is cheaper than the real model's). Inputs:
 ``--speech-inputs`` clips of 30 s of synthetic audio at 16 kHz. Measured: log-mel extraction alone and the
 whole pipeline (greedy, ``--speech-new-tokens`` new tokens at most; both libraries produce the same tokens).
+The timestamp tokens are in the model's ``suppress_tokens``: a random model emits them even after
+``<|notimestamps|>``, and two in a row end a segment early, so both libraries decode the rest of the clip as
+a second window (a second encoder run and more steps), which a trained Whisper does not do;
+``--speech-random-timestamps`` leaves them free (the setup of earlier runs).
 """
 
 from __future__ import annotations
@@ -332,7 +336,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             results += speech_rows(args, folder)
     setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "whisper": args.whisper,
-             "split_resize": not args.no_split_resize,
+             "split_resize": not args.no_split_resize, "speech_random_timestamps": args.speech_random_timestamps,
              "speech_inputs": args.speech_inputs, "repeats": args.repeats, "python": platform.python_version(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),

@@ -6,10 +6,11 @@ A processor's settings are its attributes; each call may override any of them. P
 converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
 together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
 threads to use (the CPUs this process may run on, capped by ``torch.get_num_threads()`` once torch is
-loaded), a batch's images resize on a thread pool and a single image's resize is split into strips
-(:func:`~pretrained.processing.image_transforms.split_resize`); Pillow releases the GIL while it
-resamples. Outputs equal transformers' ``...ImageProcessorPil`` classes, which model files were trained
-against.
+loaded), a batch's images resize on a thread pool (and are then normalised there, a share each), and a
+single image's resize is split into strips (:func:`~pretrained.processing.image_transforms.split_resize`),
+the last pass's strips cropped, rescaled and normalised by the threads that made them; Pillow releases the
+GIL while it resamples, numpy while it computes. Outputs equal transformers' ``...ImageProcessorPil``
+classes, which model files were trained against.
 """
 
 from __future__ import annotations
