@@ -11,6 +11,10 @@ calls one by one and reroutes only plain fp32 CPU tensors outside autograd with 
 rows; anything else (quantized layers, bf16, a ``DTensor``, training) runs as without it. Modes are per
 thread and last only for the ``with`` block. Under ``DecodeKernels`` the inner mode sees a call first.
 
+The image pipelines enter the mode around their whole forward; the speech pipeline around the encoder
+alone (:meth:`ManyRowsKernels.around_modules`), since in the decode steps it would only add a Python look
+at each torch call.
+
 Given the model, the mode also fuses the exact GELU that follows the first linear of a feed-forward block
 (ViT's and BERT's ``intermediate``, the shared encoder-decoder layers' ``fc1``) into oneDNN's matmul as a
 post-op: one pass over the ``(rows, 4 * hidden)`` activation fewer. The rerouted linear returns the
@@ -73,6 +77,36 @@ class ManyRowsKernels(TorchFunctionMode):
             return stack
 
         return enter
+
+    @classmethod
+    def around_modules(cls, context: Callable[[], Any], modules: list[Any], model: Any = None) -> Callable[[], Any]:
+        """A context factory that enters ``context()`` and, until it exits, runs each of ``modules`` (an
+        encoder, say) inside this mode, and nothing else: where the rest of the work is many small steps (a
+        decoder's), the mode would look at each of their torch calls in Python for nothing.
+
+        The modules' ``forward`` is swapped on the instance for the length of the block (as
+        ``generation.runner.RoutedLinears`` does), so another thread calling them meanwhile gets the same
+        kernels; a module whose ``forward`` is already swapped is left alone."""
+
+        def enter() -> contextlib.ExitStack:
+            stack = contextlib.ExitStack()
+            stack.enter_context(context())
+            for module in modules:
+                if "forward" in vars(module):
+                    continue
+                module.forward = cls._inside(module.forward, model)
+                stack.callback(vars(module).pop, "forward", None)
+            return stack
+
+        return enter
+
+    @classmethod
+    def _inside(cls, forward: Callable[..., Any], model: Any) -> Callable[..., Any]:
+        def routed(*args: Any, **kwargs: Any) -> Any:
+            with cls(model):
+                return forward(*args, **kwargs)
+
+        return routed
 
     def _linear(self, x: Any, weight: Any, bias: Any = None) -> Any:
         if not plain_fp32_cpu(x, weight, bias):

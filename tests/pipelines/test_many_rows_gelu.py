@@ -96,3 +96,28 @@ def test_autograd_and_few_rows_are_untouched():
         small = model.vit.encoder.layer[0].intermediate(torch.randn(1, 4, 64))  # 4 rows: F.linear
         assert mode._activated is None
     assert small.shape == (1, 4, 128)
+
+
+def test_around_modules_routes_inside_the_modules_only(monkeypatch):
+    import contextlib
+
+    calls = []
+    real = kernels.onednn_linear
+    monkeypatch.setattr(kernels, "onednn_linear", lambda x, w, b: calls.append(x.shape) or real(x, w, b))
+    model = tiny_whisper()
+    encoder = model.get_encoder()
+    enter = ManyRowsKernels.around_modules(contextlib.nullcontext, [encoder], model)
+    many, weight = torch.randn(64, 64), torch.randn(128, 64)
+    with torch.inference_mode():
+        expected = encoder(torch.randn(1, 16, 200)).last_hidden_state
+        with enter():
+            assert "forward" in vars(encoder)
+            torch.nn.functional.linear(many, weight)  # outside the encoder: not rerouted
+            assert calls == []
+            torch.manual_seed(0)
+            features = torch.randn(1, 16, 200)
+            got = encoder(features).last_hidden_state
+        assert "forward" not in vars(encoder)  # restored
+        assert calls and all(shape[-2] == 100 for shape in calls)
+        assert torch.allclose(got, encoder(features).last_hidden_state, atol=1e-5, rtol=1e-5)
+    assert expected.shape == got.shape
