@@ -22,7 +22,7 @@ and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-6
 gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
 slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
 whole pipeline at each batch size. pretrained's processor resizes on min(cores, torch threads) threads:
-a batch's images spread over them, a single image's resize split into strips;
+a batch's images spread over them, a single image's resize split into strips (each thread normalising its own);
 ``--no-split-resize`` keeps single images on one thread (to compare both on a quiet machine).
 
 ``automatic-speech-recognition``: a random Whisper model of whisper-tiny's shape (d_model 384, 4 + 4
@@ -31,6 +31,10 @@ whose vocabulary is a byte-level BPE trained here with Whisper's special and tim
 entries instead of 51.9k: the output projection is cheaper than the real model's). Inputs:
 ``--speech-inputs`` clips of 30 s of synthetic audio at 16 kHz. Measured: log-mel extraction alone and the
 whole pipeline (greedy, ``--speech-new-tokens`` new tokens at most; both libraries produce the same tokens).
+The timestamp tokens are in the model's ``suppress_tokens``: a random model emits them even after
+``<|notimestamps|>``, and two in a row end a segment early, so both libraries decode the rest of the clip as
+a second window (a second encoder run and more steps), which a trained Whisper does not do;
+``--speech-random-timestamps`` leaves them free (the setup of earlier runs).
 """
 
 from __future__ import annotations
@@ -223,6 +227,11 @@ def speech_rows(args, folder: str) -> list[dict]:
     gc.task_to_id = {"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]}
     gc.no_timestamps_token_id, gc.prev_sot_token_id = ids["<|notimestamps|>"], ids["<|startofprev|>"]
     gc.is_multilingual, gc._from_model_config = True, False
+    if not args.speech_random_timestamps:
+        # A random model emits timestamp tokens even after <|notimestamps|>; two in a row end a segment, and
+        # both libraries then move on to the next window of the same clip (a second encoder run and more
+        # decode steps). A trained Whisper does not, so the benchmark suppresses them: one window per clip.
+        gc.suppress_tokens = list(range(ids["<|notimestamps|>"] + 1, len(tokenizer)))
     model.save_pretrained(folder)
     extractor = transformers.WhisperFeatureExtractor(feature_size=shape["num_mel_bins"])
     transformers.WhisperProcessor(extractor, tokenizer).save_pretrained(folder)
@@ -266,6 +275,9 @@ def main() -> None:
     parser.add_argument("--speech-new-tokens", type=int, default=32, help="speech recognition: new tokens at most")
     parser.add_argument("--no-split-resize", action="store_true",
                         help="image-classification: resize single images on one thread (batches still spread)")
+    parser.add_argument("--speech-random-timestamps", action="store_true",
+                        help="speech recognition: let the random model emit timestamp tokens (several windows "
+                             "per 30 s clip, as before)")
     parser.add_argument("--whisper", choices=["base", "tiny"], default="base",
                         help="automatic-speech-recognition model shape (base: whisper-tiny's)")
     args = parser.parse_args()
@@ -324,7 +336,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             results += speech_rows(args, folder)
     setup = {"inputs": args.inputs, "image_inputs": args.image_inputs, "vit": args.vit, "whisper": args.whisper,
-             "split_resize": not args.no_split_resize,
+             "split_resize": not args.no_split_resize, "speech_random_timestamps": args.speech_random_timestamps,
              "speech_inputs": args.speech_inputs, "repeats": args.repeats, "python": platform.python_version(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),

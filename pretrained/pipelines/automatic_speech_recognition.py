@@ -207,8 +207,10 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
         yield {"is_last": True, **features, **extra}
 
     def get_inference_context(self) -> Callable[[], Any]:
-        # the encoder's many-row linears (1,500 frames a clip) on oneDNN's matmul; decode steps keep theirs
-        return ManyRowsKernels.around(super().get_inference_context())
+        # the encoder's many-row linears (1,500 frames a clip) on oneDNN's matmul, the mode entered around the
+        # encoder alone: in the decode steps it would only add a Python look at every torch call
+        return ManyRowsKernels.around_modules(super().get_inference_context(), [self.model.get_encoder()],
+                                              self.model)
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_collate(items, None)

@@ -36,7 +36,7 @@ class ImagePipeline(Pipeline):
 
     def get_inference_context(self) -> Callable[[], Any]:
         # the encoder's many-row linears (every image's patches) on oneDNN's matmul
-        return ManyRowsKernels.around(super().get_inference_context())
+        return ManyRowsKernels.around(super().get_inference_context(), self.model)
 
     def _pixel_inputs(self, image: Any, timeout: float | None, **processor_kwargs: Any) -> dict[str, Any]:
         if self.image_processor is None:
@@ -111,6 +111,11 @@ class ImageClassificationPipeline(ImagePipeline):
         else:
             scores = logits
         id2label = self.model.config.id2label
-        results = [{"label": id2label[i], "score": score.item()} for i, score in enumerate(scores)]
-        results.sort(key=lambda r: r["score"], reverse=True)
-        return results[:min(top_k, self.model.config.num_labels)]
+        top_k = min(top_k, self.model.config.num_labels)
+        if np.isnan(scores).any():  # NaN has no order: rank as a sort of all the dicts does
+            results = [{"label": id2label[i], "score": score.item()} for i, score in enumerate(scores)]
+            results.sort(key=lambda r: r["score"], reverse=True)
+            return results[:top_k]
+        # best first, ties in label order (what a stable sort of all scores gives): dicts for top_k only
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [{"label": id2label[int(i)], "score": scores[i].item()} for i in order]

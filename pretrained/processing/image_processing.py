@@ -6,10 +6,11 @@ A processor's settings are its attributes; each call may override any of them. P
 converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
 together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
 threads to use (the CPUs this process may run on, capped by ``torch.get_num_threads()`` once torch is
-loaded), a batch's images resize on a thread pool and a single image's resize is split into strips
-(:func:`~pretrained.processing.image_transforms.split_resize`); Pillow releases the GIL while it
-resamples. Outputs equal transformers' ``...ImageProcessorPil`` classes, which model files were trained
-against.
+loaded), a batch's images resize on a thread pool (and are then normalised there, a share each), and a
+single image's resize is split into strips (:func:`~pretrained.processing.image_transforms.split_resize`),
+the last pass's strips cropped, rescaled and normalised by the threads that made them; Pillow releases the
+GIL while it resamples, numpy while it computes. Outputs equal transformers' ``...ImageProcessorPil``
+classes, which model files were trained against.
 """
 
 from __future__ import annotations
@@ -214,7 +215,13 @@ class BaseImageProcessor(ImageProcessingMixin):
         self._validate(settings)
         images = make_flat_list_of_images(images)
         threads = _threads()
-        if len(images) > 1 and threads >= 2:
+        if len(images) == 1 and threads >= 2:
+            image = self._converted(images[0], settings)
+            pixels = self._split_single(image, settings, threads)
+            if pixels is not None:
+                return BatchFeature({"pixel_values": pixels}, tensor_type=settings["return_tensors"])
+            prepared = [self._resized(image, settings, threads, converted=True)]
+        elif len(images) > 1 and threads >= 2:
             # Pillow releases the GIL while it converts and resizes, so a batch's images resize in parallel:
             # `threads` workers, each taking every threads-th image
             groups = _pool_map(lambda k: [self._resized(image, settings) for image in images[k::threads]],
@@ -222,7 +229,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             prepared = [groups[i % len(groups)][i // len(groups)] for i in range(len(images))]
         else:
             prepared = [self._resized(image, settings, threads) for image in images]
-        return BatchFeature({"pixel_values": self._finish(prepared, settings)},
+        return BatchFeature({"pixel_values": self._finish(prepared, settings, threads)},
                             tensor_type=settings["return_tensors"])
 
     def _validate(self, s: dict[str, Any]) -> None:
@@ -240,9 +247,9 @@ class BaseImageProcessor(ImageProcessingMixin):
             raise ValueError(f"resample must be a PILImageResampling value (0-5), got {s['resample']!r}.")
 
     # --- per image: convert, resize, crop -------------------------------------------------------------
-    def _resized(self, image: Any, s: dict[str, Any], threads: int = 1) -> Any:
-        """One image after conversion, resize and crop, as a channels-last array (uint8 when it can be);
-        with ``threads`` > 1 a large PIL image's resize is split across the thread pool."""
+    def _converted(self, image: Any, s: dict[str, Any]) -> Any:
+        """The image after RGB conversion: a PIL image in a mode Pillow resizes directly, or a
+        channels-last array."""
         if is_pil_image(image):
             if s["do_convert_rgb"]:
                 image = T.convert_to_rgb(image)
@@ -253,6 +260,14 @@ class BaseImageProcessor(ImageProcessingMixin):
             image = T.to_channels_last(array, s["input_data_format"])
             if s["do_convert_rgb"]:
                 image = T.convert_to_rgb(image)
+        return image
+
+    def _resized(self, image: Any, s: dict[str, Any], threads: int = 1, converted: bool = False) -> Any:
+        """One image after conversion (unless ``converted`` says it was), resize and crop, as a channels-last
+        array (uint8 when it can be); with ``threads`` > 1 a large PIL image's resize is split across the
+        thread pool."""
+        if not converted:
+            image = self._converted(image, s)
         if s["do_resize"]:
             height, width = (image.height, image.width) if is_pil_image(image) else image.shape[:2]
             target = T.get_resize_output_image_size(height, width, s["size"])
@@ -269,16 +284,64 @@ class BaseImageProcessor(ImageProcessingMixin):
             image = T.center_crop(image, (crop["height"], crop["width"]))
         return image
 
+    def _split_single(self, image: Any, s: dict[str, Any], threads: int) -> np.ndarray | None:
+        """One large converted PIL image processed on ``threads`` threads from resize to normalised pixels, or
+        ``None`` where this does not apply (then the general path runs).
+
+        The resize's last pass is cut into strips (:func:`~pretrained.processing.image_transforms.split_resize`)
+        and each thread crops, rescales and normalises its own strip straight into the ``(1, C, H, W)``
+        result: the same pixels and the same arithmetic as the general path, with no assembled image.
+        """
+        if not (is_pil_image(image) and s["do_resize"] and (s["do_rescale"] or s["do_normalize"])
+                and s["return_tensors"] in ("pt", "np")
+                and s["data_format"] not in (ChannelDimension.LAST, "channels_last")):
+            return None
+        channels = {"RGB": 3, "L": 1, "RGBA": 4}.get(getattr(image, "mode", None))
+        if (channels is None or image.height * image.width < _SPLIT_MIN_PIXELS
+                or not T.can_split_resize(image, s["resample"])):
+            return None
+        height, width = T.get_resize_output_image_size(image.height, image.width, s["size"])
+        crop_height, crop_width = height, width
+        if s["do_center_crop"]:
+            crop_height, crop_width = s["crop_size"]["height"], s["crop_size"]["width"]
+        top, left = (height - crop_height) // 2, (width - crop_width) // 2  # center_crop's offsets
+        if top < 0 or left < 0:
+            return None  # a crop larger than the image pads it: the general path does that
+        table = self._table(channels, s)
+        out = np.empty((1, channels, crop_height, crop_width), dtype=np.float32)
+
+        def finish(piece: Any, x: int, y: int) -> None:
+            # the part of this strip inside the crop, written to its place in the result
+            rows = max(y, top), min(y + piece.height, top + crop_height)
+            cols = max(x, left), min(x + piece.width, left + crop_width)
+            if rows[0] >= rows[1] or cols[0] >= cols[1]:
+                return
+            pixels = np.asarray(piece)
+            pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+            table.apply_into(pixels[rows[0] - y:rows[1] - y, cols[0] - x:cols[1] - x],
+                             out[0, :, rows[0] - top:rows[1] - top, cols[0] - left:cols[1] - left])
+
+        T.split_resize(image, (width, height), s["resample"], threads, _pool_map, finish=finish)
+        return out
+
     # --- the batch: rescale and normalise -------------------------------------------------------------
-    def _finish(self, images: list[np.ndarray], s: dict[str, Any]) -> list[np.ndarray] | np.ndarray:
+    def _finish(self, images: list[np.ndarray], s: dict[str, Any], threads: int = 1) -> list[np.ndarray] | np.ndarray:
         same = all(im.shape == images[0].shape and im.dtype == images[0].dtype for im in images)
         last = s["data_format"] in (ChannelDimension.LAST, "channels_last")
         if same and images[0].dtype == np.uint8 and (s["do_rescale"] or s["do_normalize"]):
             table = self._table(images[0].shape[-1], s)
             height, width, channels = images[0].shape
             out = np.empty((len(images), channels, height, width), dtype=np.float32)
-            for image, target in zip(images, out, strict=True):
-                table.apply_into(image, target)
+            parts = min(threads, len(images))
+
+            def fill(k: int) -> None:  # every parts-th image from the k-th (numpy releases the GIL)
+                for i in range(k, len(images), parts):
+                    table.apply_into(images[i], out[i])
+
+            if parts > 1:
+                _pool_map(fill, range(parts))
+            else:
+                fill(0)
             if s["return_tensors"] in ("pt", "np") and not last:
                 return out  # one array: the tensor is made from it without another copy
             batch = list(out)

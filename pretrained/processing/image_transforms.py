@@ -88,7 +88,7 @@ def convert_to_rgb(image: Any) -> Any:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return Image.alpha_composite(white, rgba).convert("RGB")
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")  # (a conversion to itself copies)
     channels = image.shape[-1]
     if channels == 1:
         return np.repeat(image, 3, axis=-1)
@@ -178,8 +178,10 @@ def _strips(length: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _pass(image: Any, width: int, height: int, resample: int, parts: int,
-          map_fn: Callable[..., Iterable[Any]]) -> Any:
-    """One separable pass (only the width or only the height changes), cut across the other axis."""
+          map_fn: Callable[..., Iterable[Any]], finish: Callable[[Any, int, int], None] | None = None) -> Any:
+    """One separable pass (only the width or only the height changes), cut across the other axis. With
+    ``finish``, each strip goes to ``finish(strip, left, top)`` on the thread that made it, and nothing is
+    assembled (``None`` is returned)."""
     Image = require_pil()
     in_width, in_height = image.size
     horizontal = width != in_width
@@ -188,32 +190,59 @@ def _pass(image: Any, width: int, height: int, resample: int, parts: int,
     def strip(span: tuple[int, int]) -> Any:
         a, b = span
         if horizontal:  # whole rows: each output row is computed from its own input row
-            return image.crop((0, a, in_width, b)).resize((width, b - a), resample)
-        return image.crop((a, 0, b, in_height)).resize((b - a, height), resample)
+            piece = image.crop((0, a, in_width, b)).resize((width, b - a), resample)
+        else:
+            piece = image.crop((a, 0, b, in_height)).resize((b - a, height), resample)
+        if finish is None:
+            return piece
+        finish(piece, 0 if horizontal else a, a if horizontal else 0)
+        return None
 
+    pieces = list(map_fn(strip, spans))
+    if finish is not None:
+        return None
     out = Image.new(image.mode, (width, height))
-    for (a, _), piece in zip(spans, map_fn(strip, spans), strict=True):
+    for (a, _), piece in zip(spans, pieces, strict=True):
         out.paste(piece, (0, a) if horizontal else (a, 0))
     return out
 
 
 def split_resize(image: Any, size: tuple[int, int], resample: int, parts: int,
-                 map_fn: Callable[..., Iterable[Any]] = map) -> Any:
+                 map_fn: Callable[..., Iterable[Any]] = map,
+                 finish: Callable[[Any, int, int], None] | None = None) -> Any:
     """``image.resize(size, resample)`` (``size`` is ``(width, height)``) computed as ``parts`` strips per
     pass, the strips run through ``map_fn`` (a thread pool's ``map`` runs them in parallel); the pixels
-    are Pillow's own. Callers check :func:`can_split_resize` first."""
+    are Pillow's own. Callers check :func:`can_split_resize` first.
+
+    With ``finish``, the last pass's strips are not pasted together: each is handed to
+    ``finish(strip, left, top)`` (a PIL image in the input's mode and where it sits in the result) on the
+    thread that made it, so what follows the resize runs in parallel too; ``None`` is returned then.
+    """
     width, height = size
     in_width, in_height = image.size
+    if (width, height) == (in_width, in_height):  # Pillow copies the image (no premultiplied round trip)
+        if finish is None:
+            return image.copy()
+        finish(image, 0, 0)
+        return None
     mode = image.mode
     if mode == "RGBA":
         image = image.convert("RGBa")
     steps = [(width, in_height), (width, height)]
     if pillow_vertical_first(in_width, in_height, width, height):
         steps = [(in_width, height), (width, height)]
-    for step in steps:
-        if step != image.size:
-            image = _pass(image, step[0], step[1], resample, parts, map_fn)
+    steps = [step for i, step in enumerate(steps) if step != (steps[i - 1] if i else (in_width, in_height))]
+    if finish is not None and mode == "RGBA":  # back from premultiplied, strip by strip (per pixel)
+        finish = _converted_back(finish)
+    for i, step in enumerate(steps):
+        image = _pass(image, step[0], step[1], resample, parts, map_fn, finish if i == len(steps) - 1 else None)
+    if finish is not None:
+        return None
     return image.convert("RGBA") if mode == "RGBA" else image
+
+
+def _converted_back(finish: Callable[[Any, int, int], None]) -> Callable[[Any, int, int], None]:
+    return lambda piece, left, top: finish(piece.convert("RGBA"), left, top)
 
 
 def can_split_resize(image: Any, resample: int) -> bool:
