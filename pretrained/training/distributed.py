@@ -166,17 +166,13 @@ def init_distributed(args: Any) -> None:
     backend = args.ddp_backend or ("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    from pretrained.distributed.mesh import close_distributed, import_group_defaults
+
+    import_group_defaults()
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=args.ddp_timeout))
-    # A group left open at exit can abort the process while its backend threads are torn down
-    # ("terminate called without an active exception"): the group opened here is closed here.
-    atexit.register(_leave_process_group)
-
-
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    # A group still alive at interpreter shutdown can abort the process as its backend threads finish
+    # ("terminate called without an active exception"): the group opened here is freed here, at exit.
+    atexit.register(close_distributed)
 
 
 def wrap_model(model: Any, args: Any) -> Any:
