@@ -8,11 +8,12 @@
 `dp * tp * cp` must be the number of processes. On the CPU it runs with gloo; on GPUs with NCCL, one
 device per process, unchanged. Without `--model` it trains a tiny random Llama (nothing is downloaded).
 
-The flow: process group (`init_distributed`, freed by `close_distributed` at the end) -> `DeviceMesh` (dp, tp, cp) -> the model, loaded with `tp_plan="auto"` on the
-`tp` mesh when tp > 1 -> FSDP2 over dp x cp -> a `DistributedSampler` over dp -> each step: the batch's
-sequences split over cp (`ContextParallel`), forward / backward, gradients reduced by FSDP (summed over
-cp, averaged over dp), clipped (DTensor-safe), optimizer step -> a distributed checkpoint of model and
-optimizer, loaded back into a freshly sharded model.
+The flow: process group (`init_distributed`; `close_distributed` frees it at the end) -> `DeviceMesh`
+(dp, tp, cp) -> the model, loaded with `tp_plan="auto"` on the `tp` mesh when tp > 1 -> FSDP2 over dp x
+cp -> a `DistributedSampler` over dp -> each step: the batch's sequences split over cp
+(`ContextParallel`), forward / backward, gradients reduced by FSDP (summed over cp, averaged over dp),
+clipped (DTensor-safe), optimizer step -> a distributed checkpoint of model and optimizer, loaded back
+into a freshly sharded model.
 
 Sanity checks (the script exits non-zero when one fails): the first step's loss equals the loss of an
 unsharded copy of the model on the whole global batch; the loss goes down; the checkpoint reloads to

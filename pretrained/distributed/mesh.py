@@ -3,9 +3,10 @@
 ``torchrun`` (``python -m torch.distributed.run``) starts one process per device and tells each its place
 through environment variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ...).
 :func:`init_distributed` starts the process group from them (gloo on the CPU, NCCL on CUDA) and binds the
-process to its local device; :func:`close_distributed` destroys and frees it before the interpreter exits; :func:`build_device_mesh` lays the ranks out as a ``DeviceMesh`` whose
-dimensions are named ``dp`` (data), ``cp`` (context / sequence) and ``tp`` (tensor), ``tp`` innermost so a
-tensor-parallel group sits on neighbouring devices (one node) and ``dp`` outermost.
+process to its local device, :func:`close_distributed` destroys and frees it before the interpreter exits;
+:func:`build_device_mesh` lays the ranks out as a ``DeviceMesh`` whose dimensions are named ``dp`` (data),
+``cp`` (context / sequence) and ``tp`` (tensor), ``tp`` innermost so a tensor-parallel group sits on
+neighbouring devices (one node) and ``dp`` outermost.
 
 Torch is imported inside the functions, so :class:`DistributedConfig` stays cheap to import.
 """
