@@ -2,7 +2,8 @@
 
 torchrun (``python -m torch.distributed.run``, or ``pretrained train --nproc-per-node N``) starts one
 process per device and tells each its place in ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``. The Trainer
-then: joins the process group (`init_distributed`; NCCL on CUDA, gloo on the CPU, or ``ddp_backend``);
+then: joins the process group (`init_distributed`; NCCL on CUDA, gloo on the CPU, or ``ddp_backend``;
+freed at exit by `pretrained.distributed.mesh.close_distributed`);
 wraps the model (`wrap_model`: DDP by default, FSDP2 with ``fsdp``); gives each process its own
 batches (`EpochSampler` with ``num_replicas``: batch ``k`` of the epoch goes to process
 ``k % world_size``, as accelerate deals them out, so a step's global batch is the one one process with
