@@ -8,11 +8,12 @@
 `dp * tp * cp` must be the number of processes. On the CPU it runs with gloo; on GPUs with NCCL, one
 device per process, unchanged. Without `--model` it trains a tiny random Llama (nothing is downloaded).
 
-The flow: process group -> `DeviceMesh` (dp, tp, cp) -> the model, loaded with `tp_plan="auto"` on the
-`tp` mesh when tp > 1 -> FSDP2 over dp x cp -> a `DistributedSampler` over dp -> each step: the batch's
-sequences split over cp (`ContextParallel`), forward / backward, gradients reduced by FSDP (summed over
-cp, averaged over dp), clipped (DTensor-safe), optimizer step -> a distributed checkpoint of model and
-optimizer, loaded back into a freshly sharded model.
+The flow: process group (`init_distributed`; `close_distributed` frees it at the end) -> `DeviceMesh`
+(dp, tp, cp) -> the model, loaded with `tp_plan="auto"` on the `tp` mesh when tp > 1 -> FSDP2 over dp x
+cp -> a `DistributedSampler` over dp -> each step: the batch's sequences split over cp
+(`ContextParallel`), forward / backward, gradients reduced by FSDP (summed over cp, averaged over dp),
+clipped (DTensor-safe), optimizer step -> a distributed checkpoint of model and optimizer, loaded back
+into a freshly sharded model.
 
 Sanity checks (the script exits non-zero when one fails): the first step's loss equals the loss of an
 unsharded copy of the model on the whole global batch; the loss goes down; the checkpoint reloads to
@@ -35,6 +36,7 @@ from pretrained.distributed import checkpoint
 from pretrained.distributed.clipping import clip_grad_norm_
 from pretrained.distributed.context_parallel import ContextParallel
 from pretrained.distributed.fsdp import apply_fsdp
+from pretrained.distributed.mesh import close_distributed, init_distributed
 from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
 
 
@@ -101,8 +103,17 @@ def step_loss(model, batch: dict, context: ContextParallel | None) -> torch.Tens
 
 def main() -> int:
     args = parse_args()
+    init_distributed()  # gloo on the CPU, NCCL on GPUs
+    try:
+        return run(args)
+    finally:
+        # after run() returned, so that the model and meshes holding the group are gone with it
+        close_distributed()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, check, checkpoint; 1 when a sanity check failed."""
     cuda = torch.cuda.is_available()
-    dist.init_process_group("nccl" if cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     if args.dp * args.tp * args.cp != world:
         raise SystemExit(f"dp * tp * cp = {args.dp * args.tp * args.cp}, but {world} processes were started")
@@ -171,7 +182,6 @@ def main() -> int:
         for name, ok in checks:
             print(f"{'ok  ' if ok else 'FAIL'} {name}")
     dist.barrier()
-    dist.destroy_process_group()
     return 1 if failed else 0
 
 

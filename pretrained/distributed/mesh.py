@@ -3,15 +3,17 @@
 ``torchrun`` (``python -m torch.distributed.run``) starts one process per device and tells each its place
 through environment variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ...).
 :func:`init_distributed` starts the process group from them (gloo on the CPU, NCCL on CUDA) and binds the
-process to its local device; :func:`build_device_mesh` lays the ranks out as a ``DeviceMesh`` whose
-dimensions are named ``dp`` (data), ``cp`` (context / sequence) and ``tp`` (tensor), ``tp`` innermost so a
-tensor-parallel group sits on neighbouring devices (one node) and ``dp`` outermost.
+process to its local device, :func:`close_distributed` destroys and frees it before the interpreter exits;
+:func:`build_device_mesh` lays the ranks out as a ``DeviceMesh`` whose dimensions are named ``dp`` (data),
+``cp`` (context / sequence) and ``tp`` (tensor), ``tp`` innermost so a tensor-parallel group sits on
+neighbouring devices (one node) and ``dp`` outermost.
 
 Torch is imported inside the functions, so :class:`DistributedConfig` stays cheap to import.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from collections.abc import Mapping
@@ -163,8 +165,60 @@ def init_distributed(device_type: str | None = None, backend: str | None = None,
         kwargs["timeout"] = timeout
     if backend == "nccl":
         kwargs["device_id"] = device  # lets NCCL create sub-groups by splitting, and barrier() know its device
+    import_group_defaults()
     dist.init_process_group(**kwargs)
+    # The group started here is closed here, while Python still runs (see close_distributed).
+    atexit.register(close_distributed)
     return device
+
+
+def import_group_defaults() -> None:
+    """Import what binds ``group.WORLD`` at import time, before the default process group exists.
+
+    ``torch.distributed.nn.functional`` (imported by ``torch._dynamo``, so by the first ``torch.compile``
+    or DTensor custom op) takes ``group.WORLD`` as the default argument of ten functions. Imported while a
+    group runs, it keeps that group alive after ``destroy_process_group``: its gloo worker threads then
+    live into interpreter shutdown, where one that drops a finished collective (whose tensors need the
+    GIL to let go of their Python objects) is ended by Python inside a C++ destructor and the process
+    aborts ("terminate called without an active exception"). Imported first, those defaults are None.
+    """
+    import torch.distributed.nn.functional  # noqa: F401
+
+
+def close_distributed() -> None:
+    """Destroy the process groups and free them now, with their backends' threads.
+
+    ``destroy_process_group`` only forgets the groups; a group's backend (gloo's worker threads, NCCL's
+    communicators) goes with the last reference to it. Torch keeps references after it, dropped here (also
+    when the program destroyed the groups itself): the default arguments ``torch.distributed.nn.functional``
+    took when imported while a group ran (see :func:`import_group_defaults`), the groups each
+    ``DeviceMesh`` caches by name (DTensor's sharding caches keep meshes alive), and objects already
+    unreachable (a sharded model's reference cycles). A group still alive at interpreter shutdown can abort
+    the process as its worker threads finish. Groups held by live objects of the program (a DDP or FSDP
+    model it still references) stay until those go.
+    """
+    import gc
+    import sys
+
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    functional = sys.modules.get("torch.distributed.nn.functional")
+    for function in vars(functional).values() if functional is not None else ():
+        defaults = getattr(function, "__defaults__", None)
+        if callable(function) and defaults and any(isinstance(d, dist.ProcessGroup) for d in defaults):
+            # None is the default group, as it was when the module was imported
+            function.__defaults__ = tuple(None if isinstance(d, dist.ProcessGroup) else d for d in defaults)
+    gc.collect()
+    from torch.distributed.device_mesh import DeviceMesh
+
+    for obj in gc.get_objects():
+        registry = getattr(obj, "_pg_registry", None) if isinstance(obj, DeviceMesh) else None
+        if isinstance(registry, dict):
+            registry.clear()  # the names stay; they resolve to nothing once the groups are destroyed
 
 
 def build_device_mesh(*, dp: int | None = None, cp: int = 1, tp: int = 1, device_type: str | None = None

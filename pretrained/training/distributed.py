@@ -2,7 +2,8 @@
 
 torchrun (``python -m torch.distributed.run``, or ``pretrained train --nproc-per-node N``) starts one
 process per device and tells each its place in ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``. The Trainer
-then: joins the process group (`init_distributed`; NCCL on CUDA, gloo on the CPU, or ``ddp_backend``);
+then: joins the process group (`init_distributed`; NCCL on CUDA, gloo on the CPU, or ``ddp_backend``;
+freed at exit by `pretrained.distributed.mesh.close_distributed`);
 wraps the model (`wrap_model`: DDP by default, FSDP2 with ``fsdp``); gives each process its own
 batches (`EpochSampler` with ``num_replicas``: batch ``k`` of the epoch goes to process
 ``k % world_size``, as accelerate deals them out, so a step's global batch is the one one process with
@@ -166,17 +167,13 @@ def init_distributed(args: Any) -> None:
     backend = args.ddp_backend or ("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    from pretrained.distributed.mesh import close_distributed, import_group_defaults
+
+    import_group_defaults()
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=args.ddp_timeout))
-    # A group left open at exit can abort the process while its backend threads are torn down
-    # ("terminate called without an active exception"): the group opened here is closed here.
-    atexit.register(_leave_process_group)
-
-
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    # A group still alive at interpreter shutdown can abort the process as its backend threads finish
+    # ("terminate called without an active exception"): the group opened here is freed here, at exit.
+    atexit.register(close_distributed)
 
 
 def wrap_model(model: Any, args: Any) -> Any:

@@ -15,8 +15,11 @@ def launch(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     thread per process, offline, this checkout first on the path and no rank variables of an outer run.
 
     A port taken between `--standalone` picking it and the rendezvous binding it is retried (up to 3 times);
-    so, once, is a known, rare abort seen only under a loaded full-suite run: a process dies in C++ teardown
-    after the program finished (its results written, process group destroyed). Returns the last run.
+    so, once, is the C++ teardown abort ("terminate called without an active exception"): a gloo worker
+    thread still alive at interpreter shutdown is ended by Python inside a destructor. `close_distributed`
+    now frees the groups before shutdown and the workers check that no gloo thread is left (a failure
+    every time, not retried); the retry stays for programs without that check (`pretrained train`).
+    Returns the last run.
     """
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")}

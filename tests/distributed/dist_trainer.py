@@ -4,6 +4,7 @@
 device and writes the log history of the main process to OUT_DIR/log_history.json.
 """
 
+import atexit
 import json
 import os
 import sys
@@ -36,7 +37,9 @@ def tensor_parallel(model):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-    dist.init_process_group("gloo")
+    from pretrained.distributed.mesh import init_distributed
+
+    init_distributed("cpu")  # closed at exit
     mesh = init_device_mesh("cpu", (dist.get_world_size(),), mesh_dim_names=("tp",))
     plan = {f"self_attn.{p}": ColwiseParallel() for p in ("q_proj", "k_proj", "v_proj")}
     plan.update({f"mlp.{p}": ColwiseParallel() for p in ("gate_proj", "up_proj")})
@@ -78,4 +81,8 @@ def main(out_dir, batch, mode="ddp", max_steps="4", resume=""):
 
 
 if __name__ == "__main__":
+    from backend_threads import check_backend_threads_gone
+
+    # atexit runs its handlers last first: this one after the close registered when the group started
+    atexit.register(check_backend_threads_gone)
     main(*sys.argv[1:])

@@ -205,11 +205,16 @@ def dcp_load(out: str) -> None:
 
 
 if __name__ == "__main__":
+    from backend_threads import check_backend_threads_gone
+
+    from pretrained.distributed.mesh import close_distributed, init_distributed
+
     torch.set_num_threads(1)
     scenario, out_dir = sys.argv[1], sys.argv[2]
-    dist.init_process_group("gloo")
+    init_distributed("cpu")
     try:
         globals()[scenario](out_dir)
         dist.barrier()
     finally:
-        dist.destroy_process_group()
+        close_distributed()
+    check_backend_threads_gone()

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from backend_threads import check_backend_threads_gone
 from torch.distributed.tensor import DTensor, Shard
 
 import pretrained as P
-from pretrained.distributed.mesh import build_device_mesh
+from pretrained.distributed.mesh import build_device_mesh, close_distributed
 from pretrained.distributed.tensor_parallel import gather_state_dict
 
 
@@ -226,4 +227,5 @@ if __name__ == "__main__":
     {"--model": run_model, "--errors": run_errors, "--ways": run_ways,
      "--memory": lambda c, o: run_memory(c, o, tp=True)}[mode](checkpoint, Path(out_dir))
     dist.barrier()
-    dist.destroy_process_group()
+    close_distributed()  # the group from_pretrained(tp_plan=...) started
+    check_backend_threads_gone()
