@@ -157,8 +157,9 @@ class Runner:
 
 class RoutedLinears:
     """For the length of a ``with`` block (one eager step), the model's ``nn.Linear`` layers with weights of
-    ``kernels.MIN_WEIGHT`` elements or more send their few-row calls to the kernel
-    :class:`~pretrained.inference.routing.DecodeKernels` picks (same choice, same results).
+    ``kernels.MIN_KERNEL_WEIGHT`` elements or more send their few-row calls to the kernel
+    :class:`~pretrained.inference.routing.DecodeKernels` picks (same choice, same results): the small-rows
+    kernel for 1-8 rows, oneDNN for 4-32 rows against the largest weights it does not take.
 
     Only those layers' ``forward`` is swapped, where entering ``DecodeKernels`` as a torch function mode would
     look at every torch call of the step in Python (~460 per step of a 6 + 6-layer T5 at 4 beams) to find the
@@ -171,9 +172,11 @@ class RoutedLinears:
             m for m in model.modules()
             # exactly nn.Linear with a plain weight: a quantized subclass or weight computes otherwise
             if type(m) is torch.nn.Linear and type(m.weight) in (torch.Tensor, torch.nn.Parameter)
-            and "forward" not in vars(m) and m.weight.numel() >= kernels.MIN_WEIGHT
+            and "forward" not in vars(m) and m.weight.numel() >= min(kernels.MIN_KERNEL_WEIGHT, kernels.MIN_WEIGHT)
         ]  # fmt: skip
-        self.router = DecodeKernels()
+        self.router = DecodeKernels()  # (builds the kernel on a machine's first use)
+        if not kernels.kernel_ready():  # oneDNN alone: only its weights
+            self.modules = [m for m in self.modules if m.weight.numel() >= kernels.MIN_WEIGHT]
         self.forwards = [self._routed(m) for m in self.modules]
 
     def _routed(self, module: torch.nn.Linear) -> Any:
