@@ -107,9 +107,13 @@ class DecodeKernels(TorchFunctionMode):
             whole = kernels.one_row_linear(x, group.weight, group.bias)
             self._products[group.index] = (x, whole)
             return whole[..., group.start : group.end]
-        if (not self.compiled and rows in kernels.KERNEL_ROWS and weight.numel() >= kernels.MIN_KERNEL_WEIGHT
+        if (rows in kernels.KERNEL_ROWS and weight.numel() >= kernels.MIN_KERNEL_WEIGHT
                 and kernels.kernel_takes(x, weight, bias)):  # fmt: skip
-            return kernels.kernel_linear(x, weight, bias)
+            if not self.compiled:
+                return kernels.kernel_linear(x, weight, bias)
+            op = kernels.small_rows_op(build=False) if rows in kernels.LIBRARY_ROWS else None
+            if op is not None:  # (2-3 rows keep MKL in graphs: the op's call back into Python costs more)
+                return op(x, weight, bias)
         if rows not in kernels.LIBRARY_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
             return None
         if not self.compiled:
