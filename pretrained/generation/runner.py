@@ -190,7 +190,7 @@ class RoutedLinears:
                   and weight.is_contiguous() and (bias is None or (bias.shape == (n,) and bias.is_contiguous())))  # fmt: skip
         pointers = (weight.data_ptr(), None if bias is None else bias.data_ptr())
         kernel = kernels.load_small_rows_kernel()
-        float32, most = torch.float32, kernels.KERNEL_MAX_ROWS * k
+        float32, most, threads = torch.float32, kernels.KERNEL_MAX_ROWS * k, torch.get_num_threads
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             if torch.is_grad_enabled():
@@ -200,7 +200,7 @@ class RoutedLinears:
                     and (weight.data_ptr(), None if bias is None else bias.data_ptr()) == pointers):  # fmt: skip
                 x = x.contiguous()
                 out = torch.empty((*x.shape[:-1], n), dtype=float32)
-                kernel(x.data_ptr(), pointers[0], pointers[1], out.data_ptr(), x.numel() // k, n, k)
+                kernel(x.data_ptr(), pointers[0], pointers[1], out.data_ptr(), x.numel() // k, n, k, threads())
                 return out
             out = choose(x, module.weight, module.bias)
             return F.linear(x, module.weight, module.bias) if out is None else out

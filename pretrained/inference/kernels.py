@@ -50,8 +50,9 @@ MIN_WEIGHT = 1 << 20  # elements (4 MB in fp32): oneDNN's size limit
 MIN_KERNEL_WEIGHT = 1 << 16  # elements (256 KB in fp32): the kernel's
 _FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma")
 
-# y[r, n] = sum_k x[r, k] w[n, k] (+ b[n]). Output columns are split across OpenMP threads in contiguous
-# ranges (the build links the OpenMP runtime torch has loaded, so they share its threads).
+# y[r, n] = sum_k x[r, k] w[n, k] (+ b[n]). Output columns are split in contiguous ranges across as many
+# OpenMP threads as torch uses in the calling thread (the build links the OpenMP runtime torch has loaded, so
+# they share its threads; a thread that torch never set up would otherwise take every core).
 KERNEL_SOURCE = r"""
 #include <immintrin.h>
 #include <omp.h>
@@ -93,9 +94,9 @@ static inline void dot_block(const float* __restrict x, const float* __restrict 
 }
 template <int R, int NB, int KU>
 static void rows_gemm(const float* __restrict x, const float* __restrict w, const float* __restrict b,
-                      float* __restrict y, int64_t N, int64_t K) {
+                      float* __restrict y, int64_t N, int64_t K, int threads) {
   const int64_t blocks = N / NB;
-  #pragma omp parallel for schedule(static)
+  #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t p = 0; p < blocks + N % NB; ++p) {
     if (p < blocks) {
       const int64_t n = p * NB;
@@ -174,7 +175,7 @@ def _dispatch_source() -> str:
         cases.append(f"    case {rows}: {_pass_shape(rows)}; break;")
     return (
         'extern "C" void small_rows_linear(const float* x, const float* w, const float* b, float* y,\n'
-        "                                  int64_t R, int64_t N, int64_t K) {\n"
+        "                                  int64_t R, int64_t N, int64_t K, int64_t threads) {\n"
         "  switch (R) {\n" + "\n".join(cases) + "\n  }\n}\n"
     )
 
@@ -187,8 +188,8 @@ def _pass_shape(rows: int) -> str:
     # from L1/L2 serves them all.
     unroll = max(1, min(4, 16 // rows))
     block = 4 if rows <= 4 else 2
-    return (f"if ({rows} * K <= 4096) rows_gemm<{rows}, 1, {unroll}>(x, w, b, y, N, K); "
-            f"else rows_gemm<{rows}, {block}, 1>(x, w, b, y, N, K)")
+    return (f"if ({rows} * K <= 4096) rows_gemm<{rows}, 1, {unroll}>(x, w, b, y, N, K, threads); "
+            f"else rows_gemm<{rows}, {block}, 1>(x, w, b, y, N, K, threads)")
 
 
 def load_small_rows_kernel() -> Any:
@@ -208,7 +209,7 @@ def load_small_rows_kernel() -> Any:
                     fn = None
             if fn is not None:
                 fn.restype = None
-                fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3
+                fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4
         _built["kernel"] = fn
     return _built["kernel"]
 
@@ -233,7 +234,7 @@ def kernel_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         bias = bias.contiguous()
     out = x.new_empty((*x.shape[:-1], weight.shape[0]))
     _built["kernel"](x.data_ptr(), weight.data_ptr(), None if bias is None else bias.data_ptr(), out.data_ptr(),
-                     x.numel() // x.shape[-1], weight.shape[0], x.shape[-1])  # fmt: skip
+                     x.numel() // x.shape[-1], weight.shape[0], x.shape[-1], torch.get_num_threads())  # fmt: skip
     return out
 
 
