@@ -67,6 +67,9 @@ static inline void dot_block(const float* __restrict x, const float* __restrict 
       for (int u = 0; u < KU; ++u) acc[r][j][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 * KU <= K; k += 16 * KU) {
+    // Ask for the weights 8 KB ahead into L2 (prefetches never fault, past the end too): the hardware
+    // prefetchers alone left the streams 5-50% slower, most with several weight rows per pass.
+    for (int j = 0; j < NB; ++j) _mm_prefetch((const char*)(w + j * K + k + 2048), _MM_HINT_T1);
     for (int u = 0; u < KU; ++u) {
       __m512 v[NB];
       for (int j = 0; j < NB; ++j) v[j] = _mm512_loadu_ps(w + j * K + k + 16 * u);
