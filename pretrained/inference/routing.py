@@ -59,8 +59,9 @@ class DecodeKernels(TorchFunctionMode):
     weights of ``kernels.MIN_WEIGHT`` or more to oneDNN.
 
     Args:
-        compiled: The step is being traced by ``torch.compile``: 4-32 rows against large weights call the
-            opaque custom op (:func:`kernels.small_rows_op`, built by :meth:`prepare`); 2-3 rows keep MKL.
+        compiled: The step is being traced by ``torch.compile``: the same rows and weights, 2-3 rows
+            excepted (they keep MKL), call the opaque custom op (:func:`kernels.small_rows_op`, built by
+            :meth:`prepare`), which runs the small-rows kernel or oneDNN.
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
