@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pretrained.generation.configuration_utils import GenerationConfig
 from pretrained.inference import kernels
 from pretrained.inference.compiled import CompiledDecoder
-from pretrained.inference.routing import DecodeKernels
+from pretrained.inference.routing import DecodeKernels, plain_fp32_cpu
 from pretrained.loading.device_map import spans_devices
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
 
@@ -157,8 +157,9 @@ class Runner:
 
 class RoutedLinears:
     """For the length of a ``with`` block (one eager step), the model's ``nn.Linear`` layers with weights of
-    ``kernels.MIN_WEIGHT`` elements or more send their few-row calls to the kernel
-    :class:`~pretrained.inference.routing.DecodeKernels` picks (same choice, same results).
+    ``kernels.MIN_KERNEL_WEIGHT`` elements or more send their few-row calls to the kernel
+    :class:`~pretrained.inference.routing.DecodeKernels` picks (same choice, same results): the small-rows
+    kernel for 1-8 rows, oneDNN for 4-32 rows against the largest weights it does not take.
 
     Only those layers' ``forward`` is swapped, where entering ``DecodeKernels`` as a torch function mode would
     look at every torch call of the step in Python (~460 per step of a 6 + 6-layer T5 at 4 beams) to find the
@@ -171,18 +172,38 @@ class RoutedLinears:
             m for m in model.modules()
             # exactly nn.Linear with a plain weight: a quantized subclass or weight computes otherwise
             if type(m) is torch.nn.Linear and type(m.weight) in (torch.Tensor, torch.nn.Parameter)
-            and "forward" not in vars(m) and m.weight.numel() >= kernels.MIN_WEIGHT
+            and "forward" not in vars(m) and m.weight.numel() >= min(kernels.MIN_KERNEL_WEIGHT, kernels.MIN_WEIGHT)
         ]  # fmt: skip
-        self.router = DecodeKernels()
+        self.router = DecodeKernels()  # (builds the kernel on a machine's first use)
+        if not kernels.kernel_ready():  # oneDNN alone: only its weights
+            self.modules = [m for m in self.modules if m.weight.numel() >= kernels.MIN_WEIGHT]
         self.forwards = [self._routed(m) for m in self.modules]
 
     def _routed(self, module: torch.nn.Linear) -> Any:
         choose = self.router._linear  # None where the call is not one the kernels serve
+        weight, bias = module.weight, module.bias
+        # The kernel's call for this layer, prepared once: a step's linears cost a few microseconds of Python
+        # each, which is what the kernel saves on the smaller weights. It holds while the layer keeps these
+        # tensors and their memory (checked per call); anything else takes the general route.
+        n, k = weight.shape
+        direct = (kernels.kernel_ready() and weight.numel() >= kernels.MIN_KERNEL_WEIGHT and plain_fp32_cpu(weight, bias)
+                  and weight.is_contiguous() and (bias is None or (bias.shape == (n,) and bias.is_contiguous())))  # fmt: skip
+        pointers = (weight.data_ptr(), None if bias is None else bias.data_ptr())
+        kernel = kernels.load_small_rows_kernel()
+        float32, most, threads = torch.float32, kernels.KERNEL_MAX_ROWS * k, torch.get_num_threads
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            weight, bias = module.weight, module.bias
-            out = None if torch.is_grad_enabled() else choose(x, weight, bias)
-            return F.linear(x, weight, bias) if out is None else out
+            if torch.is_grad_enabled():
+                return F.linear(x, module.weight, module.bias)
+            if (direct and type(x) is torch.Tensor and x.dtype is float32 and x.is_cpu and x.dim() and x.shape[-1] == k
+                    and 0 < x.numel() <= most and module.weight is weight and module.bias is bias
+                    and (weight.data_ptr(), None if bias is None else bias.data_ptr()) == pointers):  # fmt: skip
+                x = x.contiguous()
+                out = torch.empty((*x.shape[:-1], n), dtype=float32)
+                kernel(x.data_ptr(), pointers[0], pointers[1], out.data_ptr(), x.numel() // k, n, k, threads())
+                return out
+            out = choose(x, module.weight, module.bias)
+            return F.linear(x, module.weight, module.bias) if out is None else out
 
         return forward
 

@@ -54,9 +54,14 @@ class DecodeKernels(TorchFunctionMode):
     """Reroute few-row linears to faster kernels (one-query attention stays with SDPA: written as
     multiplies and sums it measured slower in compiled steps at every batch size tried).
 
+    Eagerly, 1-8 rows against weights of ``kernels.MIN_KERNEL_WEIGHT`` elements or more go to the small-rows
+    kernel through ctypes (built when the mode is made), and 4-32 rows that it does not take against
+    weights of ``kernels.MIN_WEIGHT`` or more to oneDNN.
+
     Args:
-        compiled: The step is being traced by ``torch.compile``: small batches call the opaque custom op
-            (:func:`kernels.small_rows_op`, built by :meth:`prepare`) instead of oneDNN.
+        compiled: The step is being traced by ``torch.compile``: the same rows and weights, 2-3 rows
+            excepted (they keep MKL), call the opaque custom op (:func:`kernels.small_rows_op`, built by
+            :meth:`prepare`), which runs the small-rows kernel or oneDNN.
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
@@ -68,6 +73,8 @@ class DecodeKernels(TorchFunctionMode):
         super().__init__()
         self.compiled = compiled
         self.reductions = reductions
+        if not compiled:
+            kernels.load_small_rows_kernel()  # eager calls go to it through ctypes (built once per machine)
         self.groups = groups if compiled and reductions and groups else None
         # group index -> (input, packed product) of the last member called (while tracing: one per group)
         self._products: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -88,7 +95,7 @@ class DecodeKernels(TorchFunctionMode):
         return func(*args, **kwargs) if out is None else out
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
-        if not plain_fp32_cpu(x, weight, bias):
+        if not plain_fp32_cpu(x, weight, bias) or x.dim() == 0 or not x.shape[-1]:
             return None
         rows = x.numel() // x.shape[-1]
         if rows == 1 and self.reductions:
@@ -101,7 +108,14 @@ class DecodeKernels(TorchFunctionMode):
             whole = kernels.one_row_linear(x, group.weight, group.bias)
             self._products[group.index] = (x, whole)
             return whole[..., group.start : group.end]
-        if rows not in kernels.SMALL_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
+        if (rows in kernels.KERNEL_ROWS and weight.numel() >= kernels.MIN_KERNEL_WEIGHT
+                and kernels.kernel_takes(x, weight, bias)):  # fmt: skip
+            if not self.compiled:
+                return kernels.kernel_linear(x, weight, bias)
+            op = kernels.small_rows_op(build=False) if rows in kernels.LIBRARY_ROWS else None
+            if op is not None:  # (2-3 rows keep MKL in graphs: the op's call back into Python costs more)
+                return op(x, weight, bias)
+        if rows not in kernels.LIBRARY_ROWS or weight.numel() < kernels.MIN_WEIGHT or not kernels.onednn_available():
             return None
         if not self.compiled:
             return kernels.onednn_linear(x, weight, bias)

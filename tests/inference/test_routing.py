@@ -98,20 +98,63 @@ def test_transformed_layers_take_a_fast_path_or_fall_back(variant, rows, monkeyp
     torch.testing.assert_close(traced, want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rows", [1, 4, 5, 8])
-def test_small_rows_kernel_matches_f_linear(rows):
-    """The AVX-512 kernel used inside compiled graphs (skipped where it cannot be built)."""
+def _kernel_or_skip():
     if kernels.load_small_rows_kernel() is None:
         pytest.skip("no AVX-512 or no C++ toolchain")
+
+
+@pytest.mark.parametrize("rows", range(1, 9))
+@pytest.mark.parametrize("width", [96, 40, 7, 4100])
+def test_small_rows_kernel_matches_f_linear(rows, width):
+    """The AVX-512 kernel (eager through ctypes, compiled graphs through the custom op) at every row count and
+    pass shape: any width (a masked last vector), an odd number of weight rows, with and without bias."""
+    _kernel_or_skip()
     g = torch.Generator().manual_seed(rows)
-    x = torch.randn(rows, 1, 96, generator=g)
-    w = torch.randn(301, 96, generator=g)  # an odd number of weight rows
-    b = torch.randn(301, generator=g)
+    x = torch.randn(rows, 1, width, generator=g)
+    w = torch.randn(301 if width < 1000 else 37, width, generator=g)  # an odd number of weight rows
+    b = torch.randn(w.shape[0], generator=g)
     for bias in (None, b):
         got = kernels._small_rows_linear(x, w, bias)
-        assert got.shape == (rows, 1, 301)
+        assert got.shape == (rows, 1, w.shape[0])
         torch.testing.assert_close(got, F.linear(x, w, bias), atol=1e-4, rtol=1e-5)
-    # K not a multiple of 16, or too many rows: oneDNN instead, same numbers
-    x = torch.randn(rows + 8, 40, generator=g)
-    got = kernels._small_rows_linear(x, w[:, :40], None)
-    torch.testing.assert_close(got, F.linear(x, w[:, :40]), atol=1e-4, rtol=1e-5)
+    strided = torch.randn(rows, 2 * width, generator=g)[:, ::2]  # copied first
+    assert torch.equal(kernels.kernel_linear(strided, w, b), kernels.kernel_linear(strided.contiguous(), w, b))
+
+
+def test_small_rows_kernel_refuses_what_it_cannot_compute():
+    _kernel_or_skip()
+    x, w = torch.randn(3, 64), torch.randn(300, 64)
+    assert kernels.kernel_takes(x, w, None) and kernels.kernel_takes(x, w, torch.randn(300))
+    assert not kernels.kernel_takes(torch.randn(9, 64), w, None)  # more rows than it keeps in registers
+    assert not kernels.kernel_takes(x, w.T.contiguous().T, None)  # a transposed view
+    assert not kernels.kernel_takes(x, w[:, :32], None)  # a sliced weight / another width
+    assert not kernels.kernel_takes(x[:, :32], w, None)
+    assert not kernels.kernel_takes(x, w, torch.randn(299))
+    assert not kernels.kernel_takes(torch.randn(0, 64), w, None)
+    # What it refuses runs as F.linear would, errors included
+    x = torch.randn(9, 64)
+    with torch.no_grad(), DecodeKernels():
+        torch.testing.assert_close(F.linear(x, w), x @ w.T)
+        with pytest.raises(RuntimeError):
+            F.linear(x[:, :32], w)
+        with pytest.raises(RuntimeError):
+            F.linear(torch.randn(1, 32), w)
+
+
+def test_build_library_caches_by_source(tmp_path, monkeypatch):
+    """Kernels are compiled once per machine into the cache folder; later loads reuse the file; a failed build
+    says why."""
+    if kernels.shutil.which("g++") is None and kernels.shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("PRETRAINED_KERNEL_CACHE", str(tmp_path / "cache"))
+    source = 'extern "C" int answer() { return 42; }\n'
+    assert kernels.build_library("probe", source, ("-O1",)).answer() == 42
+    (built,) = (tmp_path / "cache").glob("probe-*.so")
+    stamp = built.stat().st_mtime_ns
+    assert kernels.build_library("probe", source, ("-O1",)).answer() == 42
+    assert built.stat().st_mtime_ns == stamp and len(list((tmp_path / "cache").iterdir())) == 1
+    kernels.build_library("probe", source.replace("42", "43"), ("-O1",))  # another source: another file
+    assert len(list((tmp_path / "cache").glob("probe-*.so"))) == 2
+    with pytest.raises(OSError, match="building broken"):
+        kernels.build_library("broken", "this is not C++", ())
+    assert not list((tmp_path / "cache").glob("broken*"))  # nothing half-built left behind
