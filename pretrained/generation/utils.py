@@ -365,7 +365,7 @@ def generate(
         # A CUDA graph reuses its output memory at the next replay: keep copies, not views.
         runner.replayed = model.device.type == "cuda"
     elif model.device.type == "cpu" and input_ids.shape[0] in kernels.SMALL_ROWS:
-        routed = RoutedLinears(model)  # few-row steps: oneDNN reads big weights faster than MKL
+        routed = RoutedLinears(model)  # few-row steps: our kernel / oneDNN stream big weights faster than MKL
         runner.kernels = routed if routed else None
 
     search = Search(runner, config, input_ids, processors, criteria, eos, pad)

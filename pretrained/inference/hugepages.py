@@ -4,8 +4,9 @@ A decode step at batch 1 streams every weight once per token, so its speed is th
 cores read the weights. Weights in ordinary 4 KB pages (a safetensors file mapping, or a ``malloc``)
 read slower than the same bytes in 2 MB pages (fewer TLB misses; hardware prefetchers stop at 4 KB
 page boundaries). Compiled decode steps read them measurably faster there (``benchmarks/generation.py``);
-eager steps (MKL) gained nothing measurable, so only :class:`~pretrained.inference.compiled.CompiledDecoder`
-moves them.
+eager steps would gain too, but the loaded weights view the checkpoint's private file mapping, which
+cannot be collapsed in place, and copying them would re-point the user's parameters behind their back, so
+only :class:`~pretrained.inference.compiled.CompiledDecoder` (an explicit transform) moves them.
 
 Linux only: elsewhere (or for tensors under 2 MB) :func:`empty` is ``torch.empty``. The memory comes
 from an anonymous private ``mmap`` advised with ``MADV_HUGEPAGE`` before it is touched, so the kernel
