@@ -49,6 +49,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from pretrained.inference.int8_dynamic_sources import KERNEL_SOURCE
+from pretrained.inference.quant_kernels import cpu_has_vnni
 
 _EPS = torch.finfo(torch.float32).eps  # torchao's floor for the activation scale
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
@@ -59,20 +60,12 @@ _local = threading.local()  # per-thread scratch buffers
 _prepared: WeakIdKeyDictionary = WeakIdKeyDictionary()  # by identity: tensors do not compare with ==
 
 
-def _cpu_has_vnni() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return any(line.startswith("flags") and " avx512_vnni" in line for line in f)
-    except OSError:
-        return False
-
-
 def load_kernels() -> dict[str, Any] | None:
     """Build the two C++ passes once per process (seconds, then cached on disk by inductor) and return their
     ctypes functions, or ``None`` without AVX-512 VNNI or a working C++ toolchain."""
     if "kernels" not in _built:
         _built["kernels"] = None
-        if "AVX512" in torch.backends.cpu.get_cpu_capability() and _cpu_has_vnni():
+        if "AVX512" in torch.backends.cpu.get_cpu_capability() and cpu_has_vnni():
             try:
                 from torch._inductor.codecache import CppCodeCache
 

@@ -70,7 +70,7 @@ def load_kernels() -> dict[str, Any] | None:
                 int4_args = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
                 signatures = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
                               "int4": ("int4_rows_linear", int4_args)}  # fmt: skip
-                if _cpu_has_vnni():
+                if cpu_has_vnni():
                     signatures["int8_vnni"] = ("int8_rows_linear_vnni", [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3)
                     signatures["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
                 found = {}
@@ -122,7 +122,8 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _cpu_has_vnni() -> bool:
+def cpu_has_vnni() -> bool:
+    """Whether the CPU has AVX-512 VNNI (``/proc/cpuinfo``; False where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             return any(line.startswith("flags") and " avx512_vnni" in line for line in f)
