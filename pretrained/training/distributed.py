@@ -16,7 +16,6 @@ This module does not import torch at import time (`TrainingArguments` reads `fsd
 
 from __future__ import annotations
 
-import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -158,22 +157,10 @@ def init_distributed(args: Any) -> None:
         return
     import datetime
 
-    import torch
-    import torch.distributed as dist
+    from pretrained.distributed.mesh import init_distributed as start_group
 
-    if dist.is_initialized():
-        return
-    device = args.device
-    backend = args.ddp_backend or ("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    from pretrained.distributed.mesh import close_distributed, import_group_defaults
-
-    import_group_defaults()
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=args.ddp_timeout))
-    # A group still alive at interpreter shutdown can abort the process as its backend threads finish
-    # ("terminate called without an active exception"): the group opened here is freed here, at exit.
-    atexit.register(close_distributed)
+    # one place starts a group (and frees it at exit: mesh.close_distributed); gloo / NCCL by default
+    start_group(args.device.type, args.ddp_backend, datetime.timedelta(seconds=args.ddp_timeout))
 
 
 def wrap_model(model: Any, args: Any) -> Any:
