@@ -16,6 +16,15 @@ IMAGE_SPECS = [
 VOCAB_WORDS = ["a", "photo", "of", "cat", "dog", "car", "this", "is", "an", "image", "bird", "tree", "."]
 
 
+def random_image(rng, mode: str, height: int, width: int):
+    """A noise image of ``mode`` ("L", "RGB" or "RGBA") from the numpy generator ``rng``."""
+    from PIL import Image
+
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+
+
 def make_images(folder: Path, seed: int = 0) -> list[Path]:
     """Write one file per ``IMAGE_SPECS`` entry (smooth gradients plus noise, so resizing filters matter)."""
     from PIL import Image

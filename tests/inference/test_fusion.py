@@ -9,6 +9,7 @@ import operator
 
 import pytest
 import torch
+from layer_standins import Int8Linear
 from torch import nn
 
 from pretrained.inference.compiled import CompiledDecoder, compiled_decoder, fusable_groups
@@ -96,25 +97,12 @@ def test_compiled_steps_through_packed_groups_give_the_eager_tokens(rows, bias):
     assert torch.equal(_generate(model, compiled=True, rows=rows), eager)
 
 
-class _Int8Linear(nn.Linear):
-    """A quantized-layer stand-in: int8 weight and per-row scales, its own matmul (no F.linear)."""
-
-    def __init__(self, layer: nn.Linear) -> None:
-        super().__init__(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        scale = layer.weight.detach().abs().amax(1, keepdim=True) / 127
-        self.register_buffer("qweight", (layer.weight.detach() / scale).round().to(torch.int8))
-        self.register_buffer("scale", scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ (self.qweight.float() * self.scale).T
-
-
 class _PackedInt8(nn.Module):
     """A quantized layer that is no ``nn.Linear`` and has no ``weight`` (as GPTQ's)."""
 
     def __init__(self, layer: nn.Linear) -> None:
         super().__init__()
-        self.inner = _Int8Linear(layer)
+        self.inner = Int8Linear(layer)
         del self.inner.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +112,7 @@ class _PackedInt8(nn.Module):
 def test_quantized_and_sliced_layers_are_not_packed_and_give_the_plain_tokens():
     model = _llama()
     attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
-    attn.q_proj = _Int8Linear(attn.q_proj)  # quantized: not packed, k and v still are
+    attn.q_proj = Int8Linear(attn.q_proj)  # quantized: not packed, k and v still are
     model.model.layers[1].mlp.up_proj = _PackedInt8(model.model.layers[1].mlp.up_proj)
     wide = torch.zeros(mlp.gate_proj.out_features, 2 * mlp.gate_proj.in_features)
     wide[:, ::2] = mlp.gate_proj.weight.detach()

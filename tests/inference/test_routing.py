@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from layer_standins import Int8Linear
 from torch import nn
 
 from pretrained.inference import kernels
@@ -40,21 +41,6 @@ def test_autograd_and_other_dtypes_pass_through(monkeypatch):
     assert calls == [1]
 
 
-class _Int8Linear(nn.Linear):
-    """A quantized-layer stand-in: int8 weight and per-row scales, its own matmul (no F.linear)."""
-
-    def __init__(self, layer: nn.Linear) -> None:
-        super().__init__(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        scale = layer.weight.detach().abs().amax(1, keepdim=True) / 127
-        self.register_buffer("qweight", (layer.weight.detach() / scale).round().to(torch.int8))
-        self.register_buffer("scale", scale)
-        self.bias = layer.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x @ (self.qweight.float() * self.scale).T
-        return out if self.bias is None else out + self.bias
-
-
 def _mlp(seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(64, 128), nn.SiLU(), nn.Linear(128, 64)).eval()
@@ -77,7 +63,7 @@ def test_transformed_layers_take_a_fast_path_or_fall_back(variant, rows, monkeyp
     monkeypatch.setattr(kernels, "MIN_WEIGHT", 0)  # tiny weights take the small-rows path too
     model = _mlp(0)
     if variant == "quantized":
-        model[0], model[2] = _Int8Linear(model[0]), _Int8Linear(model[2])
+        model[0], model[2] = Int8Linear(model[0]), Int8Linear(model[2])
     elif variant == "sliced":
         model = _sliced(model)
     x = torch.randn(rows, 64)

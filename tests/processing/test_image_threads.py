@@ -12,17 +12,12 @@ import pytest
 import torch
 import transformers as T
 from PIL import Image
+from vision_fixtures import random_image
 
 import pretrained as P
 import pretrained.processing.image_processing as IP
 from pretrained.processing import image_transforms as IT
 from pretrained.processing.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-
-
-def random_image(rng, mode, height, width):
-    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
-    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
-    return Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
