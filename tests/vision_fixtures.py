@@ -16,6 +16,14 @@ IMAGE_SPECS = [
 VOCAB_WORDS = ["a", "photo", "of", "cat", "dog", "car", "this", "is", "an", "image", "bird", "tree", "."]
 
 
+def close(a, b, atol: float = 1e-4) -> None:
+    """Assert equal shapes and values within ``atol`` (the model parity tolerance), naming the largest gap."""
+    import torch
+
+    assert a.shape == b.shape
+    assert torch.allclose(a, b, atol=atol), (a - b).abs().max()
+
+
 def random_image(rng, mode: str, height: int, width: int):
     """A noise image of ``mode`` ("L", "RGB" or "RGBA") from the numpy generator ``rng``."""
     from PIL import Image

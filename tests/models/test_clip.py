@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as T
-from vision_fixtures import save_tiny_clip, tiny_clip_config
+from vision_fixtures import close, save_tiny_clip, tiny_clip_config
 
 import pretrained as P
-
-ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +26,6 @@ def inputs(folder):
     torch.manual_seed(2)
     return {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"],
             "pixel_values": torch.randn(2, 3, 32, 32)}
-
-
-def close(a, b, atol=ATOL):
-    assert a.shape == b.shape
-    assert torch.allclose(a, b, atol=atol), (a - b).abs().max()
 
 
 @pytest.fixture(scope="module")

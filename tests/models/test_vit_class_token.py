@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as T
-from vision_fixtures import save_tiny_vit
+from vision_fixtures import close, save_tiny_vit
 
 import pretrained as P
-
-ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +22,6 @@ def folder(tmp_path_factory):
 def pixels():
     torch.manual_seed(2)
     return torch.randn(3, 3, 32, 32)
-
-
-def close(a, b, atol=ATOL):
-    assert a.shape == b.shape
-    assert torch.allclose(a, b, atol=atol), (a - b).abs().max()
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
