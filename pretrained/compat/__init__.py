@@ -86,7 +86,7 @@ for _family, _module in _FAMILIES.items():
                   f"models.{_family}.configuration_{_family}"):
         MODULES[_path] = {f"{_family}*": f"pretrained.models.{_module}"}  # the family's own names
 del _family, _module, _path
-# Image processing and the image families' processor modules.
+# Image and audio processing.
 _PR = "pretrained.processing"
 MODULES.update({
     "image_processing_utils": {**dict.fromkeys(("BaseImageProcessor", "ImageProcessingMixin", "get_size_dict"),
@@ -104,37 +104,35 @@ MODULES.update({
     "models.auto.image_processing_auto": {"AutoImageProcessor": f"{_PR}.auto"},
     "models.auto.processing_auto": {"AutoProcessor": f"{_PR}.auto"},
     "models.auto.feature_extraction_auto": {"AutoFeatureExtractor": f"{_PR}.auto"},
-    "models.whisper.feature_extraction_whisper": {"WhisperFeatureExtractor": f"{_PR}.whisper"},
     "audio_utils": {"*": f"{_PR}.audio_utils"},
+})
+# The processors and tokenizers transformers keeps in files beside a model: file -> {name: module}. The
+# family's package serves them too (``from transformers.models.clip import CLIPProcessor``).
+_TOK = "pretrained.tokenization"
+_BESIDE_MODELS = {
     "models.vit.image_processing_vit": {"ViTImageProcessor": f"{_PR}.vit"},
     "models.vit.image_processing_pil_vit": {"ViTImageProcessorPil": f"{_PR}.vit"},
     "models.clip.image_processing_clip": {"CLIPImageProcessor": f"{_PR}.clip"},
     "models.clip.image_processing_pil_clip": {"CLIPImageProcessorPil": f"{_PR}.clip"},
     "models.clip.processing_clip": {"CLIPProcessor": f"{_PR}.processor"},
-    "models.clip.tokenization_clip": {"CLIPTokenizer": "pretrained.tokenization.models"},
-})
-MODULES["models.vit"].update(dict.fromkeys(("ViTImageProcessor", "ViTImageProcessorPil"), f"{_PR}.vit"))
-MODULES["models.clip"].update({**dict.fromkeys(("CLIPImageProcessor", "CLIPImageProcessorPil"), f"{_PR}.clip"),
-                               "CLIPProcessor": f"{_PR}.processor",
-                               **dict.fromkeys(("CLIPTokenizer", "CLIPTokenizerFast"), "pretrained.tokenization.models")})
-del _PR
-for _family in ("bart", "mbart", "marian"):  # programs import the encoder-decoders' label shifting too
+    "models.clip.tokenization_clip": {"CLIPTokenizer": f"{_TOK}.models"},
+    "models.whisper.feature_extraction_whisper": {"WhisperFeatureExtractor": f"{_PR}.whisper"},
+    "models.whisper.tokenization_whisper": {"WhisperTokenizer": f"{_TOK}.whisper"},
+    "models.whisper.tokenization_whisper_fast": {"WhisperTokenizerFast": f"{_TOK}.whisper"},
+    "models.whisper.processing_whisper": {"WhisperProcessor": f"{_PR}.processor"},
+}
+for _path, _table in _BESIDE_MODELS.items():
+    MODULES[_path] = dict(_table)
+    MODULES[_path.rsplit(".", 1)[0]].update(_table)
+del _path, _table
+# Names served beyond those: the fast tokenizer's name (one class here) and the Whisper tokenizer's tables.
+MODULES["models.clip"]["CLIPTokenizerFast"] = f"{_TOK}.models"
+MODULES["models.whisper.tokenization_whisper"].update(
+    dict.fromkeys(("LANGUAGES", "TO_LANGUAGE_CODE", "TASK_IDS"), f"{_TOK}.whisper"))
+del _PR, _TOK
+for _family in ("bart", "mbart", "marian", "whisper"):  # programs import the encoder-decoders' label shifting too
     MODULES[f"models.{_family}.modeling_{_family}"]["shift_tokens_right"] = f"pretrained.models.{_family}"
 del _family
-# Whisper's tokenizer, processor and feature extractor live beside the model, as in transformers.
-_WHISPER = {**dict.fromkeys(("WhisperTokenizer", "WhisperTokenizerFast"), "pretrained.tokenization.whisper"),
-            "WhisperProcessor": "pretrained.processing.processor",
-            "WhisperFeatureExtractor": "pretrained.processing.whisper"}
-MODULES["models.whisper"].update(_WHISPER)
-MODULES.update({
-    "models.whisper.tokenization_whisper": {
-        **dict.fromkeys(("WhisperTokenizer", "LANGUAGES", "TO_LANGUAGE_CODE", "TASK_IDS"),
-                        "pretrained.tokenization.whisper")},
-    "models.whisper.tokenization_whisper_fast": {"WhisperTokenizerFast": "pretrained.tokenization.whisper"},
-    "models.whisper.processing_whisper": {"WhisperProcessor": "pretrained.processing.processor"},
-})
-MODULES["models.whisper.modeling_whisper"]["shift_tokens_right"] = "pretrained.models.whisper"
-del _WHISPER
 
 # Names transformers 5.24 has for families pretrained does not implement yet, seen in programs that
 # import many classes and use one: importable, and any use raises NotImplementedError naming them.

@@ -133,6 +133,18 @@ static inline float to_f(uint16_t v) {
   return f;
 }
 
+// acc[r] = sum over k < n of a[r * lda + k] * b[k * ldb .. k * ldb + 15]: R rows of a against a 16-column
+// panel of b, R independent FMA chains sharing each load of b (the scores and the weighted V both take it).
+template <int R>
+static inline void rows_times_panel(__m512 (&acc)[R], const float* a, int64_t lda, const float* b, int64_t ldb,
+                                    int64_t n) {
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n; ++k) {
+    const __m512 bv = _mm512_loadu_ps(b + k * ldb);
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k]), bv, acc[r]);
+  }
+}
+
 // Self-attention of one sequence length: q, k, v (B, H, S, D) with strides (sb, sh, ss, 1) each, D % 16 == 0;
 // out (B, S, H, D) contiguous; keys j of batch b attended where mask[b * S + j] != 0 (all when mask is null).
 // Per (batch, head): K transposed and V in fp32 scratch (L1/L2-sized), then 4 query rows at a time (four
@@ -163,11 +175,7 @@ static void attend(const T* q, const T* k, const T* v, int64_t qsb, int64_t qsh,
         for (int r = 0; r < R; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
         for (int64_t j = 0; j < SP; j += 16) {
           __m512 acc[R];
-          for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-          for (int64_t d = 0; d < D; ++d) {
-            const __m512 kv = _mm512_loadu_ps(&kt[d * SP + j]);
-            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qf[r * D + d]), kv, acc[r]);
-          }
+          rows_times_panel(acc, qf.data(), D, kt.data() + j, SP, D);  // scores of keys j .. j + 15
           __mmask16 keep = S - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (S - j)) - 1);
           if (mask) keep &= _mm_cmpneq_epi8_mask(_mm_maskz_loadu_epi8(keep, mask + b * S + j), _mm_setzero_si128());
           for (int r = 0; r < R; ++r) {
@@ -191,11 +199,7 @@ static void attend(const T* q, const T* k, const T* v, int64_t qsb, int64_t qsh,
         }
         for (int64_t d0 = 0; d0 < D; d0 += 16) {
           __m512 acc[R];
-          for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-          for (int64_t j = 0; j < S; ++j) {
-            const __m512 vv = _mm512_loadu_ps(&vf[j * D + d0]);
-            for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(sc[r * SP + j]), vv, acc[r]);
-          }
+          rows_times_panel(acc, sc.data(), SP, vf.data() + d0, D, S);  // weighted V, columns d0 .. d0 + 15
           for (int r = 0; r < rr; ++r) {
             __m512 o16 = _mm512_mul_ps(acc[r], _mm512_set1_ps(inv[r]));
             T* o = out + ((b * S + i0 + r) * H + h) * D + d0;
