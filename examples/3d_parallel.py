@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 
@@ -112,19 +113,29 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, check, checkpoint; 1 when a sanity check failed."""
+    """Build the mesh and the model folder, then train_and_check; 1 when a sanity check failed."""
     cuda = torch.cuda.is_available()
-    rank, world = dist.get_rank(), dist.get_world_size()
+    world = dist.get_world_size()
     if args.dp * args.tp * args.cp != world:
         raise SystemExit(f"dp * tp * cp = {args.dp * args.tp * args.cp}, but {world} processes were started")
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     mesh = init_device_mesh(device.type, (args.dp, args.tp, args.cp), mesh_dim_names=("dp", "tp", "cp"))
-    dp_rank = mesh["dp"].get_local_rank()
-    checks: list[tuple[str, bool]] = []
 
     folder = args.model or tiny_model_folder()
+    try:
+        return train_and_check(args, mesh, device, folder)
+    finally:
+        if not args.model:  # this process's own random model
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def train_and_check(args: argparse.Namespace, mesh, device: torch.device, folder: str) -> int:
+    """Train, compare with the unsharded model, checkpoint and reload; 1 when a sanity check failed."""
+    rank = dist.get_rank()
+    dp_rank = mesh["dp"].get_local_rank()
+    checks: list[tuple[str, bool]] = []
     model = load_model(folder, mesh, args.tp, device)
     reference = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)  # unsharded copy
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
@@ -181,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
     if rank == 0:
         for name, ok in checks:
             print(f"{'ok  ' if ok else 'FAIL'} {name}")
-    dist.barrier()
+    dist.barrier()  # every rank is done with the checkpoint
+    if not args.checkpoint_dir and rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
     return 1 if failed else 0
 
 
