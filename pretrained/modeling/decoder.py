@@ -5,6 +5,10 @@
 * :func:`build_masks` builds one SDPA mask per attention kind (full / sliding window) for a forward pass.
 * :func:`begin_decoder`, :func:`run_layers` and :func:`finish_decoder` are the start, layer loop and end
   of every decoder stack's forward; :func:`init_decoder_weights` their weight initialisation.
+* :class:`CausalSelfAttention` is the families' one attention path (project → optional norm → rotate →
+  cache update → attend → project): a family supplies the projections (``_project``, ``_output``), the
+  cache update and the attend step are shared. :class:`PreNormDecoderLayer` is their residual block,
+  ``x + attn(norm(x))`` then ``x + mlp(norm(x))``, over the sub-modules a family names (``_sublayers``).
 * :func:`causal_lm_forward` / :func:`sequence_classifier_forward` are the task heads' passes;
   :class:`DecoderLMForward` / :class:`DecoderClassifierForward` their public ``forward`` with transformers'
   argument list (Llama, Mistral, Qwen: transformers' generic heads).
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrained.modeling.attention import attention_function, merge_heads
 from pretrained.modeling.cache import Cache, DynamicCache
 from pretrained.modeling.checkpointing import call_layer
 from pretrained.modeling.embeddings import OutputEmbeddings, check_token_inputs
@@ -338,6 +343,68 @@ def finish_decoder(
         attentions=tuple(all_attn) if run.output_attentions else None,
     )
     return out if run.return_dict else out.to_tuple()
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal self-attention over a KV cache, taking what :func:`run_layers` passes a layer. Subclasses set
+    ``config``, ``layer_idx`` and ``attention_dropout`` (the dropout of the attention weights, in training
+    only) and define ``_project`` and ``_output``; ``scaling`` is the score scale (``None``: the attend
+    function's ``head_dim ** -0.5``)."""
+
+    scaling: float | None = None
+
+    def _project(
+        self, hidden_states: torch.Tensor, position_embeddings: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values ``(batch, heads, seq, head_dim)`` of the new tokens (keys and values may
+        have fewer heads), normalised and rotated as the family does."""
+        raise NotImplementedError(f"{type(self).__name__} must define _project")
+
+    def _output(self, attended: torch.Tensor) -> torch.Tensor:
+        """The output projection of the merged heads ``(batch, seq, heads * head_dim)``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _output")
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        position_embeddings: Any = None,
+        cache: Any = None,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v = self._project(hidden_states, position_embeddings)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
+        attend = attention_function(self.config._attn_implementation, output_attentions)
+        dropout = self.attention_dropout if self.training else 0.0
+        out, weights = attend(q, k, v, mask, dropout=dropout, scale=self.scaling, is_causal=True)
+        return self._output(merge_heads(out)), weights
+
+
+class PreNormDecoderLayer(nn.Module):
+    """A pre-norm residual block, ``x + attn(norm_1(x))`` then ``x + mlp(norm_2(x))``, taking what
+    :func:`run_layers` passes a layer."""
+
+    def _sublayers(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        """The block's ``(norm_1, attention, norm_2, mlp)``, under the family's checkpoint names."""
+        raise NotImplementedError(f"{type(self).__name__} must define _sublayers")
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None,
+        position_embeddings: Any = None,
+        cache: Any = None,
+        cache_position: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        norm_1, attention, norm_2, mlp = self._sublayers()
+        attn, weights = attention(
+            norm_1(hidden_states), mask, position_embeddings, cache, cache_position, output_attentions
+        )
+        hidden_states = hidden_states + attn
+        return hidden_states + mlp(norm_2(hidden_states)), weights
 
 
 def init_decoder_weights(module: nn.Module, std: float) -> None:

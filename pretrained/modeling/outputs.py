@@ -162,12 +162,17 @@ class NextSentencePredictorOutput(_ScoredOutput):
 
 
 @dataclass
-class QuestionAnsweringModelOutput(ModelOutput):
-    """An extractive question-answering output: per-position scores for the answer's start and end."""
-
+class _SpanScores(ModelOutput):
+    # The leading fields of both question-answering outputs (the encoder-decoder one adds SEQ2SEQ_FIELDS).
     loss: FloatTensor | None = None
     start_logits: FloatTensor | None = None
     end_logits: FloatTensor | None = None
+
+
+@dataclass
+class QuestionAnsweringModelOutput(_SpanScores):
+    """An extractive question-answering output: per-position scores for the answer's start and end."""
+
     hidden_states: tuple[FloatTensor, ...] | None = None
     attentions: tuple[FloatTensor, ...] | None = None
 
@@ -238,9 +243,5 @@ class Seq2SeqSequenceClassifierOutput(_Seq2SeqScoredOutput):
 
 
 @_seq2seq_output
-class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+class Seq2SeqQuestionAnsweringModelOutput(_SpanScores):
     """An encoder-decoder question-answering output: start / end scores over the decoder positions."""
-
-    loss: FloatTensor | None = None
-    start_logits: FloatTensor | None = None
-    end_logits: FloatTensor | None = None

@@ -287,7 +287,10 @@ class _Stack(InputEmbeddings, nn.Module):
     final_norm: ClassVar[bool] = False
     normalize_before: ClassVar[bool] = False
 
-    def _init_stack(self, config: Any, embed_tokens: nn.Embedding | None, vocab_size: int) -> None:
+    def _init_stack(self, config: Any, embed_tokens: nn.Embedding | None, vocab_size: int, layer_class: type,
+                    num_layers: int) -> None:
+        """Build the stack in its checkpoint's order: token and position embeddings, ``num_layers`` layers of
+        ``layer_class``, then the optional norms."""
         self.config = config
         self.dropout = config.dropout
         dim = config.d_model
@@ -302,6 +305,8 @@ class _Stack(InputEmbeddings, nn.Module):
         else:
             self.embed_positions = SinusoidalPositionalEmbedding(config.max_position_embeddings, dim)
         self.gradient_checkpointing = False
+        self.layers = nn.ModuleList(layer_class(config, i, self.normalize_before) for i in range(num_layers))
+        self._norms()
 
     def _norms(self) -> None:
         if self.embedding_norm:
@@ -358,10 +363,7 @@ class Seq2SeqEncoder(_Stack):
 
     def __init__(self, config: Any, embed_tokens: nn.Embedding | None = None):
         super().__init__()
-        self._init_stack(config, embed_tokens, config.vocab_size)
-        self.layers = nn.ModuleList(EncoderLayer(config, i, self.normalize_before)
-                                    for i in range(config.encoder_layers))
-        self._norms()
+        self._init_stack(config, embed_tokens, config.vocab_size, EncoderLayer, config.encoder_layers)
 
     def forward(
         self,
@@ -409,10 +411,7 @@ class Seq2SeqDecoder(_Stack):
 
     def __init__(self, config: Any, embed_tokens: nn.Embedding | None = None, vocab_size: int | None = None):
         super().__init__()
-        self._init_stack(config, embed_tokens, vocab_size or config.vocab_size)
-        self.layers = nn.ModuleList(DecoderLayer(config, i, self.normalize_before)
-                                    for i in range(config.decoder_layers))
-        self._norms()
+        self._init_stack(config, embed_tokens, vocab_size or config.vocab_size, DecoderLayer, config.decoder_layers)
 
     def forward(
         self,

@@ -16,6 +16,7 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
+from pretrained.modeling.embeddings import PositionIds
 from pretrained.modeling.encoder import (
     EncoderIntermediate,
     EncoderPreTrainedModel,
@@ -63,7 +64,7 @@ class RobertaConfig(BertConfig):
 # --- the encoder ---------------------------------------------------------------------------------------
 
 
-class BertEmbeddings(nn.Module):
+class BertEmbeddings(PositionIds, nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: BertConfig):
@@ -76,13 +77,11 @@ class BertEmbeddings(nn.Module):
         # RoBERTa counts positions from padding_idx + 1 and gives padding the padding position.
         self.roberta_positions = config.model_type == "roberta"
         self.padding_idx = config.pad_token_id
-        self._max_positions = config.max_position_embeddings
-        self._init_buffers("cpu")
+        self._init_position_ids(config.max_position_embeddings)
 
     def _init_buffers(self, device: torch.device | str) -> None:
-        positions = torch.arange(self._max_positions, device=device).expand((1, -1))
-        self.register_buffer("position_ids", positions, persistent=False)
-        self.register_buffer("token_type_ids", torch.zeros_like(positions), persistent=False)
+        super()._init_buffers(device)
+        self.register_buffer("token_type_ids", torch.zeros_like(self.position_ids), persistent=False)
 
     def forward(self, input_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.modeling.activations import get_activation
+from pretrained.modeling.embeddings import PositionIds
 from pretrained.modeling.encoder import EncoderPreTrainedModel, EncoderSelfAttention, LayerStack
 from pretrained.modeling.outputs import (
     BaseModelOutput,
@@ -52,19 +53,14 @@ def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-class Embeddings(nn.Module):
+class Embeddings(PositionIds, nn.Module):
     def __init__(self, config: DistilBertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.dim, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.dim)
         self.LayerNorm = nn.LayerNorm(config.dim, eps=1e-12)
         self.dropout = nn.Dropout(config.dropout)
-        self._max_positions = config.max_position_embeddings
-        self._init_buffers("cpu")
-
-    def _init_buffers(self, device: torch.device | str) -> None:
-        positions = torch.arange(self._max_positions, device=device).expand((1, -1))
-        self.register_buffer("position_ids", positions, persistent=False)
+        self._init_position_ids(config.max_position_embeddings)
 
     def forward(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,9 +16,10 @@ from torch import nn
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
 from pretrained.modeling.activations import get_activation
-from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.decoder import (
+    CausalSelfAttention,
+    PreNormDecoderLayer,
     begin_decoder,
     build_masks,
     causal_lm_forward,
@@ -97,7 +98,7 @@ class GPT2Config(PretrainedConfig):
         super().__init__(**kwargs)
 
 
-class GPT2Attention(nn.Module):
+class GPT2Attention(CausalSelfAttention):
     """Causal self-attention with one fused q/k/v projection (``c_attn``)."""
 
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
@@ -112,29 +113,20 @@ class GPT2Attention(nn.Module):
             self.scaling /= float(layer_idx + 1)
         self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
         self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
-        self.attn_dropout = config.attn_pdrop
+        self.attention_dropout = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor | None,
-        position_embeddings: Any = None,
-        cache: Any = None,
-        cache_position: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _project(
+        self, hidden_states: torch.Tensor, position_embeddings: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, seq, _ = hidden_states.shape
         # -1 heads: a tensor-parallel rank holds only its share of them.
         qkv = self.c_attn(hidden_states).view(batch, seq, 3, -1, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
-        attend = attention_function(self.config._attn_implementation, output_attentions)
-        dropout = self.attn_dropout if self.training else 0.0
-        out, weights = attend(q, k, v, mask, dropout=dropout, scale=self.scaling, is_causal=True)
-        out = out.transpose(1, 2).reshape(batch, seq, -1)
-        return self.resid_dropout(self.c_proj(out)), weights
+        return q, k, v
+
+    def _output(self, attended: torch.Tensor) -> torch.Tensor:
+        return self.resid_dropout(self.c_proj(attended))
 
 
 class GPT2MLP(nn.Module):
@@ -151,7 +143,7 @@ class GPT2MLP(nn.Module):
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
-class GPT2Block(nn.Module):
+class GPT2Block(PreNormDecoderLayer):
     """Pre-LayerNorm block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
 
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
@@ -162,18 +154,8 @@ class GPT2Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = GPT2MLP(inner, config)
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor | None,
-        position_embeddings: Any = None,
-        cache: Any = None,
-        cache_position: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, weights = self.attn(self.ln_1(hidden_states), mask, None, cache, cache_position, output_attentions)
-        hidden_states = hidden_states + attn
-        return hidden_states + self.mlp(self.ln_2(hidden_states)), weights
+    def _sublayers(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        return self.ln_1, self.attn, self.ln_2, self.mlp
 
 
 class GPT2PreTrainedModel(PreTrainedModel):

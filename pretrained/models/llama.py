@@ -22,12 +22,13 @@ from torch import nn
 
 from pretrained.configuration import PretrainedConfig
 from pretrained.generation.mixin import GenerationMixin
-from pretrained.modeling.attention import attention_function
 from pretrained.modeling.base import PreTrainedModel
 from pretrained.modeling.cache import layer_windows
 from pretrained.modeling.decoder import (
+    CausalSelfAttention,
     DecoderClassifierForward,
     DecoderLMForward,
+    PreNormDecoderLayer,
     begin_decoder,
     build_masks,
     finish_decoder,
@@ -210,7 +211,7 @@ class Qwen3Config(Qwen2Config):
 # layers
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(CausalSelfAttention):
     """Multi-head attention with grouped key/value heads, rotary positions and a KV cache."""
 
     def __init__(self, config: LlamaConfig, layer_idx: int, sliding_window: int | None = None) -> None:
@@ -232,31 +233,22 @@ class LlamaAttention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor | None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: Any = None,
-        cache_position: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, seq, _ = hidden_states.shape
-        shape = (batch, seq, -1, self.head_dim)  # (batch, seq, heads, head_dim)
+    def _project(
+        self, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        shape = (*hidden_states.shape[:2], -1, self.head_dim)  # (batch, seq, heads, head_dim)
         q, k = self.q_proj(hidden_states).view(shape), self.k_proj(hidden_states).view(shape)
         v = self.v_proj(hidden_states).view(shape).transpose(1, 2)  # (batch, heads, seq, head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary_tables(q.transpose(1, 2), k.transpose(1, 2), *position_embeddings)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, {"cache_position": cache_position})
-        attend = attention_function(self.config._attn_implementation, output_attentions)
-        dropout = self.attention_dropout if self.training else 0.0
-        out, weights = attend(q, k, v, mask, dropout=dropout, is_causal=True)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, seq, -1)), weights
+        return q, k, v
+
+    def _output(self, attended: torch.Tensor) -> torch.Tensor:
+        return self.o_proj(attended)
 
 
-class LlamaDecoderLayer(nn.Module):
+class LlamaDecoderLayer(PreNormDecoderLayer):
     """Pre-norm block: ``x + attn(norm(x))`` then ``x + mlp(norm(x))``."""
 
     def __init__(self, config: LlamaConfig, layer_idx: int, sliding_window: int | None = None) -> None:
@@ -266,21 +258,8 @@ class LlamaDecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor | None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        cache: Any = None,
-        cache_position: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn, weights = self.self_attn(
-            self.input_layernorm(hidden_states), mask, position_embeddings, cache, cache_position, output_attentions
-        )
-        hidden_states = hidden_states + attn
-        hidden_states = hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
-        return hidden_states, weights
+    def _sublayers(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        return self.input_layernorm, self.self_attn, self.post_attention_layernorm, self.mlp
 
 
 # --------------------------------------------------------------------------------------------------------

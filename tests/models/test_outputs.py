@@ -11,7 +11,10 @@ import pretrained.modeling.outputs as P
 
 NAMES = ["BaseModelOutput", "BaseModelOutputWithPooling", "BaseModelOutputWithPast", "CausalLMOutputWithPast",
          "MaskedLMOutput", "SequenceClassifierOutput", "SequenceClassifierOutputWithPast",
-         "TokenClassifierOutput", "QuestionAnsweringModelOutput"]
+         "TokenClassifierOutput", "QuestionAnsweringModelOutput",
+         # encoder-decoder outputs (their shared trailing fields are built by outputs._seq2seq_output)
+         "Seq2SeqModelOutput", "Seq2SeqLMOutput", "Seq2SeqSequenceClassifierOutput",
+         "Seq2SeqQuestionAnsweringModelOutput"]
 
 
 @pytest.mark.parametrize("name", NAMES)
