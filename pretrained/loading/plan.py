@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +30,26 @@ class Source:
     dtype: torch.dtype | None  # None: each tensor keeps its stored dtype
     options: LoadOptions
     quantizer: weight_hooks.WeightHook | None = None  # the quantization hook, chosen before the model is built
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # keywords for the model class's constructor
 
     def tensors(self) -> Iterator[LazyTensor]:
         """Every tensor to load, lazily."""
         return read_weights(self.checkpoint, self.options)
 
 
+def constructor_arguments(model_class: type) -> frozenset[str]:
+    """The keyword arguments ``model_class(config, ...)`` takes besides the config (``add_pooling_layer``...)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = list(inspect.signature(model_class.__init__).parameters.values())[2:]  # after self, config
+    return frozenset(p.name for p in parameters if p.kind in kinds)
+
+
 def resolve_source(config_class: type[PretrainedConfig], path: str | os.PathLike, options: LoadOptions,
-                   overrides: dict[str, Any], owner: str) -> Source:
-    """The config (see :func:`resolve_config`), the weight files and the dtype (recorded in the config)."""
-    config = resolve_config(config_class, path, options, overrides, owner)
+                   overrides: dict[str, Any], owner: str, model_arguments: frozenset[str] = frozenset()) -> Source:
+    """The config (see :func:`resolve_config`), the weight files and the dtype (recorded in the config);
+    overrides that are not config attributes but are named in ``model_arguments`` (the model class's own
+    constructor arguments, e.g. ``add_pooling_layer``) go to the constructor, as in transformers."""
+    config, model_kwargs = resolve_config(config_class, path, options, overrides, owner, model_arguments)
     checkpoint = find_weights(path, options)
     dtype = pick_dtype(options.dtype, config.dtype, read_weights(checkpoint, options))
     # The argument, else config.json's; the quantizer itself reconciles the two when both are there.
@@ -50,7 +61,7 @@ def resolve_source(config_class: type[PretrainedConfig], path: str | os.PathLike
         dtype = quantizer.prepare(dtype, options)
     if dtype is not None:
         config.dtype = str(dtype).removeprefix("torch.")
-    return Source(config, checkpoint, dtype, options, quantizer)
+    return Source(config, checkpoint, dtype, options, quantizer, model_kwargs)
 
 
 def resolve_config(
@@ -59,11 +70,14 @@ def resolve_config(
     options: LoadOptions,
     overrides: dict[str, Any],
     owner: str,
-) -> PretrainedConfig:
-    """The config to build from: ``options.config`` (copied) or the checkpoint's, with ``overrides`` applied.
+    model_arguments: frozenset[str] = frozenset(),
+) -> tuple[PretrainedConfig, dict[str, Any]]:
+    """The config to build from: ``options.config`` (copied) or the checkpoint's, with ``overrides`` applied;
+    and the overrides that are not config attributes but name one of ``model_arguments``.
 
     Raises:
-        TypeError: an override that is neither a loading option nor an attribute of the config.
+        TypeError: an override that is neither a loading option, an attribute of the config nor a model
+            constructor argument.
     """
     config = options.config
     if not isinstance(config, PretrainedConfig):
@@ -74,14 +88,16 @@ def resolve_config(
         config = copy.deepcopy(config)
         unused = {k: v for k, v in overrides.items() if not hasattr(config, k)}
         config.update({k: v for k, v in overrides.items() if k not in unused})
-    if unused:
-        raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {sorted(unused)}: "
-                        f"they are neither loading options nor attributes of {type(config).__name__}.")
+    model_kwargs = {k: v for k, v in unused.items() if k in model_arguments}
+    unknown = sorted(k for k in unused if k not in model_kwargs)
+    if unknown:
+        raise TypeError(f"{owner}.from_pretrained got unexpected keyword argument(s) {unknown}: they are neither "
+                        f"loading options, attributes of {type(config).__name__} nor arguments of {owner}.")
     config.check_sizes(_config_source(path, options.config))
     config.name_or_path = str(path)
     if options.attn_implementation is not None:
         config._attn_implementation = options.attn_implementation
-    return config
+    return config, model_kwargs
 
 
 def _config_source(path: str | os.PathLike, config: Any) -> str:

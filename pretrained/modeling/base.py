@@ -19,7 +19,7 @@ from pretrained.loading.finish import finish_loading, report_loading
 from pretrained.loading.load import stream_weights
 from pretrained.loading.options import LoadOptions
 from pretrained.loading.parallel import TensorParallelMixin, save_any_model
-from pretrained.loading.plan import plan_placement, resolve_source
+from pretrained.loading.plan import constructor_arguments, plan_placement, resolve_source
 from pretrained.loading.quantized import QuantizedModelMixin
 from pretrained.modeling.attention import ATTENTION_FUNCTIONS
 from pretrained.modeling.outputs import output_flag
@@ -269,10 +269,10 @@ class PreTrainedModel(QuantizedModelMixin, TensorParallelMixin):
         options, overrides = LoadOptions.from_call(locals(), kwargs)
         path = pretrained_model_name_or_path
         # 1. resolve: the config (with the overrides), the weight files, the dtype to load in
-        source = resolve_source(cls.config_class, path, options, overrides, cls.__name__)
+        source = resolve_source(cls.config_class, path, options, overrides, cls.__name__, constructor_arguments(cls))
         # 2. plan: the model built on meta, uninitialised; each weight's device and hook chain
         with building(source.dtype, on_meta=True):
-            model = cls(source.config, *model_args)
+            model = cls(source.config, *model_args, **source.model_kwargs)
         placement = plan_placement(model, options, source.dtype, source.quantizer)
         # 3. materialise: stream every tensor through the hooks into the model
         info = stream_weights(model, source.tensors(), placement.hooks,

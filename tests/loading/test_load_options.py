@@ -87,3 +87,24 @@ def test_split_and_from_kwargs():
         "cache_dir": "/x", "local_files_only": False, "token": None, "revision": None, "subfolder": "s"}
     with pytest.raises(TypeError, match="num_labels"):
         LoadOptions.from_kwargs(num_labels=3)
+
+
+def test_model_constructor_arguments_reach_the_model(saved):
+    """Keywords that are not config attributes but arguments of the model class go to its constructor, as
+    transformers passes them (``add_pooling_layer=False``); the same set of weights loads either way."""
+    import transformers
+
+    plain = P.BertModel.from_pretrained(saved)
+    model, info = P.BertModel.from_pretrained(saved, add_pooling_layer=False, output_loading_info=True)
+    assert model.pooler is None and plain.pooler is not None
+    assert not info["missing_keys"] and not hasattr(model.config, "add_pooling_layer")
+    auto = P.AutoModel.from_pretrained(saved, add_pooling_layer=False)
+    assert auto.pooler is None
+    ids = torch.tensor([[2, 5, 7, 3]])
+    with torch.no_grad():
+        ours = model(input_ids=ids).last_hidden_state
+        theirs = transformers.BertModel.from_pretrained(saved, add_pooling_layer=False).eval()(input_ids=ids)
+    assert theirs.pooler_output is None
+    torch.testing.assert_close(ours, theirs.last_hidden_state, atol=1e-5, rtol=0)
+    with pytest.raises(TypeError, match=r"not_an_option.*nor arguments of BertModel"):
+        P.BertModel.from_pretrained(saved, add_pooling_layer=False, not_an_option=1)
