@@ -396,6 +396,11 @@ class CLIPVisionModel(CLIPPreTrainedModel):
             hidden, _ = layer(hidden, None, False)
         return self.post_layernorm(last.first_token(hidden)[:, 0])
 
+    def pooled_class_token(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        """``pooler_output``, computed as :meth:`class_token_state` does (the name the image pipelines look
+        for in any image tower)."""
+        return self.class_token_state(pixel_values, interpolate_pos_encoding)
+
 
 def _with_sub_attention(config: CLIPConfig) -> CLIPConfig:
     # The towers read the attention implementation from their own configs; give them the outer choice.

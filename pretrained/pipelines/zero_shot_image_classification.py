@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.nn.modules import module as module_globals
-
 from .image_classification import ImagePipeline
 
 
@@ -91,14 +89,8 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
     def _class_token_only(self, texts: dict[str, Any]) -> bool:
         """Whether the model offers ``class_token_logits`` and nothing would see the skipped work: eval mode,
         no hooks on the model's modules, text inputs it takes."""
-        model = self.model
-        if not hasattr(model, "class_token_logits") or model.training:
-            return False
-        if not set(texts) <= {"input_ids", "attention_mask", "position_ids"}:
-            return False
-        if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
-            return False
-        return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+        return (hasattr(self.model, "class_token_logits")
+                and set(texts) <= {"input_ids", "attention_mask", "position_ids"} and self._unobserved())
 
     def postprocess(self, model_outputs: Any) -> list[dict[str, Any]]:
         labels = model_outputs["candidate_labels"]

@@ -82,3 +82,44 @@ def test_zero_shot_pipeline_takes_the_class_token_path_unless_hooked(folder, tmp
     for got in (short, hooked):
         assert [r["label"] for r in got] == [r["label"] for r in expected]
         assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(got, expected, strict=True))
+
+
+def test_image_feature_extraction_pool_takes_the_class_token_path(folder, tmp_path):
+    """``pool=True`` runs the last layer for the class token alone (ViT with its pooler, CLIP's image tower),
+    within 1e-5 of transformers' pooled output, batched or not; hooks or hidden states asked for take the full
+    forward."""
+    import numpy as np
+    from PIL import Image
+    from vision_fixtures import save_tiny_vit
+
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 36, 3), dtype=np.uint8))
+              for i in range(3)]
+    vit = tmp_path / "vit"
+    save_tiny_vit(vit)
+    T.ViTModel.from_pretrained(vit, add_pooling_layer=True).save_pretrained(vit)  # with a (new) pooler
+    cases = [(P.ViTModel.from_pretrained(vit), T.ViTModel.from_pretrained(vit), vit, "encoder.layer"),
+             (P.CLIPVisionModel.from_pretrained(folder), T.CLIPVisionModel.from_pretrained(folder), folder,
+              "encoder.layers")]
+    for ours_model, theirs_model, path, layers in cases:
+        ours = P.pipeline("image-feature-extraction", model=ours_model,
+                          image_processor=P.AutoImageProcessor.from_pretrained(path))
+        theirs = T.pipeline("image-feature-extraction", model=theirs_model,
+                            image_processor=T.AutoImageProcessor.from_pretrained(path))
+        expected = theirs(images, pool=True, return_tensors=True)
+        last = ours_model.get_submodule(layers)[-1]
+        calls = []
+        handle = last.register_forward_hook(lambda *args, calls=calls: calls.append("full"))
+        hooked = ours(images, pool=True, return_tensors=True)
+        assert calls == ["full"] * 3
+        handle.remove()
+        for batch_size in (1, 2):
+            short = ours(images, pool=True, return_tensors=True, batch_size=batch_size)
+            assert calls == ["full"] * 3
+            for got in (short, hooked):
+                for a, b in zip(got, expected, strict=True):
+                    close(a, b, atol=1e-5)
+        # features (not pooled) still come from the full forward
+        close(ours(images[0], return_tensors=True), theirs(images[0], return_tensors=True), atol=1e-5)
+    with pytest.raises(ValueError, match="no pooler"):
+        P.ViTModel(P.ViTConfig.from_pretrained(vit), add_pooling_layer=False).pooled_class_token(
+            torch.zeros(1, 3, 32, 32))
