@@ -246,6 +246,16 @@ class ViTModel(ViTPreTrainedModel):
             hidden, _ = layer(hidden, None, False)
         return self.layernorm(last.first_token(hidden))[:, 0]
 
+    def pooled_class_token(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        """``pooler_output`` with the last layer run for the class token alone (:meth:`class_token_state`).
+
+        Raises:
+            ValueError: the model was made without its pooler (``add_pooling_layer=False``).
+        """
+        if self.pooler is None:
+            raise ValueError("This ViTModel has no pooler (add_pooling_layer=False), so it has no pooled output.")
+        return self.pooler(self.class_token_state(pixel_values, interpolate_pos_encoding)[:, None])
+
 
 class ViTForImageClassification(ViTPreTrainedModel):
     """The class token's final state → linear classifier; loss by ``problem_type`` given ``labels``."""

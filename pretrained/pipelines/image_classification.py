@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.modules import module as module_globals
 
 from pretrained.inference.many_rows import ManyRowsKernels
 
@@ -37,6 +38,13 @@ class ImagePipeline(Pipeline):
     def get_inference_context(self) -> Callable[[], Any]:
         # the encoder's many-row linears (every image's patches) on oneDNN's matmul
         return ManyRowsKernels.around(super().get_inference_context(), self.model)
+
+    def _unobserved(self) -> bool:
+        """Whether the model may skip work its full forward would do: eval mode and no forward hooks (on any
+        module, or global) that would see the skipped calls."""
+        if self.model.training or module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks for m in self.model.modules())
 
     def _pixel_inputs(self, image: Any, timeout: float | None, **processor_kwargs: Any) -> dict[str, Any]:
         if self.image_processor is None:

@@ -23,16 +23,20 @@ class ImageFeatureExtractionPipeline(ImagePipeline):
         if timeout is not None:
             pre["timeout"] = timeout
         post: dict[str, Any] = {}
+        fwd: dict[str, Any] = {}
         if pool is not None:
-            post["pool"] = pool
+            post["pool"] = fwd["pool"] = pool
         if return_tensors is not None:
             post["return_tensors"] = return_tensors
-        return pre, {}, post
+        return pre, fwd, post
 
     def preprocess(self, image: Any, timeout: float | None = None, **image_processor_kwargs: Any) -> dict[str, Any]:
         return self._pixel_inputs(image, timeout, **image_processor_kwargs)
 
-    def _forward(self, model_inputs: dict[str, Any]) -> Any:
+    def _forward(self, model_inputs: dict[str, Any], pool: bool = False) -> Any:
+        if pool and set(model_inputs) == {"pixel_values"} and self._pooled_only():
+            # only the pooled class token is returned: the last layer runs for that row alone
+            return {"features": None, "pooler_output": self.model.pooled_class_token(model_inputs["pixel_values"])}
         outputs = self.model(**model_inputs)
         return {"features": outputs[0], "pooler_output": outputs.get("pooler_output")}
 
@@ -45,3 +49,11 @@ class ImageFeatureExtractionPipeline(ImagePipeline):
         else:
             outputs = model_outputs["features"]
         return outputs if return_tensors else outputs.tolist()
+
+    def _pooled_only(self) -> bool:
+        """Whether the model offers ``pooled_class_token`` (ViT with its pooler, CLIP's image tower) and nothing
+        would see the skipped work."""
+        model = self.model
+        if not hasattr(model, "pooled_class_token") or getattr(model, "pooler", True) is None:
+            return False
+        return not (model.config.output_hidden_states or model.config.output_attentions) and self._unobserved()

@@ -78,8 +78,19 @@ class ZeroShotImageClassificationPipeline(ImagePipeline):
         return batch
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        outputs = self.model(**model_inputs["text_inputs"], pixel_values=model_inputs["pixel_values"])
-        return {"candidate_labels": model_inputs["candidate_labels"], "logits": outputs.logits_per_image}
+        texts, pixels = model_inputs["text_inputs"], model_inputs["pixel_values"]
+        if self._class_token_only(texts):
+            # only logits_per_image is read: CLIP's image tower can run its last layer for the class token alone
+            logits = self.model.class_token_logits(pixel_values=pixels, **texts)
+        else:
+            logits = self.model(**texts, pixel_values=pixels).logits_per_image
+        return {"candidate_labels": model_inputs["candidate_labels"], "logits": logits}
+
+    def _class_token_only(self, texts: dict[str, Any]) -> bool:
+        """Whether the model offers ``class_token_logits`` and nothing would see the skipped work: eval mode,
+        no hooks on the model's modules, text inputs it takes."""
+        return (hasattr(self.model, "class_token_logits")
+                and set(texts) <= {"input_ids", "attention_mask", "position_ids"} and self._unobserved())
 
     def postprocess(self, model_outputs: Any) -> list[dict[str, Any]]:
         labels = model_outputs["candidate_labels"]

@@ -81,3 +81,34 @@ def test_processors_with_threads_equal_transformers(monkeypatch, threads):
             assert a.shape == b.shape and torch.equal(a, b)
         listed = ours(images[:2])["pixel_values"]  # no return_tensors: a list of arrays, as transformers
         assert isinstance(listed, list) and len(listed) == 2 and listed[0].shape[0] == 3
+
+
+def test_pool_map_takes_back_items_no_worker_started():
+    """With every pool worker busy, the calling thread runs all the items itself, in order, each once,
+    instead of waiting for a worker (a busy machine's case); with free workers the results are the same."""
+    import threading
+    import time
+
+    pool = IP._pool()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 10) for _ in range(pool._max_workers)]
+    time.sleep(0.05)  # every worker is now inside release.wait
+    caller, seen = threading.get_ident(), []
+
+    def work(item):
+        seen.append((item, threading.get_ident()))
+        return item * item
+
+    try:
+        start = time.perf_counter()
+        assert IP._pool_map(work, range(5)) == [0, 1, 4, 9, 16]
+        assert time.perf_counter() - start < 5  # did not wait for the busy workers
+        assert seen == [(i, caller) for i in range(5)]
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
+    seen.clear()
+    assert IP._pool_map(work, range(5)) == [0, 1, 4, 9, 16]
+    assert sorted(item for item, _ in seen) == list(range(5))
+    assert IP._pool_map(work, []) == []
