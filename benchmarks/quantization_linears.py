@@ -143,11 +143,17 @@ def run_shape(out: int, inp: int, mb: float, ext: bool, results: list) -> None:
         "int4-op": (loop(lambda L: torch.ops.pretrained.int4_rows_linear(x, *L["int4"], None), layers), b4, count),
         "int4-layer": (loop(lambda L: L["int4_layer"](x), layers), b4, count),
     }  # fmt: skip
+    if qk.vnni_ready():
+        routes["int4-vnni-ctypes"] = (loop(lambda L: qk._rows_call("int4_vnni", x, L["int4"][0].shape[1], qk._int4_args(
+            *L["int4"][:3]), None, (L["int4"][3],)), layers), b4, count)  # fmt: skip
     if ext:
         routes["int8-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int8_rows_linear(x, *L["int8"], None),
                                    layers), b8, count)  # fmt: skip
         routes["int4-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear(x, *L["int4"], None),
                                    layers), b4, count)  # fmt: skip
+        if qk.vnni_ready():
+            routes["int4-vnni-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear_vnni(
+                x, *L["int4"], None), layers), b4, count)  # fmt: skip
     wanted = set(args.routes.split(",")) if args.routes else None
     compiled_routes = [("fp32-compiled", "auto", "fp32", fp32_layers, b32)]
     for kind, b in (("int8", b8), ("int4", b4)):

@@ -58,6 +58,12 @@ class _PackedLinear(nn.Module):
     def _cache(self) -> dict[str, Any]:
         """The kernel tensors, rebuilt (after :meth:`check_buffers`) when a source buffer was replaced."""
         cache = self.__dict__.get("_kernel_cache")
+        if cache is not None and torch.compiler.is_compiling():
+            # Traced, each identity check below becomes a guard run in Python before every compiled call
+            # (five per layer: 2.5 of a ~100M int4 model's 8 ms decode step on one thread, more than the
+            # step's int4 weights take to read). The cache is dropped where buffers change instead
+            # (_drop_cache), and the compiled step's guard on this dict entry then retraces.
+            return cache
         buffers = self._buffers
         if cache is not None:
             for name, source in zip(self._sources, cache["sources"]):
@@ -84,6 +90,13 @@ class _PackedLinear(nn.Module):
             return "vnni" if cache.get("vnni") and quant_kernels.vnni_ready() else None
         return None
 
+    def _dequantized_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` times the dequantized weight: layouts the kernels do not take, and traces that find no
+        kernel cache (building it checks buffer values, which does not trace; the next eager call builds
+        it, and the trace's guard on it being absent then retraces onto the kernels)."""
+        bias = None if self.bias is None else self.bias.float()
+        return torch.nn.functional.linear(x.float(), self.dequantized_weight(), bias).to(x.dtype)
+
     def _int4_forward(self, x: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
         """``x`` times the int4 weight of ``cache`` (GPTQ's word layout; input already permuted)."""
         kernel = self._eager_kernel(x, cache)
@@ -92,8 +105,26 @@ class _PackedLinear(nn.Module):
             return (quant_kernels.int4_rows_cpp if kernel == "cpp" else quant_kernels.int4_rows_vnni)(x, *args)
         return quant_kernels.int4_linear(x, *args, route=self.kernel)
 
+    def _drop_cache(self, always: bool = False) -> None:
+        """Forget the kernel tensors when a source buffer was replaced (or ``always``: loaded in place)."""
+        cache = self.__dict__.get("_kernel_cache")
+        if cache is not None and (always or any(self._buffers.get(n) is not s
+                                                for n, s in zip(self._sources, cache["sources"]))):  # fmt: skip
+            del self.__dict__["_kernel_cache"]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in self._sources:
+            self._drop_cache()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> nn.Module:
+        out = super()._apply(fn, recurse)
+        self._drop_cache()  # .to(), .cpu(), ...: new buffer objects
+        return out
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):  # fmt: skip
+        self._drop_cache(always=True)  # copied in place: the derived zero points and copies would be stale
         for name, buf in self._buffers.items():
             key = prefix + name
             if buf is not None and key in state_dict and tuple(state_dict[key].shape) != tuple(buf.shape):
@@ -196,10 +227,11 @@ class GPTQLinear(_PackedLinear):
         return _int4_cache(qweight, zeros, scales, size, bias, perm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and "_kernel_cache" not in self.__dict__:
+            return self._dequantized_forward(x)
         cache = self._cache()
         if "qweight" not in cache:
-            out = torch.nn.functional.linear(x.float(), self.dequantized_weight(), cache["bias"])
-            return out.to(x.dtype)
+            return self._dequantized_forward(x)
         if cache["perm"] is not None:
             x = x.index_select(-1, cache["perm"])
         return self._int4_forward(x, cache)
@@ -275,8 +307,9 @@ class AWQLinear(_PackedLinear):
                            None if self.bias is None else self.bias.float())  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cache = self._cache()
-        return self._int4_forward(x, cache)
+        if torch.compiler.is_compiling() and "_kernel_cache" not in self.__dict__:
+            return self._dequantized_forward(x)
+        return self._int4_forward(x, self._cache())
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, bits: int = 4, group_size: int = 128, zero_point: bool = True,
