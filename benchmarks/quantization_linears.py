@@ -17,6 +17,8 @@ words + zero points + fp16 scales, fp32). The routes:
 - ``int8-compiled-cpp`` / ``int8-compiled-ext`` / ``int8-compiled-reduction`` (and int4): one function
   calling every layer, compiled by inductor, with the route's op inside the graph;
 - ``int8-layer`` / ``int4-layer``: the ``nn.Module`` layers' own eager ``forward`` (packed memory and all).
+- ``int4-vnni-ctypes`` / ``int4-vnni-ext`` (CPUs with AVX-512 VNNI): the int4 kernel that rounds activations
+  to int8 (``vnni`` route), through ctypes and as the extension's operator.
 
 A compiled route's time includes the compiled function's own cost per call (guards, wrappers), spread over
 the ``CHUNK`` layers one call runs. ``--threads 1 --clock cpu`` gives numbers that hold up on a machine
