@@ -17,6 +17,8 @@ words + zero points + fp16 scales, fp32). The routes:
 - ``int8-compiled-cpp`` / ``int8-compiled-ext`` / ``int8-compiled-reduction`` (and int4): one function
   calling every layer, compiled by inductor, with the route's op inside the graph;
 - ``int8-layer`` / ``int4-layer``: the ``nn.Module`` layers' own eager ``forward`` (packed memory and all).
+- ``int4-vnni-ctypes`` / ``int4-vnni-ext`` (CPUs with AVX-512 VNNI): the int4 kernel that rounds activations
+  to int8 (``vnni`` route), through ctypes and as the extension's operator.
 
 A compiled route's time includes the compiled function's own cost per call (guards, wrappers), spread over
 the ``CHUNK`` layers one call runs. ``--threads 1 --clock cpu`` gives numbers that hold up on a machine
@@ -143,11 +145,17 @@ def run_shape(out: int, inp: int, mb: float, ext: bool, results: list) -> None:
         "int4-op": (loop(lambda L: torch.ops.pretrained.int4_rows_linear(x, *L["int4"], None), layers), b4, count),
         "int4-layer": (loop(lambda L: L["int4_layer"](x), layers), b4, count),
     }  # fmt: skip
+    if qk.vnni_ready():
+        routes["int4-vnni-ctypes"] = (loop(lambda L: qk._rows_call("int4_vnni", x, L["int4"][0].shape[1], qk._int4_args(
+            *L["int4"][:3]), None, (L["int4"][3],)), layers), b4, count)  # fmt: skip
     if ext:
         routes["int8-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int8_rows_linear(x, *L["int8"], None),
                                    layers), b8, count)  # fmt: skip
         routes["int4-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear(x, *L["int4"], None),
                                    layers), b4, count)  # fmt: skip
+        if qk.vnni_ready():
+            routes["int4-vnni-ext"] = (loop(lambda L: torch.ops.pretrained_quant.int4_rows_linear_vnni(
+                x, *L["int4"], None), layers), b4, count)  # fmt: skip
     wanted = set(args.routes.split(",")) if args.routes else None
     compiled_routes = [("fp32-compiled", "auto", "fp32", fp32_layers, b32)]
     for kind, b in (("int8", b8), ("int4", b4)):
