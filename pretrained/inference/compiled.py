@@ -203,7 +203,11 @@ class CompiledDecoder:
             return 0
         # fp32 groups: only one-row steps compiled by inductor compute a group as one product (see routing);
         # int8 groups: every compiled step (their kernel is an opaque op).
-        return (self._pack(model) if self.fuse else 0) + hugepages.move_weights(model)
+        packed = self._pack(model) if self.fuse else 0
+        moved = hugepages.move_weights(model)
+        if moved and self.fuse:
+            packed += self._pack(model)  # (packs again only if that moved a member: its group would be stale)
+        return packed + moved
 
     def _pack(self, model: nn.Module) -> int:
         groups = fusable_groups(model) if self.reductions else []
