@@ -2,7 +2,7 @@
 memory-bandwidth bound.
 
 Run: ``python benchmarks/quantization_kernels.py [--quick] [--repeats 3] [--no-compile] [--head fp32]
-[--no-packed-memory]``.
+[--no-packed-memory] [--int8-layers]``.
 
 The ~100M-parameter Llama of ``benchmarks/generation.py`` (random weights, built by ``pretrained``) is
 decoded greedily (``NEW`` tokens after a ``PROMPT``-token prompt) at batch 1 and 8 with its linear layers:
@@ -26,6 +26,10 @@ measured in the same run. Prints a table, ratios against fp32 eager, and one JSO
 whether its tokens equal the eager run's of the same layers (``tokens_as_eager``; the exact kernels must).
 The quantized layers keep their kernel tensors in shared huge-page chunks
 (:mod:`pretrained.inference.packed_memory`); ``--no-packed-memory`` measures them where they were made.
+int8 sibling projections (q / k / v, gate / up) are packed and computed as one kernel call per group, eager
+and compiled (``pretrained.inference.compiled.int8_group_table``); ``--int8-layers`` adds rows for a second
+int8 model whose layers keep one call each (``int8-layers``: eager with ``runner.INT8_GROUPS = False``,
+compiled with ``fuse=False``), interleaved with the rest, to measure what the grouping gains.
 Numbers taken on a machine running other work are rough.
 """
 
@@ -98,10 +102,19 @@ def set_route(model: nn.Module, route: str) -> None:
             module.kernel = route
 
 
-def generate(model: nn.Module, ids: torch.Tensor, compiled: bool) -> torch.Tensor:
+def generate(model: nn.Module, ids: torch.Tensor, compiled: bool, grouped: bool = True) -> torch.Tensor:
+    from pretrained.generation import runner
+    from pretrained.inference.compiled import compiled_decoder
+
     options = dict(cache_implementation="static", compile_config={"fullgraph": True}) if compiled else {}
-    return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW, min_new_tokens=None,
-                          do_sample=False, **options)  # fmt: skip
+    if compiled and not grouped:
+        compiled_decoder(model, options["compile_config"], fuse=False)  # made once, then reused by generate
+    runner.INT8_GROUPS = grouped
+    try:
+        return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW, min_new_tokens=None,
+                              do_sample=False, **options)  # fmt: skip
+    finally:
+        runner.INT8_GROUPS = True
 
 
 def main() -> None:
@@ -116,6 +129,8 @@ def main() -> None:
     parser.add_argument("--no-packed-memory", dest="packed", action="store_false",
                         help="quantized layers keep their weights where they were made (4 KB pages), not in the "
                              "shared huge-page chunks of pretrained.inference.packed_memory")  # fmt: skip
+    parser.add_argument("--int8-layers", action="store_true",
+                        help="also an int8 model whose sibling projections keep one kernel call each (no grouping)")  # fmt: skip
     args = parser.parse_args()
     from pretrained.inference import packed_memory
 
@@ -136,7 +151,11 @@ def main() -> None:
     if args.compile:
         variants += [("fp32", "auto", True)]
         variants += [(kind, route, True) for kind in ("int8", "int4") for route in ("cpp", "reduction", *vnni)]
-    models = {kind: build(spec, kind, args.head) for kind in ("fp32", "int8", "int4")}
+    kinds = ("fp32", "int8", "int4")
+    if args.int8_layers:
+        kinds += ("int8-layers",)
+        variants += [("int8-layers", "auto", False)] + ([("int8-layers", "cpp", True)] if args.compile else [])
+    models = {kind: build(spec, kind.split("-")[0], args.head) for kind in kinds}
     results = []
     for batch in BATCHES:
         ids = torch.randint(1, spec["vocab_size"], (batch, PROMPT), generator=torch.Generator().manual_seed(0))
@@ -146,12 +165,12 @@ def main() -> None:
         with torch.inference_mode():
             for kind, route, compiled in variants:  # warm up; compiles the compiled variants
                 set_route(models[kind], route)
-                tokens[kind, route, compiled] = generate(models[kind], ids, compiled)
+                tokens[kind, route, compiled] = generate(models[kind], ids, compiled, kind != "int8-layers")
             for _ in range(repeats):  # variants alternate, so load from other processes hits each alike
                 for kind, route, compiled in variants:
                     set_route(models[kind], route)
                     start = time.perf_counter()
-                    generate(models[kind], ids, compiled)
+                    generate(models[kind], ids, compiled, kind != "int8-layers")
                     key = f"{kind} {'compiled' if compiled else 'eager'} {route}"
                     times.setdefault(key, []).append(time.perf_counter() - start)
         speeds = {key: batch * NEW / statistics.median(t) for key, t in times.items()}

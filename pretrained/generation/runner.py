@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.generation.configuration_utils import GenerationConfig
-from pretrained.inference import kernels
-from pretrained.inference.compiled import CompiledDecoder
+from pretrained.inference import kernels, quant_kernels
+from pretrained.inference.compiled import CompiledDecoder, int8_group_table, is_int8_layer
 from pretrained.inference.routing import DecodeKernels, plain_fp32_cpu
 from pretrained.loading.device_map import spans_devices
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
@@ -155,6 +155,10 @@ class Runner:
         return out
 
 
+# False: int8 weight-only layers keep one kernel call each (for measuring what grouping gains)
+INT8_GROUPS = True
+
+
 class RoutedLinears:
     """For the length of a ``with`` block (one eager step), the model's ``nn.Linear`` layers with weights of
     ``kernels.MIN_KERNEL_WEIGHT`` elements or more send their few-row calls to the kernel
@@ -165,7 +169,12 @@ class RoutedLinears:
     look at every torch call of the step in Python (~460 per step of a 6 + 6-layer T5 at 4 beams) to find the
     dozen linears it reroutes. Layers whose ``forward`` is already patched on the instance are left alone. Other
     threads calling the same model during the step get the same kernels (identical maths, another order of
-    summation)."""
+    summation).
+
+    int8 weight-only layers (``Int8WeightOnlyLinear``) get a prepared call of the int8 kernel too, and their
+    sibling projections (q / k / v, gate / up) are packed and computed as one call per group
+    (:func:`~pretrained.inference.compiled.int8_group_table`: the first member called computes the group,
+    the others return their columns of that product; bit-identical to per-layer calls)."""
 
     def __init__(self, model: Any) -> None:
         self.modules = [
@@ -178,6 +187,18 @@ class RoutedLinears:
         if not kernels.kernel_ready():  # oneDNN alone: only its weights
             self.modules = [m for m in self.modules if m.weight.numel() >= kernels.MIN_WEIGHT]
         self.forwards = [self._routed(m) for m in self.modules]
+        int8 = [m for m in model.modules() if "forward" not in vars(m) and is_int8_layer(m)]
+        if int8 and quant_kernels.load_kernels() is not None:
+            table = int8_group_table(model) if INT8_GROUPS else {}
+            cells: dict[int, list] = {}  # group index -> [(input, product, members served) or None]
+            counts: dict[int, int] = {}
+            for group in table.values():
+                counts[group.index] = counts.get(group.index, 0) + 1
+            for module in int8:
+                forward = self._int8_routed(module, table, cells, counts)
+                if forward is not None:
+                    self.modules.append(module)
+                    self.forwards.append(forward)
 
     def _routed(self, module: torch.nn.Linear) -> Any:
         choose = self.router._linear  # None where the call is not one the kernels serve
@@ -207,12 +228,57 @@ class RoutedLinears:
 
         return forward
 
+    @staticmethod
+    def _int8_routed(module: Any, table: dict, cells: dict[int, list], counts: dict[int, int]) -> Any:
+        """The prepared forward of an int8 weight-only layer: the kernel's operator called directly with the
+        layer's kernel tensors (a group's whole product, or this member's columns of it) while the layer keeps
+        them; anything else (autograd, another route, other inputs, replaced buffers) takes its own forward."""
+        with torch.no_grad():
+            cache = module._cache()
+        if not cache.get("fast"):
+            return None
+        weight, scale, bias = cache["weight"], cache["scale"], cache["bias"]
+        sources, buffers = cache["sources"], module._buffers  # (weight, weight_scale, bias)
+        pointers = (weight.data_ptr(), scale.data_ptr())
+        k = weight.shape[1]
+        most = quant_kernels.SMALL_ROWS * k
+        op = quant_kernels.int8_op()
+        own = type(module).forward
+        group = table.get(weight)
+        if group is not None:
+            cell = cells.setdefault(group.index, [None])
+            members, start, end = counts[group.index], group.start, group.end
+            packed = (group.weight, group.scale, group.bias)
+        float32 = torch.float32
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if (torch.is_grad_enabled() or module.kernel != "auto" or type(x) is not torch.Tensor or x.dtype is not float32
+                    or not x.is_cpu or not x.dim() or x.shape[-1] != k or not 0 < x.numel() <= most
+                    or module.__dict__.get("_kernel_cache") is not cache
+                    or buffers["weight"] is not sources[0] or buffers["weight_scale"] is not sources[1]
+                    or buffers["bias"] is not sources[2]
+                    or (weight.data_ptr(), scale.data_ptr()) != pointers):  # fmt: skip
+                return own(module, x)
+            if group is None:
+                return op(x, weight, scale, bias)
+            last = cell[0]
+            if last is not None and last[0] is x:  # a sibling computed the group from this input
+                cell[0] = None if last[2] + 1 >= members else (x, last[1], last[2] + 1)
+                return last[1][..., start:end]
+            whole = op(x, *packed)
+            cell[0] = (x, whole, 1)
+            return whole[..., start:end]
+
+        return forward
+
     def __bool__(self) -> bool:
         return bool(self.modules)
 
     def __enter__(self) -> RoutedLinears:
+        # Straight into the instances' __dict__: nn.Module.__setattr__ looks the name up among parameters,
+        # buffers and submodules first, ~5 us a layer on every step (a plain function is none of them).
         for module, forward in zip(self.modules, self.forwards):
-            module.forward = forward
+            module.__dict__["forward"] = forward
         return self
 
     def __exit__(self, *exc: Any) -> None:

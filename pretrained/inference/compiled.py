@@ -23,6 +23,15 @@ are not plain fp32 ``nn.Linear`` (quantized, sharded, other dtypes) are not pack
 table is re-checked on every :meth:`CompiledDecoder.prepare` (weights loaded or replaced since are packed
 again) and dropped with the decoder (:func:`release`); the packed memory lives on as the parameters'
 storage, as long as they view it.
+
+int8 weight-only layers (``Int8WeightOnlyLinear``: anything with ``fusion_tensors()``) are grouped the same
+way, in compiled and eager steps alike (:func:`int8_group_table`): their int8 rows and their scales are
+packed one member after another (:func:`pretrained.inference.packed_memory.pack`; the buffers keep their
+objects and become views), and the first member called computes the whole group with one call of the int8
+kernel, its siblings taking their columns (in compiled steps through
+:class:`~pretrained.inference.routing.DecodeKernels`, eagerly through ``generation.runner.RoutedLinears``).
+A 12-layer Llama's step then makes 48 int8 kernel calls instead of 84. The kernel computes every output
+from its own weight row alone, so the grouped results are bit-identical to the per-layer ones.
 """
 
 from __future__ import annotations
@@ -34,8 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pretrained.inference import hugepages
-from pretrained.inference.routing import DecodeKernels, Group
+from pretrained.inference import hugepages, packed_memory
+from pretrained.inference.routing import DecodeKernels, Group, refresh_int8_ops
 
 # Sibling projections that read the same input in every decoder-only family here.
 FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -44,6 +53,9 @@ FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 _CROSS = ("encoder_attn", "crossattention", "EncDecAttention")
 
 _DECODERS: weakref.WeakKeyDictionary[nn.Module, CompiledDecoder] = weakref.WeakKeyDictionary()
+# model -> (members' (id, data_ptr) when packed, {member weight: Group}) of its int8 groups
+_INT8_TABLES: weakref.WeakKeyDictionary[nn.Module, tuple[list, dict]] = weakref.WeakKeyDictionary()
+INT8_INDEX = 1 << 20  # int8 groups are numbered from here (fp32 groups from 0; one table may hold both)
 
 
 def _decode_forward(model: nn.Module, inputs: dict[str, Any], kernels: bool, reductions: bool,
@@ -65,25 +77,75 @@ def _plain_linear(layer: Any) -> bool:
     )
 
 
-def fusable_groups(model: nn.Module) -> list[list[nn.Linear]]:
+def is_int8_layer(layer: Any) -> bool:
+    """A layer whose int8 weight, scales and bias the int8 kernel takes as they are (see ``fusion_tensors``)."""
+    fusion = getattr(layer, "fusion_tensors", None)
+    return callable(fusion) and fusion() is not None
+
+
+def fusable_groups(model: nn.Module, kind: str = "fp32") -> list[list[nn.Module]]:
     """The sibling projections of ``model`` that :class:`CompiledDecoder` packs (see the module docstring):
-    at least two of a ``FUSED`` set, plain fp32 CPU ``nn.Linear`` layers of one input width, all with or
-    all without bias; none in an encoder-decoder or in cross-attention."""
+    at least two of a ``FUSED`` set, of one input width, all with or all without bias; none in an
+    encoder-decoder or in cross-attention. ``kind``: ``"fp32"``, plain fp32 CPU ``nn.Linear`` layers;
+    ``"int8"``, int8 weight-only layers (``fusion_tensors()`` not ``None``)."""
     if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         return []
+    takes = _plain_linear if kind == "fp32" else is_int8_layer
     groups = []
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in _CROSS:
             continue
         for names in FUSED:
             layers = [getattr(module, n, None) for n in names]
-            layers = [layer for layer in layers if isinstance(layer, nn.Module) and _plain_linear(layer)]
+            layers = [layer for layer in layers if isinstance(layer, nn.Module) and takes(layer)]
             if len(layers) < 2 or len({layer.in_features for layer in layers}) > 1:
                 continue
             if len({layer.bias is None for layer in layers}) > 1 or len({id(x.weight) for x in layers}) < len(layers):
                 continue
             groups.append(layers)
     return groups
+
+
+def _int8_members(groups: list[list[nn.Module]]) -> list[tuple[int, int]]:
+    return [(id(t), t.data_ptr()) for layers in groups for x in layers for t in x.fusion_tensors() if t is not None]
+
+
+def int8_group_table(model: nn.Module) -> dict[torch.Tensor, Group]:
+    """Pack the int8 weight-only sibling projections of ``model`` (see the module docstring) and return
+    ``{member's int8 weight buffer: Group}`` (``Group.scale``: the packed scales; ``Group.bias``: the
+    members' biases in fp32, packed, or ``None``). Packed once; called again, it packs only when a member's
+    buffers were replaced or moved since (the table is kept per model, weakly)."""
+    groups = fusable_groups(model, "int8")
+    memo = _INT8_TABLES.get(model)
+    if memo is not None and memo[0] == _int8_members(groups):
+        return memo[1]
+    grouped = {id(layer): layers for layers in groups for layer in layers}
+    table: dict[torch.Tensor, Group] = {}
+    index = INT8_INDEX
+    # In module order (the order a step calls them), so the step reads packed memory front to back: each
+    # group where its first member stands, the other int8 layers where they stand.
+    for module in model.modules():
+        layers = grouped.get(id(module))
+        if layers is None:
+            if is_int8_layer(module) and packed_memory.ENABLED and not packed_memory.holds(module.weight):
+                packed_memory.move_buffer(module, "weight")
+                packed_memory.move_buffer(module, "weight_scale")
+            continue
+        if module is not layers[0]:
+            continue
+        weight = packed_memory.pack([layer.weight for layer in layers])
+        scale = packed_memory.pack([layer.weight_scale for layer in layers])
+        bias = None
+        if layers[0].bias is not None:
+            with torch.inference_mode(False):
+                bias = packed_memory.place(torch.cat([layer.bias.detach().float() for layer in layers]))
+        start = 0
+        for layer in layers:
+            table[layer.weight] = Group(weight, bias, start, start + layer.out_features, index, scale)
+            start += layer.out_features
+        index += 1
+    _INT8_TABLES[model] = (_int8_members(groups), table)
+    return table
 
 
 def compile_options(compile_config: Any, device: torch.device) -> dict[str, Any]:
@@ -139,15 +201,23 @@ class CompiledDecoder:
         where they were loaded or replaced since the last call; returns the bytes copied."""
         if not self.kernels:
             return 0
-        # Only one-row steps compiled by inductor compute a group as one product (see routing): only then pack.
-        return (self._pack(model) if self.fuse and self.reductions else 0) + hugepages.move_weights(model)
+        # fp32 groups: only one-row steps compiled by inductor compute a group as one product (see routing);
+        # int8 groups: every compiled step (their kernel is an opaque op).
+        packed = self._pack(model) if self.fuse else 0
+        moved = hugepages.move_weights(model)
+        if moved and self.fuse:
+            packed += self._pack(model)  # (packs again only if that moved a member: its group would be stale)
+        return packed + moved
 
     def _pack(self, model: nn.Module) -> int:
-        groups = fusable_groups(model)
+        groups = fusable_groups(model) if self.reductions else []
+        int8 = int8_group_table(model)
+        refresh_int8_ops()  # (the int8 kernel's operators may have been built since the decoder was made)
         members = [(id(t), t.data_ptr()) for layers in groups for x in layers for t in (x.weight, x.bias) if t is not None]
+        members += [(id(w), w.data_ptr()) for w in int8]
         if members == self._packed:
             return 0  # the same layers, still in the buffers packed last time
-        table: dict[torch.Tensor, Group] = {}
+        table: dict[torch.Tensor, Group] = dict(int8)
         moved = 0
         for index, layers in enumerate(groups):
             weight = hugepages.pack([layer.weight for layer in layers])
@@ -161,6 +231,7 @@ class CompiledDecoder:
         self.groups.update(table)
         self._packed = [(id(t), t.data_ptr()) for layers in groups for x in layers for t in (x.weight, x.bias)
                         if t is not None]  # fmt: skip
+        self._packed += [(id(w), w.data_ptr()) for w in int8]
         return moved
 
     def __call__(self, model: nn.Module, cache: Any, skip_guards: bool = False, **inputs: Any) -> Any:

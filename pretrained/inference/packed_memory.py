@@ -71,6 +71,37 @@ def move_buffer(module: torch.nn.Module, name: str) -> torch.Tensor:
     return buffer
 
 
+def pack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Copy ``tensors`` (CPU, one dtype, equal sizes past the first dimension) one after another along the
+    first dimension into one new packed tensor, and re-point each one's ``.data`` at its rows, as
+    :func:`pretrained.inference.hugepages.pack` does (objects, names and values kept), but from the shared
+    chunks: a fused group of small quantized layers is read as one run of memory. Returns the packed tensor."""
+    rest, dtype = tuple(tensors[0].shape[1:]), tensors[0].dtype
+    if any(tuple(t.shape[1:]) != rest or t.dtype != dtype or t.device.type != "cpu" for t in tensors):
+        raise ValueError(f"pack needs CPU tensors of one dtype and equal trailing sizes, got "
+                         f"{[(tuple(t.shape), t.dtype, t.device.type) for t in tensors]}")  # fmt: skip
+    shape = (sum(t.shape[0] for t in tensors), *rest)
+    with torch.inference_mode(False), torch.no_grad():  # plain tensors even under inference_mode
+        packed = empty(shape, dtype) if ENABLED else torch.empty(shape, dtype=dtype)
+        start = 0
+        for t in tensors:
+            rows = packed[start : start + t.shape[0]]
+            rows.copy_(t)
+            t.data = rows
+            start += t.shape[0]
+    return packed
+
+
+def holds(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` already sits in placed memory: huge-page regions, or a view into a larger storage
+    (a packed group's rows, see :func:`pack`), which moving it would tear out of its group."""
+    if tensor.device.type != "cpu":
+        return False
+    if hugepages.SUPPORTED and hugepages.in_huge_pages(tensor):
+        return True
+    return tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size()
+
+
 def held_bytes(tensor: torch.Tensor) -> tuple[int, int]:
     """``(key, bytes)`` of the memory ``tensor`` holds, for footprints: its whole storage, except in huge-page
     regions, which tensors share (the chunks above), where only its own bytes count. Equal keys: the

@@ -183,6 +183,14 @@ def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bi
     return _rows_call("int8", x, weight.shape[0], (weight.data_ptr(), scale.data_ptr()), bias, ())
 
 
+def int8_op() -> Any:
+    """The eager entry of the C++ int8 kernel, ``fn(x, weight, scale, bias)``: the extension's operator when
+    built (a dispatcher call costs less than ctypes'), else :func:`int8_rows_cpp`. For callers that checked
+    :func:`kernels_ready` and the shapes."""
+    ext = _built.get("ext_ops")
+    return int8_rows_cpp if ext is None else ext["int8"]
+
+
 def _int4_args(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor) -> tuple:
     return qweight.data_ptr(), zeros.data_ptr(), scales.data_ptr(), int(scales.dtype == torch.float32)
 

@@ -39,6 +39,20 @@ def plain_fp32_cpu(*tensors: torch.Tensor | None) -> bool:
     )
 
 
+# The int8 kernel's operators that compiled steps call (those registered when last refreshed, outside tracing).
+_INT8_OPS: list[Any] = []
+
+
+def refresh_int8_ops() -> None:
+    """Note the int8 kernel's operators registered so far (call before tracing a step that may use them)."""
+    ops = []
+    for namespace in ("pretrained_quant", "pretrained"):
+        space = getattr(torch.ops, namespace)
+        if hasattr(space, "int8_rows_linear"):
+            ops.append(space.int8_rows_linear)
+    _INT8_OPS[:] = ops
+
+
 class Group(NamedTuple):
     """Where one projection sits in its packed group: the packed weight and bias (``None`` without biases)
     and the member's output columns ``[start, end)``."""
@@ -48,6 +62,7 @@ class Group(NamedTuple):
     start: int
     end: int
     index: int  # the group's number, shared by its members
+    scale: torch.Tensor | None = None  # int8 groups: the packed per-output scales (``weight`` is int8)
 
 
 class DecodeKernels(TorchFunctionMode):
@@ -65,8 +80,9 @@ class DecodeKernels(TorchFunctionMode):
         reductions: The compiler is inductor, which fuses products written as multiplies and sums into
             the step's loops: one-row linears are written that way. Another backend would materialise a
             weight-sized product, so this is off for them.
-        groups: ``{weight: Group}`` of packed projections (see the module docstring); used only when
-            ``compiled`` and ``reductions`` (nothing else merges the sibling calls).
+        groups: ``{weight: Group}`` of packed projections (see the module docstring); fp32 groups are used
+            only when ``compiled`` and ``reductions`` (nothing else merges the sibling calls), int8 groups
+            (``Group.scale`` set) by the int8 kernel's operator calls, which the mode sees too.
     """
 
     def __init__(self, compiled: bool = False, reductions: bool = False, groups: dict | None = None) -> None:
@@ -75,7 +91,8 @@ class DecodeKernels(TorchFunctionMode):
         self.reductions = reductions
         if not compiled:
             kernels.load_small_rows_kernel()  # eager calls go to it through ctypes (built once per machine)
-        self.groups = groups if compiled and reductions and groups else None
+        self.groups = groups if compiled and groups else None
+        self._int8_ops = _INT8_OPS if self.groups else ()
         # group index -> (input, packed product) of the last member called (while tracing: one per group)
         self._products: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -84,6 +101,7 @@ class DecodeKernels(TorchFunctionMode):
         """Build what the mode will call (must run before tracing: tracing cannot compile the kernel)."""
         if compiled:
             kernels.small_rows_op()
+        refresh_int8_ops()
         if reductions:
             import torch._inductor.inductor_prims  # noqa: F401 - registers the op one_row_linear uses
 
@@ -91,8 +109,28 @@ class DecodeKernels(TorchFunctionMode):
         kwargs = kwargs or {}
         if torch.is_grad_enabled():
             return func(*args, **kwargs)
-        out = self._linear(*args, **kwargs) if func is F.linear else None
+        if func is F.linear:
+            out = self._linear(*args, **kwargs)
+        else:
+            out = None
+            for op in self._int8_ops:
+                if func is op:
+                    out = self._int8_group(func, *args, **kwargs)
         return func(*args, **kwargs) if out is None else out
+
+    def _int8_group(self, op: Any, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
+                    bias: torch.Tensor | None = None) -> Any:  # fmt: skip
+        """An int8 kernel call of a packed group's member: the whole group's product (the first member
+        called with this input) or this member's columns of it; ``None``: not a member."""
+        group = self.groups.get(weight)
+        if group is None or group.scale is None or (bias is None) != (group.bias is None):
+            return None
+        last = self._products.get(group.index)
+        if last is not None and last[0] is x:
+            return last[1][..., group.start : group.end]
+        whole = op(x, group.weight, group.scale, group.bias)
+        self._products[group.index] = (x, whole)
+        return whole[..., group.start : group.end]
 
     def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Any:
         if not plain_fp32_cpu(x, weight, bias) or x.dim() == 0 or not x.shape[-1]:

@@ -354,8 +354,20 @@ class Int8WeightOnlyLinear(_PackedLinear):
         """The fp32 weight ``(out, in)``."""
         return self.weight.float() * self.weight_scale.unsqueeze(1)
 
+    def fusion_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """``(weight, weight_scale, bias)`` when the int8 kernel takes them as they are (CPU, int8 contiguous,
+        fp32 scales, a float bias), so that a decoder may pack this layer with its siblings and compute them in
+        one call (:func:`pretrained.inference.compiled.int8_group_table`); else ``None``."""
+        weight, scale, bias = self.weight, self.weight_scale, self.bias
+        if weight is None or scale is None or not quant_kernels.int8_weights_fit(weight, scale, None):
+            return None
+        if bias is not None and (bias.device.type != "cpu" or not bias.is_floating_point()):
+            return None
+        return weight, scale, bias
+
     def _build_cache(self) -> dict[str, Any]:
-        if _place_packed(self.weight):
+        # (buffers already placed, e.g. rows of a fused group, stay where they are)
+        if _place_packed(self.weight) and not packed_memory.holds(self.weight):
             # the buffers themselves move (no second copy), next to the layers built before this one
             packed_memory.move_buffer(self, "weight")
             packed_memory.move_buffer(self, "weight_scale")
