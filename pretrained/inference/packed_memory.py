@@ -8,9 +8,12 @@ prefetchers stop at every 4 KB boundary, and every page costs a TLB miss). So th
 shared chunks of huge-page memory, handed out in the order the layers build them (the order of the
 first forward: the order a step reads them), and a step reads one long run of memory.
 
-A chunk is freed when the last tensor viewing it is; a layer that rebuilds its tensors (after ``.to()`` or
-a replaced buffer) leaves its old slot unused until then. ``torch.save`` and ``copy.deepcopy`` of a single
-tensor copy its whole storage, here the chunk, hence chunks of a few MB.
+Each dtype has chunks of its own: ``torch.save`` refuses a state dict in which two tensors view one
+storage as different types, so a chunk holds one dtype (the int8 weights of consecutive layers, their fp32
+scales, ... each form their own run). A chunk is freed when the last tensor viewing it is; a layer that
+rebuilds its tensors (after ``.to()`` or a replaced buffer) leaves its old slot unused until then.
+``torch.save`` and ``copy.deepcopy`` of a single tensor copy its whole storage, here the chunk, hence chunks
+of a few MB.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ CHUNK = 8 << 20
 ALIGN = 64  # a cache line: each tensor starts on one, as the kernels' vector loads prefer
 
 _lock = threading.Lock()
-_chunk: dict[str, torch.Tensor | int | None] = {"buffer": None, "offset": 0}
+_chunks: dict[torch.dtype, tuple[torch.Tensor, int]] = {}  # dtype -> (its current chunk, next free byte)
 
 
 def empty(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised contiguous CPU tensor placed right after the previous one, in huge pages where
-    the OS allows (elsewhere ordinary memory)."""
+    """An uninitialised contiguous CPU tensor placed right after the previous one of its dtype, in huge pages
+    where the OS allows (elsewhere ordinary memory)."""
     numel = 1
     for n in shape:
         numel *= n
@@ -44,11 +47,11 @@ def empty(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tens
     if nbytes > CHUNK // 4:
         return hugepages.empty(shape, dtype)
     with _lock:
-        buffer, offset = _chunk["buffer"], int(_chunk["offset"])
-        if buffer is None or offset + nbytes > buffer.numel():
-            buffer, offset = hugepages.empty((CHUNK,), torch.uint8), 0
-        _chunk["buffer"], _chunk["offset"] = buffer, offset + -(-nbytes // ALIGN) * ALIGN
-    return buffer[offset : offset + nbytes].view(dtype).view(shape)
+        buffer, offset = _chunks.get(dtype, (None, 0))
+        if buffer is None or offset + numel > buffer.numel():
+            buffer, offset = hugepages.empty((CHUNK // dtype.itemsize,), dtype), 0
+        _chunks[dtype] = buffer, offset + -(-nbytes // ALIGN) * ALIGN // dtype.itemsize
+    return buffer[offset : offset + numel].view(shape)
 
 
 def place(tensor: torch.Tensor) -> torch.Tensor:

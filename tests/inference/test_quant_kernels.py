@@ -174,7 +174,7 @@ def test_torch_extension_ops_in_compiled_graphs():
 
 @pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
 def test_packed_weights_move_into_shared_huge_pages_in_build_order(monkeypatch):
-    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the layers below share it
+    monkeypatch.setattr(packed_memory, "_chunks", {})  # fresh chunks: the layers below share them
     model = TwoLayers().eval()
     buffers = {name: (b, b.clone()) for name, b in model.named_buffers()}
     with torch.no_grad():
@@ -189,21 +189,37 @@ def test_packed_weights_move_into_shared_huge_pages_in_build_order(monkeypatch):
     a, b = model.a._kernel_cache["qweight"], model.b._kernel_cache["weight"]
     assert a is model.a.qweight and b is model.b.weight
     assert all(hugepages.in_huge_pages(t) for t in (a, b, model.c._kernel_cache["qweight"]))
-    assert a.data_ptr() < b.data_ptr() < model.c._kernel_cache["qweight"].data_ptr()
-    assert not a.is_inference() and b.data_ptr() - a.data_ptr() < 2 * a.numel() * 4
+    c = model.c._kernel_cache["qweight"]
+    assert a.dtype == c.dtype and c.data_ptr() - a.data_ptr() == -(-a.numel() * 4 // 64) * 64  # one int32 run
+    assert a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()  # int8 weights: a chunk of their own
+    assert not a.is_inference()
     assert packed_memory.held_bytes(b) == (b.data_ptr(), b.numel())
 
 
 @pytest.mark.skipif(not hugepages.SUPPORTED, reason="needs transparent huge pages (Linux)")
 def test_packed_memory_hands_out_aligned_consecutive_slots(monkeypatch):
-    monkeypatch.setitem(packed_memory._chunk, "buffer", None)  # a fresh chunk: the slots below are its first
+    monkeypatch.setattr(packed_memory, "_chunks", {})  # fresh chunks: the slots below are their first
     a = packed_memory.empty((3, 5), torch.int8)
-    b = packed_memory.place(torch.arange(12, dtype=torch.int32).view(3, 4))
+    b = packed_memory.place(torch.arange(12, dtype=torch.int8).view(3, 4))
     assert a.shape == (3, 5) and a.is_contiguous() and hugepages.in_huge_pages(a)
-    assert torch.equal(b, torch.arange(12, dtype=torch.int32).view(3, 4)) and b.data_ptr() % packed_memory.ALIGN == 0
+    assert torch.equal(b, torch.arange(12, dtype=torch.int8).view(3, 4)) and b.data_ptr() % packed_memory.ALIGN == 0
     assert b.data_ptr() - a.data_ptr() == packed_memory.ALIGN  # 15 bytes, rounded up to one cache line
+    f = packed_memory.place(torch.ones(3))  # another dtype: another chunk (torch.save needs one dtype a storage)
+    assert f.untyped_storage().data_ptr() != a.untyped_storage().data_ptr() and f.data_ptr() % packed_memory.ALIGN == 0
     big = packed_memory.empty((packed_memory.CHUNK,), torch.uint8)  # too big to share: a region of its own
     assert hugepages.in_huge_pages(big) and big.untyped_storage().nbytes() >= packed_memory.CHUNK
     assert packed_memory.held_bytes(a) == (a.data_ptr(), 15)
     plain = torch.zeros(4)
     assert packed_memory.held_bytes(plain[1:]) == (plain.untyped_storage().data_ptr(), 16)
+
+
+def test_state_dict_saves_after_the_layers_moved_into_packed_memory(tmp_path):
+    """Packed chunks hold one dtype each, so ``torch.save`` takes the state dict of a model whose int8 weights,
+    int32 words and fp32 scales were moved there by a first forward (it refuses one storage seen as two types)."""
+    model = TwoLayers().eval()
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model(torch.ones(1, 128))  # builds the caches: buffers move into packed memory
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    loaded = torch.load(tmp_path / "state.pt")
+    assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], v) for k, v in expected.items())
