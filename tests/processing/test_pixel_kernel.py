@@ -75,3 +75,30 @@ def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setattr(pixel_kernel, "_LOADED", [])
     monkeypatch.setenv("PRETRAINED_PIXEL_KERNEL", "0")
     assert not pixel_kernel.available()
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_processor_matches_transformers_with_and_without_the_loop(kernel, monkeypatch):
+    import torch
+    import transformers
+    from vision_fixtures import random_image
+
+    import pretrained
+    import pretrained.processing.image_processing as IP
+
+    if kernel and not pixel_kernel.available():
+        pytest.skip("no C++ compiler")
+    monkeypatch.setattr(pixel_kernel, "_LOADED", [pixel_kernel._function() if kernel else None])
+    rng = np.random.default_rng(11)
+    images = [random_image(rng, mode, h, w) for mode, h, w in (("RGB", 301, 420), ("L", 400, 150),
+                                                                ("RGBA", 180, 500), ("RGB", 90, 130))]
+    ours, theirs = pretrained.ViTImageProcessor(image_mean=0.5, image_std=0.25), \
+        transformers.ViTImageProcessorPil(image_mean=0.5, image_std=0.25)
+    for threads in (2, 1):
+        monkeypatch.setattr(IP, "_threads", lambda threads=threads: threads)
+        for image in images:  # single images: the split path at 2 threads (strips into column slices)
+            expected = theirs(image, return_tensors="pt")["pixel_values"]
+            assert torch.equal(ours(image, return_tensors="pt")["pixel_values"], expected)
+        rgb = [im for im in images if im.mode == "RGB"]
+        assert torch.equal(ours(rgb, return_tensors="pt")["pixel_values"],
+                           theirs(rgb, return_tensors="pt")["pixel_values"])
