@@ -24,6 +24,8 @@ slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is
 whole pipeline at each batch size. pretrained's processor resizes on min(cores, torch threads) threads:
 a batch's images spread over them, a single image's resize split into strips (each thread normalising its own);
 ``--no-split-resize`` keeps single images on one thread (to compare both on a quiet machine).
+Rescale and normalise run in a small compiled loop where a C++ compiler is found (built once, cached);
+``PRETRAINED_PIXEL_KERNEL=0`` runs them in numpy instead (the JSON setup says which ran).
 
 ``automatic-speech-recognition``: a random Whisper model of whisper-tiny's shape (d_model 384, 4 + 4
 layers, 6 heads, 80 mel bins; ``--whisper tiny`` for a smoke run: d_model 16, 1 + 2 layers, 16 mel bins)
@@ -142,6 +144,12 @@ def make_images(n: int, seed: int = 0) -> list:
         pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1) + rng.integers(-30, 30, (height, width, 3))
         images.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
     return images
+
+
+def _pixel_kernel_available() -> bool:
+    from pretrained.processing import pixel_kernel
+
+    return pixel_kernel.available()
 
 
 def image_rows(args, folder: str) -> list[dict]:
@@ -348,6 +356,7 @@ def main() -> None:
              "split_resize": not args.no_split_resize, "speech_random_timestamps": args.speech_random_timestamps,
              "speech_inputs": args.speech_inputs, "repeats": args.repeats, "cheap_repeats": args.cheap_repeats,
              "python": platform.python_version(),
+             "pixel_kernel": "image-classification" in args.tasks and _pixel_kernel_available(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),
              "machine": platform.machine(), "model": "all-MiniLM-L6-v2"}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pretrained.processing import pixel_kernel
 from pretrained.processing.image_utils import (
     ChannelDimension,
     PILImageResampling,
@@ -360,7 +361,12 @@ class PixelTable:
         return out
 
     def apply_into(self, image: np.ndarray, out: np.ndarray) -> None:
-        """One ``(H, W, C)`` uint8 image into ``out``, a ``(C, H, W)`` float32 array."""
+        """One ``(H, W, C)`` uint8 image into ``out``, a ``(C, H, W)`` float32 array.
+
+        The compiled table loop (:mod:`~pretrained.processing.pixel_kernel`) does it in one pass without
+        the GIL where it can be built; numpy otherwise. Both give the table's bits."""
+        if pixel_kernel.table_into(image, self.table, out):
+            return
         if self.steps is None:
             for channel in range(image.shape[-1]):
                 np.take(self.table[channel], image[..., channel], out=out[channel])
