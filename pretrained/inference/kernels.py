@@ -30,16 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from pretrained.utils.native import build_library, kernel_cache_dir  # noqa: F401 - kernel_cache_dir: public here too
 
 KERNEL_MAX_ROWS = 8
 KERNEL_ROWS = range(1, KERNEL_MAX_ROWS + 1)
@@ -126,49 +121,6 @@ def onednn_available() -> bool:
     if "onednn" not in _built:
         _built["onednn"] = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     return _built["onednn"]
-
-
-def kernel_cache_dir() -> Path:
-    """Where compiled kernels are kept: ``$PRETRAINED_KERNEL_CACHE``, else ``pretrained/kernels`` in
-    ``$XDG_CACHE_HOME`` (``~/.cache``)."""
-    folder = os.environ.get("PRETRAINED_KERNEL_CACHE")
-    if folder:
-        return Path(folder)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pretrained" / "kernels"
-
-
-_lock = threading.Lock()
-
-
-def build_library(name: str, source: str, flags: tuple[str, ...]) -> ctypes.CDLL:
-    """Compile C++ ``source`` with GCC into a shared library (once per machine: it is kept in
-    :func:`kernel_cache_dir` under a name that hashes the source, flags and compiler) and load it.
-
-    OpenMP comes from ``libgomp.so.1``, the runtime torch has already loaded (the loader reuses it), so the
-    kernels share torch's threads. Raises ``OSError`` (no compiler, a failed build, an unwritable cache)."""
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        raise OSError("no C++ compiler (g++) on PATH")
-    compiler = os.path.realpath(compiler)
-    key = hashlib.sha256("\0".join((source, *flags, compiler)).encode()).hexdigest()[:20]
-    folder = kernel_cache_dir()
-    path = folder / f"{name}-{key}.so"
-    with _lock:
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            work = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
-            try:
-                cpp, lib = os.path.join(work, f"{name}.cpp"), os.path.join(work, f"{name}.so")
-                with open(cpp, "w", encoding="utf-8") as f:
-                    f.write(source)
-                done = subprocess.run([compiler, *flags, "-fopenmp", "-shared", "-fPIC", cpp, "-o", lib],
-                                      capture_output=True, text=True)  # fmt: skip
-                if done.returncode != 0:
-                    raise OSError(f"building {name} with {compiler} failed:\n{done.stderr[-2000:]}")
-                os.replace(lib, path)  # atomic: another process sees the whole library or none
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-    return ctypes.CDLL(str(path))
 
 
 def _dispatch_source() -> str:

@@ -8,26 +8,22 @@ strips at the same time. The loop below reads each pixel once, looks its value u
 holds the reference arithmetic's bits, so the result is bit-identical) and writes the float: ~28 us per
 strip, and ctypes releases the GIL for the call, so the threads do not wait on each other.
 
-It is compiled once per machine with the system's C++ compiler, the way
-``pretrained.inference.kernels.build_library`` builds its kernel (that module is above ``processing`` in
-the layering, hence this copy of the few lines), into the same cache folder
-(``$PRETRAINED_KERNEL_CACHE``, else ``~/.cache/pretrained/kernels``). Without a compiler, or when
+It is compiled once per machine with the system's C++ compiler by ``pretrained.utils.native.build_library``,
+as the inference kernels are, into the same cache folder (``$PRETRAINED_KERNEL_CACHE``, else
+``~/.cache/pretrained/kernels``). Without a compiler, or when
 ``PRETRAINED_PIXEL_KERNEL=0``, :func:`table_into` returns ``False`` and the caller uses numpy.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pretrained.utils.native import build_library
 
 # Plain -O3 (no -march): the library may be kept in a home folder shared by machines with other CPUs, and a
 # table lookup per value does not vectorise much anyway.
@@ -73,38 +69,6 @@ _lock = threading.Lock()
 _LOADED: list[Any] = []  # [function] once built, [None] when it cannot be
 
 
-def _cache_dir() -> Path:
-    folder = os.environ.get("PRETRAINED_KERNEL_CACHE")
-    if folder:
-        return Path(folder)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pretrained" / "kernels"
-
-
-def _build() -> ctypes.CDLL:
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        raise OSError("no C++ compiler (g++) on PATH")
-    compiler = os.path.realpath(compiler)
-    key = hashlib.sha256("\0".join((_SOURCE, *_FLAGS, compiler)).encode()).hexdigest()[:20]
-    folder = _cache_dir()
-    path = folder / f"pixel_table-{key}.so"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".pixel_table.", dir=folder)
-        try:
-            cpp, lib = os.path.join(work, "pixel_table.cpp"), os.path.join(work, "pixel_table.so")
-            with open(cpp, "w", encoding="utf-8") as f:
-                f.write(_SOURCE)
-            done = subprocess.run([compiler, *_FLAGS, "-shared", "-fPIC", cpp, "-o", lib],
-                                  capture_output=True, text=True)  # fmt: skip
-            if done.returncode != 0:
-                raise OSError(f"building pixel_table with {compiler} failed:\n{done.stderr[-2000:]}")
-            os.replace(lib, path)  # atomic: another process sees the whole library or none
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return ctypes.CDLL(str(path))
-
-
 def _function() -> Any:
     """The compiled loop, built on first use; ``None`` when it cannot be built or is turned off."""
     if _LOADED:
@@ -114,7 +78,7 @@ def _function() -> Any:
             fn = None
             if os.environ.get("PRETRAINED_PIXEL_KERNEL", "1") != "0":
                 try:
-                    fn = _build().table_hwc_to_chw
+                    fn = build_library("pixel_table", _SOURCE, _FLAGS, openmp=False).table_hwc_to_chw
                     i64, ptr = ctypes.c_int64, ctypes.c_void_p
                     fn.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, i64]
                     fn.restype = None

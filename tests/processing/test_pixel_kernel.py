@@ -7,6 +7,7 @@ import pytest
 
 from pretrained.processing import pixel_kernel
 from pretrained.processing.image_transforms import PixelTable
+from pretrained.utils import native
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                     reason="no C++ compiler")
@@ -61,7 +62,7 @@ def test_layouts_it_does_not_take_fall_back():
 
 def test_without_compiler_numpy_does_the_work(monkeypatch):
     monkeypatch.setattr(pixel_kernel, "_LOADED", [])
-    monkeypatch.setattr(pixel_kernel.shutil, "which", lambda name: None)
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)  # no compiler found
     assert not pixel_kernel.available()
     table = PixelTable(3, True, 1 / 255, True, 0.5, 0.5)
     image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
