@@ -37,6 +37,7 @@ from its own weight row alone, so the grouped results are bit-identical to the p
 from __future__ import annotations
 
 import contextlib
+import threading
 import types
 import weakref
 from typing import Any
@@ -196,15 +197,16 @@ class CompiledDecoder:
         if self.kernels:
             DecodeKernels.prepare(compiled=True, reductions=self.reductions)
         self._fn = torch.compile(_decode_forward, **self.options)
-        # (weak model, the compiled step's code as a plain function): set by a guarded step, run by the
-        # steps that skip guards (see __call__); dropped by prepare and by every guarded step.
-        self._direct: tuple[weakref.ref, Any] | None = None
+        # thread -> (weak model, the compiled step's code as a plain function): set by a guarded step, run
+        # by that thread's steps that skip guards (see __call__); dropped by prepare and by every guarded
+        # step. Per thread: runs of other shapes in other threads must not swap each other's graphs.
+        self._direct: dict[int, tuple[weakref.ref, Any]] = {}
         self.prepare(model)
 
     def prepare(self, model: nn.Module) -> int:
         """Pack fusable projections (see the module docstring) and move other weights into huge pages (CPU)
         where they were loaded or replaced since the last call; returns the bytes copied."""
-        self._direct = None  # (weights may be re-packed or replaced: the next step checks all guards)
+        self._direct.clear()  # (weights may be re-packed or replaced: the next step checks all guards)
         if not self.kernels:
             return 0
         # fp32 groups: only one-row steps compiled by inductor compute a group as one product (see routing);
@@ -250,7 +252,8 @@ class CompiledDecoder:
         otherwise only the guards that tell compiled graphs apart are evaluated.
         """
         args = (model, inputs, self.kernels, self.reductions, self.groups)
-        direct = self._direct if skip_guards else None
+        thread = threading.get_ident()
+        direct = self._direct.get(thread) if skip_guards else None
         if direct is not None and direct[0]() is model and not torch.compiler.is_compiling():
             out = direct[1](*args)
         else:
@@ -258,7 +261,11 @@ class CompiledDecoder:
             with stance:
                 out = self._fn(*args)
             if not skip_guards:
-                self._direct = self._direct_step(args)
+                found = self._direct_step(args)
+                if found is None:
+                    self._direct.pop(thread, None)
+                else:
+                    self._direct[thread] = found
         cache.advance(inputs["cache_position"].shape[0])
         return out
 

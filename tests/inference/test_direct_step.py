@@ -5,6 +5,8 @@ take effect. The ``eager`` backend traces the same code without needing a C++ co
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -74,12 +76,32 @@ def test_prepare_and_guarded_steps_drop_the_direct_step():
     torch._dynamo.reset()
     _compiled(model, _ids(1))
     decoder = C.compiled_decoder(model, EAGER)  # (prepares it again, as generate does)
-    assert decoder._direct is None
+    assert decoder._direct == {}
     _compiled(model, _ids(1))
-    assert decoder._direct is not None and decoder._direct[0]() is model
+    assert list(decoder._direct) == [threading.get_ident()] and decoder._direct[threading.get_ident()][0]() is model
     with torch.compiler.set_stance("force_eager"):  # a guarded step that dynamo does not look up
         _compiled(model, _ids(1))
-    assert decoder._direct is None
+    assert decoder._direct == {}
+
+
+def test_each_thread_runs_the_graph_of_its_own_run(direct_calls):
+    model = _llama()
+    torch._dynamo.reset()
+    eager = {rows: model.generate(_ids(rows), max_new_tokens=8, do_sample=False) for rows in (1, 2)}
+    _compiled(model, _ids(1))
+    decoder = C.compiled_decoder(model, EAGER)
+    _compiled(model, _ids(1))
+    mine = decoder._direct[threading.get_ident()]
+    results, ident = {}, []
+    other = threading.Thread(target=lambda: (ident.append(threading.get_ident()),
+                                             results.setdefault(2, _compiled(model, _ids(2)))))  # fmt: skip
+    other.start()
+    other.join()
+    # The other run's entry (batch 2) is kept for its thread only; its generate prepared the decoder again,
+    # which dropped this thread's (its next step is looked up with every guard).
+    assert list(decoder._direct) == ident and decoder._direct[ident[0]][1] is not mine[1]
+    results[1] = _compiled(model, _ids(1))
+    assert all(torch.equal(results[rows], eager[rows]) for rows in (1, 2))
 
 
 def test_a_replaced_weight_takes_effect_in_the_next_run(direct_calls):
