@@ -37,6 +37,8 @@ from its own weight row alone, so the grouped results are bit-identical to the p
 from __future__ import annotations
 
 import contextlib
+import threading
+import types
 import weakref
 from typing import Any
 
@@ -56,6 +58,7 @@ _DECODERS: weakref.WeakKeyDictionary[nn.Module, CompiledDecoder] = weakref.WeakK
 # model -> (members' (id, data_ptr) when packed, {member weight: Group}) of its int8 groups
 _INT8_TABLES: weakref.WeakKeyDictionary[nn.Module, tuple[list, dict]] = weakref.WeakKeyDictionary()
 INT8_INDEX = 1 << 20  # int8 groups are numbered from here (fp32 groups from 0; one table may hold both)
+_ARGS = ("model", "inputs", "kernels", "reductions", "groups")  # _decode_forward's parameters, in order
 
 
 def _decode_forward(model: nn.Module, inputs: dict[str, Any], kernels: bool, reductions: bool,
@@ -194,11 +197,16 @@ class CompiledDecoder:
         if self.kernels:
             DecodeKernels.prepare(compiled=True, reductions=self.reductions)
         self._fn = torch.compile(_decode_forward, **self.options)
+        # thread -> (weak model, the compiled step's code as a plain function): set by a guarded step, run
+        # by that thread's steps that skip guards (see __call__); dropped by prepare and by every guarded
+        # step. Per thread: runs of other shapes in other threads must not swap each other's graphs.
+        self._direct: dict[int, tuple[weakref.ref, Any]] = {}
         self.prepare(model)
 
     def prepare(self, model: nn.Module) -> int:
         """Pack fusable projections (see the module docstring) and move other weights into huge pages (CPU)
         where they were loaded or replaced since the last call; returns the bytes copied."""
+        self._direct.clear()  # (weights may be re-packed or replaced: the next step checks all guards)
         if not self.kernels:
             return 0
         # fp32 groups: only one-row steps compiled by inductor compute a group as one product (see routing);
@@ -238,14 +246,63 @@ class CompiledDecoder:
         """Run one step (keyword inputs as for ``model.forward``, with ``cache_position``), then count the
         written slots in ``cache``, as an eager forward does (the graph cannot change a host-side count).
 
-        ``skip_guards``: the caller vouches that the inputs match an earlier step of this run (shapes,
-        dtypes, model), so only the guards that tell compiled graphs apart are evaluated.
+        ``skip_guards``: the caller vouches that the inputs match the last step called without it (shapes,
+        dtypes, cache, model, grad mode), with no :meth:`prepare` since. On the CPU such a step runs the
+        code dynamo made for that step directly, without looking it up (see :meth:`_direct_step`);
+        otherwise only the guards that tell compiled graphs apart are evaluated.
         """
-        stance = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if skip_guards else contextlib.nullcontext()
-        with stance:
-            out = self._fn(model, inputs, self.kernels, self.reductions, self.groups)
+        args = (model, inputs, self.kernels, self.reductions, self.groups)
+        thread = threading.get_ident()
+        direct = self._direct.get(thread) if skip_guards else None
+        if direct is not None and direct[0]() is model and not torch.compiler.is_compiling():
+            out = direct[1](*args)
+        else:
+            stance = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if skip_guards else contextlib.nullcontext()
+            with stance:
+                out = self._fn(*args)
+            if not skip_guards:
+                found = self._direct_step(args)
+                if found is None:
+                    self._direct.pop(thread, None)
+                else:
+                    self._direct[thread] = found
         cache.advance(inputs["cache_position"].shape[0])
         return out
+
+    def _direct_step(self, args: tuple) -> tuple[weakref.ref, Any] | None:
+        """The code dynamo ran for this step, as a plain function of ``_decode_forward``'s arguments, or
+        ``None`` where that is not known to be one whole graph.
+
+        Looking the step up costs more than half a millisecond per call on the CPU even when guard
+        evaluation is skipped: the guards kept to tell graphs apart still walk the attribute chains to
+        every buffer (int8 weights and scales, cache tensors) and the groups table. Dynamo puts the entry
+        it ran first in its list; run again with inputs like these (the caller's promise), it would pick
+        the same one. Its code reads the parameters, buffers and inputs afresh (a weight replaced in place
+        of another of its shape takes effect), calls the compiled graph and applies its side effects, as
+        a looked-up call does. Only CPU steps, without the user's own compiled region around them, under
+        the default stance, and only a step traced whole (one graph, no resume function: after a graph
+        break the rest would run eagerly here).
+        """
+        if not self.kernels or torch.compiler.is_compiling() or torch._dynamo.config.disable:
+            return None
+        from torch._dynamo import eval_frame
+
+        if getattr(getattr(eval_frame, "_stance", None), "stance", None) != "default":
+            return None
+        try:
+            entries = eval_frame._debug_get_cache_entry_list(_decode_forward.__code__)
+        except Exception:  # (a private helper: without it, steps are looked up as before)
+            return None
+        if not entries:
+            return None
+        entry = entries[0]
+        names = entry.code.co_names
+        if sum(n.startswith("__compiled_fn") for n in names) != 1 or any(n.startswith("__resume_at") for n in names):
+            return None
+        if not entry.guard_manager.check(dict(zip(_ARGS, args))):
+            return None  # (not the entry that just ran: let dynamo look every step up)
+        step = types.FunctionType(entry.code, _decode_forward.__globals__, "_decode_step")
+        return weakref.ref(args[0]), step
 
 
 def compiled_decoder(model: nn.Module, compile_config: Any = None, fuse: bool | None = None) -> CompiledDecoder:
