@@ -143,3 +143,16 @@ def save_tiny_clip(folder: Path):
     model.save_pretrained(folder)
     T.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return model
+
+
+def clip_inputs(folder, seed: int) -> dict:
+    """Three padded texts (the saved tokenizer of ``folder``) and two random 32 px images for a tiny CLIP."""
+    import torch
+    import transformers as T
+
+    tokenizer = T.AutoTokenizer.from_pretrained(folder)
+    text = tokenizer(["a photo of a cat", "a dog", "this is an image of a bird tree"], padding=True,
+                     return_tensors="pt")
+    torch.manual_seed(seed)
+    return {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"],
+            "pixel_values": torch.randn(2, 3, 32, 32)}

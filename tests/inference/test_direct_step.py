@@ -9,22 +9,18 @@ import threading
 
 import pytest
 import torch
+from tiny_models import tiny_decode_llama
 
 from pretrained.inference import compiled as C
 from pretrained.inference import quant_kernels as Q
-from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
+from pretrained.models.llama import LlamaForCausalLM
 from pretrained.quantizers.int4_linear import Int8WeightOnlyLinear, replace_linears
 
 EAGER = {"backend": "eager", "fullgraph": True}
 
 
 def _llama(int8: bool = False) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=None, pad_token_id=0,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_decode_llama(64, 128)
     return replace_linears(model, Int8WeightOnlyLinear.from_linear) if int8 else model
 
 

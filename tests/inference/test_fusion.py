@@ -10,11 +10,12 @@ import operator
 import pytest
 import torch
 from layer_standins import Int8Linear
+from tiny_models import tiny_decode_llama
 from torch import nn
 
 from pretrained.inference.compiled import CompiledDecoder, compiled_decoder, fusable_groups
 from pretrained.inference.routing import DecodeKernels
-from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
+from pretrained.models.llama import LlamaForCausalLM
 
 # The eager backend runs the traced graph op by op: no C++ compiler needed, and fast.
 EAGER = {"backend": "eager", "fullgraph": True}
@@ -31,13 +32,7 @@ def _decoder(model: nn.Module, options: dict = EAGER, fuse: bool = True) -> Comp
 
 
 def _llama(layers: int = 2, bias: bool = False) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=None, pad_token_id=0,
-        attention_bias=bias, mlp_bias=bias,
-    )  # fmt: skip
-    return LlamaForCausalLM(config).eval()
+    return tiny_decode_llama(32, 64, layers, bias)
 
 
 def _generate(model: nn.Module, compiled: bool, rows: int = 1) -> torch.Tensor:

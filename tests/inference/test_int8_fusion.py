@@ -10,13 +10,14 @@ import copy
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_models import tiny_decode_llama
 from torch import nn
 
 from pretrained.generation.runner import RoutedLinears
 from pretrained.inference import quant_kernels as Q
 from pretrained.inference.compiled import compiled_decoder, fusable_groups, int8_group_table
 from pretrained.inference.routing import DecodeKernels
-from pretrained.models.llama import LlamaConfig, LlamaForCausalLM
+from pretrained.models.llama import LlamaForCausalLM
 from pretrained.quantizers.int4_linear import Int8WeightOnlyLinear, replace_linears
 
 pytestmark = pytest.mark.skipif(Q.load_kernels() is None, reason="needs AVX-512 and a C++ compiler")
@@ -28,13 +29,7 @@ _STEP = [128, 64, 256, 64] * 2
 
 
 def _llama(bias: bool = False, layers: int = 2) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=None, pad_token_id=0,
-        attention_bias=bias, mlp_bias=bias,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_decode_llama(64, 128, layers, bias)
     return replace_linears(model, Int8WeightOnlyLinear.from_linear)  # (the head stays fp32)
 
 

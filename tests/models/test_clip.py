@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as T
-from vision_fixtures import close, save_tiny_clip, tiny_clip_config
+from vision_fixtures import clip_inputs, close, save_tiny_clip, tiny_clip_config
 
 import pretrained as P
 
@@ -20,12 +20,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(folder):
-    tokenizer = T.AutoTokenizer.from_pretrained(folder)
-    text = tokenizer(["a photo of a cat", "a dog", "this is an image of a bird tree"], padding=True,
-                     return_tensors="pt")
-    torch.manual_seed(2)
-    return {"input_ids": text["input_ids"], "attention_mask": text["attention_mask"],
-            "pixel_values": torch.randn(2, 3, 32, 32)}
+    return clip_inputs(folder, seed=2)
 
 
 @pytest.fixture(scope="module")
