@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pretrained.generation.configuration_utils import GenerationConfig
 from pretrained.inference import kernels, quant_kernels
 from pretrained.inference.compiled import CompiledDecoder, int8_group_table, is_int8_layer
+from pretrained.inference.int8_dynamic import torchao_int8_weight_only
 from pretrained.inference.routing import DecodeKernels, plain_fp32_cpu
 from pretrained.loading.device_map import spans_devices
 from pretrained.modeling.cache import Cache, DynamicCache, EncoderDecoderCache, StaticCache
@@ -199,6 +200,16 @@ class RoutedLinears:
                 if forward is not None:
                     self.modules.append(module)
                     self.forwards.append(forward)
+        # torchao's int8 weight-only layers compute (x @ q.T) * scale through a float copy of the weight: the
+        # same product on the int8 kernel, reading a quarter of the bytes
+        torchao = [m for m in model.modules() if type(m) is torch.nn.Linear and "forward" not in vars(m)
+                   and torchao_int8_weight_only(m.weight) is not None]  # fmt: skip
+        if torchao and quant_kernels.load_kernels() is not None:
+            for module in torchao:
+                forward = self._torchao_routed(module)
+                if forward is not None:
+                    self.modules.append(module)
+                    self.forwards.append(forward)
 
     def _routed(self, module: torch.nn.Linear) -> Any:
         choose = self.router._linear  # None where the call is not one the kernels serve
@@ -268,6 +279,26 @@ class RoutedLinears:
             whole = op(x, *packed)
             cell[0] = (x, whole, 1)
             return whole[..., start:end]
+
+        return forward
+
+    @staticmethod
+    def _torchao_routed(module: torch.nn.Linear) -> Any:
+        """The prepared forward of a torchao int8 weight-only layer: the int8 kernel on the weight's own values
+        and scales while the layer keeps that weight and bias (anything else: the layer's own forward)."""
+        weight, bias = module.weight, module.bias
+        qdata, scale = torchao_int8_weight_only(weight)
+        if not quant_kernels.int8_weights_fit(qdata, scale, bias):
+            return None
+        k, op, float32 = qdata.shape[1], quant_kernels.int8_op(), torch.float32
+        most, pointers = quant_kernels.SMALL_ROWS * k, (qdata.data_ptr(), scale.data_ptr())
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if (torch.is_grad_enabled() or type(x) is not torch.Tensor or x.dtype is not float32 or not x.is_cpu
+                    or not x.dim() or x.shape[-1] != k or not 0 < x.numel() <= most or module.weight is not weight
+                    or module.bias is not bias or (weight.qdata.data_ptr(), weight.scale.data_ptr()) != pointers):  # fmt: skip
+                return F.linear(x, module.weight, module.bias)
+            return op(x, qdata, scale, bias)
 
         return forward
 

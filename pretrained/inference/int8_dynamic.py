@@ -137,25 +137,42 @@ def int8_dynamic_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: tor
     return out.reshape(*lead, n)
 
 
-def _torchao_int8_dynamic(weight: Any) -> bool:
-    """Whether ``weight`` is a torchao ``Int8Tensor`` of the int8-dynamic config with the settings this
-    route reproduces (symmetric per-row activations, per-row weight scales, no pre-scale)."""
+def _torchao_int8_per_row(weight: Any) -> bool:
+    """Whether ``weight`` is a torchao ``Int8Tensor`` with per-row int8 values and scales, symmetric (zero
+    points all zero) and without an activation pre-scale: what both routes below reproduce."""
     if type(weight).__name__ != "Int8Tensor" or not type(weight).__module__.startswith("torchao."):
         return False
-    kwargs = getattr(weight, "act_quant_kwargs", None)
-    if kwargs is None or getattr(weight, "act_pre_scale", None) is not None:
-        return False
-    if getattr(weight, "reduce_range", False) or getattr(weight, "act_quant_scale", None) is not None:
-        return False
-    if type(kwargs.granularity).__name__ != "PerRow" or getattr(kwargs.mapping_type, "name", "") != "SYMMETRIC":
-        return False
-    if getattr(kwargs, "reduce_range", False):
+    if getattr(weight, "act_pre_scale", None) is not None or getattr(weight, "reduce_range", False):
         return False
     qdata, scale = weight.qdata, weight.scale
     zero = getattr(weight, "zero_point", None)
     return (qdata.dim() == 2 and qdata.dtype == torch.int8 and qdata.device.type == "cpu"
             and list(weight.block_size) == [1, qdata.shape[1]] and scale.numel() == qdata.shape[0]
             and (zero is None or not bool(zero.any())))  # fmt: skip
+
+
+def _torchao_int8_dynamic(weight: Any) -> bool:
+    """Whether ``weight`` is a torchao ``Int8Tensor`` of the int8-dynamic config with the settings this
+    route reproduces (symmetric per-row activations, per-row weight scales, no pre-scale)."""
+    kwargs = getattr(weight, "act_quant_kwargs", None)
+    if kwargs is None or not _torchao_int8_per_row(weight) or getattr(weight, "act_quant_scale", None) is not None:
+        return False
+    if type(kwargs.granularity).__name__ != "PerRow" or getattr(kwargs.mapping_type, "name", "") != "SYMMETRIC":
+        return False
+    return not getattr(kwargs, "reduce_range", False)
+
+
+def torchao_int8_weight_only(weight: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The int8 values ``(out, in)`` and fp32 scales ``(out,)`` (views of the weight's own tensors) of a torchao
+    ``Int8Tensor`` made by ``Int8WeightOnlyConfig`` per row, whose layer computes ``(x @ q.T) * scale``: the
+    int8 weight-only kernel of :mod:`~pretrained.inference.quant_kernels` computes the same (``None`` for any
+    other weight, or when the tensors are not contiguous fp32 scales and int8 values on the CPU)."""
+    if getattr(weight, "act_quant_kwargs", True) is not None or not _torchao_int8_per_row(weight):
+        return None
+    qdata, scale = weight.qdata, weight.scale
+    if not qdata.is_contiguous() or not scale.is_contiguous() or scale.dtype != torch.float32:
+        return None
+    return qdata, scale.view(-1)
 
 
 def _prepare(weight: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:

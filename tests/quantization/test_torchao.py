@@ -111,3 +111,29 @@ def test_config_errors_and_round_trip():
     assert data == T.TorchAoConfig(Int8WeightOnlyConfig(), modules_to_not_convert=["lm_head"]).to_dict()
     again = P.TorchAoConfig.from_dict(json.loads(json.dumps(data)))
     assert again == config and type(again.quant_type) is Int8WeightOnlyConfig
+
+
+def test_weight_only_decode_steps_run_on_the_int8_kernel(llama_dir, monkeypatch):
+    """Eager generate() sends the few-row calls of torchao's int8 weight-only layers to our int8 kernel (the same
+    product on the layer's own int8 values and scales): every decode step of every such layer goes there, and
+    the tokens and scores are transformers' (its layers run torchao's own float path)."""
+    from pretrained.inference import quant_kernels
+
+    if quant_kernels.load_kernels() is None:
+        pytest.skip("the C++ kernels do not build here")
+    ref = T.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=T.TorchAoConfig(Int8WeightOnlyConfig()))
+    ours = P.LlamaForCausalLM.from_pretrained(llama_dir, quantization_config=P.TorchAoConfig(Int8WeightOnlyConfig()))
+    layers = [m for m in ours.modules() if type(m.__dict__.get("_parameters", {}).get("weight")).__name__ == "Int8Tensor"]
+    assert layers
+    calls = []
+    op = quant_kernels.int8_op()
+    monkeypatch.setattr(quant_kernels, "int8_op", lambda: lambda *args: calls.append(args[0].shape) or op(*args))
+    ids = INPUTS["llama"]["input_ids"]
+    options = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    expected, got = ref.generate(ids, **options), ours.generate(ids, **options)
+    assert torch.equal(got.sequences, expected.sequences)
+    torch.testing.assert_close(torch.stack(got.scores), torch.stack(expected.scores), atol=1e-4, rtol=0)
+    assert len(calls) == len(layers) * 5 and all(shape[0] == 2 for shape in calls)  # 5 steps after the prompt
+    with torch.no_grad():  # outside generate() the layers are torchao's own
+        ours(ids)
+    assert len(calls) == len(layers) * 5
