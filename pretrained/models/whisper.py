@@ -165,8 +165,11 @@ class WhisperEncoder(_Stack):
                              f"{expected}) (30 s of log-mel frames, padded), got {tuple(input_features.shape)}")
         weight = self.conv1.weight
         hidden = F.gelu(self.conv1(input_features.to(weight.device, weight.dtype)))
-        hidden = F.gelu(self.conv2(hidden)).transpose(1, 2)
-        hidden = hidden + self.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
+        hidden = F.gelu(self.conv2(hidden)).transpose(1, 2)  # (batch, frames, d_model), channel-strided
+        # positions first: the sum takes the first operand's layout, so the states come out contiguous
+        # (with the transposed convolution output first, every later add kept its channel-strided layout
+        # and each LayerNorm copied its input to contiguous first)
+        hidden = self.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype) + hidden
         hidden = F.dropout(hidden, self.dropout, self.training)
         # (no padding mask: Whisper attends to the padded silence too)
         return self._encode(hidden, None, output_attentions, output_hidden_states, return_dict)

@@ -68,6 +68,16 @@ def _chunks(samples: np.ndarray, extractor: Any, chunk_len: int, left: int, righ
             break
 
 
+def _cross_projections(decoder: Any) -> list[Any]:
+    """The key and value projections of ``decoder``'s cross-attention (its layers' ``encoder_attn``)."""
+    found = []
+    for layer in getattr(decoder, "layers", ()):
+        attention = getattr(layer, "encoder_attn", None)
+        found += [m for m in (getattr(attention, "k_proj", None), getattr(attention, "v_proj", None))
+                  if isinstance(m, torch.nn.Linear)]
+    return found
+
+
 class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
     """Speech to text with Whisper: ``pipe("speech.wav")`` → ``{"text": ...}``.
 
@@ -208,9 +218,11 @@ class AutomaticSpeechRecognitionPipeline(ChunkPipeline):
 
     def get_inference_context(self) -> Callable[[], Any]:
         # the encoder's many-row linears (1,500 frames a clip) on oneDNN's matmul, the mode entered around the
-        # encoder alone: in the decode steps it would only add a Python look at every torch call
-        return ManyRowsKernels.around_modules(super().get_inference_context(), [self.model.get_encoder()],
-                                              self.model)
+        # encoder alone (in the decode steps it would only add a Python look at every torch call) and around
+        # the decoder's cross-attention key / value projections, which read the encoder's 1,500 rows a clip
+        # once per generation (later steps take them from the cache)
+        modules = [self.model.get_encoder(), *_cross_projections(self.model.get_decoder())]
+        return ManyRowsKernels.around_modules(super().get_inference_context(), modules, self.model)
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return pad_collate(items, None)

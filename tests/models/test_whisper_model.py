@@ -46,6 +46,22 @@ def test_keys_and_forward(saved):
     torch.testing.assert_close(lb, la, atol=1e-5, rtol=1e-5)
 
 
+def test_encoder_states_are_contiguous(saved):
+    # the transposed convolution output, added first, left the states channel-strided through every layer
+    # (each LayerNorm then copied its input); the encoder's states stay equal to transformers'
+    ref, path = saved
+    ours = AutoModelForSpeechSeq2Seq.from_pretrained(path).eval()
+    seen = []
+    for layer in ours.model.encoder.layers:
+        layer.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    feats = _features(batch=3)
+    with torch.no_grad():
+        got = ours.model.encoder(feats).last_hidden_state
+        expected = ref.model.encoder(feats).last_hidden_state
+    assert seen == [True] * TINY["encoder_layers"]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_base_model_and_cached_steps(saved):
     ref, path = saved
     base = WhisperModel.from_pretrained(path).eval()

@@ -72,6 +72,20 @@ def test_matches_transformers(saved, kwargs):
     assert ours(clips, batch_size=2, **call) == [ours(c, **call) for c in clips]
 
 
+def test_inference_context_routes_encoder_and_cross_projections(saved):
+    # the encoder and the cross-attention key / value projections (many rows: the encoder's positions) run
+    # inside ManyRowsKernels for the length of the context; nothing else is swapped, and all is restored after
+    ours = pipeline("automatic-speech-recognition", model=str(saved))
+    encoder, decoder = ours.model.get_encoder(), ours.model.get_decoder()
+    cross = [m for layer in decoder.layers for m in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)]
+    others = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear) and all(m is not c for c in cross)]
+    assert len(cross) == 2 * TINY["decoder_layers"] and others
+    with ours.get_inference_context()():
+        assert "forward" in vars(encoder) and all("forward" in vars(m) for m in cross)
+        assert not any("forward" in vars(m) for m in others)
+    assert "forward" not in vars(encoder) and not any("forward" in vars(m) for m in cross)
+
+
 def test_pipeline_generation_defaults(saved):
     # the pipeline's 5 beams, and the model's max_length instead of the default max_new_tokens
     ref = transformers.pipeline("automatic-speech-recognition", model=str(saved))
