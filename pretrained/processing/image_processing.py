@@ -2,9 +2,12 @@
 ``BaseImageProcessor`` (convert → resize → crop → rescale → normalise); ``BatchFeature`` comes from
 :mod:`pretrained.processing.feature_extraction`.
 
-A processor's settings are its attributes; each call may override any of them. Per image, Pillow
-converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
-together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
+A processor's settings are its attributes; each call may override any of them. Where it applies (RGB and L
+images, uint8 arrays, a C++ compiler), one compiled loop per image resizes with Pillow's arithmetic,
+computing only the crop, and writes the normalised floats
+(:mod:`~pretrained.processing.resample_kernel`). Otherwise, per image, Pillow converts and resizes and numpy
+crops (a view); then the batch's pixels are rescaled and normalised together
+(:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
 threads to use (the CPUs this process may run on, capped by ``torch.get_num_threads()`` once torch is
 loaded), a batch's images resize on a thread pool (and are then normalised there, a share each), and a
 single image's resize is split into strips (:func:`~pretrained.processing.image_transforms.split_resize`),
@@ -343,8 +346,8 @@ class BaseImageProcessor(ImageProcessingMixin):
         channels, (_, _, width, height) = pixels.channels, plan.window
         table = self._table(channels, s)
         out = np.empty((len(images), channels, height, width), dtype=np.float32)
-        if len(images) == 1:
-            spans = T.row_shares(height, threads)
+        if len(images) == 1:  # a small image is not worth a thread hand-off
+            spans = T.row_shares(height, threads if pixels.width * pixels.height >= _SPLIT_MIN_PIXELS else 1)
             _pool_map(lambda span: plan.run(pixels, table.table, out[0, :, span[0]:span[1]], span), spans)
             return out
 
