@@ -218,7 +218,8 @@ AVX2 void vertical_row_avx2(const uint8_t* src, int64_t stride, const int32_t* k
     dst[j] = clip8(s);
   }
 }
-const bool kAvx2 = __builtin_cpu_supports("avx2");
+const bool kHasAvx2 = __builtin_cpu_supports("avx2");
+bool use_avx2 = kHasAvx2;  // resample_simd(0) turns the AVX2 loops off (to test the plain ones)
 #endif
 
 void table_row(const uint8_t* row, int cols, int pixel, int channels, const float* table, float* out,
@@ -234,7 +235,7 @@ void table_row(const uint8_t* row, int cols, int pixel, int channels, const floa
 void vertical_row(const uint8_t* src, int64_t stride, const int32_t* k, int m, int bytes, int32_t* acc,
                   uint8_t* dst) {
 #if HAVE_AVX2_PATH
-  if (kAvx2) return vertical_row_avx2(src, stride, k, m, bytes, dst);
+  if (use_avx2) return vertical_row_avx2(src, stride, k, m, bytes, dst);
 #endif
   vertical_row_plain(src, stride, k, m, bytes, acc, dst);
 }
@@ -251,7 +252,7 @@ void horizontal(const uint8_t* src, int pixel, const Axis& ax, uint8_t* dst) {
     case 3: horizontal_row<3>(src, ax, dst); break;
     default:
 #if HAVE_AVX2_PATH
-      if (kAvx2) { horizontal_row4_avx2(src, ax, dst); break; }
+      if (use_avx2) { horizontal_row4_avx2(src, ax, dst); break; }
 #endif
       horizontal_row<4>(src, ax, dst);
       break;
@@ -281,6 +282,16 @@ void* resample_plan(int in_w, int in_h, int out_w, int out_h, int filter, int cr
 }
 
 void resample_free(void* plan) { delete (Plan*)plan; }
+
+// Whether the AVX2 loops run (where the CPU has them); returns whether they now do.
+int resample_simd(int on) {
+#if HAVE_AVX2_PATH
+  use_avx2 = on && kHasAvx2;
+  return use_avx2;
+#else
+  return 0;
+#endif
+}
 
 // Kept rows [row_begin, row_end) (counted from the crop's top) of the planned resize of `src` (rows
 // `src_row` bytes apart, pixels `pixel` bytes apart, the first `channels` bytes of each pixel used), each
@@ -359,6 +370,8 @@ def _library() -> Any:
                     lib.resample_plan.restype = ptr
                     lib.resample_free.argtypes = [ptr]
                     lib.resample_free.restype = None
+                    lib.resample_simd.argtypes = [i32]
+                    lib.resample_simd.restype = i32
                     lib.resample_run.argtypes = [ptr, ptr, i64, i32, i32, ptr, ptr, i64, i64, i32, i32]
                     lib.resample_run.restype = None
                 except OSError:

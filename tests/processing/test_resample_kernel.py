@@ -26,12 +26,21 @@ def identity_table(channels):
     return np.tile(np.arange(256, dtype=np.float32), (channels, 1))
 
 
-def test_loop_agrees_with_this_pillow():
-    assert R.available()
+def test_loop_agrees_with_this_pillow(loops):
+    assert R.available() and R._check()
+
+
+@pytest.fixture(params=["simd", "plain"])
+def loops(request):
+    """Each test runs with the AVX2 loops (where the CPU has them) and with the plain C++ ones."""
+    lib = R._library()
+    lib.resample_simd(int(request.param == "simd"))
+    yield request.param
+    lib.resample_simd(1)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
-def test_random_resizes_equal_pillow(mode):
+def test_random_resizes_equal_pillow(mode, loops):
     rng = np.random.default_rng(11 if mode == "RGB" else 12)
     channels = len(mode)
     for trial in range(60):
@@ -75,7 +84,7 @@ def test_pixels_read_in_place_or_copied():
     assert (gray.width, gray.height, gray.channels) == (5, 4, 1)
 
 
-def test_image_in_several_blocks_is_copied(monkeypatch):
+def test_image_in_several_blocks_is_copied(loops):
     # Pillow keeps a large image in several memory blocks, which its Arrow export refuses: numpy copies it
     core = Image.core
     old = core.get_block_size()
