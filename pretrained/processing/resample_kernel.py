@@ -192,6 +192,36 @@ AVX2 void horizontal_row4_avx2(const uint8_t* src, const Axis& ax, uint8_t* dst)
   }
 }
 
+// Horizontal, 3-byte pixels: as above, each pair of pixels spread into two 4-lane halves by a byte shuffle.
+// The 8-byte load reads two bytes past the pair, so it is used only while a further pixel follows in the row.
+AVX2 void horizontal_row3_avx2(const uint8_t* src, const Axis& ax, int in_width, uint8_t* dst) {
+  const int n = (int)ax.first.size(), taps = ax.taps;
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const __m128i unpack = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  for (int i = 0; i < n; ++i) {
+    const int first = ax.first[i];
+    const uint8_t* p = src + (size_t)first * 3;
+    const int32_t* k = &ax.weights[(size_t)i * taps];
+    const int m = ax.count[i];
+    __m256i acc = _mm256_setzero_si256();
+    int t = 0;
+    for (; t + 2 <= m && first + t + 2 < in_width; t += 2) {
+      __m128i pair = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i*)(p + 3 * t)), unpack);
+      __m256i w = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i*)(k + t))),
+                                              spread);
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(pair), w));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    for (; t < m; ++t) {
+      const uint8_t* q = p + 3 * t;
+      s = _mm_add_epi32(s, _mm_mullo_epi32(_mm_setr_epi32(q[0], q[1], q[2], 0), _mm_set1_epi32(k[t])));
+    }
+    s = _mm_srai_epi32(_mm_add_epi32(s, _mm_set1_epi32(kHalf)), kBits);
+    int32_t packed = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(s, s), s));  // clamps to 0-255
+    std::memcpy(dst + 3 * i, &packed, 3);
+  }
+}
+
 // Vertical: 16 bytes of the row per step, the taps' sums kept in registers.
 AVX2 void vertical_row_avx2(const uint8_t* src, int64_t stride, const int32_t* k, int m, int bytes,
                             uint8_t* dst) {
@@ -246,10 +276,15 @@ struct Plan {
   Axis cols, rows;  // weights of the kept output columns and rows
 };
 
-void horizontal(const uint8_t* src, int pixel, const Axis& ax, uint8_t* dst) {
+void horizontal(const uint8_t* src, int pixel, const Axis& ax, int in_width, uint8_t* dst) {
   switch (pixel) {
     case 1: horizontal_row<1>(src, ax, dst); break;
-    case 3: horizontal_row<3>(src, ax, dst); break;
+    case 3:
+#if HAVE_AVX2_PATH
+      if (use_avx2) { horizontal_row3_avx2(src, ax, in_width, dst); break; }
+#endif
+      horizontal_row<3>(src, ax, dst);
+      break;
     default:
 #if HAVE_AVX2_PATH
       if (use_avx2) { horizontal_row4_avx2(src, ax, dst); break; }
@@ -317,7 +352,7 @@ void resample_run(const void* plan_ptr, const uint8_t* src, int64_t src_row, int
     for (int r = row_begin; r < row_end; ++r, dst += out_row) {
       vertical_row(src + p.rows.first[r] * src_row + (int64_t)c0 * pixel, src_row,
                    &p.rows.weights[(size_t)r * p.rows.taps], p.rows.count[r], span, acc.data(), mid.data());
-      horizontal(mid.data(), pixel, shifted, line.data());
+      horizontal(mid.data(), pixel, shifted, c1 - c0, line.data());
       table_row(line.data(), cw, pixel, channels, table, dst, out_plane);
     }
     return;
@@ -332,7 +367,7 @@ void resample_run(const void* plan_ptr, const uint8_t* src, int64_t src_row, int
     mid_row = (int64_t)cw * pixel;
     buffer.resize((size_t)(y1 - y0) * mid_row);
     for (int y = y0; y < y1; ++y)
-      horizontal(src + (int64_t)y * src_row, pixel, p.cols, buffer.data() + (size_t)(y - y0) * mid_row);
+      horizontal(src + (int64_t)y * src_row, pixel, p.cols, p.in_w, buffer.data() + (size_t)(y - y0) * mid_row);
     mid = buffer.data();
   }
   std::vector<int32_t> acc(p.need_v ? (size_t)cw * pixel : 0);
