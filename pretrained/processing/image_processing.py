@@ -355,7 +355,8 @@ class BaseImageProcessor(ImageProcessingMixin):
             for i in range(k, len(images), parts):
                 image = first if i == 0 else self._converted(images[i], s)
                 planned = self._plan(image, s)
-                if planned is not None and planned[0].window[2:] == (width, height) and planned[1].channels == channels:
+                if planned is not None and planned[0].window[2:] == (width, height) and (
+                        planned[1].channels == channels):
                     planned[0].run(planned[1], table.table, out[i], (0, height))
                     continue
                 resized = self._resized(image, s, converted=True)

@@ -176,8 +176,8 @@ AVX2 void horizontal_row4_avx2(const uint8_t* src, const Axis& ax, uint8_t* dst)
     int t = 0;
     for (; t + 2 <= m; t += 2) {
       __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(p + 4 * t)));
-      __m256i w = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i*)(k + t))),
-                                              spread);
+      __m128i pair_w = _mm_loadl_epi64((const __m128i*)(k + t));
+      __m256i w = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(pair_w), spread);
       acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, w));
     }
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
@@ -207,8 +207,8 @@ AVX2 void horizontal_row3_avx2(const uint8_t* src, const Axis& ax, int in_width,
     int t = 0;
     for (; t + 2 <= m && first + t + 2 < in_width; t += 2) {
       __m128i pair = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i*)(p + 3 * t)), unpack);
-      __m256i w = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i*)(k + t))),
-                                              spread);
+      __m128i pair_w = _mm_loadl_epi64((const __m128i*)(k + t));
+      __m256i w = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(pair_w), spread);
       acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(pair), w));
     }
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
@@ -367,7 +367,8 @@ void resample_run(const void* plan_ptr, const uint8_t* src, int64_t src_row, int
     mid_row = (int64_t)cw * pixel;
     buffer.resize((size_t)(y1 - y0) * mid_row);
     for (int y = y0; y < y1; ++y)
-      horizontal(src + (int64_t)y * src_row, pixel, p.cols, p.in_w, buffer.data() + (size_t)(y - y0) * mid_row);
+      horizontal(src + (int64_t)y * src_row, pixel, p.cols, p.in_w,
+                 buffer.data() + (size_t)(y - y0) * mid_row);
     mid = buffer.data();
   }
   std::vector<int32_t> acc(p.need_v ? (size_t)cw * pixel : 0);
@@ -375,7 +376,8 @@ void resample_run(const void* plan_ptr, const uint8_t* src, int64_t src_row, int
     const uint8_t* row;
     if (p.need_v) {
       vertical_row(mid + (int64_t)(p.rows.first[r] - y0) * mid_row, mid_row,
-                   &p.rows.weights[(size_t)r * p.rows.taps], p.rows.count[r], cw * pixel, acc.data(), line.data());
+                   &p.rows.weights[(size_t)r * p.rows.taps], p.rows.count[r], cw * pixel, acc.data(),
+                   line.data());
       row = line.data();
     } else {
       row = mid + (int64_t)(p.crop_y + r - y0) * mid_row;
@@ -428,8 +430,17 @@ class Plan:
         window: tuple[int, int, int, int],
         vertical_first: bool,
     ) -> None:
+        left, top, width, height = window
+        if (
+            min(*in_size, *out_size, width, height) <= 0
+            or left < 0
+            or top < 0
+            or left + width > out_size[0]
+            or top + height > out_size[1]
+        ):
+            raise ValueError(f"cannot plan {in_size} -> {out_size} keeping {window}")
         self._lib = lib
-        self.window = window
+        self.in_size, self.window = tuple(in_size), tuple(window)
         self._ptr = lib.resample_plan(
             in_size[0], in_size[1], out_size[0], out_size[1], int(resample), *window, int(vertical_first)
         )
@@ -443,7 +454,26 @@ class Plan:
 
     def run(self, pixels: Pixels, table: np.ndarray, out: np.ndarray, rows: tuple[int, int]) -> None:
         """Kept rows ``rows`` (from the window's top) into ``out``, a ``(C, rows, width)`` float32 view whose
-        rows are contiguous."""
+        rows are contiguous, through ``table`` (``(C, 256)`` float32, C-contiguous).
+
+        Raises:
+            ValueError: pixels, table, rows or ``out`` that do not fit the plan (the loop would write or read
+                out of bounds).
+        """
+        channels, count = pixels.channels, rows[1] - rows[0]
+        if (
+            (pixels.width, pixels.height) != self.in_size
+            or not 0 <= rows[0] <= rows[1] <= self.window[3]
+            or out.dtype != np.float32
+            or out.shape != (channels, count, self.window[2])
+            or (count and out.strides[2] != 4)
+            or min(out.strides) < 0
+            or not out.flags.writeable
+            or table.dtype != np.float32
+            or table.shape != (channels, 256)
+            or not table.flags.c_contiguous
+        ):
+            raise ValueError("pixels, table, rows or output that do not fit this plan")
         self._lib.resample_run(
             self._ptr,
             pixels.address,
@@ -558,13 +588,22 @@ def plan(
     resample: int,
     window: tuple[int, int, int, int] | None = None,
 ) -> Plan | None:
-    """A :class:`Plan` for resizing ``in_size`` to ``out_size`` (both ``(width, height)``) with Pillow's filter
-    ``resample`` (1-5), keeping ``window`` (``(left, top, width, height)`` inside the output; all of it by
+    """A :class:`Plan` for resizing ``in_size`` to ``out_size`` (both ``(width, height)``) with Pillow's
+    filter ``resample`` (1-5), keeping ``window`` (``(left, top, width, height)`` inside the output; all of it by
     default); ``None`` when the loop is unavailable or does not agree with this Pillow."""
     if int(resample) not in (1, 2, 3, 4, 5) or not available():
         return None
-    window = window or (0, 0, out_size[0], out_size[1])
-    key = (in_size, out_size, int(resample), window)
+    window = tuple(window or (0, 0, out_size[0], out_size[1]))
+    left, top, width, height = window
+    if (
+        min(*in_size, *out_size, width, height) <= 0
+        or left < 0
+        or top < 0
+        or left + width > out_size[0]
+        or top + height > out_size[1]
+    ):
+        return None
+    key = (tuple(in_size), tuple(out_size), int(resample), window)
     found = _PLANS.get(key)
     if found is None:
         from pretrained.processing.image_transforms import pillow_vertical_first
@@ -630,7 +669,7 @@ def _check() -> bool:
                     done = Plan(
                         lib, image.size, size, resample, window, pillow_vertical_first(*image.size, *size)
                     )
-                    done.run(source, table, out, (0, height // 2))
+                    done.run(source, table, out[:, : height // 2], (0, height // 2))
                     done.run(source, table, out[:, height // 2 :], (height // 2, height))
                     if not np.array_equal(out, crop):
                         return False

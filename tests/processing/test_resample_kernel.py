@@ -169,3 +169,23 @@ def test_batch_with_an_image_the_loop_does_not_take(monkeypatch):
     assert torch.equal(
         ours(images, return_tensors="pt")["pixel_values"], theirs(images, return_tensors="pt")["pixel_values"]
     )
+
+
+def test_plans_and_runs_refuse_what_does_not_fit():
+    assert R.plan((10, 10), (0, 5), 2) is None
+    assert R.plan((10, 10), (8, 8), 2, (4, 0, 5, 8)) is None  # the window leaves the output
+    assert R.plan((10, 10), (8, 8), 0) is None  # nearest is Pillow's own path
+    plan = R.plan((10, 12), (8, 6), 2, (1, 1, 5, 4))
+    image = random_image(np.random.default_rng(0), "RGB", 12, 10)
+    pixels, table = R.pil_pixels(image), identity_table(3)
+    plan.run(pixels, table, np.empty((3, 4, 5), np.float32), (0, 4))
+    bad = [
+        (R.pil_pixels(random_image(np.random.default_rng(0), "RGB", 11, 10)), table, (3, 4, 5), (0, 4)),
+        (pixels, identity_table(1), (3, 4, 5), (0, 4)),
+        (pixels, table, (3, 4, 6), (0, 4)),
+        (pixels, table, (3, 4, 5), (0, 5)),
+        (pixels, table, (3, 3, 5), (0, 4)),
+    ]
+    for source, lookup, shape, rows in bad:
+        with pytest.raises(ValueError):
+            plan.run(source, lookup, np.empty(shape, np.float32), rows)
