@@ -495,7 +495,8 @@ class _ArrowArray(ctypes.Structure):
 
 _ArrowArray._fields_ = [  # the Arrow C data interface's ArrowArray
     ("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
-    ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64), ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
     ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))), ("dictionary", ctypes.c_void_p),
     ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p),
 ]  # fmt: skip
@@ -589,33 +590,22 @@ def plan(
     window: tuple[int, int, int, int] | None = None,
 ) -> Plan | None:
     """A :class:`Plan` for resizing ``in_size`` to ``out_size`` (both ``(width, height)``) with Pillow's
-    filter ``resample`` (1-5), keeping ``window`` (``(left, top, width, height)`` inside the output; all of it by
-    default); ``None`` when the loop is unavailable or does not agree with this Pillow."""
+    filter ``resample`` (1-5), keeping ``window`` (``(left, top, width, height)`` inside the output; all of
+    it by default); ``None`` when the loop is unavailable or does not agree with this Pillow, or for sizes
+    and windows it cannot plan."""
     if int(resample) not in (1, 2, 3, 4, 5) or not available():
         return None
     window = tuple(window or (0, 0, out_size[0], out_size[1]))
-    left, top, width, height = window
-    if (
-        min(*in_size, *out_size, width, height) <= 0
-        or left < 0
-        or top < 0
-        or left + width > out_size[0]
-        or top + height > out_size[1]
-    ):
-        return None
     key = (tuple(in_size), tuple(out_size), int(resample), window)
     found = _PLANS.get(key)
     if found is None:
         from pretrained.processing.image_transforms import pillow_vertical_first
 
-        found = Plan(
-            _library(),
-            in_size,
-            out_size,
-            resample,
-            window,
-            pillow_vertical_first(in_size[0], in_size[1], out_size[0], out_size[1]),
-        )
+        order = pillow_vertical_first(in_size[0], in_size[1], out_size[0], out_size[1])
+        try:
+            found = Plan(_library(), in_size, out_size, resample, window, order)
+        except ValueError:  # an empty size, or a window outside the output
+            return None
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[key] = found
