@@ -22,8 +22,11 @@ and loaded by both. Inputs: ``--image-inputs`` synthetic RGB PIL images of 300-6
 gradients plus noise). Measured: preprocessing alone (``processor(images, return_tensors="pt")`` over
 slices of B images; transformers' ``ViTImageProcessorPil``, since torchvision is not installed) and the
 whole pipeline at each batch size. pretrained's processor resizes on min(cores, torch threads) threads:
-a batch's images spread over them, a single image's resize split into strips (each thread normalising its own);
-``--no-split-resize`` keeps single images on one thread (to compare both on a quiet machine).
+a batch's images spread over them, a single image's output rows shared by them; ``--no-split-resize`` keeps
+single images on one thread (to compare both on a quiet machine). Where a C++ compiler is found, the resize,
+rescale and normalise of RGB images are one compiled loop with Pillow's arithmetic
+(``processing/resample_kernel.py``; ``PRETRAINED_RESAMPLE_KERNEL=0`` resizes with Pillow instead, cut into
+strips per pass; the JSON setup says which ran).
 Rescale and normalise run in a small compiled loop where a C++ compiler is found (built once, cached);
 ``PRETRAINED_PIXEL_KERNEL=0`` runs them in numpy instead (the JSON setup says which ran).
 
@@ -150,6 +153,12 @@ def _pixel_kernel_available() -> bool:
     from pretrained.processing import pixel_kernel
 
     return pixel_kernel.available()
+
+
+def _resample_kernel_available() -> bool:
+    from pretrained.processing import resample_kernel
+
+    return resample_kernel.available()
 
 
 def image_rows(args, folder: str) -> list[dict]:
@@ -357,6 +366,7 @@ def main() -> None:
              "speech_inputs": args.speech_inputs, "repeats": args.repeats, "cheap_repeats": args.cheap_repeats,
              "python": platform.python_version(),
              "pixel_kernel": "image-classification" in args.tasks and _pixel_kernel_available(),
+             "resample_kernel": "image-classification" in args.tasks and _resample_kernel_available(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "pretrained": pretrained.__version__, "threads": torch.get_num_threads(),
              "machine": platform.machine(), "model": "all-MiniLM-L6-v2"}

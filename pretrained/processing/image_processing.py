@@ -2,9 +2,12 @@
 ``BaseImageProcessor`` (convert → resize → crop → rescale → normalise); ``BatchFeature`` comes from
 :mod:`pretrained.processing.feature_extraction`.
 
-A processor's settings are its attributes; each call may override any of them. Per image, Pillow
-converts and resizes and numpy crops (a view); then the batch's pixels are rescaled and normalised
-together (:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
+A processor's settings are its attributes; each call may override any of them. Where it applies (RGB and L
+images, uint8 arrays, a C++ compiler), one compiled loop per image resizes with Pillow's arithmetic,
+computing only the crop, and writes the normalised floats
+(:mod:`~pretrained.processing.resample_kernel`). Otherwise, per image, Pillow converts and resizes and numpy
+crops (a view); then the batch's pixels are rescaled and normalised together
+(:class:`~pretrained.processing.image_transforms.PixelTable` for uint8 pixels). With two or more
 threads to use (the CPUs this process may run on, capped by ``torch.get_num_threads()`` once torch is
 loaded), a batch's images resize on a thread pool (and are then normalised there, a share each), and a
 single image's resize is split into strips (:func:`~pretrained.processing.image_transforms.split_resize`),
@@ -24,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pretrained.processing import image_transforms as T
+from pretrained.processing import resample_kernel as R
 from pretrained.processing.feature_extraction import IMAGE_PROCESSOR_NAME, BatchFeature, ProcessorSettings
 from pretrained.processing.image_utils import (
     ChannelDimension,
@@ -225,6 +229,9 @@ class BaseImageProcessor(ImageProcessingMixin):
         self._validate(settings)
         images = make_flat_list_of_images(images)
         threads = _threads()
+        fused = self._fused(images, settings, threads)
+        if fused is not None:
+            return BatchFeature({"pixel_values": fused}, tensor_type=settings["return_tensors"])
         if len(images) == 1 and threads >= 2:
             image = self._converted(images[0], settings)
             pixels = self._split_single(image, settings, threads)
@@ -293,6 +300,73 @@ class BaseImageProcessor(ImageProcessingMixin):
             crop = s["crop_size"]
             image = T.center_crop(image, (crop["height"], crop["width"]))
         return image
+
+    # --- the compiled path: resize, crop, rescale and normalise in one loop per image ------------------
+    @staticmethod
+    def _fusable(s: dict[str, Any]) -> bool:
+        return bool(s["do_resize"] and (s["do_rescale"] or s["do_normalize"]) and s["return_tensors"] in ("pt", "np")
+                    and s["data_format"] not in (ChannelDimension.LAST, "channels_last")
+                    and s["resample"] != PILImageResampling.NEAREST)
+
+    def _plan(self, image: Any, s: dict[str, Any]) -> tuple[R.Plan, R.Pixels] | None:
+        """How the compiled loop makes one converted image's pixel values (a plan and the pixels it reads), or
+        ``None`` where it does not apply (other modes or dtypes, a crop larger than the image, no loop)."""
+        if is_pil_image(image):
+            pixels = R.pil_pixels(image)
+        elif isinstance(image, np.ndarray) and image.dtype == np.uint8:
+            pixels = R.array_pixels(image) or R.array_pixels(np.ascontiguousarray(image))
+        else:
+            return None
+        if pixels is None:
+            return None
+        height, width = T.get_resize_output_image_size(pixels.height, pixels.width, s["size"])
+        crop_height, crop_width = height, width
+        if s["do_center_crop"]:
+            crop_height, crop_width = s["crop_size"]["height"], s["crop_size"]["width"]
+        top, left = (height - crop_height) // 2, (width - crop_width) // 2  # center_crop's offsets
+        if top < 0 or left < 0 or crop_height <= 0 or crop_width <= 0:
+            return None  # a crop larger than the image pads it: the general path does that
+        plan = R.plan((pixels.width, pixels.height), (width, height), s["resample"],
+                      (left, top, crop_width, crop_height))
+        return None if plan is None else (plan, pixels)
+
+    def _fused(self, images: list[Any], s: dict[str, Any], threads: int) -> np.ndarray | None:
+        """The batch's ``(N, C, H, W)`` pixel values from the compiled loop
+        (:mod:`~pretrained.processing.resample_kernel`: Pillow's resampling arithmetic, only the kept crop
+        computed, rows written through the pixel table), or ``None`` where it does not apply (then the
+        general path runs). A single image's rows are shared by ``threads`` threads; a batch's images spread
+        over them. An image the loop does not take takes the general path into its slot, if its shape fits."""
+        if not self._fusable(s) or not R.available():
+            return None
+        first = self._converted(images[0], s)
+        planned = self._plan(first, s)
+        if planned is None:
+            return None
+        plan, pixels = planned
+        channels, (_, _, width, height) = pixels.channels, plan.window
+        table = self._table(channels, s)
+        out = np.empty((len(images), channels, height, width), dtype=np.float32)
+        if len(images) == 1:  # a small image is not worth a thread hand-off
+            spans = T.row_shares(height, threads if pixels.width * pixels.height >= _SPLIT_MIN_PIXELS else 1)
+            _pool_map(lambda span: plan.run(pixels, table.table, out[0, :, span[0]:span[1]], span), spans)
+            return out
+
+        def fill(k: int) -> bool:  # every parts-th image from the k-th
+            for i in range(k, len(images), parts):
+                image = first if i == 0 else self._converted(images[i], s)
+                planned = self._plan(image, s)
+                if planned is not None and planned[0].window[2:] == (width, height) and (
+                        planned[1].channels == channels):
+                    planned[0].run(planned[1], table.table, out[i], (0, height))
+                    continue
+                resized = self._resized(image, s, converted=True)
+                if resized.shape != (height, width, channels) or resized.dtype != np.uint8:
+                    return False
+                table.apply_into(resized, out[i])
+            return True
+
+        parts = min(threads, len(images))
+        return out if all(_pool_map(fill, range(parts))) else None
 
     def _split_single(self, image: Any, s: dict[str, Any], threads: int) -> np.ndarray | None:
         """One large converted PIL image processed on ``threads`` threads from resize to normalised pixels, or

@@ -173,7 +173,8 @@ def pillow_vertical_first(in_width: int, in_height: int, width: int, height: int
     return height < in_height and in_height - height > 2 * (in_width - width)
 
 
-def _strips(length: int, parts: int) -> list[tuple[int, int]]:
+def row_shares(length: int, parts: int) -> list[tuple[int, int]]:
+    """``range(length)`` cut into at most ``parts`` nearly equal, non-empty ``(start, end)`` spans."""
     edges = [length * i // parts for i in range(parts + 1)]
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
@@ -186,7 +187,7 @@ def _pass(image: Any, width: int, height: int, resample: int, parts: int,
     Image = require_pil()
     in_width, in_height = image.size
     horizontal = width != in_width
-    spans = _strips(in_height if horizontal else in_width, parts)
+    spans = row_shares(in_height if horizontal else in_width, parts)
 
     def strip(span: tuple[int, int]) -> Any:
         a, b = span
@@ -264,7 +265,8 @@ def _split_agrees_with_pillow() -> bool:
         pixels = rng.integers(0, 256, (61, 47, channels), dtype=np.uint8)
         image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
         # shrinking the height most runs the vertical pass first on Pillow 13; the others horizontal first
-        for size in ((23, 19), (40, 8), (90, 30), (30, 90), (47, 20)):
+        # (40, 47) and (40, 46): either side of Pillow 13's rule for which pass runs first
+        for size in ((23, 19), (40, 8), (90, 30), (30, 90), (47, 20), (40, 47), (40, 46)):
             for resample in (1, 2, 3, 4, 5):
                 ours = split_resize(image, size, resample, 3)
                 if not np.array_equal(np.asarray(ours), np.asarray(image.resize(size, resample))):

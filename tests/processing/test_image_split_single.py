@@ -15,6 +15,7 @@ from vision_fixtures import random_image
 import pretrained as P
 import pretrained.processing.image_processing as IP
 from pretrained.processing import image_transforms as IT
+from pretrained.processing import resample_kernel as R
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
@@ -53,6 +54,7 @@ def test_rgba_at_its_target_size_is_copied():
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_single_images_split_end_to_end(monkeypatch, threads):
+    monkeypatch.setattr(R, "available", lambda: False)  # the Pillow path the compiled loop otherwise replaces
     rng = np.random.default_rng(threads)
     cases = [
         (dict(), dict()),
@@ -93,8 +95,11 @@ def test_single_images_split_end_to_end(monkeypatch, threads):
     assert True in split_calls and False in split_calls  # both the split path and its fallback ran
 
 
-def test_batches_normalise_on_threads(monkeypatch):
+@pytest.mark.parametrize("kernel", [True, False])
+def test_batches_normalise_on_threads(monkeypatch, kernel):
     monkeypatch.setattr(IP, "_threads", lambda: 2)
+    if not kernel:
+        monkeypatch.setattr(R, "available", lambda: False)
     rng = np.random.default_rng(5)
     images = [random_image(rng, "RGB", int(rng.integers(100, 300)), int(rng.integers(100, 300))) for _ in range(5)]
     ours, theirs = P.ViTImageProcessor(), T.ViTImageProcessorPil()
