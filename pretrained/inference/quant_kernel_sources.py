@@ -404,8 +404,9 @@ VNNI static bool split_digits(const float* x, int8_t* xd, int32_t* vs, float* pw
       std::frexp(amax, &ex);  // amax = f * 2^ex, f in [0.5, 1); 0 gives ex = 0
       int e = 23 - ex;
       if (std::nearbyint(std::ldexp((double)amax, e)) > 8355711.0) --e;
-      // 2^-e stays a normal float; groups whose |x| are all below 2^-77 keep steps of 2^-101
-      if (e > 100) e = 100;
+      // 2^e stays a float and 2^-e an exact (subnormal) one: groups whose |x| are all below 2^-104
+      // keep steps of 2^-127, near fp32's own subnormal spacing (2^-149)
+      if (e > 127) e = 127;
       const __m512 up = _mm512_set1_ps(std::ldexp(1.0f, e));
       pw[r * G + g] = std::ldexp(1.0f, -e);
       __m512i sum[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};

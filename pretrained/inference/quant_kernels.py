@@ -72,13 +72,20 @@ def load_kernels() -> dict[str, Any] | None:
                 from torch._inductor.codecache import CppCodeCache
 
                 # the VNNI functions carry their own target attribute: the rest runs on any AVX-512 CPU
-                lib = CppCodeCache.load(KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3"))
-                int4_args = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                lib = CppCodeCache.load(
+                    KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3")
+                )
+                int4_args = (
+                    [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                )
                 signatures = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
                               "int4": ("int4_rows_linear", int4_args),
                               "int4_float": ("int4_rows_linear_float", int4_args)}  # fmt: skip
                 if cpu_has_vnni():
-                    signatures["int8_vnni"] = ("int8_rows_linear_vnni", [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3)
+                    signatures["int8_vnni"] = (
+                        "int8_rows_linear_vnni",
+                        [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3,
+                    )
                     signatures["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
                 found = {}
                 for key, (symbol, argtypes) in signatures.items():
@@ -171,7 +178,9 @@ def _x_fits(x: torch.Tensor, k: int) -> bool:
     return x.dtype == torch.float32 and x.device.type == "cpu" and x.shape[-1] == k
 
 
-def _rows_call(key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tensor | None, tail: tuple) -> torch.Tensor:
+def _rows_call(
+    key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tensor | None, tail: tuple
+) -> torch.Tensor:
     """Run the ctypes kernel ``key`` as ``fn(x, *args, bias, out, rows, n, in, *tail)``: the argument order
     all four kernels share (``args``: the weight tensors' pointers and flags)."""
     x = x.contiguous()
@@ -182,7 +191,9 @@ def _rows_call(key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tenso
     return out
 
 
-def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def int8_rows_cpp(
+    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """The C++ int8 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
     ext = _built.get("ext_ops")
     if ext is not None:
@@ -237,7 +248,9 @@ def int4_rows_vnni(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, 
     ext = _built.get("ext_ops")
     if ext is not None:
         return ext["int4_vnni"](x, qweight, zeros, scales, group_size, bias)
-    return _rows_call("int4_vnni", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
+    return _rows_call(
+        "int4_vnni", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,)
+    )
 
 
 def quantize_activations(x: torch.Tensor) -> torch.Tensor:
@@ -268,7 +281,9 @@ def _register_ops() -> None:
     lib.define("int4_rows_linear_float(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, "
                "Tensor? bias) -> Tensor")  # fmt: skip
     lib.impl("int4_rows_linear_float", int4_rows_cpp_float, "CPU")
-    lib.define("int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor")
+    lib.define(
+        "int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor"
+    )
     lib.define("int4_rows_linear_vnni(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, "
                "Tensor? bias) -> Tensor")  # fmt: skip
     if vnni_ready():
@@ -334,14 +349,20 @@ def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias
         return int8_rows_cpp(x, weight, scale, bias)
     xf = x.float()
     if route == "reduction":
-        xf = torch.ops.prims.inductor_force_stride_order(xf, xf.stride()) if torch.compiler.is_compiling() else xf
+        xf = (
+            torch.ops.prims.inductor_force_stride_order(xf, xf.stride())
+            if torch.compiler.is_compiling()
+            else xf
+        )
         out = (xf.unsqueeze(-2) * weight.float()).sum(-1) * scale
     else:
         out = F.linear(xf, weight.float()) * scale
     return (out if bias is None else out + bias.float()).to(x.dtype)
 
 
-def int4_dequantize(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int) -> torch.Tensor:
+def int4_dequantize(
+    qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int
+) -> torch.Tensor:
     """The fp32 weight ``(out, in)`` of GPTQ-layout words with contiguous groups."""
     k8, n = qweight.shape
     shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=qweight.device)
