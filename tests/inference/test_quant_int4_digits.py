@@ -161,3 +161,26 @@ def test_greedy_tokens_equal_the_fp32_kernel_and_dequantized():
                 m.kernel = kernel
         tokens[kernel] = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
     assert torch.equal(tokens["auto"], tokens["cpp_float"]) and torch.equal(tokens["auto"], tokens["dequant"])
+
+
+@pytest.mark.slow  # builds a torch C++ extension the first time on a machine (minutes)
+def test_extension_operators_give_the_ctypes_kernels_bits():
+    if not Q.load_torch_ops():
+        pytest.skip("the torch C++ extension did not build (no torch headers or compiler)")
+    qweight, zeros, scales = int4_tensors(k=256, n=112, group_size=64, scale_dtype=torch.float32, seed=4)
+    x, bias = torch.randn(3, 256), torch.randn(112)
+    args = (qweight.data_ptr(), zeros.data_ptr(), scales.data_ptr(), 1)
+    ops = torch.ops.pretrained_quant
+    for op, key in ((ops.int4_rows_linear, "int4"), (ops.int4_rows_linear_float, "int4_float")):
+        expected = Q._rows_call(key, x, 112, args, bias, (64,))
+        torch.testing.assert_close(op(x, qweight, zeros, scales, 64, bias), expected, atol=0, rtol=0)
+    model = torch.nn.Sequential(GPTQLinear.from_linear(torch.nn.Linear(256, 112), 4, 64)).eval()
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)(x)
+        model[0].kernel = "cpp_float"
+        torch._dynamo.reset()
+        compiled_fp32 = torch.compile(model, fullgraph=True, dynamic=False)(x)
+        eager_fp32 = model(x)
+    torch.testing.assert_close(compiled, eager, atol=0, rtol=0)  # the same operator, eager and compiled
+    torch.testing.assert_close(compiled_fp32, eager_fp32, atol=0, rtol=0)
