@@ -471,15 +471,31 @@ VNNI static inline void int4_tile_digits(const int32_t* __restrict xd, const int
   }
 }
 
-template <int R, int T>
+// Rows in blocks of at most RB over one tile: 3 * RB * T accumulators must stay in registers (GCC spills
+// the accumulator array past about 12 vectors here); a second block rereads the tile's words from L1.
+template <int R, int T, int RB>
+VNNI static inline void int4_tile_digit_rows(const int32_t* xd, const int32_t* vs, const float* pw,
+                                             const int32_t* qw, const uint8_t* z, const void* s, bool s32, float* y,
+                                             int64_t n0, int64_t N, int64_t K, int64_t gs, int64_t g) {
+  if constexpr (R <= RB) {
+    int4_tile_digits<R, T>(xd, vs, pw, qw, z, s, s32, y, n0, N, K, gs, g);
+  } else {
+    int4_tile_digits<RB, T>(xd, vs, pw, qw, z, s, s32, y, n0, N, K, gs, g);
+    const int64_t G = K / gs;
+    int4_tile_digit_rows<R - RB, T, RB>(xd + RB * 3 * K / 4, vs + RB * G * 3, pw + RB * G, qw, z, s, s32,
+                                        y + RB * N, n0, N, K, gs, g);
+  }
+}
+
+template <int R, int T, int RB>
 VNNI static void int4_rows_digits(const int32_t* xd, const int32_t* vs, const float* pw, const int32_t* qw,
                                   const uint8_t* z, const void* s, bool s32, const float* b, float* y, int64_t N,
                                   int64_t K, int64_t gs) {
   const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
   init_bias(y, b, R, N);
   over_tiles(wide + narrow, K / gs, [&](int64_t i, int64_t g) {
-    if (i < wide) int4_tile_digits<R, T>(xd, vs, pw, qw, z, s, s32, y, i * 16 * T, N, K, gs, g);
-    else int4_tile_digits<R, 1>(xd, vs, pw, qw, z, s, s32, y, wide * 16 * T + (i - wide) * 16, N, K, gs, g);
+    if (i < wide) int4_tile_digit_rows<R, T, RB>(xd, vs, pw, qw, z, s, s32, y, i * 16 * T, N, K, gs, g);
+    else int4_tile_digit_rows<R, 1, RB>(xd, vs, pw, qw, z, s, s32, y, wide * 16 * T + (i - wide) * 16, N, K, gs, g);
   });
 }
 
@@ -499,14 +515,14 @@ VNNI static bool int4_digits(const float* x, const int32_t* qw, const uint8_t* z
     float* yr = y + r0 * N;
     const bool f32 = s32 != 0;
     switch (rr) {
-      case 1: int4_rows_digits<1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 2: int4_rows_digits<2, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 3: int4_rows_digits<3, 2>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 4: int4_rows_digits<4, 2>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 5: int4_rows_digits<5, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 6: int4_rows_digits<6, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      case 7: int4_rows_digits<7, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
-      default: int4_rows_digits<8, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 1: int4_rows_digits<1, 4, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 2: int4_rows_digits<2, 2, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 3: int4_rows_digits<3, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 4: int4_rows_digits<4, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 5: int4_rows_digits<5, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 6: int4_rows_digits<6, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 7: int4_rows_digits<7, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      default: int4_rows_digits<8, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
     }
   }
   delete[] xd; delete[] vs; delete[] pw;
