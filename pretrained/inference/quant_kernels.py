@@ -24,10 +24,10 @@ Routes, chosen per call by ``route``:
   compiled graphs call directly (and eager calls too, once built: a dispatcher call costs less than
   ctypes'). int8: the products are computed in fp32 (the int8 values converted exactly), so results equal
   dequantize-then-matmul up to summation order. int4 on CPUs with AVX-512 VNNI: each activation is split
-  into three signed 8-bit digits at a power-of-two step per (row, group) (24 significant bits of the
+  into three signed 8-bit digits at a power-of-two step per (row, group) (23 significant bits for the
   group's largest value) and multiplied with integer dot products (``vpdpbusd``), exact integer sums per
   group: results equal dequantize-then-matmul up to fp32 rounding (an error per activation of at most
-  2^-24 of its group's largest); elsewhere (and for group sizes not a multiple of 16 or over 4096) the
+  2^-23 of its group's largest); elsewhere (and for group sizes not a multiple of 16 or over 4096) the
   products are computed in fp32 FMAs.
 - ``"cpp_float"``: as ``"cpp"``, but int4 always on the fp32-FMA kernel (the one CPUs without VNNI take).
 - ``"vnni"`` (opt-in, CPUs with AVX-512 VNNI): the activations are rounded per row to int8 (steps of
