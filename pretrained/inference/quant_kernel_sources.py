@@ -10,6 +10,7 @@ KERNEL_SOURCE = r"""
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
+#include <cmath>
 
 // Bytes ahead of the weights being read that the int8 kernels ask the L2 cache for. Their conversions
 // (int8 -> int32 -> float) leave the loads sparse enough that the hardware prefetchers alone keep too
@@ -156,8 +157,10 @@ static void int4_rows(const float* x, const float* xsum, const int32_t* qw, cons
   });
 }
 
-extern "C" void int4_rows_linear(const float* x, const int32_t* qw, const uint8_t* z, const void* s, int64_t s32,
-                                 const float* b, float* y, int64_t R, int64_t N, int64_t K, int64_t gs) {
+// The fp32 route (CPUs without VNNI, and group sizes the digit route does not take).
+extern "C" void int4_rows_linear_float(const float* x, const int32_t* qw, const uint8_t* z, const void* s,
+                                       int64_t s32, const float* b, float* y, int64_t R, int64_t N, int64_t K,
+                                       int64_t gs) {
   const int64_t G = K / gs;
   float* xsum = new float[R * G];
   float* xs = new float[R * K];  // x[k] * 16^-(k % 8): see int4_tile
@@ -361,6 +364,178 @@ extern "C" VNNI void int4_rows_linear_vnni(const float* x, const int32_t* qw, co
   }
   delete[] q; delete[] sx; delete[] xe; delete[] xo; delete[] xsum;
 }
+
+// ---- int4, exact on the integer dot-product unit: each activation as three signed 8-bit digits ----
+// Per (row, group) a power of two 2^e brings the group's largest |x| into [2^22, 8355711] (8355711 =
+// 127 * (1 + 256 + 65536), the most three balanced digits hold) and v = round(x * 2^e) (nearest even):
+// the largest element keeps all its 24 bits but the last at most, and every element is off by at most
+// 2^-(e+1), a fraction 2^-23 of the group's max: the size of the fp32 kernel's own rounding of one
+// product sum of that group. v = d0 + 256 d1 + 65536 d2 with each digit in [-128, 127]; vpdpbusd
+// multiplies the weights' nibbles (the unsigned operand, 0..15) by one digit plane (the signed one).
+// Bounds, per output lane and group of gs inputs, with q the nibbles and z the zero point:
+//   S_i = sum_k q_k d_ik: |S_i| <= 15 * 128 * gs, every partial sum too, exact in int32;
+//   D_i = S_i - z * sum_k d_ik = sum_k (q_k - z) d_ik: |D_i| <= 1920 gs (|q - z| <= 15);
+//   D1 * 256 + D0 fits int32 for gs <= 4096 (1920 * 257 * 4096 < 2^31), D2 converts to float exactly
+//   (< 2^24); sum_k (q_k - z) v_k = D2 * 65536 + (D1 * 256 + D0) in fp32: two roundings, then * 2^-e
+//   (a power of two, exact). Two digits (15-bit v) would make each activation's error 2^-16 of its
+//   group's max, far above fp32 rounding (tests/inference/test_quant_int4_digits.py measures it).
+#define DIGITS_MAX_GS 4096
+
+// x (R, K) -> digit planes xd (R, 3, K) int8, each run of 8 inputs in the order 0, 2, 4, 6, 1, 3, 5, 7 (a
+// word's low nibbles, then its high ones); digit sums vs (R, G, 3); 2^-e per (row, group) pw (R, G).
+// gs % 16 == 0. Returns false, writing nothing useful, when some x is not finite.
+VNNI static bool split_digits(const float* x, int8_t* xd, int32_t* vs, float* pw, int64_t R, int64_t K,
+                              int64_t gs) {
+  const int64_t G = K / gs;
+  const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t g = 0; g < G; ++g) {
+      const float* xg = x + r * K + g * gs;
+      __m512 m = _mm512_setzero_ps();
+      __mmask16 nan = 0;
+      for (int64_t k = 0; k < gs; k += 16) {
+        const __m512 v = _mm512_loadu_ps(xg + k);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, _mm512_abs_ps(v));
+      }
+      const float amax = _mm512_reduce_max_ps(m);
+      if (nan || !(amax <= 3.4028235e38f)) return false;
+      int ex;
+      std::frexp(amax, &ex);  // amax = f * 2^ex, f in [0.5, 1); 0 gives ex = 0
+      int e = 23 - ex;
+      if (std::nearbyint(std::ldexp((double)amax, e)) > 8355711.0) --e;
+      // 2^e stays a float and 2^-e an exact (subnormal) one: groups whose |x| are all below 2^-104
+      // keep steps of 2^-127, near fp32's own subnormal spacing (2^-149)
+      if (e > 127) e = 127;
+      const __m512 up = _mm512_set1_ps(std::ldexp(1.0f, e));
+      pw[r * G + g] = std::ldexp(1.0f, -e);
+      __m512i sum[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+      for (int64_t k = 0; k < gs; k += 16) {
+        const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + k), up));
+        __m512i d[3];
+        d[0] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 24);  // the low byte, signed
+        const __m512i t = _mm512_srai_epi32(_mm512_sub_epi32(v, d[0]), 8);
+        d[1] = _mm512_srai_epi32(_mm512_slli_epi32(t, 24), 24);
+        d[2] = _mm512_srai_epi32(_mm512_sub_epi32(t, d[1]), 8);
+        for (int i = 0; i < 3; ++i) {
+          sum[i] = _mm512_add_epi32(sum[i], d[i]);
+          _mm_storeu_si128((__m128i*)(xd + (r * 3 + i) * K + g * gs + k),
+                           _mm_shuffle_epi8(_mm512_cvtepi32_epi8(d[i]), order));
+        }
+      }
+      for (int i = 0; i < 3; ++i) vs[(r * G + g) * 3 + i] = _mm512_reduce_add_epi32(sum[i]);
+    }
+  return true;
+}
+
+// As int4_tile_vnni, with three digit planes (xd as int32: (R, 3, K / 8, 2), a word's even inputs then
+// its odd ones) into three integer sums per output, combined per group as described above.
+template <int R, int T>
+VNNI static inline void int4_tile_digits(const int32_t* __restrict xd, const int32_t* __restrict vs,
+                                         const float* __restrict pw, const int32_t* __restrict qw,
+                                         const uint8_t* __restrict z, const void* __restrict s, bool s32,
+                                         float* __restrict y, int64_t n0, int64_t N, int64_t K, int64_t gs,
+                                         int64_t g) {
+  const int64_t G = K / gs, P = K / 8;
+  const __m512i lo = _mm512_set1_epi32(0x0F0F0F0F);
+  __m512i acc[3][R][T];
+  for (int i = 0; i < 3; ++i) for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[i][r][t] = _mm512_setzero_si512();
+  for (int64_t p = g * gs / 8; p < (g + 1) * gs / 8; ++p) {
+    for (int t = 0; t < T; ++t) {
+      _mm_prefetch((const char*)(qw + (p + INT4_AHEAD) * N + n0 + 16 * t), _MM_HINT_T1);
+      __m512i wv = _mm512_loadu_si512((const void*)(qw + p * N + n0 + 16 * t));
+      __m512i we = _mm512_and_si512(wv, lo), wo = _mm512_and_si512(_mm512_srli_epi32(wv, 4), lo);
+      for (int r = 0; r < R; ++r)
+        for (int i = 0; i < 3; ++i) {
+          const int32_t* d = xd + ((r * 3 + i) * P + p) * 2;
+          acc[i][r][t] = _mm512_dpbusd_epi32(acc[i][r][t], we, _mm512_set1_epi32(d[0]));
+          acc[i][r][t] = _mm512_dpbusd_epi32(acc[i][r][t], wo, _mm512_set1_epi32(d[1]));
+        }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const int64_t o = g * N + n0 + 16 * t;
+    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
+                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+    __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+    for (int r = 0; r < R; ++r) {
+      const int32_t* v = vs + (r * G + g) * 3;
+      __m512i d[3];
+      for (int i = 0; i < 3; ++i) d[i] = _mm512_sub_epi32(acc[i][r][t], _mm512_mullo_epi32(zv, _mm512_set1_epi32(v[i])));
+      const __m512i low = _mm512_add_epi32(_mm512_slli_epi32(d[1], 8), d[0]);
+      __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d[2]), _mm512_set1_ps(65536.f), _mm512_cvtepi32_ps(low));
+      f = _mm512_mul_ps(f, _mm512_set1_ps(pw[r * G + g]));
+      float* yp = y + r * N + n0 + 16 * t;
+      _mm512_storeu_ps(yp, _mm512_fmadd_ps(sv, f, _mm512_loadu_ps(yp)));
+    }
+  }
+}
+
+// Rows in blocks of at most RB over one tile: 3 * RB * T accumulators must stay in registers (GCC spills
+// the accumulator array past about 12 vectors here); a second block rereads the tile's words from L1.
+template <int R, int T, int RB>
+VNNI static inline void int4_tile_digit_rows(const int32_t* xd, const int32_t* vs, const float* pw,
+                                             const int32_t* qw, const uint8_t* z, const void* s, bool s32, float* y,
+                                             int64_t n0, int64_t N, int64_t K, int64_t gs, int64_t g) {
+  if constexpr (R <= RB) {
+    int4_tile_digits<R, T>(xd, vs, pw, qw, z, s, s32, y, n0, N, K, gs, g);
+  } else {
+    int4_tile_digits<RB, T>(xd, vs, pw, qw, z, s, s32, y, n0, N, K, gs, g);
+    const int64_t G = K / gs;
+    int4_tile_digit_rows<R - RB, T, RB>(xd + RB * 3 * K / 4, vs + RB * G * 3, pw + RB * G, qw, z, s, s32,
+                                        y + RB * N, n0, N, K, gs, g);
+  }
+}
+
+template <int R, int T, int RB>
+VNNI static void int4_rows_digits(const int32_t* xd, const int32_t* vs, const float* pw, const int32_t* qw,
+                                  const uint8_t* z, const void* s, bool s32, const float* b, float* y, int64_t N,
+                                  int64_t K, int64_t gs) {
+  const int64_t wide = N / (16 * T), narrow = (N - wide * 16 * T) / 16;
+  init_bias(y, b, R, N);
+  over_tiles(wide + narrow, K / gs, [&](int64_t i, int64_t g) {
+    if (i < wide) int4_tile_digit_rows<R, T, RB>(xd, vs, pw, qw, z, s, s32, y, i * 16 * T, N, K, gs, g);
+    else int4_tile_digit_rows<R, 1, RB>(xd, vs, pw, qw, z, s, s32, y, wide * 16 * T + (i - wide) * 16, N, K, gs, g);
+  });
+}
+
+// Returns false (y untouched) when some x is not finite: the fp32 kernel then gives IEEE's infinities/NaNs.
+VNNI static bool int4_digits(const float* x, const int32_t* qw, const uint8_t* z, const void* s, int64_t s32,
+                             const float* b, float* y, int64_t R, int64_t N, int64_t K, int64_t gs) {
+  const int64_t G = K / gs, P = K / 8;
+  int8_t* xd = new int8_t[R * 3 * K];
+  int32_t* vs = new int32_t[R * G * 3];
+  float* pw = new float[R * G];
+  const bool ok = split_digits(x, xd, vs, pw, R, K, gs);
+  for (int64_t r0 = 0; ok && r0 < R; r0 += 8) {
+    const int64_t rr = R - r0 < 8 ? R - r0 : 8;
+    const int32_t* d = (const int32_t*)xd + r0 * 3 * P * 2;
+    const int32_t* v = vs + r0 * G * 3;
+    const float* w = pw + r0 * G;
+    float* yr = y + r0 * N;
+    const bool f32 = s32 != 0;
+    switch (rr) {
+      case 1: int4_rows_digits<1, 4, 1>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 2: int4_rows_digits<2, 2, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 3: int4_rows_digits<3, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 4: int4_rows_digits<4, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 5: int4_rows_digits<5, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 6: int4_rows_digits<6, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      case 7: int4_rows_digits<7, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+      default: int4_rows_digits<8, 1, 4>(d, v, w, qw, z, s, f32, b, yr, N, K, gs); break;
+    }
+  }
+  delete[] xd; delete[] vs; delete[] pw;
+  return ok;
+}
+
+// The exact int4 route: the digit kernel where the CPU has VNNI and the group size fits, else fp32.
+extern "C" void int4_rows_linear(const float* x, const int32_t* qw, const uint8_t* z, const void* s, int64_t s32,
+                                 const float* b, float* y, int64_t R, int64_t N, int64_t K, int64_t gs) {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  if (vnni && gs % 16 == 0 && gs <= DIGITS_MAX_GS && int4_digits(x, qw, z, s, s32, b, y, R, N, K, gs)) return;
+  int4_rows_linear_float(x, qw, z, s, s32, b, y, R, N, K, gs);
+}
 """
 
 # The same kernels as torch operators (``pretrained_quant::...``), for :func:`load_torch_ops`: compiled
@@ -395,13 +570,14 @@ static at::Tensor op_int8_vnni(const at::Tensor& x, const at::Tensor& w, const a
                         opt_ptr(bc), out.data_ptr<float>(), R, N, K);
   return out;
 }
-template <bool V>
+// V: 0 the exact route (digits on VNNI CPUs), 1 the int8-activation VNNI route, 2 the fp32 kernel
+template <int V>
 static at::Tensor op_int4(const at::Tensor& x, const at::Tensor& qw, const at::Tensor& z, const at::Tensor& s,
                           int64_t gs, const std::optional<at::Tensor>& b) {
   at::Tensor xc = x.contiguous(), bc = opt_contig(b);
   const int64_t K = x.size(-1), N = qw.size(1), R = x.numel() / K;
   at::Tensor out = at::empty(out_shape(x, N), x.options());
-  auto fn = V ? int4_rows_linear_vnni : int4_rows_linear;
+  auto fn = V == 1 ? int4_rows_linear_vnni : (V == 2 ? int4_rows_linear_float : int4_rows_linear);
   fn(xc.data_ptr<float>(), qw.data_ptr<int32_t>(), z.data_ptr<uint8_t>(), s.data_ptr(),
      s.scalar_type() == at::kFloat ? 1 : 0, opt_ptr(bc), out.data_ptr<float>(), R, N, K, gs);
   return out;
@@ -412,11 +588,13 @@ TORCH_LIBRARY(pretrained_quant, m) {
   m.def("int4_rows_linear(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, Tensor? bias) -> Tensor");
   m.def("int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor");
   m.def("int4_rows_linear_vnni(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, Tensor? bias) -> Tensor");
+  m.def("int4_rows_linear_float(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, Tensor? bias) -> Tensor");
 }
 TORCH_LIBRARY_IMPL(pretrained_quant, CPU, m) {
   m.impl("int8_rows_linear", &op_int8);
-  m.impl("int4_rows_linear", &op_int4<false>);
+  m.impl("int4_rows_linear", &op_int4<0>);
   m.impl("int8_rows_linear_vnni", &op_int8_vnni);
-  m.impl("int4_rows_linear_vnni", &op_int4<true>);
+  m.impl("int4_rows_linear_vnni", &op_int4<1>);
+  m.impl("int4_rows_linear_float", &op_int4<2>);
 }
 """

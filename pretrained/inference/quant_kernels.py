@@ -22,8 +22,14 @@ Routes, chosen per call by ``route``:
   bodies, so a compiled step calls back into Python once per linear; :func:`load_torch_ops` builds the same
   kernels as a torch C++ extension (``pretrained_quant::...``, minutes on first use, then cached) that
   compiled graphs call directly (and eager calls too, once built: a dispatcher call costs less than
-  ctypes'). The products are computed in fp32 (the int8 / int4 values converted
-  exactly), so results equal dequantize-then-matmul up to summation order.
+  ctypes'). int8: the products are computed in fp32 (the int8 values converted exactly), so results equal
+  dequantize-then-matmul up to summation order. int4 on CPUs with AVX-512 VNNI: each activation is split
+  into three signed 8-bit digits at a power-of-two step per (row, group) (23 significant bits for the
+  group's largest value) and multiplied with integer dot products (``vpdpbusd``), exact integer sums per
+  group: results equal dequantize-then-matmul up to fp32 rounding (an error per activation of at most
+  2^-23 of its group's largest); elsewhere (and for group sizes not a multiple of 16 or over 4096) the
+  products are computed in fp32 FMAs.
+- ``"cpp_float"``: as ``"cpp"``, but int4 always on the fp32-FMA kernel (the one CPUs without VNNI take).
 - ``"vnni"`` (opt-in, CPUs with AVX-512 VNNI): the activations are rounded per row to int8 (steps of
   ``max|x| / 127``) and multiplied with integer dot products (``vpdpbusd``: 64 byte products per
   instruction against 16 float products per FMA), which pays where the exact kernels run out of compute
@@ -49,7 +55,7 @@ from pretrained.inference.quant_kernel_sources import EXTENSION_SOURCE, KERNEL_S
 
 SMALL_ROWS = 32  # up to this many rows take the kernels; more dequantize and use a GEMM
 KERNEL_ROWS = 8  # the C++ kernels handle this many rows per pass over the weights
-ROUTES = ("auto", "cpp", "vnni", "reduction", "dequant")
+ROUTES = ("auto", "cpp", "cpp_float", "vnni", "reduction", "dequant")
 
 # What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool: the
 # ``pretrained::`` ops with Python bodies), "ext" (bool: the ``pretrained_quant::`` C++ operators).
@@ -66,12 +72,20 @@ def load_kernels() -> dict[str, Any] | None:
                 from torch._inductor.codecache import CppCodeCache
 
                 # the VNNI functions carry their own target attribute: the rest runs on any AVX-512 CPU
-                lib = CppCodeCache.load(KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3"))
-                int4_args = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                lib = CppCodeCache.load(
+                    KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3")
+                )
+                int4_args = (
+                    [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+                )
                 signatures = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
-                              "int4": ("int4_rows_linear", int4_args)}  # fmt: skip
+                              "int4": ("int4_rows_linear", int4_args),
+                              "int4_float": ("int4_rows_linear_float", int4_args)}  # fmt: skip
                 if cpu_has_vnni():
-                    signatures["int8_vnni"] = ("int8_rows_linear_vnni", [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3)
+                    signatures["int8_vnni"] = (
+                        "int8_rows_linear_vnni",
+                        [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3,
+                    )
                     signatures["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
                 found = {}
                 for key, (symbol, argtypes) in signatures.items():
@@ -105,7 +119,8 @@ def load_torch_ops(verbose: bool = False) -> bool:
                 # eager calls go to the same operators: a dispatcher call costs less than the ctypes one
                 _built["ext_ops"] = {"int8": ops.int8_rows_linear.default, "int4": ops.int4_rows_linear.default,
                                      "int8_vnni": ops.int8_rows_linear_vnni.default,
-                                     "int4_vnni": ops.int4_rows_linear_vnni.default}  # fmt: skip
+                                     "int4_vnni": ops.int4_rows_linear_vnni.default,
+                                     "int4_float": ops.int4_rows_linear_float.default}  # fmt: skip
                 _built["ext"] = True
             except Exception:  # noqa: BLE001 - no headers, no compiler...: the Python-bodied ops remain
                 if verbose:
@@ -163,7 +178,9 @@ def _x_fits(x: torch.Tensor, k: int) -> bool:
     return x.dtype == torch.float32 and x.device.type == "cpu" and x.shape[-1] == k
 
 
-def _rows_call(key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tensor | None, tail: tuple) -> torch.Tensor:
+def _rows_call(
+    key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tensor | None, tail: tuple
+) -> torch.Tensor:
     """Run the ctypes kernel ``key`` as ``fn(x, *args, bias, out, rows, n, in, *tail)``: the argument order
     all four kernels share (``args``: the weight tensors' pointers and flags)."""
     x = x.contiguous()
@@ -174,7 +191,9 @@ def _rows_call(key: str, x: torch.Tensor, n: int, args: tuple, bias: torch.Tenso
     return out
 
 
-def int8_rows_cpp(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def int8_rows_cpp(
+    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """The C++ int8 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
     ext = _built.get("ext_ops")
     if ext is not None:
@@ -196,12 +215,19 @@ def _int4_args(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor)
 
 
 def int4_rows_cpp(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int,
-                  bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
-    """The C++ int4 kernel, eagerly, for callers that checked :func:`kernels_ready` and the shapes."""
+                  bias: torch.Tensor | None, key: str = "int4") -> torch.Tensor:  # fmt: skip
+    """The exact C++ int4 kernel, eagerly (``key="int4_float"``: the fp32-FMA one even on VNNI CPUs), for
+    callers that checked :func:`kernels_ready` and the shapes."""
     ext = _built.get("ext_ops")
     if ext is not None:
-        return ext["int4"](x, qweight, zeros, scales, group_size, bias)
-    return _rows_call("int4", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
+        return ext[key](x, qweight, zeros, scales, group_size, bias)
+    return _rows_call(key, x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
+
+
+def int4_rows_cpp_float(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor,
+                        group_size: int, bias: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """The fp32-FMA int4 kernel, eagerly; as :func:`int4_rows_cpp`."""
+    return int4_rows_cpp(x, qweight, zeros, scales, group_size, bias, key="int4_float")
 
 
 def int8_rows_vnni(x: torch.Tensor, weight: torch.Tensor, weight_sums: torch.Tensor, scale: torch.Tensor,
@@ -222,7 +248,9 @@ def int4_rows_vnni(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, 
     ext = _built.get("ext_ops")
     if ext is not None:
         return ext["int4_vnni"](x, qweight, zeros, scales, group_size, bias)
-    return _rows_call("int4_vnni", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,))
+    return _rows_call(
+        "int4_vnni", x, qweight.shape[1], _int4_args(qweight, zeros, scales), bias, (group_size,)
+    )
 
 
 def quantize_activations(x: torch.Tensor) -> torch.Tensor:
@@ -250,7 +278,12 @@ def _register_ops() -> None:
                "Tensor? bias) -> Tensor")  # fmt: skip
     lib.impl("int8_rows_linear", int8_rows_cpp, "CPU")
     lib.impl("int4_rows_linear", int4_rows_cpp, "CPU")
-    lib.define("int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor")
+    lib.define("int4_rows_linear_float(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, "
+               "Tensor? bias) -> Tensor")  # fmt: skip
+    lib.impl("int4_rows_linear_float", int4_rows_cpp_float, "CPU")
+    lib.define(
+        "int8_rows_linear_vnni(Tensor x, Tensor weight, Tensor weight_sums, Tensor scale, Tensor? bias) -> Tensor"
+    )
     lib.define("int4_rows_linear_vnni(Tensor x, Tensor qweight, Tensor zeros, Tensor scales, int group_size, "
                "Tensor? bias) -> Tensor")  # fmt: skip
     if vnni_ready():
@@ -272,7 +305,8 @@ def _register_fakes(namespace: str, lib: Any = None) -> None:
         return x.new_empty((*x.shape[:-1], qweight.shape[1]))
 
     for name, fake in (("int8_rows_linear", int8_fake), ("int8_rows_linear_vnni", int8_fake),
-                       ("int4_rows_linear", int4_fake), ("int4_rows_linear_vnni", int4_fake)):  # fmt: skip
+                       ("int4_rows_linear", int4_fake), ("int4_rows_linear_vnni", int4_fake),
+                       ("int4_rows_linear_float", int4_fake)):  # fmt: skip
         torch.library.register_fake(f"{namespace}::{name}", fake, lib=lib)
 
 
@@ -286,7 +320,7 @@ def _choose(route: str, rows: int, fits: bool, vnni_fits: bool = True) -> str:
         if fits and vnni_fits and vnni_ready() and _built.get("ops") and not torch.is_grad_enabled():
             return "vnni"
         route = "cpp"
-    if route == "cpp":
+    if route in ("cpp", "cpp_float"):
         compiling = torch.compiler.is_compiling()
         built = _built.get("ops") if compiling else (_built.get("kernels") or (load_kernels() is not None))
         if not (fits and built and not torch.is_grad_enabled()):
@@ -302,6 +336,7 @@ def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias
     rows = x.numel() // x.shape[-1]
     fits = _x_fits(x, weight.shape[1]) and int8_weights_fit(weight, scale, bias)
     route = _choose(route, rows, fits, vnni_fits=weight.shape[1] % 64 == 0)
+    route = "cpp" if route == "cpp_float" else route  # one int8 kernel: fp32 products
     if route == "vnni":
         if weight_sums is None:
             weight_sums = weight.sum(1, dtype=torch.int32)
@@ -314,14 +349,20 @@ def int8_linear(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias
         return int8_rows_cpp(x, weight, scale, bias)
     xf = x.float()
     if route == "reduction":
-        xf = torch.ops.prims.inductor_force_stride_order(xf, xf.stride()) if torch.compiler.is_compiling() else xf
+        xf = (
+            torch.ops.prims.inductor_force_stride_order(xf, xf.stride())
+            if torch.compiler.is_compiling()
+            else xf
+        )
         out = (xf.unsqueeze(-2) * weight.float()).sum(-1) * scale
     else:
         out = F.linear(xf, weight.float()) * scale
     return (out if bias is None else out + bias.float()).to(x.dtype)
 
 
-def int4_dequantize(qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int) -> torch.Tensor:
+def int4_dequantize(
+    qweight: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, group_size: int
+) -> torch.Tensor:
     """The fp32 weight ``(out, in)`` of GPTQ-layout words with contiguous groups."""
     k8, n = qweight.shape
     shifts = torch.arange(0, 32, 4, dtype=torch.int32, device=qweight.device)
@@ -347,6 +388,10 @@ def int4_linear(x: torch.Tensor, qweight: torch.Tensor, zeros: torch.Tensor, sca
         if torch.compiler.is_compiling():
             return _ops().int4_rows_linear(x, qweight, zeros, scales, group_size, bias)
         return int4_rows_cpp(x, qweight, zeros, scales, group_size, bias)
+    if route == "cpp_float":
+        if torch.compiler.is_compiling():
+            return _ops().int4_rows_linear_float(x, qweight, zeros, scales, group_size, bias)
+        return int4_rows_cpp_float(x, qweight, zeros, scales, group_size, bias)
     xf = x.float()
     if route == "reduction":
         if torch.compiler.is_compiling():

@@ -63,7 +63,9 @@ def test_act_order_gptq_layer_runs_the_kernel_on_sorted_inputs(group_size, sym):
     x = torch.randn(3, 256)
     with torch.no_grad():
         out = layer(x)
-        ref = nn.functional.linear(x.double(), layer.dequantized_weight().double(), layer.bias.double()).float()
+        ref = nn.functional.linear(
+            x.double(), layer.dequantized_weight().double(), layer.bias.double()
+        ).float()
     assert layer.__dict__["_kernel_cache"]["perm"] is not None and layer.__dict__["_kernel_cache"]["fast"]
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
@@ -74,8 +76,11 @@ def _stack(make):
 
 
 @needs_kernels
-@pytest.mark.parametrize("make", [lambda lin: GPTQLinear.from_linear(lin, 4, 32), lambda lin: AWQLinear.from_linear(lin, 4, 32)],
-                         ids=["gptq", "awq"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda lin: GPTQLinear.from_linear(lin, 4, 32), lambda lin: AWQLinear.from_linear(lin, 4, 32)],
+    ids=["gptq", "awq"],
+)
 def test_compiled_step_sees_replaced_and_reloaded_buffers(make):
     """Compiled steps take the kernel cache as it is (no per-buffer identity guards); replacing a buffer,
     loading a state dict in place or ``.to()`` must still reach them."""
