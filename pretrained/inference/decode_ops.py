@@ -1,0 +1,305 @@
+"""Fused fp32 operations for the eager decode steps of the Llama family on the CPU.
+
+A decode step of a small model at batch 1 is a few dozen small tensors per layer, so besides reading the
+weights it pays PyTorch's per-operation cost many times over: ``rms_norm`` is a composite of seven kernels
+on the CPU, rotating queries and keys is a roll, two products and a sum each, writing the cache a few
+views and copies, SDPA for one query has the setup of a general kernel. Here each of those is one C++
+call (source in :mod:`~pretrained.inference.decode_ops_source`, built once per machine by
+:func:`pretrained.utils.native.build_library` and called through ctypes):
+
+- ``rms_norm_rows``: :class:`~pretrained.modeling.norms.RMSNorm`, optionally after the residual add that
+  precedes it (a :class:`~pretrained.modeling.decoder.PreNormDecoderLayer`'s second norm);
+- ``silu_mul_rows``: the middle of :class:`~pretrained.modeling.mlp.GatedMLP` (``silu(gate) * up``);
+- ``decode_attention``: :class:`~pretrained.models.llama.LlamaAttention` after its projections for steps
+  of one new token per row: rotary embedding of queries and keys, the new key and value written into a
+  :class:`~pretrained.modeling.cache.DynamicLayer`'s buffers in place, and attention over the cache with
+  grouped key/value heads and the boolean padding mask.
+
+:func:`decode_forwards` prepares a replacement ``forward`` per module that
+``pretrained.generation.runner.RoutedLinears`` swaps in for the length of each eager step (as it does for
+the linear layers). Each checks its call (no autograd, fp32 CPU tensors of the shapes it serves, the
+default SDPA attention, a dynamic cache layer already filled by the prompt, ...) and otherwise calls the
+module's own ``forward``; compiled steps never see them. The products are the ones PyTorch rounds (the
+build keeps every multiply and add separately rounded), sums are taken in another order. Without AVX-512
+or a C++ compiler nothing is swapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pretrained.inference.decode_ops_source import DECODE_OPS_SOURCE
+from pretrained.utils.native import build_library
+
+_FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma", "-ffp-contract=off")
+_built: dict[str, Any] = {}  # "lib": the loaded library (ctypes) or None
+
+
+def load_decode_ops() -> Any:
+    """The built library (ctypes), or ``None`` without AVX-512 or a C++ compiler."""
+    if "lib" not in _built:
+        lib = None
+        if "AVX512" in torch.backends.cpu.get_cpu_capability():
+            with contextlib.suppress(OSError):
+                lib = build_library("decode_ops", DECODE_OPS_SOURCE, _FLAGS)
+        if lib is not None:
+            # argument types, one letter each: pointer, int64, float
+            types = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_float}
+            signatures = {
+                "rms_norm_rows": "pipipppiif",
+                "silu_mul_rows": "pipipii",
+                "decode_attention": "pipipippippiiiiipipiiiifi",
+            }
+            for name, letters in signatures.items():
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = None, [types[c] for c in letters]
+        _built["lib"] = lib
+    return _built["lib"]
+
+
+def row_stride(t: torch.Tensor) -> int | None:
+    """Elements between consecutive rows of ``t`` read as ``(rows, t.shape[-1])``, for contiguous tensors
+    and ``(batch, 1, width)`` column slices of a wider product (a packed q/k/v or gate/up group); ``None``
+    for other layouts."""
+    if t.is_contiguous():
+        return t.shape[-1]
+    if t.dim() == 3 and t.shape[1] == 1 and t.stride(2) == 1:
+        return t.stride(0)
+    return None
+
+
+def _plain(t: Any) -> bool:
+    return type(t) is torch.Tensor and t.dtype is torch.float32 and t.is_cpu
+
+
+def _plain_weight(t: Any) -> bool:
+    return (
+        type(t) in (torch.Tensor, torch.nn.Parameter)
+        and t.dtype is torch.float32
+        and t.is_cpu
+        and t.is_contiguous()
+    )
+
+
+def rms_norm(
+    x: torch.Tensor, weight: torch.Tensor | None, eps: float, residual: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``F.rms_norm(x, weight, eps)`` through the kernel (fp32 CPU tensors; the library built), or of
+    ``residual + x`` when ``residual`` is given: returns ``(normalised, residual + x or None)``."""
+    lib = _built["lib"]
+    n = x.shape[-1]
+    if row_stride(x) is None:
+        x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.float32)
+    total = None
+    if residual is not None:
+        if row_stride(residual) is None:
+            residual = residual.contiguous()
+        total = torch.empty(x.shape, dtype=torch.float32)
+        lib.rms_norm_rows(residual.data_ptr(), row_stride(residual), x.data_ptr(), row_stride(x), total.data_ptr(),
+                          None if weight is None else weight.data_ptr(), out.data_ptr(), x.numel() // n, n, eps)  # fmt: skip
+    else:
+        lib.rms_norm_rows(x.data_ptr(), row_stride(x), None, 0, None, None if weight is None else weight.data_ptr(),
+                          out.data_ptr(), x.numel() // n, n, eps)  # fmt: skip
+    return out, total
+
+
+def _norm_forward(module: Any) -> Any:
+    own, weight, n = type(module).forward, module.weight, module.weight.shape[0]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if (torch.is_grad_enabled() or not _plain(x) or module.weight is not weight or not x.dim()
+                or x.shape[-1] != n or x.numel() > 32 * n):  # fmt: skip
+            return own(module, x)
+        return rms_norm(x, weight, module.variance_epsilon)[0]
+
+    return forward
+
+
+def _mlp_forward(module: Any) -> Any:
+    own = type(module).forward
+    gate_proj, up_proj, down_proj = module.gate_proj, module.up_proj, module.down_proj
+    lib = _built["lib"]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or module.act_fn is not F.silu or not _plain(x):
+            return own(module, x)
+        gate, up = gate_proj(x), up_proj(x)
+        n = gate.shape[-1]
+        if (not _plain(gate) or not _plain(up) or gate.shape != up.shape or gate.numel() > 32 * n
+                or row_stride(gate) is None or row_stride(up) is None):  # fmt: skip
+            return down_proj(F.silu(gate) * up)
+        out = torch.empty(gate.shape, dtype=torch.float32)
+        lib.silu_mul_rows(gate.data_ptr(), row_stride(gate), up.data_ptr(), row_stride(up), out.data_ptr(),
+                          gate.numel() // n, n)  # fmt: skip
+        return down_proj(out)
+
+    return forward
+
+
+def _layer_forward(module: Any) -> Any:
+    """A pre-norm block whose second norm also does the residual add before it."""
+    own = type(module).forward
+    norm_1, attention, norm_2, mlp = module._sublayers()
+    weight, n = norm_2.weight, norm_2.weight.shape[0]
+
+    def forward(
+        hidden_states: torch.Tensor,
+        mask: Any,
+        position_embeddings: Any = None,
+        cache: Any = None,
+        cache_position: Any = None,
+        output_attentions: bool = False,
+    ) -> Any:
+        if (torch.is_grad_enabled() or not _plain(hidden_states) or norm_2.weight is not weight
+                or hidden_states.shape[-1] != n or hidden_states.numel() > 32 * n):  # fmt: skip
+            return own(
+                module, hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        attn, weights = attention(norm_1(hidden_states), mask, position_embeddings, cache, cache_position,
+                                  output_attentions)  # fmt: skip
+        if not _plain(attn) or attn.shape != hidden_states.shape:
+            hidden_states = hidden_states + attn
+            return hidden_states + mlp(norm_2(hidden_states)), weights
+        normed, hidden_states = rms_norm(attn, weight, norm_2.variance_epsilon, residual=hidden_states)
+        return hidden_states + mlp(normed), weights
+
+    return forward
+
+
+def _attention_forward(module: Any) -> Any:
+    from pretrained.modeling import attention as attention_registry
+    from pretrained.modeling.cache import Cache, DynamicLayer
+
+    own = type(module).forward
+    lib = _built["lib"]
+    config, index, d = module.config, module.layer_idx, module.head_dim
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    sdpa = attention_registry.sdpa_attention
+    registry = attention_registry.ATTENTION_FUNCTIONS
+    cache_update = Cache.update
+
+    def forward(
+        hidden_states: torch.Tensor,
+        mask: Any,
+        position_embeddings: Any = None,
+        cache: Any = None,
+        cache_position: Any = None,
+        output_attentions: bool = False,
+    ) -> Any:
+        layer = None
+        if (not torch.is_grad_enabled() and not output_attentions and not module.training and cache is not None
+                and type(cache).update is cache_update and index < len(cache.layers) and _plain(hidden_states)
+                and hidden_states.dim() == 3 and hidden_states.shape[1] == 1
+                and config._attn_implementation in (None, "sdpa") and registry.get("sdpa") is sdpa):  # fmt: skip
+            layer = cache.layers[index]
+        if type(layer) is not DynamicLayer or layer._keys is None or not _fits(layer, hidden_states.shape[0]):
+            return own(
+                module, hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        batch = hidden_states.shape[0]
+        cos, sin = position_embeddings
+        kv_len = layer.length + 1
+        if not (_table_fits(cos, batch) and _table_fits(sin, batch) and sin.shape == cos.shape
+                and _mask_fits(mask, batch, kv_len)):  # fmt: skip
+            return own(
+                module, hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        q, k, v = module.q_proj(hidden_states), module.k_proj(hidden_states), module.v_proj(hidden_states)
+        if module.q_norm is not None:
+            shape = (batch, 1, -1, d)
+            q, k = module.q_norm(q.view(shape)).flatten(2), module.k_norm(k.view(shape)).flatten(2)
+        strides = (row_stride(q), row_stride(k), row_stride(v))
+        if (None in strides or not (_plain(q) and _plain(k) and _plain(v)) or q.shape[-1] != heads * d
+                or k.shape[-1] != kv_heads * d or v.shape[-1] != kv_heads * d):  # fmt: skip
+            return _unfused(module, q, k, v, mask, position_embeddings, cache, cache_position)
+        keys, values = layer.reserve(1)
+        out = torch.empty((batch, 1, heads * d), dtype=torch.float32)
+        scale = d**-0.5 if module.scaling is None else module.scaling
+        lib.decode_attention(
+            q.data_ptr(), strides[0], k.data_ptr(), strides[1], v.data_ptr(), strides[2],
+            cos.data_ptr(), sin.data_ptr(), 0 if cos.shape[0] == 1 else d,
+            keys.data_ptr(), values.data_ptr(), keys.stride(0), keys.stride(1), keys.stride(2),
+            layer.length, kv_len, None if mask is None else mask.data_ptr(),
+            0 if mask is None or mask.shape[0] == 1 else mask.stride(0), out.data_ptr(),
+            batch, heads, kv_heads, d, scale, torch.get_num_threads(),
+        )  # fmt: skip
+        layer.length = kv_len
+        return module.o_proj(out), None
+
+    def _fits(layer: Any, batch: int) -> bool:
+        keys, values = layer._keys, layer._values
+        return (keys.dtype is torch.float32 and values.dtype is torch.float32 and keys.is_cpu and values.is_cpu
+                and keys.shape == values.shape and keys.stride() == values.stride() and keys.shape[0] == batch
+                and keys.shape[1] == kv_heads and keys.shape[3] == d and keys.stride(3) == 1)  # fmt: skip
+
+    def _table_fits(table: Any, batch: int) -> bool:
+        # rotary_tables(): (batch or 1, 1, 1, head_dim), the whole head rotated
+        return (_plain(table) and table.dim() == 4 and table.shape[0] in (1, batch) and table.shape[1:] == (1, 1, d)
+                and table.is_contiguous())  # fmt: skip
+
+    return forward
+
+
+def _mask_fits(mask: Any, batch: int, kv_len: int) -> bool:
+    """No mask, or a boolean ``(batch or 1, 1, 1, kv_len)`` one with contiguous keys (a padding mask)."""
+    return mask is None or (type(mask) is torch.Tensor and mask.dtype is torch.bool and mask.is_cpu
+                            and mask.dim() == 4 and mask.shape[0] in (1, batch) and mask.shape[1:] == (1, 1, kv_len)
+                            and (kv_len == 1 or mask.stride(3) == 1))  # fmt: skip
+
+
+def _unfused(
+    module: Any,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: Any,
+    position_embeddings: Any,
+    cache: Any,
+    cache_position: Any,
+) -> Any:
+    """The rest of the attention layer's own path from projections the kernel does not take."""
+    from pretrained.modeling.attention import merge_heads, sdpa_attention
+    from pretrained.modeling.rotary import apply_rotary_tables
+
+    shape = (q.shape[0], q.shape[1], -1, module.head_dim)
+    q, k = apply_rotary_tables(q.reshape(shape).transpose(1, 2), k.reshape(shape).transpose(1, 2),
+                               *position_embeddings)  # fmt: skip
+    v = v.reshape(shape).transpose(1, 2)
+    k, v = cache.update(k, v, module.layer_idx, {"cache_position": cache_position})
+    out, _ = sdpa_attention(q, k, v, mask, scale=module.scaling, is_causal=True)
+    return module.o_proj(merge_heads(out)), None
+
+
+def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
+    """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
+    gated MLPs, Llama-family attention and pre-norm blocks with an RMSNorm second norm. Empty without the
+    built library. Modules whose ``forward`` is patched on the instance are left alone."""
+    if load_decode_ops() is None:
+        return []
+    from pretrained.modeling.decoder import PreNormDecoderLayer
+    from pretrained.modeling.mlp import GatedMLP
+    from pretrained.modeling.norms import RMSNorm
+    from pretrained.models.llama import LlamaAttention
+
+    found = []
+    for module in model.modules():
+        if "forward" in vars(module):
+            continue
+        kind = type(module)
+        if kind is RMSNorm and _plain_weight(module.weight):
+            found.append((module, _norm_forward(module)))
+        elif kind is GatedMLP:
+            found.append((module, _mlp_forward(module)))
+        elif kind is LlamaAttention and module.head_dim % 2 == 0:
+            found.append((module, _attention_forward(module)))
+        elif isinstance(module, PreNormDecoderLayer) and kind.forward is PreNormDecoderLayer.forward:
+            norm = module._sublayers()[2]
+            if type(norm) is RMSNorm and _plain_weight(norm.weight):
+                found.append((module, _layer_forward(module)))
+    return found
