@@ -38,6 +38,20 @@ from pretrained.utils.native import build_library
 
 _FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma", "-ffp-contract=off")
 _built: dict[str, Any] = {}  # "lib": the loaded library (ctypes) or None
+# False: blocks keep one call per fused operation and linear instead of one block_step call (for measuring)
+BLOCKS = True
+
+
+def _int8_table(model: Any) -> dict:
+    from pretrained.generation import runner
+    from pretrained.inference import quant_kernels
+    from pretrained.inference.compiled import int8_group_table, is_int8_layer
+
+    if not runner.INT8_GROUPS or quant_kernels.load_kernels() is None:
+        return {}
+    if not any(is_int8_layer(m) for m in model.modules()):
+        return {}
+    return int8_group_table(model)
 
 
 def load_decode_ops() -> Any:
@@ -51,6 +65,8 @@ def load_decode_ops() -> Any:
             # argument types, one letter each: pointer, int64, float
             types = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_float}
             signatures = {
+                "block_scratch": "pi",
+                "block_step": "ppppppippiiiipiii",
                 "rms_norm_rows": "pipipppiif",
                 "silu_mul_rows": "pipipii",
                 "decode_attention": "pipipippippiiiiipipiiiifi",
@@ -58,6 +74,7 @@ def load_decode_ops() -> Any:
             for name, letters in signatures.items():
                 fn = getattr(lib, name)
                 fn.restype, fn.argtypes = None, [types[c] for c in letters]
+            lib.block_scratch.restype = ctypes.c_int64
         _built["lib"] = lib
     return _built["lib"]
 
@@ -276,6 +293,207 @@ def _unfused(
     return module.o_proj(merge_heads(out)), None
 
 
+class _Linear(ctypes.Structure):
+    _fields_ = [("fn", ctypes.c_void_p), ("kind", ctypes.c_int64), ("w", ctypes.c_void_p),
+                ("scale", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("n", ctypes.c_int64), ("k", ctypes.c_int64)]  # fmt: skip
+
+
+class _Block(ctypes.Structure):
+    _fields_ = [("norm_1", ctypes.c_void_p), ("norm_2", ctypes.c_void_p), ("eps_1", ctypes.c_double),
+                ("eps_2", ctypes.c_double), ("scale", ctypes.c_double), ("hidden", ctypes.c_int64),
+                ("heads", ctypes.c_int64), ("kv_heads", ctypes.c_int64), ("head_dim", ctypes.c_int64),
+                ("inter", ctypes.c_int64), ("qkv_calls", ctypes.c_int64), ("gate_up_calls", ctypes.c_int64),
+                ("qkv", _Linear * 3), ("o", _Linear), ("gate_up", _Linear * 2), ("down", _Linear)]  # fmt: skip
+
+
+def _linear_specs(modules: list[Any], table: dict) -> tuple[list[_Linear], list[tuple]] | None:
+    """The kernel calls computing ``modules`` (sibling projections of one input, in column order): one call
+    when they are the members of one packed int8 group in that order, else one per module; and the
+    ``(mapping, key, object)`` identities that must hold for them to stay valid. ``None`` when a module is
+    neither a plain fp32 ``nn.Linear`` (with the small-rows kernel built) nor a fast int8 layer."""
+    from pretrained.inference import kernels, quant_kernels
+    from pretrained.inference.compiled import is_int8_layer
+
+    specs, checks, groups = [], [], []
+    for module in modules:
+        if (
+            type(module) is torch.nn.Linear
+            and _plain_weight(module.weight)
+            and kernels.load_small_rows_kernel()
+        ):
+            weight, bias = module.weight, module.bias
+            if module.weight.dim() != 2 or (bias is not None and not _plain_weight(bias)):
+                return None
+            fn = ctypes.cast(kernels.load_small_rows_kernel(), ctypes.c_void_p).value
+            specs.append(_Linear(fn, 0, weight.data_ptr(), None, None if bias is None else bias.data_ptr(),
+                                 *weight.shape))  # fmt: skip
+            checks += [(module._parameters, "weight", weight), (module._parameters, "bias", bias)]
+            groups.append(None)
+        elif (
+            is_int8_layer(module)
+            and "forward" not in vars(module)
+            and quant_kernels.load_kernels() is not None
+        ):
+            with torch.no_grad():
+                cache = module._cache()
+            if not cache.get("fast") or module.kernel != "auto":
+                return None
+            fn = ctypes.cast(quant_kernels.load_kernels()["int8"], ctypes.c_void_p).value
+            weight, scale, bias = cache["weight"], cache["scale"], cache["bias"]
+            group = table.get(weight)
+            groups.append(group)
+            if group is not None:
+                weight, scale, bias = group.weight, group.scale, group.bias
+            specs.append(_Linear(fn, 1, weight.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
+                                 *weight.shape))  # fmt: skip
+            # (kernel: a class default that an instance may override)
+            checks += [
+                (module.__dict__, "_kernel_cache", cache),
+                (module.__dict__, "kernel", vars(module).get("kernel")),
+            ]
+            checks += [(module._buffers, name, t) for name, t in zip(module._sources, cache["sources"])]
+        else:
+            return None
+    first = groups[0]
+    if first is not None and all(g is not None and g.index == first.index for g in groups):
+        starts = [g.start for g in groups]
+        if starts == sorted(starts) and starts[0] == 0 and groups[-1].end == first.weight.shape[0]:
+            return [specs[0]], checks
+    if any(g is not None for g in groups):
+        for spec, module in zip(specs, modules):  # each member on its own (unpacked) weights
+            if spec.kind == 1:
+                with torch.no_grad():
+                    cache = module._cache()
+                spec.w, spec.scale = cache["weight"].data_ptr(), cache["scale"].data_ptr()
+                spec.bias = None if cache["bias"] is None else cache["bias"].data_ptr()
+                spec.n = cache["weight"].shape[0]
+    return specs, checks
+
+
+def _block_forward(module: Any, table: dict, fallback: Any) -> Any:
+    """A whole Llama block per call (``block_step``) for steps of 1-8 rows, else ``fallback``."""
+    from pretrained.modeling.cache import Cache, DynamicLayer
+    from pretrained.modeling.mlp import GatedMLP
+    from pretrained.modeling.norms import RMSNorm
+    from pretrained.models.llama import LlamaAttention
+
+    norm_1, attention, norm_2, mlp = module._sublayers()
+    if not (type(norm_1) is RMSNorm and type(norm_2) is RMSNorm and _plain_weight(norm_1.weight)
+            and type(attention) is LlamaAttention and attention.q_norm is None and type(mlp) is GatedMLP
+            and mlp.act_fn is F.silu and attention.head_dim % 2 == 0):  # fmt: skip
+        return fallback
+    if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
+        return fallback
+    qkv = _linear_specs([attention.q_proj, attention.k_proj, attention.v_proj], table)
+    o = _linear_specs([attention.o_proj], table)
+    gate_up = _linear_specs([mlp.gate_proj, mlp.up_proj], table)
+    down = _linear_specs([mlp.down_proj], table)
+    if None in (qkv, o, gate_up, down):
+        return fallback
+    config, d = attention.config, attention.head_dim
+    heads, kv_heads, hidden = config.num_attention_heads, config.num_key_value_heads, norm_1.weight.shape[0]
+    inter = mlp.down_proj.in_features
+    shapes = [(heads * d, hidden), (kv_heads * d, hidden), (kv_heads * d, hidden)]
+    if len(qkv[0]) == 1:
+        shapes = [(heads * d + 2 * kv_heads * d, hidden)]
+    shapes += [(hidden, heads * d)] + (
+        [(2 * inter, hidden)] if len(gate_up[0]) == 1 else [(inter, hidden)] * 2
+    )
+    shapes += [(hidden, inter)]
+    if [(s.n, s.k) for s in qkv[0] + o[0] + gate_up[0] + down[0]] != shapes:
+        return fallback
+    block = _Block(norm_1.weight.data_ptr(), norm_2.weight.data_ptr(), norm_1.variance_epsilon,
+                   norm_2.variance_epsilon, d**-0.5 if attention.scaling is None else attention.scaling,
+                   hidden, heads, kv_heads, d, inter, len(qkv[0]), len(gate_up[0]))  # fmt: skip
+    for i, spec in enumerate(qkv[0]):
+        block.qkv[i] = spec
+    block.o = o[0][0]
+    for i, spec in enumerate(gate_up[0]):
+        block.gate_up[i] = spec
+    block.down = down[0][0]
+    checks = qkv[1] + o[1] + gate_up[1] + down[1]
+    checks += [(norm_1._parameters, "weight", norm_1.weight), (norm_2._parameters, "weight", norm_2.weight)]
+    lib, address = _built["lib"], ctypes.addressof(block)
+    scratch_rows = lib.block_scratch(address, 1)
+    index, cache_update, sdpa = attention.layer_idx, Cache.update, _sdpa()
+    registry = _registry()
+    epsilons = (norm_1.variance_epsilon, norm_2.variance_epsilon)
+
+    def forward(
+        hidden_states: torch.Tensor,
+        mask: Any,
+        position_embeddings: Any = None,
+        cache: Any = None,
+        cache_position: Any = None,
+        output_attentions: bool = False,
+    ) -> Any:
+        layer = None
+        if (not torch.is_grad_enabled() and not output_attentions and not attention.training and cache is not None
+                and type(cache).update is cache_update and index < len(cache.layers) and _plain(hidden_states)
+                and hidden_states.dim() == 3 and hidden_states.shape[1] == 1 and hidden_states.shape[2] == hidden
+                and hidden_states.shape[0] <= 8 and hidden_states.is_contiguous()
+                and config._attn_implementation in (None, "sdpa") and registry.get("sdpa") is sdpa
+                and (norm_1.variance_epsilon, norm_2.variance_epsilon) == epsilons
+                and all(m.get(k) is o for m, k, o in checks)):  # fmt: skip
+            layer = cache.layers[index]
+        batch = hidden_states.shape[0]
+        if (
+            type(layer) is not DynamicLayer
+            or layer._keys is None
+            or not _cache_fits(layer, batch, kv_heads, d)
+        ):
+            return fallback(
+                hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        cos, sin = position_embeddings
+        kv_len = layer.length + 1
+        if not (
+            _table_fits(cos, batch, d) and _table_fits(sin, batch, d) and _mask_fits(mask, batch, kv_len)
+        ):
+            return fallback(
+                hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        keys, values = layer.reserve(1)
+        out = torch.empty(hidden_states.shape, dtype=torch.float32)
+        scratch = torch.empty(scratch_rows * batch, dtype=torch.float32)
+        lib.block_step(
+            address, hidden_states.data_ptr(), out.data_ptr(), scratch.data_ptr(), cos.data_ptr(), sin.data_ptr(),
+            0 if cos.shape[0] == 1 else d, keys.data_ptr(), values.data_ptr(), keys.stride(0), keys.stride(1),
+            keys.stride(2), layer.length, None if mask is None else mask.data_ptr(),
+            0 if mask is None or mask.shape[0] == 1 else mask.stride(0), batch, torch.get_num_threads(),
+        )  # fmt: skip
+        layer.length = kv_len
+        return out, None
+
+    forward.block = block  # (the struct the kernel reads must live as long as the forward)
+    return forward
+
+
+def _sdpa() -> Any:
+    from pretrained.modeling.attention import sdpa_attention
+
+    return sdpa_attention
+
+
+def _registry() -> dict:
+    from pretrained.modeling.attention import ATTENTION_FUNCTIONS
+
+    return ATTENTION_FUNCTIONS
+
+
+def _cache_fits(layer: Any, batch: int, kv_heads: int, d: int) -> bool:
+    keys, values = layer._keys, layer._values
+    return (keys.dtype is torch.float32 and values.dtype is torch.float32 and keys.is_cpu and values.is_cpu
+            and keys.shape == values.shape and keys.stride() == values.stride() and keys.shape[0] == batch
+            and keys.shape[1] == kv_heads and keys.shape[3] == d and keys.stride(3) == 1)  # fmt: skip
+
+
+def _table_fits(table: Any, batch: int, d: int) -> bool:
+    # rotary_tables(): (batch or 1, 1, 1, head_dim), the whole head rotated
+    return (_plain(table) and table.dim() == 4 and table.shape[0] in (1, batch) and table.shape[1:] == (1, 1, d)
+            and table.is_contiguous())  # fmt: skip
+
+
 def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
     """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
     gated MLPs, Llama-family attention and pre-norm blocks with an RMSNorm second norm. Empty without the
@@ -287,7 +505,7 @@ def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
     from pretrained.modeling.norms import RMSNorm
     from pretrained.models.llama import LlamaAttention
 
-    found = []
+    found, table = [], None
     for module in model.modules():
         if "forward" in vars(module):
             continue
@@ -301,5 +519,10 @@ def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
         elif isinstance(module, PreNormDecoderLayer) and kind.forward is PreNormDecoderLayer.forward:
             norm = module._sublayers()[2]
             if type(norm) is RMSNorm and _plain_weight(norm.weight):
-                found.append((module, _layer_forward(module)))
+                forward = _layer_forward(module)
+                if BLOCKS:
+                    if table is None:
+                        table = _int8_table(model)
+                    forward = _block_forward(module, table, forward)
+                found.append((module, forward))
     return found

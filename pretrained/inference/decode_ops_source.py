@@ -167,4 +167,76 @@ extern "C" void decode_attention(const float* q, int64_t q_row, const float* k, 
     }
   }
 }
+// A whole pre-norm Llama block for one new token per row, in one call: the linears go to the kernels whose
+// entry points the caller hands over (the fp32 small-rows kernel or the int8 weight-only one).
+typedef void (*fp32_linear_fn)(const float* x, const float* w, const float* b, float* y, int64_t R, int64_t N,
+                               int64_t K, int64_t threads);
+typedef void (*int8_linear_fn)(const float* x, const int8_t* w, const float* scale, const float* b, float* y,
+                               int64_t R, int64_t N, int64_t K);
+struct Linear {  // y = x w^T (* scale) + bias, N outputs of K inputs; kind 0: fp32 kernel, 1: int8 kernel
+  void* fn; int64_t kind; const void* w; const float* scale; const float* bias; int64_t n, k;
+};
+struct Block {
+  const float* norm_1; const float* norm_2; double eps_1, eps_2, scale;
+  int64_t hidden, heads, kv_heads, head_dim, inter;
+  int64_t qkv_calls;  // 1: qkv[0] computes q | k | v side by side; 3: one call each
+  int64_t gate_up_calls;  // 1: gate_up[0] computes gate | up; 2: one call each
+  Linear qkv[3], o, gate_up[2], down;
+};
+static inline void run_linear(const Linear& l, const float* x, float* y, int64_t R, int64_t threads) {
+  if (l.kind == 0) ((fp32_linear_fn)l.fn)(x, (const float*)l.w, l.bias, y, R, l.n, l.k, threads);
+  else ((int8_linear_fn)l.fn)(x, (const int8_t*)l.w, l.scale, l.bias, y, R, l.n, l.k);
+}
+// x, y: (R, hidden); scratch: block_scratch(...) floats.
+extern "C" int64_t block_scratch(const Block* b, int64_t R) {
+  const int64_t q = b->heads * b->head_dim, kv = b->kv_heads * b->head_dim;
+  return R * (4 * b->hidden + (q + 2 * kv) + q + 3 * b->inter);
+}
+extern "C" void block_step(const Block* b, const float* x, float* y, float* scratch, const float* cos,
+                           const float* sin, int64_t table_row, float* kc, float* vc, int64_t c_batch,
+                           int64_t c_head, int64_t c_seq, int64_t pos, const bool* mask, int64_t mask_row,
+                           int64_t R, int64_t threads) {
+  const int64_t H = b->hidden, D = b->head_dim, q_n = b->heads * D, kv_n = b->kv_heads * D, I = b->inter;
+  float* normed = scratch;              // R * H
+  float* qkv = normed + R * H;          // R * (q_n + 2 kv_n)
+  float* attended = qkv + R * (q_n + 2 * kv_n);  // R * q_n
+  float* projected = attended + R * q_n;  // R * H
+  float* mid = projected + R * H;       // R * H: x + attention
+  float* gate_up = mid + R * H;         // R * 2I
+  float* act = gate_up + R * 2 * I;     // R * I
+  float* down = normed;                 // R * H (normed is free by then)
+  rms_norm_rows(x, H, nullptr, 0, nullptr, b->norm_1, normed, R, H, (float)b->eps_1);
+  const float *q, *k, *v;
+  int64_t q_row, k_row, v_row;
+  if (b->qkv_calls == 1) {
+    run_linear(b->qkv[0], normed, qkv, R, threads);
+    q = qkv; k = qkv + q_n; v = qkv + q_n + kv_n;
+    q_row = k_row = v_row = q_n + 2 * kv_n;
+  } else {
+    run_linear(b->qkv[0], normed, qkv, R, threads);
+    run_linear(b->qkv[1], normed, qkv + R * q_n, R, threads);
+    run_linear(b->qkv[2], normed, qkv + R * (q_n + kv_n), R, threads);
+    q = qkv; k = qkv + R * q_n; v = qkv + R * (q_n + kv_n);
+    q_row = q_n; k_row = v_row = kv_n;
+  }
+  decode_attention(q, q_row, k, k_row, v, v_row, cos, sin, table_row, kc, vc, c_batch, c_head, c_seq, pos, pos + 1,
+                   mask, mask_row, attended, R, b->heads, b->kv_heads, D, (float)b->scale, threads);
+  run_linear(b->o, attended, projected, R, threads);
+  rms_norm_rows(x, H, projected, H, mid, b->norm_2, normed, R, H, (float)b->eps_2);
+  if (b->gate_up_calls == 1) {
+    run_linear(b->gate_up[0], normed, gate_up, R, threads);
+    silu_mul_rows(gate_up, 2 * I, gate_up + I, 2 * I, act, R, I);
+  } else {
+    run_linear(b->gate_up[0], normed, gate_up, R, threads);
+    run_linear(b->gate_up[1], normed, gate_up + R * I, R, threads);
+    silu_mul_rows(gate_up, I, gate_up + R * I, I, act, R, I);
+  }
+  run_linear(b->down, act, down, R, threads);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < H; i += 16) {
+      const __mmask16 m = tail_mask(H - i);
+      _mm512_mask_storeu_ps(y + r * H + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, mid + r * H + i),
+                                                            _mm512_maskz_loadu_ps(m, down + r * H + i)));
+    }
+}
 """

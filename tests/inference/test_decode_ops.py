@@ -89,10 +89,11 @@ def _generate(model, fused, **kwargs):
 
 
 @needs_lib
-@pytest.mark.parametrize("case", ["plain", "padded", "qwen3", "beams"])
-def test_generate_same_tokens(case, monkeypatch):
+@pytest.mark.parametrize("blocks", [True, False])
+@pytest.mark.parametrize("case", ["plain", "padded", "qwen3", "beams", "int8"])
+def test_generate_same_tokens(case, blocks, monkeypatch):
     model = tiny_decode_llama(hidden_size=64, layers=2)
-    if case == "qwen3":
+    if case == "qwen3":  # per-head norms: the block falls back to one call per fused operation
         from pretrained.models.llama import LlamaForCausalLM, Qwen3Config
 
         torch.manual_seed(0)
@@ -100,14 +101,20 @@ def test_generate_same_tokens(case, monkeypatch):
                              num_attention_heads=4, num_key_value_heads=2, head_dim=16, eos_token_id=None,
                              pad_token_id=0)  # fmt: skip
         model = LlamaForCausalLM(config).eval()
+    if case == "int8":
+        from pretrained.quantizers.int4_linear import Int8WeightOnlyLinear, replace_linears
+
+        replace_linears(model, Int8WeightOnlyLinear.from_linear, skip=("lm_head",))
     ids = torch.randint(1, 96, (2, 7), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
     if case == "padded":
         mask[0, :3] = 0
     extra = {"num_beams": 3} if case == "beams" else {}
     calls = []
-    real = lib.decode_attention
-    monkeypatch.setattr(lib, "decode_attention", lambda *a: calls.append(1) or real(*a))
+    entry = "block_step" if blocks and case != "qwen3" else "decode_attention"
+    real = getattr(lib, entry)
+    monkeypatch.setattr(lib, entry, lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(decode_ops, "BLOCKS", blocks)
     plain = _generate(model, False, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
     assert not calls
     fused = _generate(model, True, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
