@@ -413,6 +413,9 @@ def _block_forward(module: Any, table: dict, fallback: Any) -> Any:
     block.down = down[0][0]
     checks = qkv[1] + o[1] + gate_up[1] + down[1]
     checks += [(norm_1._parameters, "weight", norm_1.weight), (norm_2._parameters, "weight", norm_2.weight)]
+    # parameters keep their objects when re-pointed (``.data = ...``): their memory is checked too
+    held = [t for _, name, t in checks if name in ("weight", "bias") and isinstance(t, torch.nn.Parameter)]
+    pointers = [t.data_ptr() for t in held]
     lib, address = _built["lib"], ctypes.addressof(block)
     scratch_rows = lib.block_scratch(address, 1)
     index, cache_update, sdpa = attention.layer_idx, Cache.update, _sdpa()
@@ -434,7 +437,8 @@ def _block_forward(module: Any, table: dict, fallback: Any) -> Any:
                 and hidden_states.shape[0] <= 8 and hidden_states.is_contiguous()
                 and config._attn_implementation in (None, "sdpa") and registry.get("sdpa") is sdpa
                 and (norm_1.variance_epsilon, norm_2.variance_epsilon) == epsilons
-                and all(m.get(k) is o for m, k, o in checks)):  # fmt: skip
+                and all(m.get(k) is o for m, k, o in checks)
+                and [t.data_ptr() for t in held] == pointers):  # fmt: skip
             layer = cache.layers[index]
         batch = hidden_states.shape[0]
         if (
