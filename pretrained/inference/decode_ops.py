@@ -346,12 +346,12 @@ def _linear_specs(modules: list[Any], table: dict) -> tuple[list[_Linear], list[
                 weight, scale, bias = group.weight, group.scale, group.bias
             specs.append(_Linear(fn, 1, weight.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
                                  *weight.shape))  # fmt: skip
-            # (kernel: a class default that an instance may override)
+            # (kernel: a class default that an instance may override; a source buffer assigned anew or moved
+            # drops the layer's kernel cache, see Int8WeightOnlyLinear.__setattr__ / _apply)
             checks += [
                 (module.__dict__, "_kernel_cache", cache),
                 (module.__dict__, "kernel", vars(module).get("kernel")),
             ]
-            checks += [(module._buffers, name, t) for name, t in zip(module._sources, cache["sources"])]
         else:
             return None
     first = groups[0]
@@ -422,55 +422,67 @@ def _block_forward(module: Any, table: dict, fallback: Any) -> Any:
     registry = _registry()
     epsilons = (norm_1.variance_epsilon, norm_2.variance_epsilon)
 
-    def forward(
-        hidden_states: torch.Tensor,
-        mask: Any,
-        position_embeddings: Any = None,
-        cache: Any = None,
-        cache_position: Any = None,
-        output_attentions: bool = False,
-    ) -> Any:
-        layer = None
-        if (not torch.is_grad_enabled() and not output_attentions and not attention.training and cache is not None
-                and type(cache).update is cache_update and index < len(cache.layers) and _plain(hidden_states)
-                and hidden_states.dim() == 3 and hidden_states.shape[1] == 1 and hidden_states.shape[2] == hidden
-                and hidden_states.shape[0] <= 8 and hidden_states.is_contiguous()
-                and config._attn_implementation in (None, "sdpa") and registry.get("sdpa") is sdpa
-                and (norm_1.variance_epsilon, norm_2.variance_epsilon) == epsilons
-                and all(m.get(k) is o for m, k, o in checks)
-                and [t.data_ptr() for t in held] == pointers):  # fmt: skip
-            layer = cache.layers[index]
-        batch = hidden_states.shape[0]
+    def valid(cache: Any, batch: int) -> Any:
+        """This block's cache layer when its weights and cache are the ones the call was prepared for."""
+        if (attention.training or (norm_1.variance_epsilon, norm_2.variance_epsilon) != epsilons
+                or not all(m.get(k) is o for m, k, o in checks) or [t.data_ptr() for t in held] != pointers
+                or index >= len(cache.layers)):  # fmt: skip
+            return None
+        layer = cache.layers[index]
         if (
             type(layer) is not DynamicLayer
             or layer._keys is None
             or not _cache_fits(layer, batch, kv_heads, d)
         ):
-            return fallback(
-                hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
-            )
-        cos, sin = position_embeddings
-        kv_len = layer.length + 1
-        if not (
-            _table_fits(cos, batch, d) and _table_fits(sin, batch, d) and _mask_fits(mask, batch, kv_len)
-        ):
-            return fallback(
-                hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
-            )
+            return None
+        return layer
+
+    def run(
+        layer: Any, x: torch.Tensor, y: torch.Tensor, scratch: torch.Tensor, tables: tuple, mask: Any
+    ) -> None:
+        """The block on ``x`` into ``y`` (``(batch, 1, hidden)`` contiguous fp32), for a ``valid`` layer."""
+        cos, sin, table_row = tables
         keys, values = layer.reserve(1)
-        out = torch.empty(hidden_states.shape, dtype=torch.float32)
-        scratch = torch.empty(scratch_rows * batch, dtype=torch.float32)
         lib.block_step(
-            address, hidden_states.data_ptr(), out.data_ptr(), scratch.data_ptr(), cos.data_ptr(), sin.data_ptr(),
-            0 if cos.shape[0] == 1 else d, keys.data_ptr(), values.data_ptr(), keys.stride(0), keys.stride(1),
-            keys.stride(2), layer.length, None if mask is None else mask.data_ptr(),
-            0 if mask is None or mask.shape[0] == 1 else mask.stride(0), batch, torch.get_num_threads(),
+            address, x.data_ptr(), y.data_ptr(), scratch.data_ptr(), cos, sin, table_row, keys.data_ptr(),
+            values.data_ptr(), keys.stride(0), keys.stride(1), keys.stride(2), layer.length,
+            None if mask is None else mask.data_ptr(), 0 if mask is None or mask.shape[0] == 1 else mask.stride(0),
+            x.shape[0], torch.get_num_threads(),
         )  # fmt: skip
-        layer.length = kv_len
+        layer.length += 1
+
+    def forward(hidden_states: torch.Tensor, mask: Any, position_embeddings: Any = None, cache: Any = None,
+                cache_position: Any = None, output_attentions: bool = False) -> Any:  # fmt: skip
+        layer = None
+        if (not torch.is_grad_enabled() and not output_attentions and cache is not None
+                and type(cache).update is cache_update and _plain(hidden_states) and hidden_states.dim() == 3
+                and hidden_states.shape[1] == 1 and hidden_states.shape[2] == hidden and hidden_states.shape[0] <= 8
+                and hidden_states.is_contiguous() and config._attn_implementation in (None, "sdpa")
+                and registry.get("sdpa") is sdpa):  # fmt: skip
+            layer = valid(cache, hidden_states.shape[0])
+        batch = hidden_states.shape[0]
+        tables = layer is not None and _tables(position_embeddings, batch, d)
+        if not tables or not _mask_fits(mask, batch, layer.length + 1):
+            return fallback(
+                hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
+            )
+        out = torch.empty(hidden_states.shape, dtype=torch.float32)
+        run(layer, hidden_states, out, torch.empty(scratch_rows * batch, dtype=torch.float32), tables, mask)
         return out, None
 
     forward.block = block  # (the struct the kernel reads must live as long as the forward)
+    forward.valid, forward.run, forward.scratch_rows = valid, run, scratch_rows
     return forward
+
+
+def _tables(position_embeddings: Any, batch: int, d: int) -> tuple | None:
+    """``(cos pointer, signed sin pointer, row stride)`` of rotary tables the kernels take, else ``None``."""
+    if not isinstance(position_embeddings, tuple) or len(position_embeddings) != 2:
+        return None
+    cos, sin = position_embeddings
+    if not (_table_fits(cos, batch, d) and _table_fits(sin, batch, d) and cos.shape == sin.shape):
+        return None
+    return cos.data_ptr(), sin.data_ptr(), 0 if cos.shape[0] == 1 else d
 
 
 def _sdpa() -> Any:
@@ -498,6 +510,67 @@ def _table_fits(table: Any, batch: int, d: int) -> bool:
             and table.is_contiguous())  # fmt: skip
 
 
+def _stack_forward(model: Any, blocks: list[Any]) -> Any:
+    """A Llama decoder stack's step of one new token per row (1-8 rows): embedding, rotary tables and mask
+    once, then every block's ``block_step`` and the final norm, without a Python call per block; any other
+    call (or a block whose weights or cache changed) runs the stack's own ``forward``."""
+    from pretrained.modeling.cache import Cache
+    from pretrained.modeling.decoder import build_masks
+    from pretrained.modeling.outputs import BaseModelOutputWithPast, output_flag
+    from pretrained.modeling.rotary import rotary_tables
+
+    own, config, norm = type(model).forward, model.config, model.norm
+    hidden, d, windows = config.hidden_size, config.head_dim, model.windows
+    norm_weight, cache_update, scratch_rows = norm.weight, Cache.update, blocks[0].scratch_rows
+    sdpa, registry = _sdpa(), _registry()
+    quiet = {"cache_position", "return_dict", "output_attentions", "output_hidden_states"}
+
+    def forward(input_ids: Any = None, attention_mask: Any = None, position_ids: Any = None,
+                past_key_values: Any = None, inputs_embeds: Any = None, use_cache: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+        cache = past_key_values if past_key_values is not None else kwargs.get("cache")
+        if (torch.is_grad_enabled() or model.training or inputs_embeds is not None or type(input_ids) is not torch.Tensor
+                or input_ids.dim() != 2 or input_ids.shape[1] != 1 or not 0 < input_ids.shape[0] <= 8
+                or cache is None or not isinstance(cache, Cache) or type(cache).update is not cache_update
+                or use_cache is False or not config.use_cache and use_cache is None or not kwargs.keys() <= quiet
+                or output_flag(config, "output_attentions", kwargs.get("output_attentions"))
+                or output_flag(config, "output_hidden_states", kwargs.get("output_hidden_states"))
+                or any(w is not None for w in windows) or config._attn_implementation not in (None, "sdpa")
+                or registry.get("sdpa") is not sdpa or norm.weight is not norm_weight):  # fmt: skip
+            return own(model, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
+                       **kwargs)  # fmt: skip
+        batch = input_ids.shape[0]
+        layers = [block.valid(cache, batch) for block in blocks]
+        length = layers[0].length if layers[0] is not None else -1
+        if any(layer is None or layer.length != length for layer in layers):
+            return own(model, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
+                       **kwargs)  # fmt: skip
+        cache_position = kwargs.get("cache_position")
+        if cache_position is None:
+            cache_position = torch.arange(length, length + 1)
+        elif cache_position.shape != (1,) or int(cache_position[0]) != length:
+            return own(model, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
+                       **kwargs)  # fmt: skip
+        x = model.embed_tokens(input_ids)
+        positions = cache_position.unsqueeze(0) if position_ids is None else position_ids
+        tables = rotary_tables(*model.rotary_emb(positions, x.dtype))
+        mask = build_masks(attention_mask, cache, cache_position, windows)[None]
+        pointers = (
+            _plain(x) and x.shape == (batch, 1, hidden) and x.is_contiguous() and _tables(tables, batch, d)
+        )
+        if not pointers or not _mask_fits(mask, batch, length + 1):
+            return own(model, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
+                       **kwargs)  # fmt: skip
+        y = torch.empty_like(x)
+        scratch = torch.empty(scratch_rows * batch, dtype=torch.float32)
+        for block, layer in zip(blocks, layers):
+            block.run(layer, x, y, scratch, pointers, mask)
+            x, y = y, x
+        out = BaseModelOutputWithPast(last_hidden_state=norm(x), past_key_values=cache)
+        return out if output_flag(config, "return_dict", kwargs.get("return_dict")) else out.to_tuple()
+
+    return forward
+
+
 def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
     """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
     gated MLPs, Llama-family attention and pre-norm blocks with an RMSNorm second norm. Empty without the
@@ -507,7 +580,7 @@ def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
     from pretrained.modeling.decoder import PreNormDecoderLayer
     from pretrained.modeling.mlp import GatedMLP
     from pretrained.modeling.norms import RMSNorm
-    from pretrained.models.llama import LlamaAttention
+    from pretrained.models.llama import LlamaAttention, LlamaModel
 
     found, table = [], None
     for module in model.modules():
@@ -529,4 +602,9 @@ def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
                         table = _int8_table(model)
                     forward = _block_forward(module, table, forward)
                 found.append((module, forward))
+    for module in model.modules():
+        if type(module) is LlamaModel and "forward" not in vars(module):
+            blocks = [dict(found).get(layer) for layer in module.layers]
+            if blocks and all(hasattr(b, "run") for b in blocks) and type(module.norm) is RMSNorm:
+                found.append((module, _stack_forward(module, blocks)))
     return found

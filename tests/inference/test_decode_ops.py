@@ -4,6 +4,8 @@ with padding, grouped heads, per-head norms (Qwen3) and beams; anything they do 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -130,7 +132,9 @@ def test_other_calls_fall_back():
     model = tiny_decode_llama(hidden_size=64, layers=2)
     ids = torch.randint(1, 96, (1, 5), generator=torch.Generator().manual_seed(2))
     forwards = dict(decode_ops.decode_forwards(model))
-    assert len(forwards) == 2 * 5 + 1  # per layer: two norms, attention, MLP, the block; the final norm
+    assert (
+        len(forwards) == 2 * 5 + 2
+    )  # per layer: two norms, attention, MLP, the block; the final norm, the stack
     attention = model.model.layers[0].self_attn
     hidden = torch.randn(1, 1, 64)
     with torch.no_grad():
@@ -156,3 +160,29 @@ def test_nothing_swapped_without_the_library(monkeypatch):
     assert decode_ops.decode_forwards(model) == []
     ids = torch.randint(1, 96, (1, 5), generator=torch.Generator().manual_seed(3))
     assert model.generate(ids, max_new_tokens=4, do_sample=False).shape == (1, 9)
+
+
+@needs_lib
+@pytest.mark.parametrize("kind", ["fp32", "int8"])
+def test_stack_step_runs_the_blocks_without_their_forwards(kind, monkeypatch):
+    from pretrained.generation.runner import RoutedLinears
+
+    model = tiny_decode_llama(hidden_size=64, layers=3)
+    if kind == "int8":
+        from pretrained.quantizers.int4_linear import Int8WeightOnlyLinear, replace_linears
+
+        replace_linears(model, Int8WeightOnlyLinear.from_linear, skip=("lm_head",))
+    ids = torch.randint(1, 96, (2, 6), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = model(ids, use_cache=True)
+        cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        expected = model(token, past_key_values=copy.deepcopy(cache)).logits
+        calls = []
+        real = lib.block_step
+        monkeypatch.setattr(lib, "block_step", lambda *a: calls.append(1) or real(*a))
+        with RoutedLinears(model):
+            for layer in model.model.layers:  # the stack must not go through the blocks' forwards
+                vars(layer)["forward"] = None
+            got = model(token, past_key_values=cache).logits
+    assert len(calls) == 3 and cache.get_seq_length() == 7
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
