@@ -17,11 +17,22 @@ call (source in :mod:`~pretrained.inference.decode_ops_source`, built once per m
 
 :func:`decode_forwards` prepares a replacement ``forward`` per module that
 ``pretrained.generation.runner.RoutedLinears`` swaps in for the length of each eager step (as it does for
-the linear layers). Each checks its call (no autograd, fp32 CPU tensors of the shapes it serves, the
-default SDPA attention, a dynamic cache layer already filled by the prompt, ...) and otherwise calls the
-module's own ``forward``; compiled steps never see them. The products are the ones PyTorch rounds (the
-build keeps every multiply and add separately rounded), sums are taken in another order. Without AVX-512
-or a C++ compiler nothing is swapped.
+the linear layers). Two of them go further, since in a real step the ~100 MB of weights streamed per token
+evict the interpreter's working set and every Python operation left costs several times its usual price:
+
+- a pre-norm Llama block (RMSNorms, ``LlamaAttention`` without per-head norms, a SiLU ``GatedMLP``) whose
+  linears are all plain fp32 ``nn.Linear`` or fast int8 weight-only layers runs as one ``block_step`` call,
+  which calls the fp32 small-rows kernel (:mod:`~pretrained.inference.kernels`) or the int8 kernel
+  (:mod:`~pretrained.inference.quant_kernels`, a packed q/k/v or gate/up group as one call) by address;
+- a ``LlamaModel`` whose blocks all do computes its embedding, rotary tables and mask once and runs the
+  blocks' ``block_step`` one after another, then the final norm (for 1-8 rows, no sliding window).
+
+Each checks its call (no autograd, fp32 CPU tensors of the shapes it serves, the default SDPA attention,
+dynamic cache layers already filled by the prompt, the weights it was prepared with: the same objects and,
+for fp32 parameters, the same memory; an int8 layer's kernel cache, which it drops when a source buffer
+changes) and otherwise runs the module's own ``forward``; compiled steps never see them. The products are
+the ones PyTorch rounds (the build keeps every multiply and add separately rounded), sums are taken in
+another order. Without AVX-512 or a C++ compiler nothing is swapped.
 """
 
 from __future__ import annotations
