@@ -203,7 +203,7 @@ class RoutedLinears:
                     self.modules.append(module)
                     self.forwards.append(forward)
         if FUSED_OPS:
-            for module, forward in decode_ops.decode_forwards(model):
+            for module, forward in decode_ops.decode_forwards(model, INT8_GROUPS):
                 self.modules.append(module)
                 self.forwards.append(forward)
 

@@ -53,12 +53,11 @@ _built: dict[str, Any] = {}  # "lib": the loaded library (ctypes) or None
 BLOCKS = True
 
 
-def _int8_table(model: Any) -> dict:
-    from pretrained.generation import runner
+def _int8_table(model: Any, grouped: bool) -> dict:
     from pretrained.inference import quant_kernels
     from pretrained.inference.compiled import int8_group_table, is_int8_layer
 
-    if not runner.INT8_GROUPS or quant_kernels.load_kernels() is None:
+    if not grouped or quant_kernels.load_kernels() is None:
         return {}
     if not any(is_int8_layer(m) for m in model.modules()):
         return {}
@@ -582,10 +581,11 @@ def _stack_forward(model: Any, blocks: list[Any]) -> Any:
     return forward
 
 
-def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
+def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any]]:
     """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
     gated MLPs, Llama-family attention and pre-norm blocks with an RMSNorm second norm. Empty without the
-    built library. Modules whose ``forward`` is patched on the instance are left alone."""
+    built library. Modules whose ``forward`` is patched on the instance are left alone. ``int8_groups``: blocks
+    compute packed int8 sibling projections (q / k / v, gate / up) as one kernel call."""
     if load_decode_ops() is None:
         return []
     from pretrained.modeling.decoder import PreNormDecoderLayer
@@ -610,7 +610,7 @@ def decode_forwards(model: Any) -> list[tuple[Any, Any]]:
                 forward = _layer_forward(module)
                 if BLOCKS:
                     if table is None:
-                        table = _int8_table(model)
+                        table = _int8_table(model, int8_groups)
                     forward = _block_forward(module, table, forward)
                 found.append((module, forward))
     for module in model.modules():
