@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.generation.configuration_utils import GenerationConfig
-from pretrained.inference import kernels, quant_kernels
+from pretrained.inference import decode_ops, kernels, quant_kernels
 from pretrained.inference.compiled import CompiledDecoder, int8_group_table, is_int8_layer
 from pretrained.inference.int8_dynamic import torchao_int8_weight_only
 from pretrained.inference.routing import DecodeKernels, plain_fp32_cpu
@@ -158,6 +158,9 @@ class Runner:
 
 # False: int8 weight-only layers keep one kernel call each (for measuring what grouping gains)
 INT8_GROUPS = True
+# False: norms, gated MLPs and attention keep their own PyTorch ops in eager steps (for measuring what the fused
+# operations of pretrained.inference.decode_ops gain)
+FUSED_OPS = True
 
 
 class RoutedLinears:
@@ -210,6 +213,10 @@ class RoutedLinears:
                 if forward is not None:
                     self.modules.append(module)
                     self.forwards.append(forward)
+        if FUSED_OPS:
+            for module, forward in decode_ops.decode_forwards(model, INT8_GROUPS):
+                self.modules.append(module)
+                self.forwards.append(forward)
 
     def _routed(self, module: torch.nn.Linear) -> Any:
         choose = self.router._linear  # None where the call is not one the kernels serve

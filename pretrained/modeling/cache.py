@@ -100,6 +100,13 @@ class DynamicLayer(CacheLayer):
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.length + query_length, 0
 
+    def reserve(self, new: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole key and value buffers ``(batch, heads, capacity, head_dim)``, grown to hold ``new`` more
+        tokens: for kernels that write slots ``length ..`` themselves and then advance ``length``."""
+        if self.length + new > self._keys.shape[2]:
+            self._grow(self.length + new, self._keys, self._values)
+        return self._keys, self._values
+
     def reorder(self, beam_idx: torch.Tensor) -> None:
         # Gathered straight into a second buffer of the same capacity, which then becomes the cache: one pass
         # over the written slots per step (beam search), where gathering in place needs a copy and a copy back.

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from tiny_models import tiny_decode_llama
 from torch import nn
 
+from pretrained.generation import runner
 from pretrained.generation.runner import RoutedLinears
 from pretrained.inference import quant_kernels as Q
 from pretrained.inference.compiled import compiled_decoder, fusable_groups, int8_group_table
@@ -26,6 +27,13 @@ EAGER = {"backend": "eager", "fullgraph": True}  # the traced graph run op by op
 # The int8 kernel calls of one step (their output widths) with groups: per layer q/k/v (64 + 2 * 32), o,
 # gate/up (2 * 128), down
 _STEP = [128, 64, 256, 64] * 2
+
+
+@pytest.fixture(autouse=True)
+def _unfused_fp32_ops(monkeypatch):
+    """These tests compare int8 grouping bit for bit with per-layer calls; the fused fp32 operations of eager
+    steps (pretrained.inference.decode_ops, tested in test_decode_ops.py) sum in another order."""
+    monkeypatch.setattr(runner, "FUSED_OPS", False)
 
 
 def _llama(bias: bool = False, layers: int = 2) -> LlamaForCausalLM:
