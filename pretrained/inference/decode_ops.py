@@ -385,11 +385,10 @@ def _block_forward(module: Any, table: dict, fallback: Any) -> Any:
     from pretrained.modeling.cache import Cache, DynamicLayer
     from pretrained.modeling.mlp import GatedMLP
     from pretrained.modeling.norms import RMSNorm
-    from pretrained.models.llama import LlamaAttention
 
     norm_1, attention, norm_2, mlp = module._sublayers()
     if not (type(norm_1) is RMSNorm and type(norm_2) is RMSNorm and _plain_weight(norm_1.weight)
-            and type(attention) is LlamaAttention and attention.q_norm is None and type(mlp) is GatedMLP
+            and _declares(type(attention), "llama_attention") and attention.q_norm is None and type(mlp) is GatedMLP
             and mlp.act_fn is F.silu and attention.head_dim % 2 == 0):  # fmt: skip
         return fallback
     if any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()):
@@ -581,6 +580,12 @@ def _stack_forward(model: Any, blocks: list[Any]) -> Any:
     return forward
 
 
+def _declares(kind: type, name: str) -> bool:
+    """Whether class ``kind`` itself (not a base) says its eager decode steps are the ``name`` ones computed
+    here (``decode_ops_kind``, set on the model families' classes: this layer does not import them)."""
+    return vars(kind).get("decode_ops_kind") == name
+
+
 def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any]]:
     """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
     gated MLPs, Llama-family attention and pre-norm blocks with an RMSNorm second norm. Empty without the
@@ -591,7 +596,6 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
     from pretrained.modeling.decoder import PreNormDecoderLayer
     from pretrained.modeling.mlp import GatedMLP
     from pretrained.modeling.norms import RMSNorm
-    from pretrained.models.llama import LlamaAttention, LlamaModel
 
     found, table = [], None
     for module in model.modules():
@@ -602,7 +606,7 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
             found.append((module, _norm_forward(module)))
         elif kind is GatedMLP:
             found.append((module, _mlp_forward(module)))
-        elif kind is LlamaAttention and module.head_dim % 2 == 0:
+        elif _declares(kind, "llama_attention") and module.head_dim % 2 == 0:
             found.append((module, _attention_forward(module)))
         elif isinstance(module, PreNormDecoderLayer) and kind.forward is PreNormDecoderLayer.forward:
             norm = module._sublayers()[2]
@@ -614,7 +618,7 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
                     forward = _block_forward(module, table, forward)
                 found.append((module, forward))
     for module in model.modules():
-        if type(module) is LlamaModel and "forward" not in vars(module):
+        if _declares(type(module), "llama_stack") and "forward" not in vars(module):
             blocks = [dict(found).get(layer) for layer in module.layers]
             if blocks and all(hasattr(b, "run") for b in blocks) and type(module.norm) is RMSNorm:
                 found.append((module, _stack_forward(module, blocks)))

@@ -214,6 +214,10 @@ class Qwen3Config(Qwen2Config):
 class LlamaAttention(CausalSelfAttention):
     """Multi-head attention with grouped key/value heads, rotary positions and a KV cache."""
 
+    # Eager decode steps of exactly this class may run as one C++ call (``inference.decode_ops``, which does
+    # not import the model families: it asks the class itself, not a subclass that may compute otherwise).
+    decode_ops_kind = "llama_attention"
+
     def __init__(self, config: LlamaConfig, layer_idx: int, sliding_window: int | None = None) -> None:
         super().__init__()
         self.config = config
@@ -280,6 +284,8 @@ class LlamaPreTrainedModel(PreTrainedModel):
 
 class LlamaModel(InputEmbeddings, LlamaPreTrainedModel):
     """The decoder stack without a head; returns the last hidden states and the cache."""
+
+    decode_ops_kind = "llama_stack"  # see LlamaAttention.decode_ops_kind
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__(config)
