@@ -109,35 +109,47 @@ def fusable_groups(model: nn.Module, kind: str = "fp32") -> list[list[nn.Module]
     return groups
 
 
-def _int8_members(groups: list[list[nn.Module]]) -> list[tuple[int, int]]:
-    return [(id(t), t.data_ptr()) for layers in groups for x in layers for t in x.fusion_tensors() if t is not None]
+def _int8_units(model: nn.Module) -> list[list[nn.Module]]:
+    """The int8 layers of ``model`` as its steps call them, in module order: each packed group (see
+    :func:`fusable_groups`) where its first member stands and, with packed memory on, every other int8
+    layer where it stands."""
+    grouped = {id(layer): layers for layers in fusable_groups(model, "int8") for layer in layers}
+    units, seen = [], {id(x.weight) for layers in grouped.values() for x in layers}
+    for module in model.modules():
+        layers = grouped.get(id(module))
+        if layers is not None:
+            units += [layers] if module is layers[0] else []
+        elif packed_memory.ENABLED and is_int8_layer(module) and id(module.weight) not in seen:
+            seen.add(id(module.weight))  # (a weight two layers share is packed once)
+            units.append([module])
+    return units
+
+
+def _int8_members(units: list[list[nn.Module]]) -> list[tuple[int, int]]:
+    tensors = [t for layers in units for x in layers for t in x.fusion_tensors()]
+    return [(id(t), t.data_ptr()) for t in tensors if t is not None]
 
 
 def int8_group_table(model: nn.Module) -> dict[torch.Tensor, Group]:
     """Pack the int8 weight-only sibling projections of ``model`` (see the module docstring) and return
     ``{member's int8 weight buffer: Group}`` (``Group.scale``: the packed scales; ``Group.bias``: the
-    members' biases in fp32, packed, or ``None``). Packed once; called again, it packs only when a member's
-    buffers were replaced or moved since (the table is kept per model, weakly)."""
-    groups = fusable_groups(model, "int8")
+    members' biases in fp32, packed, or ``None``). Packed once; called again, it packs only when a layer's
+    buffers were replaced or moved since (the table is kept per model, weakly).
+
+    The int8 weights of every int8 layer (groups and single layers) are packed into one run of memory in
+    the order a step calls them, their scales into another (:func:`packed_memory.pack_run`): the kernel's
+    prefetches past one call's weights then fetch the next call's, not another layer's or freed slots."""
+    units = _int8_units(model)
     memo = _INT8_TABLES.get(model)
-    if memo is not None and memo[0] == _int8_members(groups):
+    if memo is not None and memo[0] == _int8_members(units):
         return memo[1]
-    grouped = {id(layer): layers for layers in groups for layer in layers}
     table: dict[torch.Tensor, Group] = {}
+    weights = packed_memory.pack_run([[x.weight for x in layers] for layers in units]) if units else []
+    scales = packed_memory.pack_run([[x.weight_scale for x in layers] for layers in units]) if units else []
     index = INT8_INDEX
-    # In module order (the order a step calls them), so the step reads packed memory front to back: each
-    # group where its first member stands, the other int8 layers where they stand.
-    for module in model.modules():
-        layers = grouped.get(id(module))
-        if layers is None:
-            if is_int8_layer(module) and packed_memory.ENABLED and not packed_memory.holds(module.weight):
-                packed_memory.move_buffer(module, "weight")
-                packed_memory.move_buffer(module, "weight_scale")
-            continue
-        if module is not layers[0]:
-            continue
-        weight = packed_memory.pack([layer.weight for layer in layers])
-        scale = packed_memory.pack([layer.weight_scale for layer in layers])
+    for layers, weight, scale in zip(units, weights, scales):
+        if len(layers) == 1:
+            continue  # (a single layer: its kernel calls read its own buffers, now views of the run)
         bias = None
         if layers[0].bias is not None:
             with torch.inference_mode(False):
@@ -147,7 +159,7 @@ def int8_group_table(model: nn.Module) -> dict[torch.Tensor, Group]:
             table[layer.weight] = Group(weight, bias, start, start + layer.out_features, index, scale)
             start += layer.out_features
         index += 1
-    _INT8_TABLES[model] = (_int8_members(groups), table)
+    _INT8_TABLES[model] = (_int8_members(units), table)
     return table
 
 

@@ -18,6 +18,7 @@ of a few MB.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import torch
@@ -79,19 +80,39 @@ def pack(tensors: list[torch.Tensor]) -> torch.Tensor:
     first dimension into one new packed tensor, and re-point each one's ``.data`` at its rows, as
     :func:`pretrained.inference.hugepages.pack` does (objects, names and values kept), but from the shared
     chunks: a fused group of small quantized layers is read as one run of memory. Returns the packed tensor."""
-    rest, dtype = tuple(tensors[0].shape[1:]), tensors[0].dtype
-    if any(tuple(t.shape[1:]) != rest or t.dtype != dtype or t.device.type != "cpu" for t in tensors):
-        raise ValueError(f"pack needs CPU tensors of one dtype and equal trailing sizes, got "
-                         f"{[(tuple(t.shape), t.dtype, t.device.type) for t in tensors]}")  # fmt: skip
-    shape = (sum(t.shape[0] for t in tensors), *rest)
+    return pack_run([tensors])[0]
+
+
+def pack_run(groups: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """:func:`pack` for several groups at once, all in one new allocation, one group after another (each
+    starting on a cache line): the tensors a step reads one after another become one run of memory, so the
+    kernels' prefetches past one group's end fetch the next group's start. All tensors of one dtype. Returns
+    each group's packed tensor (views of the run)."""
+    dtype = groups[0][0].dtype
+    shapes = []
+    for tensors in groups:
+        rest = tuple(tensors[0].shape[1:])
+        if any(tuple(t.shape[1:]) != rest or t.dtype != dtype or t.device.type != "cpu" for t in tensors):
+            raise ValueError(f"pack needs CPU tensors of one dtype and equal trailing sizes, got "
+                             f"{[(tuple(t.shape), t.dtype, t.device.type) for t in tensors]}")  # fmt: skip
+        shapes.append((sum(t.shape[0] for t in tensors), *rest))
+    sizes = [math.prod(shape) for shape in shapes]
+    step = ALIGN // dtype.itemsize
+    starts = [0]
+    for numel in sizes:
+        starts.append(starts[-1] + -(-numel // step) * step)
     with torch.inference_mode(False), torch.no_grad():  # plain tensors even under inference_mode
-        packed = empty(shape, dtype) if ENABLED else torch.empty(shape, dtype=dtype)
-        start = 0
-        for t in tensors:
-            rows = packed[start : start + t.shape[0]]
-            rows.copy_(t)
-            t.data = rows
-            start += t.shape[0]
+        run = empty((starts[-1],), dtype) if ENABLED else torch.empty(starts[-1], dtype=dtype)
+        packed = []
+        for tensors, shape, start, numel in zip(groups, shapes, starts, sizes):
+            whole = run[start : start + numel].view(shape)
+            row = 0
+            for t in tensors:
+                rows = whole[row : row + t.shape[0]]
+                rows.copy_(t)
+                t.data = rows
+                row += t.shape[0]
+            packed.append(whole)
     return packed
 
 

@@ -17,6 +17,12 @@ one pass over its weights, while the model still calls its three layers; a membe
 input computes its own product again (right numbers, no merge). This assumes the input is not changed in
 place between the sibling calls, which holds for the projections of every family here. Library calls
 (MKL, oneDNN, the small-rows kernel) stay per layer: for more rows each layer keeps its own call.
+
+One-query attention of one sequence (a batch-1 decode step; graphs compiled by inductor, caches up to
+``ONE_QUERY_MAX_LENGTH``) is written as multiplies and sums too (:func:`one_query_attention`): inductor
+fuses it into the step's loops, where the SDPA kernel's call was mostly fixed cost at one query. The query
+is materialised first, else inductor recomputes its rotation for every key position (which made this
+form slower than SDPA when it was tried before). More rows, or longer caches, keep SDPA.
 """
 
 from __future__ import annotations
@@ -53,6 +59,32 @@ def refresh_int8_ops() -> None:
     _INT8_OPS[:] = ops
 
 
+# False: one-query attention stays with SDPA in compiled steps too (for measuring what the reduction gains)
+ONE_QUERY_REDUCTIONS = True
+# The longest cache whose one-query attention is written as reductions: measured faster than SDPA up to 464
+# positions at one thread; past that SDPA's own parallel loops may win.
+ONE_QUERY_MAX_LENGTH = 512
+
+
+def one_query_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+                        scale: float | None = None) -> torch.Tensor:  # fmt: skip
+    """SDPA of one query ``(1, heads, 1, dim)`` against ``key`` / ``value`` ``(1, kv_heads, len, dim)`` (fewer
+    heads: grouped), ``mask`` boolean or additive ``(1, 1, 1, len)``, written as multiplies and sums."""
+    heads, dim = query.shape[1], query.shape[3]
+    kv_heads, length = key.shape[1], key.shape[2]
+    if torch.compiler.is_compiling():
+        # (materialised first: inductor would otherwise recompute the query's rotation for every key position)
+        query = torch.ops.prims.inductor_force_stride_order(query, query.stride())
+    q = query.reshape(kv_heads, heads // kv_heads, 1, dim)
+    scores = (q * key.reshape(kv_heads, 1, length, dim)).sum(-1) * (dim**-0.5 if scale is None else scale)
+    if mask is not None:
+        mask = mask.reshape(1, 1, length)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = scores.softmax(-1)  # (kv_heads, groups, len)
+    out = (weights.unsqueeze(-1) * value.reshape(kv_heads, 1, length, dim)).sum(-2)
+    return out.reshape(1, heads, 1, dim)
+
+
 class Group(NamedTuple):
     """Where one projection sits in its packed group: the packed weight and bias (``None`` without biases)
     and the member's output columns ``[start, end)``."""
@@ -66,8 +98,8 @@ class Group(NamedTuple):
 
 
 class DecodeKernels(TorchFunctionMode):
-    """Reroute few-row linears to faster kernels (one-query attention stays with SDPA: written as
-    multiplies and sums it measured slower in compiled steps at every batch size tried).
+    """Reroute few-row linears to faster kernels, and in inductor graphs the one-query attention of one
+    sequence (see the module docstring).
 
     Eagerly, 1-8 rows against weights of ``kernels.MIN_KERNEL_WEIGHT`` elements or more go to the small-rows
     kernel through ctypes (built when the mode is made), and 4-32 rows that it does not take against
@@ -111,12 +143,30 @@ class DecodeKernels(TorchFunctionMode):
             return func(*args, **kwargs)
         if func is F.linear:
             out = self._linear(*args, **kwargs)
+        elif func is F.scaled_dot_product_attention and self.reductions and ONE_QUERY_REDUCTIONS:
+            out = self._attention(*args, **kwargs)
         else:
             out = None
             for op in self._int8_ops:
                 if func is op:
                     out = self._int8_group(func, *args, **kwargs)
         return func(*args, **kwargs) if out is None else out
+
+    def _attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
+                   scale: float | None = None, enable_gqa: bool = False) -> Any:  # fmt: skip
+        """One query of one sequence against a cache, as multiplies and sums; ``None``: another call."""
+        if query.dim() != 4 or query.shape[0] != 1 or query.shape[2] != 1 or dropout_p or is_causal:
+            return None
+        if not plain_fp32_cpu(query, key, value) or key.dim() != 4 or key.shape != value.shape:
+            return None
+        length, heads, kv_heads = key.shape[2], query.shape[1], key.shape[1]
+        if length > ONE_QUERY_MAX_LENGTH or heads % kv_heads or (heads != kv_heads and not enable_gqa):
+            return None
+        if attn_mask is not None and (tuple(attn_mask.shape) != (1, 1, 1, length)
+                                      or attn_mask.dtype not in (torch.bool, torch.float32)):  # fmt: skip
+            return None
+        return one_query_attention(query, key, value, attn_mask, scale)
 
     def _int8_group(self, op: Any, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor,
                     bias: torch.Tensor | None = None) -> Any:  # fmt: skip

@@ -100,6 +100,20 @@ def test_groups_pack_buffers_in_place_and_keep_the_state_dict(tmp_path):
     assert loaded.keys() == before.keys() and all(torch.equal(loaded[k], before[k]) for k in before)
 
 
+def test_every_int8_layer_is_packed_into_one_run_in_step_order():
+    model = _llama()
+    with torch.inference_mode():
+        model(_ids(1)[:, :1])  # (the first forward places each layer's buffers, as a run's prefill does)
+    int8_group_table(model)
+    for name in ("weight", "weight_scale"):
+        # the buffers a step reads, in the order it reads them, each right after the one before
+        read = [getattr(x, name) for layer in model.model.layers for x in
+                (*layer.self_attn.children(), *layer.mlp.children())]  # fmt: skip
+        assert len(read) == 2 * 7 and _shares_storage(*read)
+        ends = [t.data_ptr() + t.numel() * t.element_size() for t in read]
+        assert [t.data_ptr() for t in read[1:]] == ends[:-1]  # (here each is whole cache lines: no padding)
+
+
 @pytest.mark.parametrize(("rows", "bias"), [(1, False), (1, True), (3, False)])
 def test_eager_groups_give_bit_identical_logits_with_fewer_calls(rows, bias, kernel_calls):
     model = _llama(bias=bias)

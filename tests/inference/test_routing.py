@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from layer_standins import Int8Linear
 from torch import nn
 
-from pretrained.inference import kernels
+from pretrained.inference import kernels, routing
 from pretrained.inference.routing import DecodeKernels
 
 
@@ -125,3 +125,44 @@ def test_small_rows_kernel_refuses_what_it_cannot_compute():
             F.linear(x[:, :32], w)
         with pytest.raises(RuntimeError):
             F.linear(torch.randn(1, 32), w)
+
+
+def _attention_inputs(kv_heads: int, mask_kind: str | None, length: int = 11) -> tuple:
+    g = torch.Generator().manual_seed(kv_heads)
+    shapes = ((6, 1), (kv_heads, length), (kv_heads, length))  # (heads, positions) of query, key, value
+    q, k, v = (torch.randn(1, h, n, 16, generator=g) for h, n in shapes)
+    mask = None
+    if mask_kind is not None:
+        mask = torch.arange(length).view(1, 1, 1, length) < length - 3  # the last three slots not written yet
+        mask = mask if mask_kind == "bool" else torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("kv_heads", [6, 2, 1])
+@pytest.mark.parametrize("mask_kind", [None, "bool", "float"])
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_one_query_attention_matches_sdpa(kv_heads, mask_kind, scale):
+    q, k, v, mask = _attention_inputs(kv_heads, mask_kind)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=kv_heads != 6)
+    torch.testing.assert_close(routing.one_query_attention(q, k, v, mask, scale), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_only_one_query_of_one_sequence_against_a_short_cache_is_rewritten(monkeypatch):
+    calls = []
+    real = routing.one_query_attention
+    monkeypatch.setattr(routing, "one_query_attention", lambda *a: calls.append(a[0].shape) or real(*a))
+    q, k, v, mask = _attention_inputs(2, "bool")
+    long = _attention_inputs(2, None, routing.ONE_QUERY_MAX_LENGTH + 1)
+    sdpa = F.scaled_dot_product_attention
+    with torch.no_grad(), DecodeKernels(compiled=True, reductions=True):
+        sdpa(q, k, v, attn_mask=mask, enable_gqa=True)  # the one call rewritten
+        sdpa(q.expand(2, -1, -1, -1), k.expand(2, -1, -1, -1), v.expand(2, -1, -1, -1), enable_gqa=True)
+        sdpa(q.expand(-1, -1, 3, -1), k, v, enable_gqa=True)  # three queries
+        sdpa(*long[:3], enable_gqa=True)
+        sdpa(q, k, v, attn_mask=mask.expand(1, 6, 1, 11), enable_gqa=True)  # a mask per head
+    with torch.no_grad(), DecodeKernels(compiled=True, reductions=False):  # another backend: SDPA
+        sdpa(q, k, v, attn_mask=mask, enable_gqa=True)
+    monkeypatch.setattr(routing, "ONE_QUERY_REDUCTIONS", False)
+    with torch.no_grad(), DecodeKernels(compiled=True, reductions=True):
+        sdpa(q, k, v, attn_mask=mask, enable_gqa=True)
+    assert calls == [q.shape]
