@@ -593,6 +593,10 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
     compute packed int8 sibling projections (q / k / v, gate / up) as one kernel call."""
     if load_decode_ops() is None:
         return []
+    # Layers of other libraries (bitsandbytes rounds activations to int8 in fp16, adapters...) can turn the
+    # fused ops' last-bit differences into other tokens: such models decode op by op, as transformers does.
+    if any(not type(m).__module__.startswith(("pretrained.", "torch.nn.")) for m in model.modules()):
+        return []
     from pretrained.modeling.decoder import PreNormDecoderLayer
     from pretrained.modeling.mlp import GatedMLP
     from pretrained.modeling.norms import RMSNorm

@@ -186,3 +186,21 @@ def test_stack_step_runs_the_blocks_without_their_forwards(kind, monkeypatch):
             got = model(token, past_key_values=cache).logits
     assert len(calls) == 3 and cache.get_seq_length() == 7
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_lib
+def test_models_with_other_libraries_layers_decode_op_by_op():
+    """A model holding a layer class from outside pretrained / torch.nn (bitsandbytes', an adapter's) gets no
+    fused forwards: their own rounding (bitsandbytes: activations to int8 in fp16) would turn the fused ops'
+    last-bit differences into other tokens than transformers'."""
+    model = tiny_decode_llama()
+    assert decode_ops.decode_forwards(model)
+
+    class OtherLinear(torch.nn.Linear):  # defined here: its module is this test file, like a third party's
+        pass
+
+    proj = model.model.layers[0].mlp.up_proj
+    other = OtherLinear(proj.in_features, proj.out_features, bias=False)
+    other.weight = proj.weight
+    model.model.layers[0].mlp.up_proj = other
+    assert decode_ops.decode_forwards(model) == []
