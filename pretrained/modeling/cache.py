@@ -461,14 +461,7 @@ class EncoderDecoderCache:
 
     def update_cross(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int) -> None:
         """Store a layer's cross-attention keys/values (once per generation) and mark it updated."""
-        cross = self.cross_attention_cache
-        layer = cross._layer(layer_idx) if type(cross) is DynamicCache else None
-        if type(layer) is DynamicLayer and layer._keys is None and not torch.is_grad_enabled():
-            # Written once, then only read (or reordered into fresh buffers): kept as given instead of copied,
-            # which for a batch of 30 s Whisper clips is a pass over ~100 MB (an append would copy them then).
-            layer._keys, layer._values, layer.length = key_states, value_states, key_states.shape[2]
-        else:
-            cross.update(key_states, value_states, layer_idx)
+        self.cross_attention_cache.update(key_states, value_states, layer_idx)
         self.is_updated[layer_idx] = True
 
     def get_seq_length(self, layer_idx: int = 0) -> int:

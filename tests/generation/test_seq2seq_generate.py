@@ -219,25 +219,3 @@ def test_decoder_start_set_on_model_config_after_loading_is_ignored(models):
             model.config.decoder_start_token_id, model.generation_config.decoder_start_token_id = values
     assert torch.equal(theirs_ids, ours_ids)
     assert (ours_ids[:, 0] != start).all()
-
-
-def test_cross_attention_keys_kept_without_a_copy():
-    """update_cross keeps the cross-attention keys/values it is given (no pass over them) when nothing needs
-    their gradient, reads them back whole, and a beam reorder still gathers them into fresh memory."""
-    from pretrained.modeling.cache import EncoderDecoderCache
-
-    key = torch.randn(3, 6, 2, 7, 4).select(2, 1).transpose(1, 2)  # (batch, heads, len, dim), a strided view
-    value = torch.randn(3, 2, 6, 4)
-    cache = EncoderDecoderCache()
-    with torch.no_grad():
-        cache.update_cross(key, value, 0)
-    layer = cache.cross_attention_cache.layers[0]
-    assert cache.is_updated[0] and layer.keys.data_ptr() == key.data_ptr() and torch.equal(layer.keys, key)
-    assert torch.equal(layer.values, value) and cache.cross_attention_cache.get_seq_length(0) == 6
-    layer.reorder(torch.tensor([2, 0, 1]))
-    assert torch.equal(layer.keys, key[[2, 0, 1]]) and torch.equal(layer.values, value[[2, 0, 1]])
-    assert torch.equal(key, key.clone())  # the caller's tensors are untouched
-    grad = EncoderDecoderCache()
-    k = key.clone().requires_grad_()
-    grad.update_cross(k, value, 0)
-    assert grad.cross_attention_cache.layers[0]._keys is k  # the autograd path as before
