@@ -82,6 +82,15 @@ extern "C" void int8_rows_linear(const float* x, const int8_t* w, const float* s
 
 #define INT4_AHEAD (gs / 8)
 
+// A group's scales (fp16 or fp32 storage) and uint8 zero points of the 16 columns at offset o.
+static inline __m512 group_scales(const void* s, bool s32, int64_t o) {
+  return s32 ? _mm512_loadu_ps((const float*)s + o)
+             : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
+}
+static inline __m512i group_zeros(const uint8_t* z, int64_t o) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+}
+
 // ---- int4, GPTQ word layout: qw (K/8, N) int32, z (G, N) uint8, s (G, N) fp16 or fp32 ----
 // One tile = T*16 outputs, one group: the group's sums, scaled, are added to y (which starts as the bias).
 // Each thread owns a contiguous range of tiles and walks the groups in order, so it streams through a
@@ -118,9 +127,8 @@ static inline void int4_tile(const float* __restrict x, const float* __restrict 
     for (int r = 0; r < R; ++r) for (int t = 0; t < T; ++t) acc[0][r][t] = _mm512_add_ps(acc[0][r][t], acc[A - 1][r][t]);
   for (int t = 0; t < T; ++t) {
     const int64_t o = g * N + n0 + 16 * t;
-    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
-                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
-    __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o))));
+    __m512 sv = group_scales(s, s32, o);
+    __m512 zv = _mm512_cvtepi32_ps(group_zeros(z, o));
     for (int r = 0; r < R; ++r) {
       float* yp = y + r * N + n0 + 16 * t;
       __m512 d = _mm512_fnmadd_ps(zv, _mm512_set1_ps(xsum[r * G + g]), acc[0][r][t]);
@@ -299,9 +307,8 @@ VNNI static inline void int4_tile_vnni(const int32_t* __restrict xe, const int32
   }
   for (int t = 0; t < T; ++t) {
     const int64_t o = g * N + n0 + 16 * t;
-    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
-                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
-    __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+    __m512 sv = group_scales(s, s32, o);
+    __m512i zv = group_zeros(z, o);
     for (int r = 0; r < R; ++r) {
       float* yp = y + r * N + n0 + 16 * t;
       __m512i d = _mm512_sub_epi32(acc[r][t], _mm512_mullo_epi32(zv, _mm512_set1_epi32(xsum[r * G + g])));
@@ -455,9 +462,8 @@ VNNI static inline void int4_tile_digits(const int32_t* __restrict xd, const int
   }
   for (int t = 0; t < T; ++t) {
     const int64_t o = g * N + n0 + 16 * t;
-    __m512 sv = s32 ? _mm512_loadu_ps((const float*)s + o)
-                    : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)s + o)));
-    __m512i zv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(z + o)));
+    __m512 sv = group_scales(s, s32, o);
+    __m512i zv = group_zeros(z, o);
     for (int r = 0; r < R; ++r) {
       const int32_t* v = vs + (r * G + g) * 3;
       __m512i d[3];
