@@ -38,6 +38,16 @@ from pretrained.processing.image_utils import (
 )
 
 
+def _resized_crop(image_height: int, image_width: int, s: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """The resize's output ``(height, width)`` for settings ``s``, then the centre crop's ``top, left`` offsets
+    in it (``center_crop``'s; negative where the crop is larger and would pad) and its ``height, width``."""
+    height, width = T.get_resize_output_image_size(image_height, image_width, s["size"])
+    crop_height, crop_width = height, width
+    if s["do_center_crop"]:
+        crop_height, crop_width = s["crop_size"]["height"], s["crop_size"]["width"]
+    return height, width, (height - crop_height) // 2, (width - crop_width) // 2, crop_height, crop_width
+
+
 class ImageProcessingMixin(ProcessorSettings):
     """An image processor's settings (``preprocessor_config.json``, ``image_processor_type``)."""
 
@@ -319,11 +329,7 @@ class BaseImageProcessor(ImageProcessingMixin):
             return None
         if pixels is None:
             return None
-        height, width = T.get_resize_output_image_size(pixels.height, pixels.width, s["size"])
-        crop_height, crop_width = height, width
-        if s["do_center_crop"]:
-            crop_height, crop_width = s["crop_size"]["height"], s["crop_size"]["width"]
-        top, left = (height - crop_height) // 2, (width - crop_width) // 2  # center_crop's offsets
+        height, width, top, left, crop_height, crop_width = _resized_crop(pixels.height, pixels.width, s)
         if top < 0 or left < 0 or crop_height <= 0 or crop_width <= 0:
             return None  # a crop larger than the image pads it: the general path does that
         plan = R.plan((pixels.width, pixels.height), (width, height), s["resample"],
@@ -384,11 +390,7 @@ class BaseImageProcessor(ImageProcessingMixin):
         if (channels is None or image.height * image.width < _SPLIT_MIN_PIXELS
                 or not T.can_split_resize(image, s["resample"])):
             return None
-        height, width = T.get_resize_output_image_size(image.height, image.width, s["size"])
-        crop_height, crop_width = height, width
-        if s["do_center_crop"]:
-            crop_height, crop_width = s["crop_size"]["height"], s["crop_size"]["width"]
-        top, left = (height - crop_height) // 2, (width - crop_width) // 2  # center_crop's offsets
+        height, width, top, left, crop_height, crop_width = _resized_crop(image.height, image.width, s)
         if top < 0 or left < 0:
             return None  # a crop larger than the image pads it: the general path does that
         table = self._table(channels, s)
