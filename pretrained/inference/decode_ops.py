@@ -5,7 +5,7 @@ weights it pays PyTorch's per-operation cost many times over: ``rms_norm`` is a 
 on the CPU, rotating queries and keys is a roll, two products and a sum each, writing the cache a few
 views and copies, SDPA for one query has the setup of a general kernel. Here each of those is one C++
 call (source in :mod:`~pretrained.inference.decode_ops_source`, built once per machine by
-:func:`pretrained.utils.native.build_library` and called through ctypes):
+:func:`pretrained.utils.native.load_library` and called through ctypes):
 
 - ``rms_norm_rows``: :class:`~pretrained.modeling.norms.RMSNorm`, optionally after the residual add that
   precedes it (a :class:`~pretrained.modeling.decoder.PreNormDecoderLayer`'s second norm);
@@ -37,7 +37,6 @@ another order. Without AVX-512 or a C++ compiler nothing is swapped.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 from typing import Any
 
@@ -45,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.inference.decode_ops_source import DECODE_OPS_SOURCE
-from pretrained.utils.native import build_library
+from pretrained.utils.native import load_library
 
 _FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma", "-ffp-contract=off")
 _built: dict[str, Any] = {}  # "lib": the loaded library (ctypes) or None
@@ -69,22 +68,18 @@ def load_decode_ops() -> Any:
     if "lib" not in _built:
         lib = None
         if "AVX512" in torch.backends.cpu.get_cpu_capability():
-            with contextlib.suppress(OSError):
-                lib = build_library("decode_ops", DECODE_OPS_SOURCE, _FLAGS)
-        if lib is not None:
             # argument types, one letter each: pointer, int64, float
             types = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_float}
-            signatures = {
+            letters = {
                 "block_scratch": "pi",
                 "block_step": "ppppppippiiiipiii",
                 "rms_norm_rows": "pipipppiif",
                 "silu_mul_rows": "pipipii",
                 "decode_attention": "pipipippippiiiiipipiiiifi",
             }
-            for name, letters in signatures.items():
-                fn = getattr(lib, name)
-                fn.restype, fn.argtypes = None, [types[c] for c in letters]
-            lib.block_scratch.restype = ctypes.c_int64
+            signatures = {name: (ctypes.c_int64 if name == "block_scratch" else None, [types[c] for c in args])
+                          for name, args in letters.items()}  # fmt: skip
+            lib = load_library("decode_ops", DECODE_OPS_SOURCE, _FLAGS, signatures)
         _built["lib"] = lib
     return _built["lib"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pretrained.utils.native import build_library
+from pretrained.utils.native import load_library
 
 # Plain -O3 (no -march): the library may be kept in a home folder shared by machines with other CPUs, and a
 # table lookup per value does not vectorise much anyway.
@@ -75,16 +75,12 @@ def _function() -> Any:
         return _LOADED[0]
     with _lock:
         if not _LOADED:
-            fn = None
+            lib = None  # without it numpy does the same work, slower
             if os.environ.get("PRETRAINED_PIXEL_KERNEL", "1") != "0":
-                try:
-                    fn = build_library("pixel_table", _SOURCE, _FLAGS, openmp=False).table_hwc_to_chw
-                    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                    fn.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, i64, i64]
-                    fn.restype = None
-                except OSError:
-                    fn = None  # numpy does the same work, slower
-            _LOADED.append(fn)
+                i64, ptr = ctypes.c_int64, ctypes.c_void_p
+                signature = (None, [ptr, i64, i64, i64, i64, ptr, ptr, i64, i64])
+                lib = load_library("pixel_table", _SOURCE, _FLAGS, {"table_hwc_to_chw": signature}, openmp=False)
+            _LOADED.append(None if lib is None else lib.table_hwc_to_chw)
     return _LOADED[0]
 
 

@@ -13,7 +13,7 @@ the passes, since a thread computes the first pass for the input rows its own ro
 
 Whether it agrees with the installed Pillow is checked once per process on random images for every filter
 and both pass orders (:func:`agrees_with_pillow`); the processors use it only then. Built once per machine
-by ``pretrained.utils.native.build_library`` like the pixel loop; ``PRETRAINED_RESAMPLE_KERNEL=0`` turns it
+by ``pretrained.utils.native.load_library`` like the pixel loop; ``PRETRAINED_RESAMPLE_KERNEL=0`` turns it
 off.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pretrained.utils.native import build_library
+from pretrained.utils.native import load_library
 
 # -ffp-contract=off: the weights must be rounded exactly as Pillow's plain C computes them (no fused
 # multiply-adds). The hot integer loops get an AVX2 copy chosen at load time where the CPU has it.
@@ -400,19 +400,11 @@ def _library() -> Any:
         if not _LOADED:
             lib = None
             if os.environ.get("PRETRAINED_RESAMPLE_KERNEL", "1") != "0":
-                try:
-                    lib = build_library("pillow_resample", _SOURCE, _FLAGS, openmp=False)
-                    i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-                    lib.resample_plan.argtypes = [i32] * 10
-                    lib.resample_plan.restype = ptr
-                    lib.resample_free.argtypes = [ptr]
-                    lib.resample_free.restype = None
-                    lib.resample_simd.argtypes = [i32]
-                    lib.resample_simd.restype = i32
-                    lib.resample_run.argtypes = [ptr, ptr, i64, i32, i32, ptr, ptr, i64, i64, i32, i32]
-                    lib.resample_run.restype = None
-                except OSError:
-                    lib = None
+                i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+                signatures = {"resample_plan": (ptr, [i32] * 10), "resample_free": (None, [ptr]),
+                              "resample_simd": (i32, [i32]),
+                              "resample_run": (None, [ptr, ptr, i64, i32, i32, ptr, ptr, i64, i64, i32, i32])}
+                lib = load_library("pillow_resample", _SOURCE, _FLAGS, signatures, openmp=False)
             _LOADED.append(lib)
     return _LOADED[0]
 

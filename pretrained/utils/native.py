@@ -1,8 +1,9 @@
 """Small C++ libraries built on the user's machine: compiled once with the system's compiler, kept in a cache
 folder under a name that hashes the source, flags and compiler, and loaded with ctypes.
 
-Used by the inference kernels (``pretrained.inference.kernels``) and by the pixel loop of the image
-processors (``pretrained.processing.pixel_kernel``); it lives here, below both, so each layer may use it.
+Used by the inference kernels (``pretrained.inference.kernels``, ``decode_ops``) and by the image processors'
+loops (``pretrained.processing.pixel_kernel``, ``resample_kernel``); it lives here, below both, so each layer
+may use it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 _lock = threading.Lock()
 
@@ -59,3 +61,17 @@ def build_library(name: str, source: str, flags: tuple[str, ...], openmp: bool =
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     return ctypes.CDLL(str(path))
+
+
+def load_library(name: str, source: str, flags: tuple[str, ...], signatures: dict[str, tuple[Any, list[Any]]],
+                 openmp: bool = True) -> ctypes.CDLL | None:  # fmt: skip
+    """:func:`build_library`, then each listed symbol's ``(restype, argtypes)`` set; ``None`` where the library
+    cannot be built (the callers' slower paths then remain)."""
+    try:
+        lib = build_library(name, source, flags, openmp)
+    except OSError:
+        return None
+    for symbol, (restype, argtypes) in signatures.items():
+        fn = getattr(lib, symbol)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
