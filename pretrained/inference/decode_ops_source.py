@@ -100,6 +100,67 @@ static inline void rotate(const float* x, const float* c, const float* s, float*
   }
 }
 
+// Attention of G query heads (rows of D values, one after another at `qs`) to slots [0, kv_len) of one
+// key/value head (slot t at keys / values + t * c_seq), skipping slots whose boolean mask entry is false; the
+// G output rows go one after another to `out`. `scores` holds G * kv_len floats.
+static void attend_item(const float* qs, int64_t G, const float* keys, const float* values, int64_t c_seq,
+                        int64_t kv_len, const bool* mr, float scale, float* out, int64_t D, float* scores) {
+  std::vector<float> top(G, -INFINITY);
+  for (int64_t t = 0; t < kv_len; ++t) {
+    const float* kt = keys + t * c_seq;
+    for (int64_t j = 0; j < G; ++j) {
+      float score = -INFINITY;
+      if (!mr || mr[t]) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < D; i += 16) {
+          const __mmask16 m = tail_mask(D - i);
+          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qs + j * D + i), _mm512_maskz_loadu_ps(m, kt + i), acc);
+        }
+        score = _mm512_reduce_add_ps(acc) * scale;
+        if (score > top[j]) top[j] = score;
+      }
+      scores[j * kv_len + t] = score;
+    }
+  }
+  for (int64_t j = 0; j < G; ++j) {
+    float* sj = scores + j * kv_len;
+    const __m512 most = _mm512_set1_ps(top[j]);
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t t = 0; t < kv_len; t += 16) {
+      const __mmask16 m = tail_mask(kv_len - t);
+      const __m512 st = _mm512_maskz_loadu_ps(m, sj + t);
+      // masked slots (score -inf) weigh exactly 0
+      const __mmask16 live = m & _mm512_cmp_ps_mask(st, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+      const __m512 e = _mm512_maskz_mov_ps(live, exp16(_mm512_sub_ps(st, most)));
+      _mm512_mask_storeu_ps(sj + t, m, e);
+      total = _mm512_add_ps(total, e);
+    }
+    // every slot masked out: zeros, as SDPA gives
+    const float sum = _mm512_reduce_add_ps(total);
+    const __m512 inv = _mm512_set1_ps(sum > 0.0f ? 1.0f / sum : 0.0f);
+    float* oj = out + j * D;
+    // The weighted sum of values, 128 columns at a time so each value row is read once (each output
+    // element still sums the slots in order).
+    for (int64_t i0 = 0; i0 < D; i0 += 128) {
+      __m512 acc[8];
+      #pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) acc[c] = _mm512_setzero_ps();
+      for (int64_t t = 0; t < kv_len; ++t) {
+        const __m512 w = _mm512_set1_ps(sj[t]);
+        const float* vt = values + t * c_seq + i0;
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c)
+          if (i0 + 16 * c < D)
+            acc[c] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(tail_mask(D - i0 - 16 * c), vt + 16 * c), acc[c]);
+      }
+      #pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c)
+        if (i0 + 16 * c < D)
+          _mm512_mask_storeu_ps(oj + i0 + 16 * c, tail_mask(D - i0 - 16 * c), _mm512_mul_ps(acc[c], inv));
+    }
+  }
+}
+
 // One decode step of attention for each of B rows with one new token: the new key (rotated) and value go
 // into cache slot `pos` of the (batch, kv_heads, seq, D) buffers, then each of the H query heads (rotated)
 // attends to slots [0, kv_len) of its key/value head (H / KVH queries per head), skipping slots whose
@@ -124,47 +185,28 @@ extern "C" void decode_attention(const float* q, int64_t q_row, const float* k, 
     for (int64_t i = 0; i < D; ++i) values[pos * c_seq + i] = v[b * v_row + g * D + i];
     std::vector<float> qr(G * D), scores(G * kv_len);
     for (int64_t j = 0; j < G; ++j) rotate(q + b * q_row + (g * G + j) * D, c, s, qr.data() + j * D, D);
-    const bool* mr = mask ? mask + b * mask_row : nullptr;
-    std::vector<float> top(G, -INFINITY);
-    for (int64_t t = 0; t < kv_len; ++t) {
-      const float* kt = keys + t * c_seq;
-      for (int64_t j = 0; j < G; ++j) {
-        float score = -INFINITY;
-        if (!mr || mr[t]) {
-          __m512 acc = _mm512_setzero_ps();
-          for (int64_t i = 0; i < D; i += 16) {
-            const __mmask16 m = tail_mask(D - i);
-            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qr.data() + j * D + i), _mm512_maskz_loadu_ps(m, kt + i), acc);
-          }
-          score = _mm512_reduce_add_ps(acc) * scale;
-          if (score > top[j]) top[j] = score;
-        }
-        scores[j * kv_len + t] = score;
-      }
-    }
-    for (int64_t j = 0; j < G; ++j) {
-      float* sj = scores.data() + j * kv_len;
-      const __m512 most = _mm512_set1_ps(top[j]);
-      __m512 total = _mm512_setzero_ps();
-      for (int64_t t = 0; t < kv_len; t += 16) {
-        const __mmask16 m = tail_mask(kv_len - t);
-        const __m512 st = _mm512_maskz_loadu_ps(m, sj + t);
-        // masked slots (score -inf) weigh exactly 0
-        const __mmask16 live = m & _mm512_cmp_ps_mask(st, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-        const __m512 e = _mm512_maskz_mov_ps(live, exp16(_mm512_sub_ps(st, most)));
-        _mm512_mask_storeu_ps(sj + t, m, e);
-        total = _mm512_add_ps(total, e);
-      }
-      const float inv = 1.0f / _mm512_reduce_add_ps(total);
-      float* oj = out + b * H * D + (g * G + j) * D;
-      for (int64_t i = 0; i < D; i += 16) {
-        const __mmask16 m = tail_mask(D - i);
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t t = 0; t < kv_len; ++t)
-          acc = _mm512_fmadd_ps(_mm512_set1_ps(sj[t]), _mm512_maskz_loadu_ps(m, values + t * c_seq + i), acc);
-        _mm512_mask_storeu_ps(oj + i, m, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
-      }
-    }
+    attend_item(qr.data(), G, keys, values, c_seq, kv_len, mask ? mask + b * mask_row : nullptr, scale,
+                out + b * H * D + g * G * D, D, scores.data());
+  }
+}
+
+// One query per row against keys / values already cached (an encoder-decoder model's cross-attention in its
+// decode steps): rows of H * D query values (row stride q_row), (batch, kv_heads, seq, D) key and value
+// buffers with the strides given, slots [0, kv_len) attended, a boolean mask row per batch row (or none);
+// out rows of H * D.
+extern "C" void cached_attention(const float* q, int64_t q_row, const float* kc, const float* vc, int64_t c_batch,
+                                 int64_t c_head, int64_t c_seq, int64_t kv_len, const bool* mask, int64_t mask_row,
+                                 float* out, int64_t B, int64_t H, int64_t KVH, int64_t D, float scale,
+                                 int64_t threads) {
+  const int64_t G = H / KVH;
+  const int64_t items = B * KVH;
+  const bool parallel = threads > 1 && items * kv_len * D >= (1 << 16);
+  #pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t b = item / KVH, g = item % KVH;
+    std::vector<float> scores(G * kv_len);
+    attend_item(q + b * q_row + g * G * D, G, kc + b * c_batch + g * c_head, vc + b * c_batch + g * c_head, c_seq,
+                kv_len, mask ? mask + b * mask_row : nullptr, scale, out + b * H * D + g * G * D, D, scores.data());
   }
 }
 // A whole pre-norm Llama block for one new token per row, in one call: the linears go to the kernels whose
