@@ -50,45 +50,46 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from pretrained.inference.int8_dynamic_sources import KERNEL_SOURCE
 from pretrained.inference.quant_kernels import cpu_has_vnni
+from pretrained.utils.native import load_library
 
 _EPS = torch.finfo(torch.float32).eps  # torchao's floor for the activation scale
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _built: dict[str, Any] = {}
+# every product and sum rounded separately, as the flags of inductor's toolchain (which built them before) had it
+_FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-ffp-contract=off")
 _local = threading.local()  # per-thread scratch buffers
 # weight object -> (its data pointer, (int8 (out, in), fp32 scales (out,), int32 offsets (out,)) or None)
 _prepared: WeakIdKeyDictionary = WeakIdKeyDictionary()  # by identity: tensors do not compare with ==
 
 
 def load_kernels() -> dict[str, Any] | None:
-    """Build the two C++ passes once per process (seconds, then cached on disk by inductor) and return their
-    ctypes functions, or ``None`` without AVX-512 VNNI or a working C++ toolchain."""
+    """Build the C++ passes once per machine (seconds; then loaded from the kernel cache in milliseconds) and
+    return their ctypes functions, or ``None`` without AVX-512 VNNI or a working C++ toolchain."""
     if "kernels" not in _built:
         _built["kernels"] = None
         if "AVX512" in torch.backends.cpu.get_cpu_capability() and cpu_has_vnni():
-            try:
-                from torch._inductor.codecache import CppCodeCache
-
-                lib = CppCodeCache.load(KERNEL_SOURCE,
-                                        extra_flags=("-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma", "-O3"))
-                p, i64 = ctypes.c_void_p, ctypes.c_int64
-                quantize = [p, p, p, i64, i64, ctypes.c_float, ctypes.c_int]
-                attend = [p] * 3 + [i64] * 9 + [p, p] + [i64] * 4 + [ctypes.c_float, ctypes.c_int]
-                signatures = {"int8_quantize_rows_f32": quantize, "int8_quantize_rows_bf16": quantize,
-                              "int8_scale_rows": [p] * 6 + [i64, i64, ctypes.c_int, ctypes.c_int],
-                              "int8_attend_f32": attend, "int8_attend_bf16": attend}
-                found = {}
-                for symbol, argtypes in signatures.items():
-                    fn = getattr(lib, symbol)
-                    fn.restype, fn.argtypes = None, argtypes
-                    found[symbol] = fn
-                # uint8 x int8 products on the CPU came with torch 2.12: check this torch has them
-                probe = torch._int_mm(torch.full((2, 64), 255, dtype=torch.uint8), torch.ones(64, 8, dtype=torch.int8))
-                if bool((probe == 255 * 64).all()):
-                    _built["kernels"] = found
-            except Exception:  # noqa: BLE001 - no compiler, no headers...: torchao's own path remains
-                pass
+            p, i64 = ctypes.c_void_p, ctypes.c_int64
+            quantize = [p, p, p, i64, i64, ctypes.c_float, ctypes.c_int]
+            attend = [p] * 3 + [i64] * 9 + [p, p] + [i64] * 4 + [ctypes.c_float, ctypes.c_int]
+            signatures = {"int8_quantize_rows_f32": quantize, "int8_quantize_rows_bf16": quantize,
+                          "int8_scale_rows": [p] * 6 + [i64, i64, ctypes.c_int, ctypes.c_int],
+                          "int8_attend_f32": attend, "int8_attend_bf16": attend}  # fmt: skip
+            lib = load_library("int8_dynamic", KERNEL_SOURCE, _FLAGS,
+                               {symbol: (None, args) for symbol, args in signatures.items()},
+                               inductor_fallback=True)  # fmt: skip
+            if lib is not None and _int_mm_takes_uint8():  # else torchao's own path remains
+                _built["kernels"] = {symbol: getattr(lib, symbol) for symbol in signatures}
     return _built["kernels"]
+
+
+def _int_mm_takes_uint8() -> bool:
+    """Whether this torch multiplies uint8 by int8 on the CPU (``torch._int_mm``: since torch 2.12)."""
+    try:
+        probe = torch._int_mm(torch.full((2, 64), 255, dtype=torch.uint8), torch.ones(64, 8, dtype=torch.int8))
+    except (RuntimeError, TypeError):
+        return False
+    return bool((probe == 255 * 64).all())
 
 
 def _scratch(name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:

@@ -28,13 +28,12 @@ products as MKL, summed in another order. ``benchmarks/small_rows_gemm.py`` comp
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 from typing import Any
 
 import torch
 
-from pretrained.utils.native import build_library, kernel_cache_dir  # noqa: F401 - kernel_cache_dir: public here too
+from pretrained.utils.native import kernel_cache_dir, load_library  # noqa: F401 - kernel_cache_dir: public here too
 
 KERNEL_MAX_ROWS = 8
 KERNEL_ROWS = range(1, KERNEL_MAX_ROWS + 1)
@@ -153,18 +152,10 @@ def load_small_rows_kernel() -> Any:
         fn = None
         if "AVX512" in torch.backends.cpu.get_cpu_capability():
             source = KERNEL_SOURCE.replace("// @DISPATCH@", _dispatch_source())
-            with contextlib.suppress(OSError):
-                fn = build_library("small_rows_linear", source, _FLAGS).small_rows_linear
-            if fn is None:
-                try:  # inductor's toolchain knows more compilers (slower to load: seconds per process)
-                    from torch._inductor.codecache import CppCodeCache
-
-                    fn = CppCodeCache.load(source, extra_flags=_FLAGS).small_rows_linear
-                except Exception:  # noqa: BLE001 - no compiler, an old torch...: the other kernels remain
-                    fn = None
-            if fn is not None:
-                fn.restype = None
-                fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4
+            signature = (None, [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4)
+            lib = load_library("small_rows_linear", source, _FLAGS, {"small_rows_linear": signature},
+                               inductor_fallback=True)  # fmt: skip
+            fn = None if lib is None else lib.small_rows_linear
         _built["kernel"] = fn
     return _built["kernel"]
 

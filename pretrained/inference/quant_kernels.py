@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from pretrained.inference.quant_kernel_sources import EXTENSION_SOURCE, KERNEL_SOURCE
+from pretrained.utils.native import load_library
 
 SMALL_ROWS = 32  # up to this many rows take the kernels; more dequantize and use a GEMM
 KERNEL_ROWS = 8  # the C++ kernels handle this many rows per pass over the weights
@@ -60,41 +61,30 @@ ROUTES = ("auto", "cpp", "cpp_float", "vnni", "reduction", "dequant")
 # What was built once per process: "kernels" (dict of ctypes functions, or None), "ops" (bool: the
 # ``pretrained::`` ops with Python bodies), "ext" (bool: the ``pretrained_quant::`` C++ operators).
 _built: dict[str, Any] = {}
+# every product and sum rounded separately, as the flags of inductor's toolchain (which built them before) had it
+_FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mfma", "-ffp-contract=off")
 
 
 def load_kernels() -> dict[str, Any] | None:
-    """Build the C++ kernels once (a few seconds) and return their ctypes functions, or ``None`` without
+    """Build the C++ kernels once per machine (a few seconds; then loaded from the kernel cache in
+    milliseconds) and return their ctypes functions, or ``None`` without
     AVX-512 or a working C++ toolchain. Must run before ``torch.compile`` traces a step that should use them."""
     if "kernels" not in _built:
         _built["kernels"] = None
         if "AVX512" in torch.backends.cpu.get_cpu_capability():
-            try:
-                from torch._inductor.codecache import CppCodeCache
-
-                # the VNNI functions carry their own target attribute: the rest runs on any AVX-512 CPU
-                lib = CppCodeCache.load(
-                    KERNEL_SOURCE, extra_flags=("-mavx512f", "-mavx512bw", "-mfma", "-O3")
-                )
-                int4_args = (
-                    [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
-                )
-                signatures = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
-                              "int4": ("int4_rows_linear", int4_args),
-                              "int4_float": ("int4_rows_linear_float", int4_args)}  # fmt: skip
-                if cpu_has_vnni():
-                    signatures["int8_vnni"] = (
-                        "int8_rows_linear_vnni",
-                        [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3,
-                    )
-                    signatures["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
-                found = {}
-                for key, (symbol, argtypes) in signatures.items():
-                    fn = getattr(lib, symbol)
-                    fn.restype, fn.argtypes = None, argtypes
-                    found[key] = fn
-                _built["kernels"] = found
-            except Exception:  # noqa: BLE001 - no compiler, an old torch...: the PyTorch routes remain
-                pass
+            int4_args = [ctypes.c_void_p] * 4 + [ctypes.c_int64] + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4
+            symbols = {"int8": ("int8_rows_linear", [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 3),
+                       "int4": ("int4_rows_linear", int4_args),
+                       "int4_float": ("int4_rows_linear_float", int4_args)}  # fmt: skip
+            if cpu_has_vnni():
+                symbols["int8_vnni"] = ("int8_rows_linear_vnni", [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 3)
+                symbols["int4_vnni"] = ("int4_rows_linear_vnni", int4_args)
+            # the VNNI functions carry their own target attribute: the rest runs on any AVX-512 CPU
+            lib = load_library("quant_kernels", KERNEL_SOURCE, _FLAGS,
+                               {symbol: (None, args) for symbol, args in symbols.values()},
+                               inductor_fallback=True)  # fmt: skip
+            if lib is not None:  # else the PyTorch routes remain
+                _built["kernels"] = {key: getattr(lib, symbol) for key, (symbol, _) in symbols.items()}
         _register_ops()
     return _built["kernels"]
 

@@ -1,8 +1,8 @@
 """Small C++ libraries built on the user's machine: compiled once with the system's compiler, kept in a cache
 folder under a name that hashes the source, flags and compiler, and loaded with ctypes.
 
-Used by the inference kernels (``pretrained.inference.kernels``, ``decode_ops``) and by the image processors'
-loops (``pretrained.processing.pixel_kernel``, ``resample_kernel``); it lives here, below both, so each layer
+Used by the inference kernels (``pretrained.inference.kernels``, ``quant_kernels``, ``int8_dynamic``,
+``decode_ops``) and by the image processors' loops (``pretrained.processing.pixel_kernel``, ``resample_kernel``); it lives here, below both, so each layer
 may use it.
 """
 
@@ -64,12 +64,23 @@ def build_library(name: str, source: str, flags: tuple[str, ...], openmp: bool =
 
 
 def load_library(name: str, source: str, flags: tuple[str, ...], signatures: dict[str, tuple[Any, list[Any]]],
-                 openmp: bool = True) -> ctypes.CDLL | None:  # fmt: skip
+                 openmp: bool = True, inductor_fallback: bool = False) -> ctypes.CDLL | None:  # fmt: skip
     """:func:`build_library`, then each listed symbol's ``(restype, argtypes)`` set; ``None`` where the library
-    cannot be built (the callers' slower paths then remain)."""
+    cannot be built (the callers' slower paths then remain). ``inductor_fallback``: where GCC is not found or
+    fails, try torch inductor's C++ toolchain, which knows more compilers (seconds to load per process; for
+    callers that already import torch)."""
     try:
         lib = build_library(name, source, flags, openmp)
     except OSError:
+        lib = None
+    if lib is None and inductor_fallback:
+        try:
+            from torch._inductor.codecache import CppCodeCache
+
+            lib = CppCodeCache.load(source, extra_flags=flags)
+        except Exception:  # noqa: BLE001 - no compiler, an old torch...
+            lib = None
+    if lib is None:
         return None
     for symbol, (restype, argtypes) in signatures.items():
         fn = getattr(lib, symbol)
