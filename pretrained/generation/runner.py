@@ -192,6 +192,7 @@ class RoutedLinears:
             self.modules = [m for m in self.modules if m.weight.numel() >= kernels.MIN_WEIGHT]
         self.forwards = [self._routed(m) for m in self.modules]
         int8 = [m for m in model.modules() if "forward" not in vars(m) and is_int8_layer(m)]
+        table = {}  # the packed int8 groups, shared by the int8 layers' calls and the fused blocks
         if int8 and quant_kernels.load_kernels() is not None:
             table = int8_group_table(model) if INT8_GROUPS else {}
             cells: dict[int, list] = {}  # group index -> [(input, product, members served) or None]
@@ -214,7 +215,7 @@ class RoutedLinears:
                     self.modules.append(module)
                     self.forwards.append(forward)
         if FUSED_OPS:
-            for module, forward in decode_ops.decode_forwards(model, INT8_GROUPS):
+            for module, forward in decode_ops.decode_forwards(model, table):
                 self.modules.append(module)
                 self.forwards.append(forward)
 

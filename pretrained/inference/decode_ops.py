@@ -58,17 +58,6 @@ _built: dict[str, Any] = {}  # "lib": the loaded library (ctypes) or None
 BLOCKS = True
 
 
-def _int8_table(model: Any, grouped: bool) -> dict:
-    from pretrained.inference import quant_kernels
-    from pretrained.inference.compiled import int8_group_table, is_int8_layer
-
-    if not grouped or quant_kernels.load_kernels() is None:
-        return {}
-    if not any(is_int8_layer(m) for m in model.modules()):
-        return {}
-    return int8_group_table(model)
-
-
 def load_decode_ops() -> Any:
     """The built library (ctypes), or ``None`` without AVX-512 or a C++ compiler."""
     if "lib" not in _built:
@@ -647,12 +636,13 @@ def _declares(kind: type, name: str) -> bool:
     return vars(kind).get("decode_ops_kind") == name
 
 
-def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any]]:
+def decode_forwards(model: Any, int8_table: dict | None = None) -> list[tuple[Any, Any]]:
     """``(module, forward)`` pairs for the modules of ``model`` the kernels serve (fp32 CPU weights): RMSNorm,
     gated MLPs, Llama-family attention, pre-norm blocks with an RMSNorm second norm and encoder-decoder
-    cross-attention. Empty without the
-    built library. Modules whose ``forward`` is patched on the instance are left alone. ``int8_groups``: blocks
-    compute packed int8 sibling projections (q / k / v, gate / up) as one kernel call."""
+    cross-attention. Empty without the built library. Modules whose ``forward`` is patched on the instance
+    are left alone. ``int8_table``: the model's packed int8 groups
+    (:func:`~pretrained.inference.compiled.int8_group_table`, as the caller's int8 layers use them): blocks
+    compute a packed q / k / v or gate / up group as one kernel call; without it, one call per layer."""
     if load_decode_ops() is None:
         return []
     # Layers of other libraries (bitsandbytes rounds activations to int8 in fp16, adapters...) can turn the
@@ -664,7 +654,7 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
     from pretrained.modeling.norms import RMSNorm
     from pretrained.modeling.seq2seq import DecoderLayer, Seq2SeqAttention
 
-    found, table = [], None
+    found, table = [], int8_table or {}
     for module in model.modules():
         if "forward" in vars(module):
             continue
@@ -684,8 +674,6 @@ def decode_forwards(model: Any, int8_groups: bool = True) -> list[tuple[Any, Any
             if type(norm) is RMSNorm and _plain_weight(norm.weight):
                 forward = _layer_forward(module)
                 if BLOCKS:
-                    if table is None:
-                        table = _int8_table(model, int8_groups)
                     forward = _block_forward(module, table, forward)
                 found.append((module, forward))
     for module in model.modules():

@@ -204,3 +204,27 @@ def test_models_with_other_libraries_layers_decode_op_by_op():
     other.weight = proj.weight
     model.model.layers[0].mlp.up_proj = other
     assert decode_ops.decode_forwards(model) == []
+
+
+@needs_lib
+@pytest.mark.parametrize("grouped", [True, False])
+def test_blocks_take_the_int8_groups_of_the_routed_layers(grouped, monkeypatch):
+    """The fused blocks pack q / k / v and gate / up exactly as RoutedLinears' int8 layers do (its table)."""
+    from pretrained.generation.runner import RoutedLinears
+    from pretrained.inference.compiled import int8_group_table
+    from pretrained.quantizers.int4_linear import Int8WeightOnlyLinear, replace_linears
+
+    model = tiny_decode_llama(hidden_size=64, layers=2)
+    replace_linears(model, Int8WeightOnlyLinear.from_linear, skip=("lm_head",))
+    tables = []
+    real = decode_ops._block_forward
+    monkeypatch.setattr(decode_ops, "_block_forward", lambda m, table, fb: tables.append(table) or real(m, table, fb))
+    monkeypatch.setattr(runner, "INT8_GROUPS", grouped)
+    RoutedLinears(model)
+    assert len(tables) == 2
+    for table, layer in zip(tables, model.model.layers):
+        if grouped:  # the runner's own (memoized) table, holding this block's projections
+            assert table is int8_group_table(model)
+            assert layer.self_attn.q_proj.weight in table and layer.mlp.gate_proj.weight in table
+        else:
+            assert table == {}
