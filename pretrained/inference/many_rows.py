@@ -15,6 +15,10 @@ The image pipelines enter the mode around their whole forward; the speech pipeli
 alone (:meth:`ManyRowsKernels.around_modules`), since in the decode steps it would only add a Python look
 at each torch call.
 
+Unmasked self-attention of ``encoder_attention.MIN_LENGTH`` (128) or more positions goes to
+:func:`~pretrained.inference.encoder_attention.encoder_attention` (one C++ call, faster than PyTorch's flash
+kernel for these shapes); anything else it does not serve keeps SDPA.
+
 Given the model, the mode also fuses the exact GELU that follows the first linear of a feed-forward block
 (ViT's and BERT's ``intermediate``, the shared encoder-decoder layers' ``fc1``) into oneDNN's matmul as a
 post-op: one pass over the ``(rows, 4 * hidden)`` activation fewer. The rerouted linear returns the
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from pretrained.inference import kernels
+from pretrained.inference import encoder_attention, kernels
 from pretrained.inference.routing import plain_fp32_cpu
 
 # Fewer rows than this stay with F.linear (the decode kernels' territory, and too little work to matter).
@@ -55,6 +59,10 @@ class ManyRowsKernels(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.linear and not torch.is_grad_enabled():
             out = self._linear(*args, **kwargs)
+            if out is not None:
+                return out
+        elif func is F.scaled_dot_product_attention and encoder_attention.ENABLED:
+            out = encoder_attention.encoder_attention(*args, **kwargs)
             if out is not None:
                 return out
         elif func is F.gelu and self._activated is not None and args and args[0] is self._activated:

@@ -21,7 +21,7 @@ from pretrained.processing.audio import load_audio, resample  # noqa: E402
 # tokenizer ids: 300 <|endoftext|>, 301 <|startoftranscript|>, 302.. languages, 402 <|translate|>,
 # 403 <|transcribe|>, 405 <|startofprev|>, 407 <|notimestamps|>, 408.. timestamps
 TINY = dict(vocab_size=1909, num_mel_bins=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
-            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, d_model=16,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, d_model=32,
             max_source_positions=1500, max_target_positions=64, pad_token_id=300, bos_token_id=300,
             eos_token_id=300, decoder_start_token_id=301, begin_suppress_tokens=[220, 300], init_std=0.5)
 
@@ -84,6 +84,25 @@ def test_inference_context_routes_encoder_and_cross_projections(saved):
         assert "forward" in vars(encoder) and all("forward" in vars(m) for m in cross)
         assert not any("forward" in vars(m) for m in others)
     assert "forward" not in vars(encoder) and not any("forward" in vars(m) for m in cross)
+
+
+def test_encoder_attention_on_the_kernel(saved, monkeypatch):
+    # the encoder's self-attention (1,500 positions, head size 16) runs on the many-query kernel, and the
+    # transcriptions still equal transformers' (test_matches_transformers, same model)
+    from pretrained.inference import encoder_attention
+
+    lib = encoder_attention.load()
+    if lib is None:
+        pytest.skip("no AVX-512 or no C++ compiler")
+    calls = []
+    real = lib.encoder_attention
+    monkeypatch.setattr(lib, "encoder_attention", lambda *a: calls.append(a[5:9]) or real(*a))
+    ours = pipeline("automatic-speech-recognition", model=str(saved))
+    ref = transformers.pipeline("automatic-speech-recognition", model=str(saved))
+    clips = [_speech(2.5), _speech(9.0, seed=1)]
+    assert ours(clips, batch_size=2, **GEN) == ref(clips, batch_size=2, **GEN)
+    # (a random model's timestamp tokens can make both libraries encode a clip's window more than once)
+    assert calls[0] == (2, 2, 1500, 16) and all(call[1:] == (2, 1500, 16) for call in calls)
 
 
 def test_pipeline_generation_defaults(saved):

@@ -67,6 +67,23 @@ def test_image_classification(vit, files):
     assert_same(list(ours(iter(files[:4]), batch_size=2)), theirs(files[:4]))
 
 
+def test_image_classification_long_sequence(tmp_path, files, monkeypatch):
+    # 257 patches of head size 16: the encoder's attention runs on the many-query kernel
+    from pretrained.inference import encoder_attention
+
+    lib = encoder_attention.load()
+    if lib is None:
+        pytest.skip("no AVX-512 or no C++ compiler")
+    save_tiny_vit(tmp_path, num_labels=7, image_size=128)
+    calls = []
+    real = lib.encoder_attention
+    monkeypatch.setattr(lib, "encoder_attention", lambda *a: calls.append(a[5:9]) or real(*a))
+    ours, theirs = P.pipeline("image-classification", model=str(tmp_path)), T.pipeline("image-classification",
+                                                                                       model=str(tmp_path))  # fmt: skip
+    assert_same(ours(files, batch_size=3), theirs(files, batch_size=3))
+    assert (3, 2, 257, 16) in calls
+
+
 def test_image_classification_errors(vit, clip, files):
     pipe = P.pipeline("image-classification", model=vit)
     with pytest.raises(ValueError, match="top_k"):

@@ -36,6 +36,8 @@ def test_every_library_builds_with_the_system_compiler(tmp_path, monkeypatch):
     from pretrained.inference import (
         decode_ops,
         decode_ops_source,
+        encoder_attention,
+        encoder_attention_source,
         int8_dynamic,
         int8_dynamic_sources,
         quant_kernel_sources,
@@ -50,6 +52,7 @@ def test_every_library_builds_with_the_system_compiler(tmp_path, monkeypatch):
         ("quant_kernels", quant_kernel_sources.KERNEL_SOURCE, quant_kernels._FLAGS, True),
         ("int8_dynamic", int8_dynamic_sources.KERNEL_SOURCE, int8_dynamic._FLAGS, True),
         ("decode_ops", decode_ops_source.DECODE_OPS_SOURCE, decode_ops._FLAGS, True),
+        ("encoder_attention", encoder_attention_source.ENCODER_ATTENTION_SOURCE, encoder_attention._FLAGS, True),
         ("pixel_table", pixel_kernel._SOURCE, pixel_kernel._FLAGS, False),
         ("pillow_resample", resample_kernel._SOURCE, resample_kernel._FLAGS, False),
     ]  # fmt: skip
