@@ -10,10 +10,10 @@ sum), and the values are summed by register tiles of up to 24 accumulators, scal
 the way out. Source in :mod:`~pretrained.inference.encoder_attention_source`, built once per machine by
 :func:`pretrained.utils.native.load_library`.
 
-Served: fp32 CPU ``(batch, heads, length, head_dim)`` queries, keys and values of one length (self-attention)
-with the last dimension contiguous, no mask, no dropout, not causal, as many key as query heads, a head
-size that is a multiple of 16 up to 128, at least ``MIN_LENGTH`` positions, and at least two items per
-thread (items are not split between threads). The result is laid out ``(batch, length, heads, head_dim)``
+Served: fp32 CPU ``(batch, heads, length, head_dim)`` queries, keys and values of one length
+(self-attention) with the last dimension contiguous, no mask, no dropout, not causal, as many key as query
+heads, a head size that is a multiple of 16 up to 128, ``MIN_LENGTH`` to ``MAX_LENGTH`` positions, and at
+least two items per thread (items are not split between threads). The result is laid out ``(batch, length, heads, head_dim)``
 in memory (as the flash kernel's), so merging the heads afterwards is a view. It differs from SDPA's by
 float32 rounding (another order of summation).
 """
@@ -32,6 +32,8 @@ _FLAGS = ("-O3", "-mavx512f", "-mavx512dq", "-mfma", "-ffp-contract=off")
 _built: dict[str, Any] = {}
 # Shorter sequences stay with SDPA (the packing and tiles' padding are not paid back).
 MIN_LENGTH = 128
+# Longer ones too: a thread holds all of an item's keys transposed and 24 rows of scores over them.
+MAX_LENGTH = 8192
 # False: ManyRowsKernels leaves attention to SDPA (for measuring)
 ENABLED = True
 
@@ -62,7 +64,7 @@ def encoder_attention(query: Any, key: Any, value: Any, attn_mask: Any = None, d
         return None
     batch, heads, length, d = query.shape
     threads = torch.get_num_threads()
-    if length < MIN_LENGTH or d % 16 or d > 128 or batch * heads < 2 * threads:
+    if not MIN_LENGTH <= length <= MAX_LENGTH or d % 16 or d > 128 or batch * heads < 2 * threads:
         return None
     lib = load()
     if lib is None:

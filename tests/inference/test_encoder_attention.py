@@ -68,6 +68,8 @@ def test_refused_calls():
         assert call(q, q, q, dropout_p=0.1) is None
         assert call(q[:, :, :100], q[:, :, :100], q[:, :, :100]) is None  # shorter than MIN_LENGTH
         assert call(q, q[:, :, :129], q[:, :, :129]) is None  # cross-attention lengths
+        long = torch.zeros(1, 2, encoder_attention.MAX_LENGTH + 1, 16)
+        assert call(long, long, long) is None
         assert call(q, q[:, :1], q[:, :1], enable_gqa=True) is None  # grouped heads
         short = _heads(2, 4, 130, 8, 1)
         assert call(short, short, short) is None  # head size not a multiple of 16
