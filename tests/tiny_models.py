@@ -26,3 +26,15 @@ def tiny_decode_llama(hidden_size: int = 32, intermediate_size: int = 64, layers
         pad_token_id=0, attention_bias=bias, mlp_bias=bias,
     )  # fmt: skip
     return LlamaForCausalLM(config).eval()
+
+
+def generate_greedy(model, fused: bool, **kwargs):
+    """``model.generate`` greedily with its scores, with (``fused``) or without the fused eager decode
+    operations of ``pretrained.inference.decode_ops`` (``runner.FUSED_OPS``, restored after)."""
+    from pretrained.generation import runner
+
+    runner.FUSED_OPS = fused
+    try:
+        return model.generate(do_sample=False, output_scores=True, return_dict_in_generate=True, **kwargs)
+    finally:
+        runner.FUSED_OPS = True

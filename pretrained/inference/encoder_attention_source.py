@@ -4,6 +4,8 @@ Built with ``-ffp-contract=off`` like the other kernels; the products and sums a
 written out (``_mm512_fmadd_ps``), so only the order of summation differs from PyTorch's kernels.
 """
 
+from pretrained.inference.simd_source import AVX512_HELPERS
+
 ENCODER_ATTENTION_SOURCE = r"""
 #include <immintrin.h>
 #include <omp.h>
@@ -12,25 +14,7 @@ ENCODER_ATTENTION_SOURCE = r"""
 #include <cstring>
 #include <vector>
 
-// e^x for 16 lanes: x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor series to degree 7 (the first
-// term left out is below 1e-8 relative), times 2^n by scalef (which saturates to 0 / inf as expf does).
-static inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
+""" + AVX512_HELPERS + r"""
 constexpr int QB = 24;    // query rows per block (a multiple of every value-pass tile height below)
 constexpr int SR = 8;     // score tile: 8 query rows x 48 key columns (24 accumulators)
 constexpr int SC = 48;

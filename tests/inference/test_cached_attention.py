@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 from seq2seq_models import padded_batch, save_tiny_seq2seq
+from tiny_models import generate_greedy
 
 import pretrained
-from pretrained.generation import runner
 from pretrained.inference import decode_ops
 from pretrained.modeling.attention import sdpa_attention
 from pretrained.modeling.cache import DynamicLayer
@@ -60,14 +60,6 @@ def _bart(tmp_path):
     return pretrained.AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "bart").eval()
 
 
-def _generate(model, fused, **kwargs):
-    runner.FUSED_OPS = fused
-    try:
-        return model.generate(do_sample=False, output_scores=True, return_dict_in_generate=True, **kwargs)
-    finally:
-        runner.FUSED_OPS = True
-
-
 @needs_lib
 @pytest.mark.parametrize("case", ["plain", "padded", "beams"])
 def test_generate_same_tokens(tmp_path, case, monkeypatch):
@@ -79,10 +71,10 @@ def test_generate_same_tokens(tmp_path, case, monkeypatch):
     calls = []
     real = lib.cached_attention
     monkeypatch.setattr(lib, "cached_attention", lambda *a: calls.append(1) or real(*a))
-    plain = _generate(model, False, input_ids=ids, attention_mask=mask, max_new_tokens=10, min_new_tokens=10,
+    plain = generate_greedy(model, False, input_ids=ids, attention_mask=mask, max_new_tokens=10, min_new_tokens=10,
                       **extra)  # fmt: skip
     assert not calls
-    fused = _generate(model, True, input_ids=ids, attention_mask=mask, max_new_tokens=10, min_new_tokens=10,
+    fused = generate_greedy(model, True, input_ids=ids, attention_mask=mask, max_new_tokens=10, min_new_tokens=10,
                       **extra)  # fmt: skip
     steps = fused.sequences.shape[1] - 2  # the decoder start token, and the first step projects the encoder output
     assert len(calls) == steps * model.config.decoder_layers

@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import tiny_decode_llama
+from tiny_models import generate_greedy, tiny_decode_llama
 
 from pretrained.generation import runner
 from pretrained.inference import decode_ops
@@ -82,14 +82,6 @@ def test_decode_attention_against_sdpa(padded):
     torch.testing.assert_close(out, expected.transpose(1, 2).flatten(2), rtol=1e-5, atol=1e-6)
 
 
-def _generate(model, fused, **kwargs):
-    runner.FUSED_OPS = fused
-    try:
-        return model.generate(do_sample=False, output_scores=True, return_dict_in_generate=True, **kwargs)
-    finally:
-        runner.FUSED_OPS = True
-
-
 @needs_lib
 @pytest.mark.parametrize("blocks", [True, False])
 @pytest.mark.parametrize("case", ["plain", "padded", "qwen3", "beams", "int8"])
@@ -117,9 +109,9 @@ def test_generate_same_tokens(case, blocks, monkeypatch):
     real = getattr(lib, entry)
     monkeypatch.setattr(lib, entry, lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(decode_ops, "BLOCKS", blocks)
-    plain = _generate(model, False, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
+    plain = generate_greedy(model, False, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
     assert not calls
-    fused = _generate(model, True, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
+    fused = generate_greedy(model, True, input_ids=ids, attention_mask=mask, max_new_tokens=12, **extra)
     assert len(calls) == 11 * 2  # every step after the prompt, in both layers
     assert torch.equal(plain.sequences, fused.sequences)
     for a, b in zip(plain.scores, fused.scores):
