@@ -1,6 +1,7 @@
 """The C++ source of :mod:`pretrained.inference.int8_dynamic`: the two passes around the integer matrix
 product (rounding the activations to int8 per row; scaling the int32 sums back to floats) and the
-self-attention kernel, AVX-512, built with inductor's C++ toolchain and called through ctypes.
+self-attention kernel, AVX-512, built once per machine by ``pretrained.utils.native.load_library`` and called
+through ctypes.
 
 Both passes reproduce torchao's ``Int8DynamicActivationInt8WeightConfig`` arithmetic operation for
 operation (see the module docstring of ``int8_dynamic``): the integer sums are exact, and every float

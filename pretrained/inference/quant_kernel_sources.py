@@ -1,5 +1,5 @@
-"""The C++ sources of :mod:`pretrained.inference.quant_kernels`: the AVX-512 kernels (built with inductor's
-C++ toolchain and called through ctypes) and their registration as torch operators (the same kernels built
+"""The C++ sources of :mod:`pretrained.inference.quant_kernels`: the AVX-512 kernels (built once per machine
+by ``pretrained.utils.native.load_library`` and called through ctypes) and their registration as torch operators (the same kernels built
 as a torch C++ extension, called from compiled graphs with no Python in between).
 
 Layouts and routes are described in :mod:`pretrained.inference.quant_kernels`.
