@@ -23,6 +23,8 @@ logger = logging.getLogger("pretrained")
 
 # Padding values for keys that are not token ids.
 _PAD_ONE = frozenset({"p_mask", "special_tokens_mask"})
+# Text batches of this many tokens or more run their linears inside ManyRowsKernels (Pipeline._many_rows).
+MANY_TOKENS = 128
 
 
 class PipelineException(Exception):
@@ -238,6 +240,18 @@ class Pipeline:
 
             return Int8DynamicKernels.around(torch.inference_mode)
         return torch.inference_mode
+
+    def _many_rows(self, model_inputs: dict[str, Any]) -> Any:
+        """:class:`~pretrained.inference.many_rows.ManyRowsKernels` for the model's call on a batch of at least
+        ``MANY_TOKENS`` tokens on the CPU (a batch of texts: oneDNN's matmul beats MKL's there, and the fused
+        GELU saves a pass over the feed-forward activations), else nothing: for one short text the mode's look
+        at every torch call costs more than it saves."""
+        ids = model_inputs.get("input_ids")
+        if isinstance(ids, torch.Tensor) and ids.numel() >= MANY_TOKENS and self.device.type == "cpu":
+            from pretrained.inference.many_rows import ManyRowsKernels
+
+            return ManyRowsKernels(self.model)
+        return contextlib.nullcontext()
 
     def forward(self, model_inputs: dict[str, Any], **forward_params: Any) -> Any:
         """Move inputs to the model's device, run ``_forward`` without autograd, bring tensors back to the CPU."""

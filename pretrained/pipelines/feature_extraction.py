@@ -63,7 +63,8 @@ class FeatureExtractionPipeline(Pipeline):
         return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenize_kwargs}))
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        hidden = self.model(**model_inputs)[0]
+        with self._many_rows(model_inputs):
+            hidden = self.model(**model_inputs)[0]
         return {"hidden": hidden, "attention_mask": model_inputs.get("attention_mask")}
 
     def postprocess(self, model_outputs: Any, return_tensors: bool = False) -> Any:

