@@ -79,7 +79,8 @@ class FillMaskPipeline(Pipeline):
         return model_inputs
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        logits = self.model(**model_inputs)["logits"]
+        with self._many_rows(model_inputs):
+            logits = self.model(**model_inputs)["logits"]
         return {"logits": logits, "input_ids": model_inputs["input_ids"]}
 
     def postprocess(self, model_outputs: Any, top_k: int = 5, target_ids: torch.Tensor | None = None) -> Any:

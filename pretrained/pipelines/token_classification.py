@@ -143,7 +143,8 @@ class TokenClassificationPipeline(ChunkPipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         extra = {k: model_inputs.pop(k) for k in ("special_tokens_mask", "offset_mapping", "sentence", "is_last",
                                                   "word_ids", "word_to_chars_map") if k in model_inputs}
-        logits = self.model(**model_inputs)["logits"]
+        with self._many_rows(model_inputs):
+            logits = self.model(**model_inputs)["logits"]
         return {"logits": logits, **extra, **model_inputs}
 
     def postprocess(self, all_outputs: list[dict[str, Any]],

@@ -112,7 +112,8 @@ class ZeroShotClassificationPipeline(ChunkPipeline):
 
     def _forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
         model_inputs = self._model_kwargs({k: inputs[k] for k in self.tokenizer.model_input_names if k in inputs})
-        logits = self.model(**model_inputs)["logits"]
+        with self._many_rows(model_inputs):
+            logits = self.model(**model_inputs)["logits"]
         return {"candidate_label": inputs["candidate_label"], "sequence": inputs["sequence"],
                 "is_last": inputs["is_last"], "logits": logits}
 
