@@ -13,8 +13,9 @@ thread and last only for the ``with`` block. Under ``DecodeKernels`` the inner m
 
 The image pipelines enter the mode around their whole forward; the speech pipeline around the encoder
 alone (:meth:`ManyRowsKernels.around_modules`), since in the decode steps it would only add a Python look
-at each torch call; feature-extraction and text-classification around the model's call on a batch of
-128 tokens or more (``Pipeline._many_rows``: for one short text that look costs more than it saves).
+at each torch call; the encoder text pipelines (feature extraction, text / token / zero-shot
+classification, fill-mask, question answering) around the model's call on a batch of 128 tokens or more
+(``Pipeline._many_rows``: for one short text that look costs more than it saves).
 
 Unmasked self-attention of ``encoder_attention.MIN_LENGTH`` (128) or more positions goes to
 :func:`~pretrained.inference.encoder_attention.encoder_attention` (one C++ call, faster than PyTorch's flash
