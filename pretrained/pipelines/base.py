@@ -146,6 +146,9 @@ class Pipeline:
     # Run a list's inputs in batches of similar length (outputs still come back in input order): a
     # task opts in when its outputs do not depend on the batch an input lands in.
     _sort_by_length = False
+    # Run batches of MANY_TOKENS tokens or more inside ManyRowsKernels (see _many_rows): encoder tasks opt in
+    # (a generating task would have the mode look at every call of every decode step).
+    _many_row_batches = False
     # Auto registry task(s) whose models this pipeline runs (see pretrained.models.auto.TASKS).
     _model_tasks: tuple[str, ...] = ()
 
@@ -241,12 +244,14 @@ class Pipeline:
             return Int8DynamicKernels.around(torch.inference_mode)
         return torch.inference_mode
 
-    def _many_rows(self, model_inputs: dict[str, Any]) -> Any:
-        """:class:`~pretrained.inference.many_rows.ManyRowsKernels` for the model's call on a batch of at least
+    def _many_rows(self, model_inputs: Any) -> Any:
+        """For pipelines that set ``_many_row_batches`` (the encoder text pipelines):
+        :class:`~pretrained.inference.many_rows.ManyRowsKernels` around the model's call on a batch of at least
         ``MANY_TOKENS`` tokens on the CPU (a batch of texts: oneDNN's matmul beats MKL's there, and the fused
         GELU saves a pass over the feed-forward activations), else nothing: for one short text the mode's look
         at every torch call costs more than it saves."""
-        ids = model_inputs.get("input_ids")
+        many = self._many_row_batches and isinstance(model_inputs, collections.abc.Mapping)
+        ids = model_inputs.get("input_ids") if many else None
         if isinstance(ids, torch.Tensor) and ids.numel() >= MANY_TOKENS and self.device.type == "cpu":
             from pretrained.inference.many_rows import ManyRowsKernels
 
@@ -258,7 +263,8 @@ class Pipeline:
         self._check_length(model_inputs)
         with self.get_inference_context()():
             model_inputs = _to_device(model_inputs, self.device)
-            outputs = self._forward(model_inputs, **forward_params)
+            with self._many_rows(model_inputs):
+                outputs = self._forward(model_inputs, **forward_params)
         return _to_device(outputs, _CPU)
 
     def _check_length(self, model_inputs: Any) -> None:

@@ -29,6 +29,8 @@ class FeatureExtractionPipeline(Pipeline):
     Call parameters: ``truncation``, ``tokenize_kwargs`` (tokenizer arguments), ``return_tensors``.
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     # Any model works (transformers does not check either): the first output is taken as the features.
     _model_tasks = ()
     _sort_by_length = True
@@ -63,8 +65,7 @@ class FeatureExtractionPipeline(Pipeline):
         return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenize_kwargs}))
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        with self._many_rows(model_inputs):
-            hidden = self.model(**model_inputs)[0]
+        hidden = self.model(**model_inputs)[0]
         return {"hidden": hidden, "attention_mask": model_inputs.get("attention_mask")}
 
     def postprocess(self, model_outputs: Any, return_tensors: bool = False) -> Any:

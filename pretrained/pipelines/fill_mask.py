@@ -22,6 +22,8 @@ class FillMaskPipeline(Pipeline):
     the vocabulary is replaced by its first token, with a warning), ``tokenizer_kwargs``.
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     _model_tasks = ("masked_lm",)
 
     def _sanitize_parameters(self, top_k: int | None = None, targets: Any = None,
@@ -79,8 +81,7 @@ class FillMaskPipeline(Pipeline):
         return model_inputs
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        with self._many_rows(model_inputs):
-            logits = self.model(**model_inputs)["logits"]
+        logits = self.model(**model_inputs)["logits"]
         return {"logits": logits, "input_ids": model_inputs["input_ids"]}
 
     def postprocess(self, model_outputs: Any, top_k: int = 5, target_ids: torch.Tensor | None = None) -> Any:

@@ -93,6 +93,8 @@ class QuestionAnsweringPipeline(ChunkPipeline):
     ``align_to_words`` (widen spans to whole words, default True), ``padding``.
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     _model_tasks = ("question_answering",)
     default_input_names = "question,context"
 
@@ -202,8 +204,7 @@ class QuestionAnsweringPipeline(ChunkPipeline):
         model_inputs = {k: v for k, v in inputs.items() if k in names}
         if "token_type_ids" in model_inputs and "token_type_ids" not in self.tokenizer.model_input_names:
             model_inputs.pop("token_type_ids")
-        with self._many_rows(model_inputs):
-            out = self.model(**model_inputs)
+        out = self.model(**model_inputs)
         extra = {k: v for k, v in inputs.items() if k not in model_inputs or k == "attention_mask"}
         return {"start": out["start_logits"], "end": out["end_logits"], **extra}
 

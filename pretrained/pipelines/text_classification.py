@@ -60,6 +60,8 @@ class TextClassificationPipeline(Pipeline):
     order).
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     _model_tasks = ("sequence_classification",)
     _sort_by_length = True
     function_to_apply = ClassificationFunction.NONE
@@ -110,8 +112,7 @@ class TextClassificationPipeline(Pipeline):
         return dict(self.tokenizer(inputs, return_tensors="pt", **{"padding": True, **tokenizer_kwargs}))
 
     def _forward(self, model_inputs: dict[str, Any]) -> Any:
-        with self._many_rows(model_inputs):
-            return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
+        return {"logits": self.model(**self._model_kwargs(dict(model_inputs)))["logits"]}
 
     def postprocess(self, model_outputs: Any, function_to_apply: Any = None, top_k: int | None = 1,
                     _legacy: bool = True) -> Any:

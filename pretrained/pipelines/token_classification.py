@@ -59,6 +59,8 @@ class TokenClassificationPipeline(ChunkPipeline):
     merged. ``is_split_into_words=True`` takes lists of words (joined with ``delimiter``, default a space).
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     _model_tasks = ("token_classification",)
 
     def __init__(self, *args: Any, args_parser: Any = None, **kwargs: Any) -> None:
@@ -143,8 +145,7 @@ class TokenClassificationPipeline(ChunkPipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         extra = {k: model_inputs.pop(k) for k in ("special_tokens_mask", "offset_mapping", "sentence", "is_last",
                                                   "word_ids", "word_to_chars_map") if k in model_inputs}
-        with self._many_rows(model_inputs):
-            logits = self.model(**model_inputs)["logits"]
+        logits = self.model(**model_inputs)["logits"]
         return {"logits": logits, **extra, **model_inputs}
 
     def postprocess(self, all_outputs: list[dict[str, Any]],

@@ -48,6 +48,8 @@ class ZeroShotClassificationPipeline(ChunkPipeline):
     ``"This example is {}."``.
     """
 
+    _many_row_batches = True  # see Pipeline._many_rows
+
     _model_tasks = ("sequence_classification",)
 
     def __init__(self, *args: Any, args_parser: Any = None, **kwargs: Any) -> None:
@@ -112,8 +114,7 @@ class ZeroShotClassificationPipeline(ChunkPipeline):
 
     def _forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
         model_inputs = self._model_kwargs({k: inputs[k] for k in self.tokenizer.model_input_names if k in inputs})
-        with self._many_rows(model_inputs):
-            logits = self.model(**model_inputs)["logits"]
+        logits = self.model(**model_inputs)["logits"]
         return {"candidate_label": inputs["candidate_label"], "sequence": inputs["sequence"],
                 "is_last": inputs["is_last"], "logits": logits}
 
