@@ -191,15 +191,13 @@ def _layer_forward(module: Any) -> Any:
 
 
 def _attention_forward(module: Any) -> Any:
-    from pretrained.modeling import attention as attention_registry
     from pretrained.modeling.cache import Cache, DynamicLayer
 
     own = type(module).forward
     lib = _built["lib"]
     config, index, d = module.config, module.layer_idx, module.head_dim
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    sdpa = attention_registry.sdpa_attention
-    registry = attention_registry.ATTENTION_FUNCTIONS
+    sdpa, registry = _sdpa(), _registry()
     cache_update = Cache.update
 
     def forward(
@@ -216,14 +214,15 @@ def _attention_forward(module: Any) -> Any:
                 and hidden_states.dim() == 3 and hidden_states.shape[1] == 1
                 and config._attn_implementation in (None, "sdpa") and registry.get("sdpa") is sdpa):  # fmt: skip
             layer = cache.layers[index]
-        if type(layer) is not DynamicLayer or layer._keys is None or not _fits(layer, hidden_states.shape[0]):
+        if (type(layer) is not DynamicLayer or layer._keys is None
+                or not _cache_fits(layer, hidden_states.shape[0], kv_heads, d)):  # fmt: skip
             return own(
                 module, hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
             )
         batch = hidden_states.shape[0]
         cos, sin = position_embeddings
         kv_len = layer.length + 1
-        if not (_table_fits(cos, batch) and _table_fits(sin, batch) and sin.shape == cos.shape
+        if not (_table_fits(cos, batch, d) and _table_fits(sin, batch, d) and sin.shape == cos.shape
                 and _mask_fits(mask, batch, kv_len)):  # fmt: skip
             return own(
                 module, hidden_states, mask, position_embeddings, cache, cache_position, output_attentions
@@ -250,17 +249,6 @@ def _attention_forward(module: Any) -> Any:
         layer.length = kv_len
         return module.o_proj(out), None
 
-    def _fits(layer: Any, batch: int) -> bool:
-        keys, values = layer._keys, layer._values
-        return (keys.dtype is torch.float32 and values.dtype is torch.float32 and keys.is_cpu and values.is_cpu
-                and keys.shape == values.shape and keys.stride() == values.stride() and keys.shape[0] == batch
-                and keys.shape[1] == kv_heads and keys.shape[3] == d and keys.stride(3) == 1)  # fmt: skip
-
-    def _table_fits(table: Any, batch: int) -> bool:
-        # rotary_tables(): (batch or 1, 1, 1, head_dim), the whole head rotated
-        return (_plain(table) and table.dim() == 4 and table.shape[0] in (1, batch) and table.shape[1:] == (1, 1, d)
-                and table.is_contiguous())  # fmt: skip
-
     return forward
 
 
@@ -269,14 +257,12 @@ def _cross_attention_forward(module: Any) -> Any:
     decode steps: one query per row against the keys / values its cache already holds, in one call (PyTorch's
     flash kernel streams them at about half the memory bandwidth). Everything else runs the module's own
     ``forward``: self-attention, the first step (which projects the encoder output), longer queries."""
-    from pretrained.modeling import attention as attention_registry
     from pretrained.modeling.cache import DynamicLayer, EncoderDecoderCache
 
     own = type(module).forward
     lib = _built["lib"]
     config, index, heads = module.config, module.layer_idx, module.num_heads
-    sdpa = attention_registry.sdpa_attention
-    registry = attention_registry.ATTENTION_FUNCTIONS
+    sdpa, registry = _sdpa(), _registry()
 
     def forward(
         hidden_states: torch.Tensor,
@@ -318,9 +304,8 @@ def _cross_attention_forward(module: Any) -> Any:
 def _cached_fits(keys: torch.Tensor, values: torch.Tensor, batch: int, heads: int) -> bool:
     """fp32 CPU ``(batch, kv_heads, len, dim)`` keys and values laid out alike, rows of ``dim`` contiguous,
     with as many heads as the queries (or a divisor of them) and at least one slot."""
-    return (_plain(keys) and _plain(values) and keys.dim() == 4 and keys.shape == values.shape
-            and keys.stride() == values.stride() and keys.shape[0] == batch and keys.shape[2] > 0
-            and heads % keys.shape[1] == 0 and keys.stride(3) == 1)  # fmt: skip
+    return (_plain(keys) and _plain(values) and keys.dim() == 4 and _kv_fits(keys, values, batch)
+            and keys.shape[2] > 0 and heads % keys.shape[1] == 0)  # fmt: skip
 
 
 def _mask_fits(mask: Any, batch: int, kv_len: int) -> bool:
@@ -556,11 +541,17 @@ def _registry() -> dict:
     return ATTENTION_FUNCTIONS
 
 
-def _cache_fits(layer: Any, batch: int, kv_heads: int, d: int) -> bool:
-    keys, values = layer._keys, layer._values
+def _kv_fits(keys: torch.Tensor, values: torch.Tensor, batch: int) -> bool:
+    """fp32 CPU ``(batch, heads, len, dim)`` keys and values laid out alike, rows of ``dim`` contiguous."""
     return (keys.dtype is torch.float32 and values.dtype is torch.float32 and keys.is_cpu and values.is_cpu
             and keys.shape == values.shape and keys.stride() == values.stride() and keys.shape[0] == batch
-            and keys.shape[1] == kv_heads and keys.shape[3] == d and keys.stride(3) == 1)  # fmt: skip
+            and keys.stride(3) == 1)  # fmt: skip
+
+
+def _cache_fits(layer: Any, batch: int, kv_heads: int, d: int) -> bool:
+    """A Llama cache layer's buffers as the kernels write and read them: ``_kv_fits``, ``kv_heads`` heads of ``d``."""
+    keys = layer._keys
+    return _kv_fits(keys, layer._values, batch) and keys.shape[1] == kv_heads and keys.shape[3] == d
 
 
 def _table_fits(table: Any, batch: int, d: int) -> bool:
