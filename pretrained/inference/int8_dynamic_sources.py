@@ -8,6 +8,8 @@ operation (see the module docstring of ``int8_dynamic``): the integer sums are e
 operation is the one torchao does, in the same order, so fp32 results match torchao's to the last bit.
 """
 
+from pretrained.inference.simd_source import AVX512_HELPERS
+
 KERNEL_SOURCE = r"""
 #include <immintrin.h>
 #include <omp.h>
@@ -33,9 +35,7 @@ static inline float bf16_round(float v) {
   return r;
 }
 
-static inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
+""" + AVX512_HELPERS + r"""
 
 static inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 static inline __m512 load16(const uint16_t* p, __mmask16 m) {

@@ -1,4 +1,5 @@
-"""C++ helpers shared by the AVX-512 kernels' sources (pasted in front of their code)."""
+"""C++ helpers shared by the AVX-512 kernels' sources (decode ops, encoder attention, int8 dynamic), pasted
+into them."""
 
 # A mask of the first min(left, 16) lanes, and e^x for 16 lanes.
 AVX512_HELPERS = r"""
