@@ -2,8 +2,8 @@
 folder under a name that hashes the source, flags and compiler, and loaded with ctypes.
 
 Used by the inference kernels (``pretrained.inference.kernels``, ``quant_kernels``, ``int8_dynamic``,
-``decode_ops``) and by the image processors' loops (``pretrained.processing.pixel_kernel``, ``resample_kernel``); it lives here, below both, so each layer
-may use it.
+``decode_ops``, ``encoder_attention``) and by the image processors' loops (``pretrained.processing.pixel_kernel``,
+``resample_kernel``); it lives here, below both, so each layer may use it.
 """
 
 from __future__ import annotations
